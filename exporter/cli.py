@@ -1,0 +1,160 @@
+"""Command line: flags, logging set-up, exit codes. Everything else lives in other modules."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections import defaultdict
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+
+from . import __version__
+from .credentials import Credentials, CredentialsError, KeySource, Secret
+from .durations import format_duration
+from .logs import LEVELS, Redactor, setup_logging
+from .runtime import Exporter, RunOptions, parse_listen_address, serve_until_signalled
+from .settings import (
+    Config,
+    ConfigError,
+    Environment,
+    base_url,
+    costly_interval_warnings,
+    load_config,
+    parse_config,
+)
+from .simulator import Simulator, SimulatorOptions
+
+log = logging.getLogger("exporter")
+
+DEFAULT_PORT = 10173
+DEMO_API_KEY = "demo-api-key-0000000000000000"
+DEMO_APP_KEY = "demo-app-key-0000000000000000"
+EXIT_USAGE = 2
+EXIT_CONFIG = 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="datadog-cnm-exporter",
+        description="Prometheus exporter for Datadog Cloud Network Monitoring, Case Management "
+        "and RUM Audience Management. Keys come from DD_API_KEY / DD_APP_KEY (or "
+        "DD_API_KEY_FILE / DD_APP_KEY_FILE); DD_SITE picks the Datadog site.",
+    )
+    parser.add_argument(
+        "--config.file",
+        dest="config_file",
+        type=Path,
+        metavar="PATH",
+        help="YAML configuration file",
+    )
+    parser.add_argument(
+        "--config.check",
+        dest="config_check",
+        action="store_true",
+        help="validate the configuration, print a summary and exit",
+    )
+    parser.add_argument(
+        "--web.listen-address",
+        dest="listen_address",
+        default=f":{DEFAULT_PORT}",
+        metavar="HOST:PORT",
+        help=f"address to serve on (default :{DEFAULT_PORT})",
+    )
+    parser.add_argument(
+        "--web.telemetry-path",
+        dest="telemetry_path",
+        default="/metrics",
+        help="path of the metrics endpoint (default /metrics)",
+    )
+    parser.add_argument("--log.level", dest="log_level", choices=list(LEVELS), default="info")
+    parser.add_argument(
+        "--log.format", dest="log_format", choices=["logfmt", "json"], default="logfmt"
+    )
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="run against the built-in Datadog simulator; no keys needed",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"datadog-cnm-exporter {__version__}"
+    )
+    return parser
+
+
+def load(args: argparse.Namespace) -> Config:
+    if args.demo and args.config_file is None:
+        text = resources.files("exporter").joinpath("demo.yml").read_text(encoding="utf-8")
+        return parse_config(text, "demo configuration")
+    if args.config_file is None:
+        raise ConfigError([("--config.file", "required (or use --demo)")], "command line")
+    return load_config(args.config_file)
+
+
+def summary(config: Config) -> str:
+    """What --config.check prints: the queries and the API calls they cost per hour."""
+    lines = []
+    calls: dict[str, float] = defaultdict(float)
+    for collector, query in config.all_queries():
+        calls[collector] += 3600 / query.interval
+        lines.append(f"  {collector:<12} {query.name:<30} every {format_duration(query.interval)}")
+    head = f"configuration OK: {len(lines)} queries"
+    budget = ["API calls per hour, per endpoint:"] + [
+        f"  {endpoint:<12} {round(count)}" for endpoint, count in sorted(calls.items())
+    ]
+    return "\n".join([head, *lines, *budget])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    redactor = Redactor()
+    setup_logging(args.log_level, args.log_format, redactor)
+    try:
+        parse_listen_address(args.listen_address)
+        config = load(args)
+    except ValueError as exc:
+        print(f"error: --web.listen-address: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.config_check:
+        print(summary(config))
+        return 0
+    if not args.demo:
+        for warning in costly_interval_warnings(config):
+            log.warning(warning)
+    try:
+        return asyncio.run(_run(args, config, redactor))
+    except (ConfigError, CredentialsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+
+
+async def _run(args: argparse.Namespace, config: Config, redactor: Redactor) -> int:
+    options = RunOptions(args.listen_address, args.telemetry_path)
+    if args.demo:
+        simulator = Simulator(SimulatorOptions(api_key=DEMO_API_KEY, app_key=DEMO_APP_KEY))
+        await simulator.start(host="127.0.0.1", port=0)
+        log.info("demo mode: serving the built-in Datadog simulator", extra={"url": simulator.url})
+        credentials = Credentials(
+            KeySource("DD_API_KEY", Secret(DEMO_API_KEY)),
+            KeySource("DD_APP_KEY", Secret(DEMO_APP_KEY)),
+            redactor,
+        )
+        try:
+            await serve_until_signalled(
+                Exporter(config, simulator.url, credentials, redactor, options)
+            )
+        finally:
+            await simulator.stop()
+        return 0
+    environment = Environment()
+    url = base_url(config.datadog, environment)
+    credentials = Credentials.from_environment(redactor, dict(os.environ))
+    credentials.check()
+    await serve_until_signalled(Exporter(config, url, credentials, redactor, options))
+    return 0

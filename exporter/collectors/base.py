@@ -1,0 +1,54 @@
+"""What every collector module provides, and the errors their decoders may raise."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ..exposition import Rendered
+
+
+class DecodeError(Exception):
+    """The API answered 2xx with a body we cannot use (not JSON, wrong shape, bad types)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ApiRequest:
+    """One HTTP request to Datadog, described as data so it can be logged and tested."""
+
+    endpoint: str  # short name used in self-metrics and rate-limit state: "connections", ...
+    method: str
+    path: str
+    params: Mapping[str, str] = field(default_factory=dict)
+    json_body: Any = None
+
+
+class QueryJob(Protocol):
+    """One configured query of any collector: builds its request, renders its answer."""
+
+    @property
+    def collector(self) -> str: ...
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def endpoint(self) -> str: ...
+
+    @property
+    def interval(self) -> float: ...
+
+    @property
+    def window(self) -> float | None: ...
+
+    @property
+    def keep_stale_seconds(self) -> float: ...
+
+    def request(self, now: float) -> ApiRequest:
+        """The request for a poll starting at Unix time ``now``."""
+        ...
+
+    def render(self, body: bytes) -> Rendered:
+        """Decode ``body`` and render its families; raise DecodeError on a body we cannot use."""
+        ...

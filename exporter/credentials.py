@@ -1,0 +1,121 @@
+"""The Datadog API and application keys: from the environment or from files.
+
+A key file (``DD_API_KEY_FILE``, a mounted Kubernetes Secret) is re-read when its
+modification time or size changes, so a rotated Secret is picked up without a restart.
+Keys live in :class:`Secret` objects whose repr and str never show the value.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .logs import Redactor
+
+
+class CredentialsError(Exception):
+    """A key is missing or its file cannot be read (the message never holds a key)."""
+
+
+class Secret:
+    """A string that does not print itself."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str):
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass
+class KeySource:
+    """One key, given directly (env) or as a file path that may change under us."""
+
+    label: str  # e.g. "DD_API_KEY" — used in error messages, never the value
+    value: Secret | None = None
+    path: Path | None = None
+    _stamp: tuple[float, int] | None = None
+
+    def current(self, redactor: Redactor) -> Secret:
+        if self.path is not None:
+            self._reload_if_changed(redactor)
+        if self.value is None or not self.value.reveal():
+            raise CredentialsError(
+                f"{self.label} is not set: export {self.label} or {self.label}_FILE"
+            )
+        return self.value
+
+    def _reload_if_changed(self, redactor: Redactor) -> None:
+        assert self.path is not None
+        try:
+            stat = self.path.stat()
+        except OSError as exc:
+            raise CredentialsError(
+                f"cannot read {self.label}_FILE {self.path}: {exc.strerror}"
+            ) from None
+        stamp = (stat.st_mtime, stat.st_size)
+        if stamp == self._stamp and self.value is not None:
+            return
+        try:
+            text = self.path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            raise CredentialsError(f"cannot read {self.label}_FILE {self.path}: {reason}") from None
+        redactor.add(text)
+        self.value = Secret(text)
+        self._stamp = stamp
+
+
+class Credentials:
+    """The pair of keys an account authenticates with."""
+
+    def __init__(self, api_key: KeySource, app_key: KeySource, redactor: Redactor):
+        self.api_key = api_key
+        self.app_key = app_key
+        self._redactor = redactor
+        for source in (api_key, app_key):
+            if source.value is not None:
+                redactor.add(source.value.reveal())
+
+    @classmethod
+    def from_environment(
+        cls, redactor: Redactor, environ: dict[str, str] | None = None, prefix: str = "DD_"
+    ) -> Credentials:
+        env = dict(os.environ if environ is None else environ)
+        return cls(_source(env, f"{prefix}API_KEY"), _source(env, f"{prefix}APP_KEY"), redactor)
+
+    def headers(self) -> dict[str, str]:
+        """Auth headers for one request; re-reads key files that changed."""
+        return {
+            "DD-API-KEY": self.api_key.current(self._redactor).reveal(),
+            "DD-APPLICATION-KEY": self.app_key.current(self._redactor).reveal(),
+        }
+
+    def check(self) -> None:
+        """Raise CredentialsError now if a key is missing, rather than at the first poll."""
+        self.headers()
+
+    def __repr__(self) -> str:
+        return f"Credentials(api_key={self.api_key.label}, app_key={self.app_key.label})"
+
+
+def _source(env: dict[str, str], name: str) -> KeySource:
+    file_name = env.get(f"{name}_FILE")
+    if file_name:
+        return KeySource(name, path=Path(file_name))
+    value = env.get(name)
+    return KeySource(name, value=Secret(value) if value else None)

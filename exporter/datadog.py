@@ -1,0 +1,265 @@
+"""The Datadog HTTP client: auth headers, error shapes, size limits and rate-limit state.
+
+It sends one :class:`ApiRequest` and returns the body bytes or raises an :class:`ApiError`
+that carries a one-line, secret-free description and a ``reason`` used as a metric label.
+It does not retry or sleep: the scheduler decides when to call again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import aiohttp
+
+from . import __version__
+from .collectors.base import ApiRequest
+from .credentials import Credentials, CredentialsError
+from .logs import Redactor
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = f"datadog-cnm-exporter/{__version__}"
+
+
+class ApiError(Exception):
+    """A request failed. ``reason`` is a short label value; str() is one clear line."""
+
+    reason = "error"
+    retryable = False
+
+
+class RateLimited(ApiError):
+    """429: no call to this endpoint before ``retry_at`` (monotonic seconds)."""
+
+    reason = "rate_limited"
+
+    def __init__(self, message: str, retry_at: float):
+        super().__init__(message)
+        self.retry_at = retry_at
+
+
+class HttpError(ApiError):
+    """A 4xx answer other than 429: retrying the same request will not help."""
+
+    reason = "http_error"
+
+    def __init__(self, message: str, status: int):
+        super().__init__(message)
+        self.status = status
+
+
+class ServerError(HttpError):
+    """A 5xx answer: worth retrying after a pause."""
+
+    reason = "server_error"
+    retryable = True
+
+
+class RequestTimeout(ApiError):
+    reason = "timeout"
+    retryable = True
+
+
+class ConnectionFailed(ApiError):
+    reason = "connection_error"
+    retryable = True
+
+
+class ResponseTooLarge(ApiError):
+    reason = "too_large"
+
+
+class MissingCredentials(ApiError):
+    reason = "credentials"
+
+
+@dataclass
+class RateLimitState:
+    """What the last response of one endpoint said about its rate limit."""
+
+    limit: int | None = None
+    remaining: int | None = None
+    period: float | None = None
+    reset_at: float | None = None  # monotonic time the current period ends
+    blocked_until: float = 0.0  # monotonic; set by a 429
+
+    def update(self, headers: aiohttp.typedefs.LooseHeaders, now: float) -> None:
+        get = getattr(headers, "get", None)
+        if get is None:
+            return
+        self.limit = _int_header(get("X-RateLimit-Limit"), self.limit)
+        self.remaining = _int_header(get("X-RateLimit-Remaining"), self.remaining)
+        period = _int_header(get("X-RateLimit-Period"), None)
+        if period is not None:
+            self.period = float(period)
+        reset = _int_header(get("X-RateLimit-Reset"), None)
+        if reset is not None:
+            self.reset_at = now + reset
+
+
+def _int_header(raw: str | None, default: int | None) -> int | None:
+    if raw is None:
+        return default
+    try:
+        return int(float(raw.strip()))
+    except ValueError:
+        return default
+
+
+_TITLE = re.compile(rb"<title>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+
+
+def describe_error_body(body: bytes, content_type: str) -> str:
+    """One line saying what an error body says, whatever shape Datadog chose this time."""
+    text = body.strip()
+    if not text:
+        return "empty body"
+    if "html" in content_type or text[:1] == b"<":
+        match = _TITLE.search(text)
+        title = match.group(1).decode("utf-8", "replace").strip() if match else ""
+        return f"HTML error page{f' ({title})' if title else ''}"
+    try:
+        document = json.loads(text)
+    except ValueError:
+        return "non-JSON body: " + _clip(text.decode("utf-8", "replace"))
+    errors = document.get("errors") if isinstance(document, dict) else None
+    if not isinstance(errors, list) or not errors:
+        return "unrecognised error body: " + _clip(text.decode("utf-8", "replace"))
+    return "; ".join(_describe_error_item(item) for item in errors[:5])
+
+
+def _describe_error_item(item: object) -> str:
+    if isinstance(item, str):
+        return _clip(item)
+    if isinstance(item, dict):
+        title = item.get("title") or item.get("code") or item.get("status") or "error"
+        detail = item.get("detail")
+        return _clip(f"{title}: {detail}" if detail else str(title))
+    return _clip(json.dumps(item))
+
+
+def _clip(text: str, limit: int = 300) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+class DatadogClient:
+    """One aiohttp session against one Datadog base URL with one pair of keys."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        credentials: Credentials,
+        redactor: Redactor,
+        timeout: float,
+        max_response_size: int,
+        on_response: Callable[[str, str], None] = lambda endpoint, code: None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.base_url = base_url.rstrip("/")
+        self.credentials = credentials
+        self.redactor = redactor
+        self.timeout = timeout
+        self.max_response_size = max_response_size
+        self.on_response = on_response
+        self.clock = clock
+        self.rate_limits: dict[str, RateLimitState] = {}
+        self._session: aiohttp.ClientSession | None = None
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+                # Bodies are decompressed by aiohttp and counted after that, against the limit.
+                auto_decompress=True,
+                raise_for_status=False,
+            )
+        return self._session
+
+    def rate_limit(self, endpoint: str) -> RateLimitState:
+        return self.rate_limits.setdefault(endpoint, RateLimitState())
+
+    async def fetch(self, request: ApiRequest) -> bytes:
+        """Send ``request``; return the 2xx body or raise an ApiError (never anything else)."""
+        try:
+            headers = self.credentials.headers()
+        except CredentialsError as exc:
+            raise MissingCredentials(str(exc)) from None
+        try:
+            return await self._send(request, headers)
+        except ApiError as exc:
+            # Error text can echo a request; strip any key before it travels further.
+            exc.args = (self.redactor.redact(str(exc)),)
+            raise
+
+    async def _send(self, request: ApiRequest, headers: dict[str, str]) -> bytes:
+        endpoint = request.endpoint
+        url = self.base_url + request.path
+        session = self._get_session()
+        try:
+            async with asyncio.timeout(self.timeout):
+                async with session.request(
+                    request.method,
+                    url,
+                    params=request.params or None,
+                    json=request.json_body,
+                    headers=headers,
+                ) as response:
+                    self.rate_limit(endpoint).update(response.headers, self.clock())
+                    self.on_response(endpoint, str(response.status))
+                    body = await self._read_limited(response)
+                    return self._check(endpoint, response, body)
+        except TimeoutError:
+            self.on_response(endpoint, "timeout")
+            raise RequestTimeout(
+                f"{endpoint}: no complete answer within {self.timeout:g}s"
+            ) from None
+        except aiohttp.ClientError as exc:
+            self.on_response(endpoint, "connection_error")
+            raise ConnectionFailed(f"{endpoint}: {type(exc).__name__}: {exc}") from None
+
+    async def _read_limited(self, response: aiohttp.ClientResponse) -> bytes:
+        limit = self.max_response_size
+        if response.content_length is not None and response.content_length > limit:
+            raise ResponseTooLarge(
+                f"answer of {response.content_length} bytes exceeds the {limit}-byte limit"
+            )
+        chunks = []
+        size = 0
+        async for chunk in response.content.iter_chunked(1 << 16):
+            size += len(chunk)
+            if size > limit:
+                raise ResponseTooLarge(f"answer exceeds the {limit}-byte limit; abandoned")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _check(self, endpoint: str, response: aiohttp.ClientResponse, body: bytes) -> bytes:
+        status = response.status
+        if 200 <= status < 300:
+            return body
+        what = describe_error_body(body, response.headers.get("Content-Type", ""))
+        message = f"{endpoint}: HTTP {status}: {what}"
+        if status == 429:
+            state = self.rate_limit(endpoint)
+            now = self.clock()
+            reset = _int_header(response.headers.get("X-RateLimit-Reset"), None)
+            # Without a usable reset header, wait out the period (or a minute) before retrying.
+            wait = float(reset) if reset is not None and reset >= 0 else (state.period or 60.0)
+            wait = max(wait, 1.0)  # a 429 with reset 0 must not turn into a tight loop
+            state.blocked_until = max(state.blocked_until, now + wait)
+            raise RateLimited(f"{message}; next call in {wait:g}s", state.blocked_until)
+        if status >= 500:
+            raise ServerError(message, status)
+        raise HttpError(message, status)

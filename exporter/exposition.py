@@ -1,0 +1,102 @@
+"""Prometheus text exposition: label names, label values, sample lines, family headers.
+
+Pure functions over strings and bytes; no I/O, no clock, no prometheus_client objects.
+Data families are rendered here as text once per poll, so a scrape only copies bytes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+_INVALID_LABEL_CHARS = re.compile(r"[^a-zA-Z0-9_]")
+
+
+def sanitize_label_name(field: str) -> str:
+    """Turn a Datadog field name into a valid Prometheus label name.
+
+    ``network.client.ip`` -> ``network_client_ip``; a leading digit gets a ``_`` prefix, and
+    names Prometheus reserves (leading ``__``) get a ``tag`` prefix.
+    """
+    name = _INVALID_LABEL_CHARS.sub("_", field) or "_"
+    if name[0].isdigit():
+        name = "_" + name
+    if name.startswith("__"):
+        name = "tag" + name
+    return name
+
+
+def label_names_for(fields: Sequence[str], reserved: Iterable[str] = ("query",)) -> list[str]:
+    """One distinct label name per field, in order, never equal to a reserved label.
+
+    A field that sanitizes to a reserved name becomes ``exported_<name>`` (the convention
+    Prometheus itself uses for clashing target labels); later fields that clash with an earlier
+    one get ``_2``, ``_3``... so no label is lost and no two series collapse into one.
+    """
+    taken = set(reserved)
+    names = []
+    for field in fields:
+        base = sanitize_label_name(field)
+        if base in reserved:
+            base = "exported_" + base
+        name, counter = base, 2
+        while name in taken:
+            name = f"{base}_{counter}"
+            counter += 1
+        taken.add(name)
+        names.append(name)
+    return names
+
+
+def escape_label_value(value: str) -> str:
+    """Escape backslash, double quote and newline, the three the text format requires."""
+    if "\\" in value or '"' in value or "\n" in value:
+        return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return value
+
+
+def format_labels(pairs: Iterable[tuple[str, str]]) -> str:
+    """``{a="x",b="y"}`` with values escaped; names must already be valid."""
+    return "{" + ",".join(f'{name}="{escape_label_value(value)}"' for name, value in pairs) + "}"
+
+
+def format_value(value: float | int) -> str:
+    """A sample value as the text format spells it."""
+    if isinstance(value, int):
+        return str(value)
+    if value != value:
+        return "NaN"
+    if value in (float("inf"), float("-inf")):
+        return "+Inf" if value > 0 else "-Inf"
+    return repr(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Family:
+    """A metric family's identity: name, HELP text and type."""
+
+    name: str
+    help: str
+    type: str = "gauge"
+
+    def header(self) -> bytes:
+        escaped = self.help.replace("\\", "\\\\").replace("\n", "\\n")
+        return f"# HELP {self.name} {escaped}\n# TYPE {self.name} {self.type}\n".encode()
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedFamily:
+    """One query's sample lines for one family (no header), ready to be served."""
+
+    family: Family
+    samples: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """The whole rendered answer of one poll of one query."""
+
+    families: tuple[RenderedFamily, ...]
+    series: int
+    dropped_rows: int = 0

@@ -1,0 +1,187 @@
+"""The exporter's own metrics, in a prometheus_client registry of their own.
+
+These are a few dozen series, so prometheus_client's usual machinery is fine here (the data
+series are rendered elsewhere, as text). Per-query state is read from the scheduler at scrape
+time by a Collector that builds fresh families, so a removed query's series vanish with it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import platform
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import Collector
+
+from . import __version__
+
+
+@dataclass
+class QueryState:
+    """What the scheduler knows about one query; read by /metrics and the landing page."""
+
+    collector: str
+    name: str
+    endpoint: str
+    interval: float
+    window: float | None
+    up: bool = False
+    last_success: float | None = None  # Unix time
+    last_attempt: float | None = None
+    last_duration: float | None = None
+    last_error: str | None = None
+    series: int = 0
+    serving_stale: bool = False
+
+
+@dataclass
+class RateLimitView:
+    endpoint: str
+    limit: int | None
+    remaining: int | None
+    period: float | None
+    blocked_until_unix: float | None
+
+
+class _StateCollector(Collector):
+    def __init__(
+        self,
+        states: Callable[[], Iterable[QueryState]],
+        rate_limits: Callable[[], Iterable[RateLimitView]],
+    ):
+        self._states = states
+        self._rate_limits = rate_limits
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ["collector", "query"]
+        up = GaugeMetricFamily(
+            "datadog_exporter_up",
+            "1 if the last poll of the query succeeded, else 0.",
+            labels=labels,
+        )
+        last = GaugeMetricFamily(
+            "datadog_exporter_last_success_timestamp_seconds",
+            "Unix time of the query's last successful poll.",
+            labels=labels,
+        )
+        duration = GaugeMetricFamily(
+            "datadog_exporter_poll_duration_seconds",
+            "Wall time of the query's last poll, retries and rendering included.",
+            labels=labels,
+        )
+        series = GaugeMetricFamily(
+            "datadog_exporter_series",
+            "Data series the query currently contributes to /metrics.",
+            labels=labels,
+        )
+        window = GaugeMetricFamily(
+            "datadog_exporter_window_seconds",
+            "Length of the query's time window; divide window totals by it for per-second rates.",
+            labels=labels,
+        )
+        interval = GaugeMetricFamily(
+            "datadog_exporter_interval_seconds",
+            "How often the query is polled.",
+            labels=labels,
+        )
+        stale = GaugeMetricFamily(
+            "datadog_exporter_serving_stale",
+            "1 while the query's series on /metrics come from an earlier poll than the last one.",
+            labels=labels,
+        )
+        for state in self._states():
+            values = [state.collector, state.name]
+            up.add_metric(values, 1.0 if state.up else 0.0)
+            if state.last_success is not None:
+                last.add_metric(values, state.last_success)
+            if state.last_duration is not None:
+                duration.add_metric(values, state.last_duration)
+            series.add_metric(values, float(state.series))
+            if state.window is not None:
+                window.add_metric(values, state.window)
+            interval.add_metric(values, state.interval)
+            stale.add_metric(values, 1.0 if state.serving_stale else 0.0)
+        yield from (up, last, duration, series, window, interval, stale)
+
+        limit = GaugeMetricFamily(
+            "datadog_exporter_rate_limit_limit",
+            "Requests allowed per rate-limit period (X-RateLimit-Limit).",
+            labels=["endpoint"],
+        )
+        remaining = GaugeMetricFamily(
+            "datadog_exporter_rate_limit_remaining",
+            "Requests left in the current rate-limit period (X-RateLimit-Remaining).",
+            labels=["endpoint"],
+        )
+        period = GaugeMetricFamily(
+            "datadog_exporter_rate_limit_period_seconds",
+            "Length of the rate-limit period (X-RateLimit-Period).",
+            labels=["endpoint"],
+        )
+        blocked = GaugeMetricFamily(
+            "datadog_exporter_rate_limited_until_timestamp_seconds",
+            "Unix time before which no call goes to the endpoint after a 429 (0 when not limited).",
+            labels=["endpoint"],
+        )
+        for view in self._rate_limits():
+            if view.limit is not None:
+                limit.add_metric([view.endpoint], float(view.limit))
+            if view.remaining is not None:
+                remaining.add_metric([view.endpoint], float(view.remaining))
+            if view.period is not None:
+                period.add_metric([view.endpoint], view.period)
+            blocked.add_metric([view.endpoint], view.blocked_until_unix or 0.0)
+        yield from (limit, remaining, period, blocked)
+
+
+class SelfMetrics:
+    """Counters the I/O shells increment, plus the state collector; rendered per scrape."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.api_requests = Counter(
+            "datadog_exporter_api_requests",
+            "Requests sent to the Datadog API, by endpoint and HTTP status "
+            "(or timeout / connection_error).",
+            ["endpoint", "code"],
+            registry=self.registry,
+        )
+        self.poll_errors = Counter(
+            "datadog_exporter_poll_errors",
+            "Failed polls by reason (rate_limited, http_error, server_error, timeout, "
+            "connection_error, too_large, decode_error, credentials).",
+            ["collector", "query", "reason"],
+            registry=self.registry,
+        )
+        self.build_info = Gauge(
+            "datadog_exporter_build_info",
+            "Always 1; labels carry the exporter and Python versions.",
+            ["version", "python_version"],
+            registry=self.registry,
+        )
+        self.build_info.labels(__version__, platform.python_version()).set(1)
+        ProcessCollector(registry=self.registry)
+
+    def watch(
+        self,
+        states: Callable[[], Iterable[QueryState]],
+        rate_limits: Callable[[], Iterable[RateLimitView]],
+    ) -> None:
+        """Register the per-query and per-endpoint state readers (once, at start-up)."""
+        self.registry.register(_StateCollector(states, rate_limits))
+
+    def count_response(self, endpoint: str, code: str) -> None:
+        self.api_requests.labels(endpoint, code).inc()
+
+    def forget_query(self, collector: str, name: str, reasons: Iterable[str]) -> None:
+        """Drop a removed query's counters so it vanishes from /metrics."""
+        for reason in reasons:
+            with contextlib.suppress(KeyError):
+                self.poll_errors.remove(collector, name, reason)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,296 @@
+"""Configuration: the YAML file and the ``DD_*`` environment, validated once and frozen.
+
+Owns the schema (pydantic models with ``extra="forbid"``), the duration type, and the
+translation of every validation failure into a :class:`ConfigError` whose lines name the
+offending key path (``connections[1].limit``). Nothing here performs network I/O.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .durations import format_duration, parse_duration
+
+log = logging.getLogger(__name__)
+
+SITES = (
+    "datadoghq.com",
+    "us3.datadoghq.com",
+    "us5.datadoghq.com",
+    "ap1.datadoghq.com",
+    "ap2.datadoghq.com",
+    "uk1.datadoghq.com",
+    "datadoghq.eu",
+    "ddog-gov.com",
+    "us2.ddog-gov.com",
+)
+Site = Literal[
+    "datadoghq.com",
+    "us3.datadoghq.com",
+    "us5.datadoghq.com",
+    "ap1.datadoghq.com",
+    "ap2.datadoghq.com",
+    "uk1.datadoghq.com",
+    "datadoghq.eu",
+    "ddog-gov.com",
+    "us2.ddog-gov.com",
+]
+
+# Polling faster than this spends API budget quickly; allowed, but worth a warning.
+COSTLY_INTERVAL_SECONDS = 30.0
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; ``problems`` holds one ``(key_path, message)`` per fault."""
+
+    def __init__(self, problems: Iterable[tuple[str, str]], source: str = "configuration"):
+        self.problems = list(problems)
+        self.source = source
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        lines = [f"invalid {self.source}:"]
+        lines += [
+            f"  {path}: {message}" if path else f"  {message}" for path, message in self.problems
+        ]
+        return "\n".join(lines)
+
+
+def _to_seconds(value: Any) -> Any:
+    if isinstance(value, str):
+        return parse_duration(value)
+    if isinstance(value, bool):
+        raise ValueError("a duration must be a string such as 30s or 5m")
+    return value  # numbers are taken as seconds
+
+
+Duration = Annotated[float, BeforeValidator(_to_seconds)]
+PositiveDuration = Annotated[float, BeforeValidator(_to_seconds), Field(gt=0)]
+NonNegativeDuration = Annotated[float, BeforeValidator(_to_seconds), Field(ge=0)]
+Interval = Annotated[float, BeforeValidator(_to_seconds), Field(ge=1.0)]
+QueryName = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:-]+$")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatadogSettings(_Strict):
+    """Where the API lives and how long one request may take."""
+
+    site: Site | None = None
+    api_url: str | None = None
+    timeout: PositiveDuration = 30.0
+    # Answers larger than this are abandoned while reading: a runaway body must not eat memory.
+    max_response_size: int = Field(default=64 * 1024 * 1024, ge=1024)
+
+    @field_validator("api_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/") if value else value
+
+
+class PolledQuery(_Strict):
+    """What every polled query has: a name, a schedule and a staleness bound."""
+
+    name: QueryName
+    interval: Interval = 60.0
+    # Last good series stay on /metrics this long after polls start failing; then they go,
+    # so dashboards do not show frozen numbers forever. Default: 3 intervals, at least 5m.
+    stale_after: PositiveDuration | None = None
+
+    @property
+    def keep_stale_seconds(self) -> float:
+        if self.stale_after is not None:
+            return self.stale_after
+        return max(3 * self.interval, 300.0)
+
+
+class WindowedQuery(PolledQuery):
+    """A query over a time window ending ``delay`` before now (CNM connections and DNS)."""
+
+    group_by: list[str] = Field(default_factory=list, max_length=10)
+    tags: list[str] = Field(default_factory=list)
+    query: str | None = None
+    limit: int = Field(default=100, ge=1, le=7500)
+    window: PositiveDuration = 300.0
+    delay: NonNegativeDuration = 0.0
+
+    @field_validator("group_by")
+    @classmethod
+    def _distinct_fields(cls, fields: list[str]) -> list[str]:
+        for field in fields:
+            if not field or "," in field:
+                raise ValueError(f"invalid field {field!r}: must be non-empty without commas")
+        if len(set(fields)) != len(fields):
+            raise ValueError("fields must not repeat")
+        return fields
+
+    @field_validator("tags")
+    @classmethod
+    def _tags_without_commas(cls, tags: list[str]) -> list[str]:
+        for tag in tags:
+            if not tag or "," in tag:
+                raise ValueError(f"invalid tag {tag!r}: tags are sent comma-joined")
+        return tags
+
+
+class ConnectionsQuery(WindowedQuery):
+    """One ``GET /api/v2/network/connections/aggregate`` query."""
+
+
+class Config(_Strict):
+    """The whole configuration file."""
+
+    datadog: DatadogSettings = Field(default_factory=DatadogSettings)
+    connections: list[ConnectionsQuery] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Config:
+        for section in ("connections",):
+            seen: set[str] = set()
+            for index, query in enumerate(getattr(self, section)):
+                if query.name in seen:
+                    raise _KeyedError((section, index, "name"), f"duplicate name {query.name!r}")
+                seen.add(query.name)
+        return self
+
+    def all_queries(self) -> list[tuple[str, PolledQuery]]:
+        """Every configured query with its collector name, in file order."""
+        return [("connections", q) for q in self.connections]
+
+
+class _KeyedError(ValueError):
+    """A model-level error that knows which key it belongs to."""
+
+    def __init__(self, loc: tuple[str | int, ...], message: str):
+        super().__init__(message)
+        self.loc = loc
+        self.message = message
+
+
+class Environment(BaseSettings):
+    """The ``DD_*`` environment variables; keys are secrets and never printed."""
+
+    model_config = SettingsConfigDict(env_prefix="DD_", extra="ignore", frozen=True)
+
+    api_key: SecretStr | None = None
+    app_key: SecretStr | None = None
+    api_key_file: Path | None = None
+    app_key_file: Path | None = None
+    site: str | None = None
+    api_url: str | None = None
+
+
+def format_loc(loc: Iterable[str | int]) -> str:
+    """``("connections", 0, "limit")`` -> ``connections[0].limit``."""
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    return path
+
+
+def _problems(error: ValidationError) -> list[tuple[str, str]]:
+    problems = []
+    for item in error.errors(include_url=False):
+        ctx_error = (item.get("ctx") or {}).get("error")
+        if isinstance(ctx_error, _KeyedError):
+            problems.append((format_loc(ctx_error.loc), ctx_error.message))
+            continue
+        loc = [part for part in item["loc"] if not _is_union_tag(part)]
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown key"
+        elif (
+            item["type"] != "missing"
+            and not isinstance(item["input"], dict | list)
+            and repr(item["input"]) not in message
+        ):
+            message = f"{message} (got {item['input']!r})"
+        problems.append((format_loc(loc), message))
+    return problems
+
+
+def _is_union_tag(part: str | int) -> bool:
+    # pydantic adds the chosen union member (e.g. "str") to the location; users never wrote it.
+    return isinstance(part, str) and part in {
+        "str",
+        "float",
+        "int",
+        "function-before[_to_seconds(), float]",
+    }
+
+
+def parse_config(text: str, source: str = "configuration") -> Config:
+    """Parse and validate YAML text; raise ConfigError naming every bad key."""
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError([(where, f"invalid YAML: {problem}")], source) from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError([("", "the top level must be a mapping of sections")], source)
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_problems(exc), source) from None
+
+
+def load_config(path: Path) -> Config:
+    """Read and validate the configuration file at ``path``."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([("", f"cannot read {path}: {exc.strerror or exc}")], str(path)) from None
+    except UnicodeDecodeError:
+        raise ConfigError([("", f"{path} is not UTF-8 text")], str(path)) from None
+    return parse_config(text, str(path))
+
+
+def costly_interval_warnings(config: Config) -> list[str]:
+    """One line per query polling faster than is cheap."""
+    return [
+        f"{collector} query {query.name!r} polls every {format_duration(query.interval)}: "
+        f"below {format_duration(COSTLY_INTERVAL_SECONDS)} this spends API budget quickly"
+        for collector, query in config.all_queries()
+        if query.interval < COSTLY_INTERVAL_SECONDS
+    ]
+
+
+def base_url(config: DatadogSettings, env: Environment) -> str:
+    """The API base URL: DD_API_URL, then datadog.api_url, then the site (file, env, default)."""
+    if env.api_url:
+        return env.api_url.rstrip("/")
+    if config.api_url:
+        return config.api_url
+    site = config.site or env.site or "datadoghq.com"
+    if site not in SITES:
+        raise ConfigError(
+            [("DD_SITE", f"unknown Datadog site {site!r}; one of {', '.join(SITES)}")]
+        )
+    return f"https://api.{site}"

@@ -1,0 +1,144 @@
+"""The rendered data every scrape serves: one immutable snapshot per query, one body for all.
+
+A poll publishes a :class:`QuerySnapshot` (its families as text plus each family compressed
+once); the store then assembles a :class:`Body` — the families of all queries grouped by
+name under one HELP/TYPE header each, as the exposition format requires — and swaps it in.
+Scrapes only read the current Body; they never render, compress or lock.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from .exposition import Family, Rendered
+from .gzipjoin import Piece, compress_piece, crc32_combine
+
+QueryKey = tuple[str, str]  # (collector, query name)
+
+_GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
+_FINAL_EMPTY_BLOCK = b"\x03\x00"
+
+
+@dataclass(frozen=True, slots=True)
+class QuerySnapshot:
+    """One successful poll of one query, rendered and compressed."""
+
+    key: QueryKey
+    families: tuple[Family, ...]
+    samples: tuple[bytes, ...]
+    pieces: tuple[Piece, ...]
+    series: int
+    published_at: float  # Unix time of the poll
+
+    @property
+    def size(self) -> int:
+        return sum(len(chunk) for chunk in self.samples)
+
+
+def prepare_snapshot(key: QueryKey, rendered: Rendered, published_at: float) -> QuerySnapshot:
+    """Compress a rendered poll (CPU-bound: call it off the event loop)."""
+    return QuerySnapshot(
+        key=key,
+        families=tuple(item.family for item in rendered.families),
+        samples=tuple(item.samples for item in rendered.families),
+        pieces=tuple(compress_piece(item.samples) for item in rendered.families),
+        series=rendered.series,
+        published_at=published_at,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Body:
+    """The data part of /metrics, plain and gzip, as lists of byte strings to write in order."""
+
+    plain: tuple[bytes, ...] = ()
+    deflated: tuple[bytes, ...] = ()
+    crc: int = 0
+    size: int = 0
+
+    def plain_with(self, tail: bytes) -> list[bytes]:
+        return [*self.plain, tail]
+
+    def gzip_with(self, tail: bytes) -> list[bytes]:
+        """A complete gzip member: these pieces, then ``tail`` (the self-metrics) compressed."""
+        piece = compress_piece(tail)
+        crc = crc32_combine(self.crc, piece.crc, piece.size)
+        trailer = struct.pack("<II", crc, (self.size + piece.size) & 0xFFFFFFFF)
+        return [_GZIP_HEADER, *self.deflated, piece.deflated, _FINAL_EMPTY_BLOCK, trailer]
+
+
+@dataclass
+class _HeaderCache:
+    pieces: dict[Family, tuple[bytes, Piece]] = field(default_factory=dict)
+
+    def get(self, family: Family) -> tuple[bytes, Piece]:
+        cached = self.pieces.get(family)
+        if cached is None:
+            header = family.header()
+            cached = self.pieces[family] = (header, compress_piece(header))
+        return cached
+
+
+def assemble(snapshots: Iterable[QuerySnapshot], headers: _HeaderCache) -> Body:
+    """Group every query's chunks by family name, in order of first appearance."""
+    by_name: dict[str, tuple[Family, list[tuple[bytes, Piece]]]] = {}
+    for snapshot in snapshots:
+        for family, samples, piece in zip(
+            snapshot.families, snapshot.samples, snapshot.pieces, strict=True
+        ):
+            entry = by_name.get(family.name)
+            if entry is None:
+                entry = by_name[family.name] = (family, [])
+            entry[1].append((samples, piece))
+    plain: list[bytes] = []
+    deflated: list[bytes] = []
+    crc = 0
+    size = 0
+    for family, chunks in by_name.values():
+        header, header_piece = headers.get(family)
+        for text, piece in [(header, header_piece), *chunks]:
+            if not piece.size:
+                continue
+            plain.append(text)
+            deflated.append(piece.deflated)
+            crc = crc32_combine(crc, piece.crc, piece.size)
+            size += piece.size
+    return Body(tuple(plain), tuple(deflated), crc, size)
+
+
+class SnapshotStore:
+    """The current snapshot of every query and the Body built from them.
+
+    ``publish`` and ``drop`` rebuild the Body from all snapshots; callers serialize them
+    (the scheduler does, and runs them in a worker thread since assembly combines CRCs).
+    """
+
+    def __init__(self, order: Iterable[QueryKey] = ()) -> None:
+        self._snapshots: dict[QueryKey, QuerySnapshot] = {}
+        self._order: list[QueryKey] = list(order)
+        self._headers = _HeaderCache()
+        self.body = Body()
+
+    def set_order(self, order: Iterable[QueryKey]) -> None:
+        """Queries appear on /metrics in configuration order."""
+        self._order = list(order)
+
+    def get(self, key: QueryKey) -> QuerySnapshot | None:
+        return self._snapshots.get(key)
+
+    def publish(self, snapshot: QuerySnapshot) -> None:
+        self._snapshots[snapshot.key] = snapshot
+        self._rebuild()
+
+    def drop(self, key: QueryKey) -> bool:
+        if self._snapshots.pop(key, None) is None:
+            return False
+        self._rebuild()
+        return True
+
+    def _rebuild(self) -> None:
+        rank = {key: index for index, key in enumerate(self._order)}
+        ordered = sorted(self._snapshots.values(), key=lambda s: rank.get(s.key, len(rank)))
+        self.body = assemble(ordered, self._headers)
