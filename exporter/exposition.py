@@ -42,7 +42,7 @@ def label_names_for(fields: Sequence[str], reserved: Iterable[str] = ("query",))
             base = "exported_" + base
         name, counter = base, 2
         while name in taken:
-            name = f"{base}_{counter}"
+            name = sanitize_label_name(f"{base}_{counter}")
             counter += 1
         taken.add(name)
         names.append(name)

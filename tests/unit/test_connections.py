@@ -1,0 +1,207 @@
+"""Connections answers become the documented series, and bad bodies a DecodeError."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from prometheus_client.parser import text_string_to_metric_families
+
+from exporter.collectors.base import DecodeError
+from exporter.collectors.connections import FAMILIES, ConnectionsJob
+from exporter.settings import ConnectionsQuery
+
+
+def render_text(job: ConnectionsJob, document: Any) -> str:
+    rendered = job.render(json.dumps(document).encode())
+    return "".join((item.family.header() + item.samples).decode() for item in rendered.families)
+
+
+def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            key = (sample.name, frozenset(sample.labels.items()))
+            assert key not in out, f"duplicate series {key}"
+            out[key] = sample.value
+    return out
+
+
+def row(group_bys: dict[str, list[str]] | None, **metrics: float) -> dict[str, Any]:
+    attributes: dict[str, Any] = dict(metrics)
+    if group_bys is not None:
+        attributes["group_bys"] = group_bys
+    return {"id": "x", "type": "aggregated_connection", "attributes": attributes}
+
+
+JOB = ConnectionsJob(ConnectionsQuery(name="pairs", group_by=["client_service", "server_service"]))
+
+
+def test_every_documented_field_maps_to_its_metric() -> None:
+    fields = {
+        "bytes_sent_by_client": "datadog_cnm_client_sent_bytes",
+        "bytes_sent_by_server": "datadog_cnm_server_sent_bytes",
+        "packets_sent_by_client": "datadog_cnm_client_sent_packets",
+        "packets_sent_by_server": "datadog_cnm_server_sent_packets",
+        "tcp_retransmits": "datadog_cnm_tcp_retransmits",
+        "tcp_resets": "datadog_cnm_tcp_resets",
+        "tcp_rto_count": "datadog_cnm_tcp_retransmission_timeouts",
+        "tcp_timeouts": "datadog_cnm_tcp_timeouts",
+        "tcp_refusals": "datadog_cnm_tcp_refusals",
+        "tcp_established_connections": "datadog_cnm_tcp_established_connections",
+        "tcp_closed_connections": "datadog_cnm_tcp_closed_connections",
+        "tcp_delivered_ce": "datadog_cnm_tcp_delivered_ce_segments",
+        "tcp_probe0_count": "datadog_cnm_tcp_zero_window_probes",
+        "tcp_rcv_ooo_pack": "datadog_cnm_tcp_out_of_order_packets",
+        "tcp_recovery_count": "datadog_cnm_tcp_fast_recoveries",
+        "tcp_reord_seen": "datadog_cnm_tcp_reorderings",
+    }
+    metrics = {field: index + 1 for index, field in enumerate(fields)}
+    text = render_text(
+        JOB,
+        {
+            "data": [
+                row(
+                    {"client_service": ["web"], "server_service": ["db"]},
+                    rtt_micro_seconds=1500,
+                    **metrics,
+                )
+            ]
+        },
+    )
+    got = samples(text)
+    labels = frozenset({"query": "pairs", "client_service": "web", "server_service": "db"}.items())
+    for field, metric in fields.items():
+        assert got[(metric, labels)] == metrics[field]
+    assert got[("datadog_cnm_tcp_rtt_seconds", labels)] == pytest.approx(0.0015)
+    assert len(got) == 17 == len(FAMILIES)
+
+
+def test_help_names_the_datadog_field() -> None:
+    text = render_text(JOB, {"data": [row({}, tcp_rto_count=1)]})
+    assert "# HELP datadog_cnm_tcp_retransmission_timeouts" in text
+    assert "tcp_rto_count" in text
+
+
+def test_missing_metric_is_absent_not_zero() -> None:
+    text = render_text(
+        JOB, {"data": [row({"client_service": ["a"], "server_service": ["b"]}, tcp_resets=0)]}
+    )
+    names = {name for name, _ in samples(text)}
+    assert names == {"datadog_cnm_tcp_resets"}
+
+
+def test_several_values_join_with_commas_in_given_order() -> None:
+    text = render_text(
+        JOB, {"data": [row({"client_service": ["b", "a"], "server_service": ["db"]}, tcp_resets=3)]}
+    )
+    ((_, labels),) = samples(text)
+    assert dict(labels)["client_service"] == "b,a"
+
+
+def test_tricky_values_survive_exactly() -> None:
+    tricky = ["N/A", 'say "hi"', "back\\slash", "new\nline", "zürich-ß 東京 🚀"]
+    rows = [
+        row({"client_service": [value], "server_service": ["s"]}, tcp_resets=i)
+        for i, value in enumerate(tricky)
+    ]
+    got = samples(render_text(JOB, {"data": rows}))
+    assert {dict(labels)["client_service"] for _, labels in got} == set(tricky)
+
+
+def test_dotted_group_by_becomes_sanitized_label() -> None:
+    job = ConnectionsJob(ConnectionsQuery(name="ips", group_by=["network.client.ip", "query"]))
+    text = render_text(
+        job, {"data": [row({"network.client.ip": ["10.0.0.1"], "query": ["x"]}, tcp_resets=1)]}
+    )
+    ((_, labels),) = samples(text)
+    assert dict(labels) == {"query": "ips", "network_client_ip": "10.0.0.1", "exported_query": "x"}
+
+
+def test_rows_with_same_labels_do_not_duplicate_series() -> None:
+    same = {"client_service": ["a"], "server_service": ["b"]}
+    got = samples(render_text(JOB, {"data": [row(same, tcp_resets=1), row(same, tcp_resets=2)]}))
+    assert list(got.values()) == [1]
+
+
+def test_no_group_by_gives_one_total_row() -> None:
+    job = ConnectionsJob(ConnectionsQuery(name="total"))
+    got = samples(render_text(job, {"data": [row(None, tcp_resets=7)]}))
+    assert got == {("datadog_cnm_tcp_resets", frozenset({("query", "total")})): 7}
+
+
+def test_empty_answer_renders_nothing() -> None:
+    rendered = JOB.render(b'{"data": []}')
+    assert rendered.families == () and rendered.series == 0
+
+
+def test_series_count_matches_samples() -> None:
+    rows = [
+        row({"client_service": [f"c{i}"], "server_service": ["s"]}, tcp_resets=1, tcp_timeouts=2)
+        for i in range(5)
+    ]
+    assert JOB.render(json.dumps({"data": rows}).encode()).series == 10
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"not json",
+        b'{"data": {"unexpected": 1}}',
+        b"[]",
+        b'{"data": [{"attributes": 5}]}',
+        b'{"data": [{"attributes": {"tcp_resets": "many"}}]}',
+        b'{"data": [',
+        b"<html></html>",
+    ],
+)
+def test_unusable_bodies_raise_decode_error(body: bytes) -> None:
+    with pytest.raises(DecodeError):
+        JOB.render(body)
+
+
+def test_request_carries_window_filters_and_limit() -> None:
+    job = ConnectionsJob(
+        ConnectionsQuery(
+            name="q",
+            group_by=["client_service", "server_service"],
+            tags=["env:prod", "team:net"],
+            query="NOT service:canary",
+            limit=1000,
+            window=300,
+            delay=60,
+        )
+    )
+    request = job.request(now=10_000.7)
+    assert request.method == "GET"
+    assert request.path == "/api/v2/network/connections/aggregate"
+    assert dict(request.params) == {
+        "from": "9640",
+        "to": "9940",
+        "limit": "1000",
+        "group_by": "client_service,server_service",
+        "tags": "env:prod,team:net",
+        "query": "NOT service:canary",
+    }
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda children: st.lists(children) | st.dictionaries(st.text(), children),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300)
+@given(json_values)
+def test_decoder_only_ever_raises_its_own_error(document: Any) -> None:
+    try:
+        rendered = JOB.render(json.dumps(document).encode())
+    except DecodeError:
+        return
+    text = "".join((i.family.header() + i.samples).decode() for i in rendered.families)
+    list(text_string_to_metric_families(text))
