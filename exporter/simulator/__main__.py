@@ -1,0 +1,105 @@
+"""`python -m exporter.simulator`: run the simulator until SIGTERM/SIGINT.
+
+Prints `listening on http://HOST:PORT` as one line on stdout once it serves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Sequence
+
+from exporter.simulator.options import (
+    OptionError,
+    SimulatorOptions,
+    fault_from_cli,
+    scenario_from_cli,
+)
+from exporter.simulator.simulator import Simulator
+
+
+def _listen(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {value!r}")
+    return host.strip("[]"), int(port)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m exporter.simulator", description="Simulated Datadog API."
+    )
+    parser.add_argument("--listen", type=_listen, default=("127.0.0.1", 8080), metavar="HOST:PORT")
+    parser.add_argument("--api-key", default="sim-api-key")
+    parser.add_argument("--app-key", default="sim-app-key")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--universe", type=int, default=300, help="number of connections")
+    parser.add_argument("--rate-limit", type=int, default=1000)
+    parser.add_argument("--rate-limit-period", type=int, default=60)
+    parser.add_argument(
+        "--cases-multi-group", choices=("combined", "facets", "first_field"), default="combined"
+    )
+    parser.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="ENDPOINT:KIND[:ARG]",
+        help="e.g. connections:status:500, *:latency:2, dns:rate_limit:30",
+    )
+    parser.add_argument(
+        "--scenario",
+        action="append",
+        default=[],
+        metavar="KIND:KEY=VALUE,...[:FACTOR]",
+        help="e.g. retransmit_storm:client_service=checkout,server_service=payments-db",
+    )
+    return parser.parse_args(argv)
+
+
+async def serve(args: argparse.Namespace) -> None:
+    options = SimulatorOptions(
+        api_key=args.api_key,
+        app_key=args.app_key,
+        seed=args.seed,
+        connections_universe=args.universe,
+        rate_limit=args.rate_limit,
+        rate_limit_period=args.rate_limit_period,
+        cases_multi_group=args.cases_multi_group,
+    )
+    faults = [fault_from_cli(spec) for spec in args.fault]
+    scenarios = [scenario_from_cli(spec) for spec in args.scenario]
+    simulator = Simulator(options)
+    for target, fault in faults:
+        simulator.set_fault(target, fault)
+    for scenario in scenarios:
+        simulator.set_scenario(scenario)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    host, port = args.listen
+    await simulator.start(host=host, port=port)
+    print(f"listening on {simulator.url}", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await simulator.stop()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        asyncio.run(serve(args))
+    except OptionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"error: cannot listen on {args.listen[0]}:{args.listen[1]}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

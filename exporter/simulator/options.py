@@ -1,0 +1,228 @@
+"""Value types that configure the simulator: options, faults and data scenarios.
+
+Owns validation of these values (also when they arrive as JSON over the control
+routes or as CLI flags); it must not know how they are applied.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, get_args
+
+EndpointName = Literal["connections", "dns", "cases", "audience"]
+FaultTarget = Literal["connections", "dns", "cases", "audience", "*"]
+FaultKind = Literal[
+    "status",
+    "rate_limit",
+    "latency",
+    "hang",
+    "drip",
+    "malformed",
+    "truncated",
+    "html",
+    "wrong_shape",
+    "huge",
+]
+ErrorShape = Literal["strings", "jsonapi", "jsonapi_no_detail", "generic", "code"]
+ScenarioKind = Literal["retransmit_storm", "rtt_spike", "resets_spike"]
+CasesMultiGroup = Literal["combined", "facets", "first_field"]
+
+ENDPOINTS: tuple[EndpointName, ...] = get_args(EndpointName)
+FAULT_TARGETS: tuple[FaultTarget, ...] = get_args(FaultTarget)
+FAULT_KINDS: tuple[FaultKind, ...] = get_args(FaultKind)
+ERROR_SHAPES: tuple[ErrorShape, ...] = get_args(ErrorShape)
+SCENARIO_KINDS: tuple[ScenarioKind, ...] = get_args(ScenarioKind)
+CASES_MULTI_GROUP_MODES: tuple[CasesMultiGroup, ...] = get_args(CasesMultiGroup)
+
+
+class OptionError(ValueError):
+    """A fault, scenario or option value that makes no sense."""
+
+
+@dataclass(frozen=True, slots=True)
+class SimulatorOptions:
+    """How the simulated Datadog behaves. Every instance is independent."""
+
+    api_key: str = "sim-api-key"
+    app_key: str = "sim-app-key"
+    seed: int = 42
+    connections_universe: int = 300
+    rate_limit: int = 1000
+    rate_limit_period: int = 60
+    cases_universe: int = 240
+    # Datadog does not document how several case `groups` fields come back;
+    # see README.md. "combined" is the default guess.
+    cases_multi_group: CasesMultiGroup = "combined"
+
+    def __post_init__(self) -> None:
+        if self.connections_universe < 1:
+            raise OptionError("connections_universe must be at least 1")
+        if self.cases_universe < 0:
+            raise OptionError("cases_universe must not be negative")
+        if self.rate_limit < 1 or self.rate_limit_period < 1:
+            raise OptionError("rate_limit and rate_limit_period must be at least 1")
+        if self.cases_multi_group not in CASES_MULTI_GROUP_MODES:
+            raise OptionError(f"cases_multi_group must be one of {CASES_MULTI_GROUP_MODES}")
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    """A misbehaviour applied to the next `count` requests (forever when None).
+
+    Fields not used by a kind are ignored:
+    - status: `status` (default 500), `html` (default 403);
+    - error_shape/detail: `status` (the body shape of the error);
+    - seconds: `latency` delay, `drip` pause between chunks, `hang` upper bound
+      (None = until the client gives up or the simulator stops);
+    - reset_seconds: `rate_limit` (how long the endpoint keeps answering 429);
+    - chunk_size: `drip`;
+    - size_bytes: `huge`;
+    - body: `wrong_shape` (any JSON value; default `{"data": {"unexpected": 1}}`).
+    """
+
+    kind: FaultKind
+    count: int | None = None
+    status: int | None = None
+    error_shape: ErrorShape = "jsonapi"
+    detail: str | None = None
+    seconds: float | None = None
+    reset_seconds: int = 10
+    chunk_size: int = 16
+    size_bytes: int = 100 * 1024 * 1024
+    body: Any = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in FAULT_KINDS:
+            raise OptionError(f"unknown fault kind {self.kind!r}; expected one of {FAULT_KINDS}")
+        if self.error_shape not in ERROR_SHAPES:
+            raise OptionError(f"unknown error_shape {self.error_shape!r}")
+        if self.count is not None and self.count < 1:
+            raise OptionError("count must be at least 1 (or null for forever)")
+        if self.status is not None and not 100 <= self.status <= 599:
+            raise OptionError("status must be an HTTP status code")
+        if self.seconds is not None and self.seconds < 0:
+            raise OptionError("seconds must not be negative")
+        if self.reset_seconds < 1 or self.chunk_size < 1 or self.size_bytes < 16:
+            raise OptionError("reset_seconds, chunk_size and size_bytes must be positive")
+
+    @property
+    def http_status(self) -> int:
+        """The status the fault answers with (for kinds that pick one)."""
+        if self.status is not None:
+            return self.status
+        defaults = {"status": 500, "html": 403, "rate_limit": 429}
+        return defaults.get(self.kind, 200)
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    """A data condition, not a fault: matching connections get worse metrics.
+
+    `match` maps a tag key to a value the connection must carry (all must match).
+    `factor` multiplies tcp_retransmits (retransmit_storm), rtt_micro_seconds
+    (rtt_spike) or tcp_resets (resets_spike).
+    """
+
+    kind: ScenarioKind
+    match: Mapping[str, str] = field(default_factory=dict)
+    factor: float = 50.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in SCENARIO_KINDS:
+            raise OptionError(
+                f"unknown scenario kind {self.kind!r}; expected one of {SCENARIO_KINDS}"
+            )
+        if self.factor <= 0:
+            raise OptionError("factor must be positive")
+        object.__setattr__(self, "match", dict(self.match))
+
+
+def _from_mapping(cls: type[Any], raw: Mapping[str, Any], skip: set[str]) -> Any:
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(raw) - names - skip
+    if unknown:
+        raise OptionError(f"unknown field(s): {', '.join(sorted(unknown))}")
+    try:
+        return cls(**{k: v for k, v in raw.items() if k in names})
+    except TypeError as exc:
+        raise OptionError(str(exc)) from exc
+
+
+def fault_from_json(raw: object) -> tuple[FaultTarget, Fault]:
+    """Parse `{"endpoint": "connections", "kind": "status", ...}` from the control API."""
+    if not isinstance(raw, dict):
+        raise OptionError("expected a JSON object")
+    endpoint = raw.get("endpoint", "*")
+    if endpoint not in FAULT_TARGETS:
+        raise OptionError(f"endpoint must be one of {FAULT_TARGETS}")
+    fault = _from_mapping(Fault, raw, {"endpoint"})
+    assert isinstance(fault, Fault)
+    return endpoint, fault
+
+
+def scenario_from_json(raw: object) -> Scenario:
+    """Parse `{"kind": "retransmit_storm", "match": {...}, "factor": 50}`."""
+    if not isinstance(raw, dict):
+        raise OptionError("expected a JSON object")
+    match = raw.get("match", {})
+    if not isinstance(match, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in match.items()
+    ):
+        raise OptionError("match must be an object of string to string")
+    scenario = _from_mapping(Scenario, raw, set())
+    assert isinstance(scenario, Scenario)
+    return scenario
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError as exc:
+        raise OptionError(f"not a number: {text!r}") from exc
+
+
+def fault_from_cli(spec: str) -> tuple[FaultTarget, Fault]:
+    """Parse `endpoint:kind[:arg]`, e.g. `connections:status:500`, `*:latency:2.5`.
+
+    The optional arg is the status (status, html), seconds (latency, drip, hang),
+    reset seconds (rate_limit) or size in bytes (huge).
+    """
+    parts = spec.split(":")
+    if len(parts) not in (2, 3):
+        raise OptionError(f"fault {spec!r}: expected endpoint:kind[:arg]")
+    endpoint, kind = parts[0], parts[1]
+    if endpoint not in FAULT_TARGETS:
+        raise OptionError(f"fault {spec!r}: endpoint must be one of {FAULT_TARGETS}")
+    raw: dict[str, Any] = {"endpoint": endpoint, "kind": kind}
+    if len(parts) == 3:
+        value = _number(parts[2])
+        if kind in ("status", "html"):
+            raw["status"] = int(value)
+        elif kind in ("latency", "drip", "hang"):
+            raw["seconds"] = value
+        elif kind == "rate_limit":
+            raw["reset_seconds"] = int(value)
+        elif kind == "huge":
+            raw["size_bytes"] = int(value)
+        else:
+            raise OptionError(f"fault {spec!r}: kind {kind!r} takes no argument")
+    return fault_from_json(raw)
+
+
+def scenario_from_cli(spec: str) -> Scenario:
+    """Parse `kind:key=value,key=value[:factor]`."""
+    parts = spec.split(":")
+    if len(parts) not in (2, 3):
+        raise OptionError(f"scenario {spec!r}: expected kind:key=value,...[:factor]")
+    match: dict[str, str] = {}
+    for pair in filter(None, parts[1].split(",")):
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise OptionError(f"scenario {spec!r}: {pair!r} is not key=value")
+        match[key] = value
+    raw: dict[str, Any] = {"kind": parts[0], "match": match}
+    if len(parts) == 3:
+        raw["factor"] = _number(parts[2])
+    return scenario_from_json(raw)

@@ -1,0 +1,88 @@
+"""`Simulator`: a running stand-in for the Datadog API, owned by one event loop."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from aiohttp import web
+
+from exporter.simulator.app import build_app
+from exporter.simulator.options import Fault, FaultTarget, OptionError, Scenario, SimulatorOptions
+from exporter.simulator.state import RequestRecord, SimulatorState
+
+SHUTDOWN_TIMEOUT = 2.0
+
+
+class Simulator:
+    """The Datadog API simulator.
+
+    Use `app` with an external runner (e.g. pytest-aiohttp's `aiohttp_server`),
+    or `start()`/`stop()` to let the simulator run its own server.
+    """
+
+    def __init__(
+        self,
+        options: SimulatorOptions | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.options = options or SimulatorOptions()
+        self._state = SimulatorState(self.options, clock)
+        self.app: web.Application = build_app(self._state)
+        self._runner: web.AppRunner | None = None
+        self._url: str | None = None
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        """Serve on host:port (0 picks a free port); `url` tells where."""
+        if self._runner is not None:
+            raise RuntimeError("simulator already started")
+        runner = web.AppRunner(
+            self.app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT, handle_signals=False
+        )
+        await runner.setup()
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        self._runner = runner
+        sockets = runner.addresses
+        bound_host, bound_port = sockets[0][0], sockets[0][1]
+        shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+        self._url = f"http://{shown}:{bound_port}"
+
+    async def stop(self) -> None:
+        """Stop serving; hanging and dripping answers are released first."""
+        if self._runner is None:
+            return
+        self._state.closing.set()
+        await self._runner.cleanup()
+        self._runner = None
+        self._url = None
+
+    @property
+    def url(self) -> str:
+        if self._url is None:
+            raise RuntimeError("simulator not started; call await sim.start()")
+        return self._url
+
+    def set_fault(self, endpoint: FaultTarget, fault: Fault) -> None:
+        """Arm `fault` for `endpoint` ("connections", "dns", "cases", "audience" or "*")."""
+        if endpoint not in ("connections", "dns", "cases", "audience", "*"):
+            raise OptionError(f"unknown endpoint {endpoint!r}")
+        self._state.faults.set(endpoint, fault)
+
+    def clear_faults(self) -> None:
+        self._state.clear_faults()
+
+    def set_scenario(self, scenario: Scenario) -> None:
+        self._state.set_scenario(scenario)
+
+    def clear_scenarios(self) -> None:
+        self._state.clear_scenarios()
+
+    @property
+    def request_log(self) -> list[RequestRecord]:
+        return self._state.request_log
+
+    def requests_to(self, endpoint: str) -> list[RequestRecord]:
+        """The logged requests to one endpoint."""
+        return [r for r in self._state.request_log if r.endpoint == endpoint]

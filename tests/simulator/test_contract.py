@@ -1,0 +1,236 @@
+"""The official datadog-api-client (2.62.0) deserializes everything the simulator serves.
+
+Its typed models are the schema: if they accept the simulator's answers
+(enum values, required fields, types), the simulator speaks the real wire format.
+The client is synchronous, so it runs in a thread while the simulator serves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from datadog_api_client import ApiClient, Configuration
+from datadog_api_client.exceptions import ApiException
+from datadog_api_client.model_utils import OpenApiModel, UnparsedObject
+from datadog_api_client.v2.api.case_management_api import CaseManagementApi
+from datadog_api_client.v2.api.cloud_network_monitoring_api import CloudNetworkMonitoringApi
+from datadog_api_client.v2.api.rum_audience_management_api import RumAudienceManagementApi
+from datadog_api_client.v2.model.case_aggregate_group_by import CaseAggregateGroupBy
+from datadog_api_client.v2.model.case_aggregate_request import CaseAggregateRequest
+from datadog_api_client.v2.model.case_aggregate_request_attributes import (
+    CaseAggregateRequestAttributes,
+)
+from datadog_api_client.v2.model.case_aggregate_request_data import CaseAggregateRequestData
+from datadog_api_client.v2.model.case_aggregate_resource_type import CaseAggregateResourceType
+
+from exporter.simulator import Fault, Simulator, SimulatorOptions
+from exporter.simulator.data import TRICKY_SERVICES
+
+pytestmark = pytest.mark.filterwarnings("ignore:Using unstable operation:UserWarning")
+
+ALL_CONNECTION_FIELDS = ",".join(
+    [
+        "client_service",
+        "server_service",
+        "client_team",
+        "server_team",
+        "client_env",
+        "client_availability_zone",
+        "server_kube_namespace",
+        "network.client.ip",
+        "network.server.port",
+        "my_custom_tag",
+    ]
+)
+
+
+def unparsed_paths(obj: Any, path: str = "$") -> list[str]:
+    """Where the client fell back to an "unparsed" object (it does not raise on those)."""
+    if isinstance(obj, UnparsedObject):
+        return [path]
+    found: list[str] = []
+    if isinstance(obj, OpenApiModel):
+        if obj._unparsed:
+            found.append(path)
+        for key, value in obj._data_store.items():
+            found += unparsed_paths(value, f"{path}.{key}")
+    elif isinstance(obj, list):
+        for i, value in enumerate(obj):
+            found += unparsed_paths(value, f"{path}[{i}]")
+    elif isinstance(obj, dict):
+        for key, value in obj.items():
+            found += unparsed_paths(value, f"{path}.{key}")
+    return found
+
+
+def assert_parsed(answer: Any) -> None:
+    assert unparsed_paths(answer) == []
+
+
+@pytest.fixture
+def client(sim: Simulator) -> Iterator[ApiClient]:
+    configuration = Configuration(host=sim.url)
+    configuration.api_key["apiKeyAuth"] = "sim-api-key"
+    configuration.api_key["appKeyAuth"] = "sim-app-key"
+    configuration.unstable_operations["list_connections"] = True
+    configuration.enable_retry = False
+    with ApiClient(configuration) as api_client:
+        yield api_client
+
+
+def case_request(groups: list[str], query_filter: str = "") -> CaseAggregateRequest:
+    return CaseAggregateRequest(
+        data=CaseAggregateRequestData(
+            attributes=CaseAggregateRequestAttributes(
+                group_by=CaseAggregateGroupBy(groups=groups, limit=1000),
+                query_filter=query_filter,
+            ),
+            type=CaseAggregateResourceType.AGGREGATE,
+        )
+    )
+
+
+async def test_client_decodes_connections_with_tricky_values_and_ten_fields(
+    client: ApiClient,
+) -> None:
+    api = CloudNetworkMonitoringApi(client)
+    answer = await asyncio.to_thread(
+        api.get_aggregated_connections,
+        group_by="client_service,server_service",
+        limit=7500,
+    )
+    assert_parsed(answer)
+    rows = answer.data
+    services = {
+        value for row in rows for value in row.attributes.group_bys["client_service"]
+    }
+    assert set(TRICKY_SERVICES) <= services
+    assert "N/A" in {v for row in rows for v in row.attributes.group_bys["server_service"]}
+    assert all(str(row.type) == "aggregated_connection" for row in rows)
+    wide = await asyncio.to_thread(
+        api.get_aggregated_connections, group_by=ALL_CONNECTION_FIELDS, limit=7500
+    )
+    assert_parsed(wide)
+    assert wide.data
+    assert all(len(row.attributes.group_bys) == 10 for row in wide.data)
+
+
+async def test_client_decodes_rows_with_several_values_for_one_key(client: ApiClient) -> None:
+    api = CloudNetworkMonitoringApi(client)
+    answer = await asyncio.to_thread(
+        api.get_aggregated_connections, group_by="client_team", limit=7500
+    )
+    assert_parsed(answer)
+    multi = [row for row in answer.data if len(row.attributes.group_bys["client_team"]) > 1]
+    assert multi, "expected at least one row carrying several client_team values"
+
+
+async def test_client_decodes_dns_default_and_multi_field_groups(client: ApiClient) -> None:
+    api = CloudNetworkMonitoringApi(client)
+    default = await asyncio.to_thread(api.get_aggregated_dns)
+    assert_parsed(default)
+    assert default.data
+    assert {g.key for row in default.data for g in row.attributes.group_bys} == {
+        "network.dns_query"
+    }
+    assert all(str(row.type) == "aggregated_dns" for row in default.data)
+    keys = {str(m.key) for row in default.data for m in row.attributes.metrics}
+    assert "dns_total_requests" in keys and "dns_responses.nxdomain" in keys
+    multi = await asyncio.to_thread(
+        api.get_aggregated_dns,
+        group_by="network.dns_query,client_service,client_team,server_ungrouped",
+        limit=7500,
+    )
+    assert_parsed(multi)
+    assert any(
+        len([g for g in row.attributes.group_bys if g.key == "client_team"]) > 1
+        for row in multi.data
+    )
+
+
+@pytest.mark.parametrize("mode", ["combined", "facets", "first_field"])
+async def test_client_decodes_case_aggregates_for_every_multi_group_mode(
+    mode: str,
+) -> None:
+    simulator = Simulator(SimulatorOptions(cases_multi_group=mode))  # type: ignore[arg-type]
+    await simulator.start()
+    try:
+        configuration = Configuration(host=simulator.url)
+        configuration.api_key["apiKeyAuth"] = "sim-api-key"
+        configuration.api_key["appKeyAuth"] = "sim-app-key"
+        with ApiClient(configuration) as api_client:
+            api = CaseManagementApi(api_client)
+            single = await asyncio.to_thread(api.aggregate_cases, case_request(["status"]))
+            several = await asyncio.to_thread(
+                api.aggregate_cases, case_request(["status", "priority", "project"])
+            )
+    finally:
+        await simulator.stop()
+    assert_parsed(single)
+    assert_parsed(several)
+    assert {g.group for g in single.data.attributes.groups} == {"OPEN", "IN_PROGRESS", "CLOSED"}
+    assert sum(g.value[0] for g in single.data.attributes.groups) == single.data.attributes.total
+    assert several.data.attributes.groups
+    assert several.data.type == "aggregate"
+
+
+async def test_client_decodes_case_filter(client: ApiClient) -> None:
+    api = CaseManagementApi(client)
+    answer = await asyncio.to_thread(
+        api.aggregate_cases, case_request(["priority"], "service:case-api AND status:OPEN")
+    )
+    everything = await asyncio.to_thread(api.aggregate_cases, case_request(["priority"]))
+    assert_parsed(answer)
+    assert 0 < answer.data.attributes.total < everything.data.attributes.total
+
+
+@pytest.mark.parametrize("entity", ["users", "accounts"])
+async def test_client_decodes_audience_connections(client: ApiClient, entity: str) -> None:
+    api = RumAudienceManagementApi(client)
+    answer = await asyncio.to_thread(api.list_connections, entity)
+    assert_parsed(answer)
+    assert str(answer.data.type) == "list_connections_response"
+    connections = answer.data.attributes.connections
+    assert len(connections) >= 2
+    if entity == "users":
+        created = [c.created_at for c in connections]
+        assert datetime(1, 1, 1, tzinfo=UTC) in created
+        assert any("updated_at" not in c for c in connections)
+
+
+async def test_client_reports_unknown_audience_entity_as_404(client: ApiClient) -> None:
+    api = RumAudienceManagementApi(client)
+    with pytest.raises(ApiException) as raised:
+        await asyncio.to_thread(api.list_connections, "planets")
+    assert raised.value.status == 404
+
+
+async def test_client_reports_wrong_keys_as_403(sim: Simulator) -> None:
+    configuration = Configuration(host=sim.url)
+    configuration.api_key["apiKeyAuth"] = "wrong"
+    configuration.api_key["appKeyAuth"] = "sim-app-key"
+    with ApiClient(configuration) as api_client:
+        api = CloudNetworkMonitoringApi(api_client)
+        with pytest.raises(ApiException) as raised:
+            await asyncio.to_thread(api.get_aggregated_connections)
+    assert raised.value.status == 403
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        {"type": "not_dns"},
+        {"type": "aggregated_dns", "attributes": {"metrics": [{"key": "dns_made_up", "value": 1}]}},
+        {"type": "aggregated_dns", "attributes": {"metrics": [{"key": "dns_timeouts", "value": 1.5}]}},
+    ],
+)
+async def test_oracle_flags_wrong_values_so_the_contract_tests_can_fail(
+    sim: Simulator, client: ApiClient, row: dict[str, Any]
+) -> None:
+    sim.set_fault("dns", Fault(kind="wrong_shape", body={"data": [row]}, count=1))
+    answer = await asyncio.to_thread(CloudNetworkMonitoringApi(client).get_aggregated_dns)
+    assert unparsed_paths(answer) != []
