@@ -63,9 +63,13 @@ def create_app(context: ServerContext, middlewares: Sequence[Middleware] = ()) -
             response.headers["Content-Encoding"] = "gzip"
         response.content_length = sum(len(part) for part in parts)
         await response.prepare(request)
-        for part in parts:
-            await response.write(part)
-        await response.write_eof()
+        try:
+            for part in parts:
+                await response.write(part)
+            await response.write_eof()
+        except ConnectionError:
+            # The scraper went away mid-body (timeout, cancelled curl): nothing to report.
+            pass
         return response
 
     async def healthy(request: web.Request) -> web.Response:
