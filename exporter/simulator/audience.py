@@ -34,7 +34,7 @@ CONNECTIONS: dict[str, list[dict[str, Any]]] = {
             "type": "ref_table",
             "join": {"attribute": "usr.id", "type": "user_id"},
             "fields": [{"id": "segment", "source_name": "segment", "type": "string"}],
-            "metadata": {"table": "legacy \"users\"", "région": "zürich-ß"},
+            "metadata": {"table": 'legacy "users"', "région": "zürich-ß"},
             "created_at": "0001-01-01T00:00:00Z",
             "updated_at": "0001-01-01T00:00:00Z",
         },

@@ -65,8 +65,7 @@ _HUGE_PARTS: dict[str, tuple[bytes, bytes, bytes]] = {
         b"]}}}",
     ),
     "audience": (
-        b'{"data":{"id":"users","type":"list_connections_response",'
-        b'"attributes":{"connections":[',
+        b'{"data":{"id":"users","type":"list_connections_response","attributes":{"connections":[',
         b'{"id":"huge","type":"ref_table","fields":[],"metadata":{"k":"v"}}',
         b"]}}}",
     ),

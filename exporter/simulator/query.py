@@ -85,7 +85,7 @@ def _tokenize(text: str) -> list[_Token]:
             continue
         key_match = _KEY.match(text, i)
         if key_match is None:
-            raise QuerySyntaxError(f"unsupported syntax at position {i}: {text[i:i + 20]!r}")
+            raise QuerySyntaxError(f"unsupported syntax at position {i}: {text[i : i + 20]!r}")
         word = key_match.group(0)
         end = key_match.end()
         if word in _OPERATORS and (end == len(text) or text[end] in " \t\n()"):

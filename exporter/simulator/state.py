@@ -39,9 +39,7 @@ class RequestRecord:
 
 
 class SimulatorState:
-    def __init__(
-        self, options: SimulatorOptions, clock: Callable[[], float] = time.time
-    ) -> None:
+    def __init__(self, options: SimulatorOptions, clock: Callable[[], float] = time.time) -> None:
         self.options = options
         self.clock = clock
         self.limiter = RateLimiter(options.rate_limit, options.rate_limit_period, clock)

@@ -11,6 +11,7 @@ from exporter.simulator import Simulator, SimulatorOptions
 
 from .support import AUTH
 
+
 @pytest.fixture
 def options() -> SimulatorOptions:
     return SimulatorOptions(seed=42, connections_universe=300)

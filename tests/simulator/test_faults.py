@@ -135,9 +135,7 @@ async def test_drip_fault_sends_the_body_slowly_in_small_pieces(
     assert time.monotonic() - started >= 0.01 * (len(expected) // 64)
 
 
-async def test_malformed_fault_is_invalid_json(
-    sim: Simulator, http: aiohttp.ClientSession
-) -> None:
+async def test_malformed_fault_is_invalid_json(sim: Simulator, http: aiohttp.ClientSession) -> None:
     sim.set_fault("connections", Fault(kind="malformed", count=1))
     async with http.get(CONNECTIONS) as response:
         assert response.status == 200

@@ -11,8 +11,13 @@ from exporter.simulator import Simulator, SimulatorOptions
 
 from .support import AUTH, CASES, CONNECTIONS, DNS, cases_body
 
-HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Period", "X-RateLimit-Remaining",
-           "X-RateLimit-Reset", "X-RateLimit-Name")
+HEADERS = (
+    "X-RateLimit-Limit",
+    "X-RateLimit-Period",
+    "X-RateLimit-Remaining",
+    "X-RateLimit-Reset",
+    "X-RateLimit-Name",
+)
 
 
 class FakeClock:

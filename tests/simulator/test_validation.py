@@ -126,9 +126,7 @@ def _with(path: list[str], value: Any) -> dict[str, Any]:
         _with(["data", "attributes", "query_filter"], "status:(OPEN"),
     ],
 )
-async def test_invalid_case_bodies_answer_400(
-    http: aiohttp.ClientSession, body: Any
-) -> None:
+async def test_invalid_case_bodies_answer_400(http: aiohttp.ClientSession, body: Any) -> None:
     async with http.post(CASES, json=body) as response:
         assert response.status == 400
         (error,) = (await response.json())["errors"]
