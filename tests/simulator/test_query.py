@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from exporter.simulator.query import QuerySyntaxError, parse_query, parse_tags
+from exporter.simulator.query import QuerySyntaxError, Tags, parse_query, parse_tags
 
-CHECKOUT = {"client_service": ("checkout",), "env": ("prod",), "team": ("payments", "sre")}
-CART = {"client_service": ("cart",), "env": ("staging",), "team": ("storefront",)}
-QUOTED = {"client_service": ('legacy "quoted" svc',), "env": ("prod",)}
+CHECKOUT: Tags = {"client_service": ("checkout",), "env": ("prod",), "team": ("payments", "sre")}
+CART: Tags = {"client_service": ("cart",), "env": ("staging",), "team": ("storefront",)}
+QUOTED: Tags = {"client_service": ('legacy "quoted" svc',), "env": ("prod",)}
 
 
 @pytest.mark.parametrize(
