@@ -457,6 +457,10 @@ class NetworkData:
         self._cache: OrderedDict[tuple[Any, ...], list[Group]] = OrderedDict()
         self._cache_size = cache_size
 
+    def warm(self) -> None:
+        """Build both universes ahead of the first request."""
+        _ = self.connections, self.dns_flows
+
     @property
     def connections(self) -> list[Flow]:
         if self._connections is None:
