@@ -267,11 +267,12 @@ def build_dns_flows(seed: int, size: int) -> list[Flow]:
             "server_host": (f"ip-10-2-0-{i % 8}.ec2.internal",),
             "network.server.ip": (f"10.2.0.{i % 8}",),
         }
-        failing = query == "does-not-exist.internal"
-        nxdomain = 0.95 if failing else rng.uniform(0, 0.02)
         servfail = rng.uniform(0, 0.005)
         other = rng.uniform(0, 0.002)
         timeout = rng.uniform(0, 0.003) if i % 3 else 0.0
+        # a name that does not exist never resolves: no successes, no success latency
+        failing = query == "does-not-exist.internal"
+        nxdomain = 1.0 - servfail - other - timeout if failing else rng.uniform(0, 0.02)
         ok = max(0.0, 1.0 - nxdomain - servfail - other - timeout)
         dns = (rng.uniform(0.05, 20.0), ok, nxdomain, servfail, other, timeout)
         success_latency = rng.uniform(200_000, 4_000_000) if i % 5 else None
@@ -297,7 +298,8 @@ def _apply_scenarios(flow: Flow, scenarios: Sequence[Scenario]) -> Flow:
             packets = rates[_IDX["packets_sent_by_client"]]
             current = rates[_IDX["tcp_retransmits"]]
             if packets is not None:
-                base = current if current is not None else packets * 0.002
+                # at least 0.5 % of packets before the factor: factor 50 means >= 25 %
+                base = max(current or 0.0, packets * 0.005)
                 rates[_IDX["tcp_retransmits"]] = min(packets, base * scenario.factor)
         elif scenario.kind == "resets_spike":
             current = rates[_IDX["tcp_resets"]]
@@ -454,6 +456,10 @@ class NetworkData:
         self._dns: list[Flow] | None = None
         self._cache: OrderedDict[tuple[Any, ...], list[Group]] = OrderedDict()
         self._cache_size = cache_size
+
+    def warm(self) -> None:
+        """Build both universes ahead of the first request."""
+        _ = self.connections, self.dns_flows
 
     @property
     def connections(self) -> list[Flow]:

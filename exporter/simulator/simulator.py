@@ -37,6 +37,7 @@ class Simulator:
         """Serve on host:port (0 picks a free port); `url` tells where."""
         if self._runner is not None:
             raise RuntimeError("simulator already started")
+        self._state.network.warm()  # build the universe now, not on the first poll
         runner = web.AppRunner(
             self.app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT, handle_signals=False
         )

@@ -222,10 +222,10 @@ async def test_client_reports_wrong_keys_as_403(sim: Simulator) -> None:
     "row",
     [
         {"type": "not_dns"},
-        {"type": "aggregated_dns", "attributes": {"metrics": [{"key": "dns_made_up", "value": 1}]}},
+        {"type": "aggregated_dns", "attributes": {"metrics": [{"key": "made_up", "value": 1}]}},
         {
             "type": "aggregated_dns",
-            "attributes": {"metrics": [{"key": "dns_timeouts", "value": 1.5}]},
+            "attributes": {"metrics": [{"key": "dns_timeouts", "value": "1"}]},
         },
     ],
 )
