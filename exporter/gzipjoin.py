@@ -81,17 +81,7 @@ def crc32_combine(crc1: int, crc2: int, size2: int) -> int:
     return _multmodp(_x8nmodp(size2), crc1) ^ crc2
 
 
-def gzip_parts(pieces: Iterable[Piece]) -> list[bytes]:
-    """The pieces of one gzip member, in order; join or write them as they are."""
-    parts = [_HEADER]
-    crc = 0
-    size = 0
-    for piece in pieces:
-        if piece.size == 0:
-            continue
-        parts.append(piece.deflated)
-        crc = crc32_combine(crc, piece.crc, piece.size)
-        size += piece.size
-    parts.append(_FINAL_EMPTY_BLOCK)
-    parts.append(struct.pack("<II", crc, size & 0xFFFFFFFF))
-    return parts
+def gzip_member(pieces: Iterable[bytes], crc: int, size: int) -> list[bytes]:
+    """The parts of one gzip member wrapping raw-deflate ``pieces`` of ``size`` bytes with ``crc``."""
+    trailer = struct.pack("<II", crc, size & 0xFFFFFFFF)
+    return [_HEADER, *pieces, _FINAL_EMPTY_BLOCK, trailer]

@@ -18,7 +18,6 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
-    SecretStr,
     ValidationError,
     field_validator,
     model_validator,
@@ -188,14 +187,10 @@ class _KeyedError(ValueError):
 
 
 class Environment(BaseSettings):
-    """The ``DD_*`` environment variables; keys are secrets and never printed."""
+    """``DD_SITE`` and ``DD_API_URL`` (the keys are read by credentials.py, never here)."""
 
     model_config = SettingsConfigDict(env_prefix="DD_", extra="ignore", frozen=True)
 
-    api_key: SecretStr | None = None
-    app_key: SecretStr | None = None
-    api_key_file: Path | None = None
-    app_key_file: Path | None = None
     site: str | None = None
     api_url: str | None = None
 

@@ -8,17 +8,13 @@ Scrapes only read the current Body; they never render, compress or lock.
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from .exposition import Family, Rendered
-from .gzipjoin import Piece, compress_piece, crc32_combine
+from .gzipjoin import Piece, compress_piece, crc32_combine, gzip_member
 
 QueryKey = tuple[str, str]  # (collector, query name)
-
-_GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
-_FINAL_EMPTY_BLOCK = b"\x03\x00"
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,8 +61,7 @@ class Body:
         """A complete gzip member: these pieces, then ``tail`` (the self-metrics) compressed."""
         piece = compress_piece(tail)
         crc = crc32_combine(self.crc, piece.crc, piece.size)
-        trailer = struct.pack("<II", crc, (self.size + piece.size) & 0xFFFFFFFF)
-        return [_GZIP_HEADER, *self.deflated, piece.deflated, _FINAL_EMPTY_BLOCK, trailer]
+        return gzip_member([*self.deflated, piece.deflated], crc, self.size + piece.size)
 
 
 @dataclass
