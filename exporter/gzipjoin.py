@@ -82,6 +82,6 @@ def crc32_combine(crc1: int, crc2: int, size2: int) -> int:
 
 
 def gzip_member(pieces: Iterable[bytes], crc: int, size: int) -> list[bytes]:
-    """The parts of one gzip member wrapping raw-deflate ``pieces`` of ``size`` bytes with ``crc``."""
+    """One gzip member around raw-deflate ``pieces`` holding ``size`` bytes with ``crc``."""
     trailer = struct.pack("<II", crc, size & 0xFFFFFFFF)
     return [_HEADER, *pieces, _FINAL_EMPTY_BLOCK, trailer]
