@@ -77,6 +77,9 @@ SELF = frozenset(
         "datadog_exporter_rate_limited_until_timestamp_seconds",
         "datadog_exporter_build_info",
         "datadog_exporter_config_last_reload_successful",
+        # Exported beyond the documented interface (exporter/selfmetrics.py).
+        "datadog_exporter_serving_stale",
+        "datadog_exporter_rate_limit_period_seconds",
     }
 )
 
