@@ -124,6 +124,19 @@ def test_sidecar_prometheus_scrapes_the_exporter_on_localhost(variant: str) -> N
     assert targets == [f"localhost:{EXPORTER_PORT}"]
 
 
+@pytest.mark.parametrize(
+    "variant", ["examples/prometheus-sidecar", "examples/prometheus-native-sidecar"]
+)
+def test_sidecar_prometheus_config_passes_promtool(variant: str, tmp_path: Path) -> None:
+    [config_map] = [
+        d for d in rendered(variant) if d["kind"] == "ConfigMap" and "prometheus.yml" in d["data"]
+    ]
+    path = tmp_path / "prometheus.yml"
+    path.write_text(config_map["data"]["prometheus.yml"])
+    proc = run([tool("promtool"), "check", "config", str(path)])
+    assert proc.returncode == 0, describe(proc)
+
+
 def test_exporter_container_hardening_probes_and_resources() -> None:
     for variant, pod in exporter_pods():
         _, container = exporter_container(pod)
