@@ -1,0 +1,112 @@
+"""The Grafana dashboard: valid JSON, well-formed panels, PromQL that parses,
+and only metric names the exporter exports (or Prometheus' own `up`)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from deploy_support import DASHBOARD, describe, metric_names, run, tool
+from exported_metrics import EXPORTED_METRIC_NAMES, PROMETHEUS_SCRAPE_METRICS
+
+# Values substituted for Grafana's template variables to get plain PromQL.
+GRAFANA_VARIABLES = {
+    "$__rate_interval": "5m",
+    "$__interval": "1m",
+    "$__range": "1h",
+    "$job": "datadog-cnm-exporter",
+    "$query": "svc_to_svc",
+}
+
+
+def dashboard() -> dict[str, Any]:
+    return json.loads(DASHBOARD.read_text())
+
+
+def panels(dash: dict[str, Any]) -> list[dict[str, Any]]:
+    result = []
+    for panel in dash["panels"]:
+        result.append(panel)
+        result.extend(panel.get("panels", []))
+    return result
+
+
+def panel_queries(dash: dict[str, Any]) -> list[tuple[str, str]]:
+    return [
+        (panel["title"], target["expr"])
+        for panel in panels(dash)
+        for target in panel.get("targets", [])
+    ]
+
+
+def variable_queries(dash: dict[str, Any]) -> list[str]:
+    """The metric selectors of label_values(...) template variables."""
+    selectors = []
+    for variable in dash["templating"]["list"]:
+        if variable["type"] != "query":
+            continue
+        query = variable["query"]
+        text = query["query"] if isinstance(query, dict) else query
+        m = re.fullmatch(r"label_values\((.*),\s*\w+\)", text)
+        assert m, text
+        selectors.append(m.group(1))
+    return selectors
+
+
+def plain_promql(expr: str) -> str:
+    for variable, value in GRAFANA_VARIABLES.items():
+        expr = expr.replace(variable, value)
+    assert "$" not in expr.replace('"$1"', ""), f"unknown Grafana variable in {expr}"
+    return expr
+
+
+def test_dashboard_is_importable_json() -> None:
+    dash = dashboard()
+    assert dash["title"] and dash["uid"] == "datadog-cnm-exporter"
+    ids = [panel["id"] for panel in panels(dash)]
+    assert len(ids) == len(set(ids)), "panel ids must be unique"
+    for panel in panels(dash):
+        if panel["type"] != "row":
+            assert panel["targets"], panel["title"]
+            assert panel["datasource"]["uid"] == "${datasource}", panel["title"]
+
+
+def test_dashboard_covers_network_cases_audience_and_health() -> None:
+    used = set().union(*(metric_names(expr) for _, expr in panel_queries(dashboard())))
+    for required in (
+        "datadog_cnm_tcp_rtt_seconds",
+        "datadog_cnm_tcp_retransmits",
+        "datadog_cnm_tcp_resets",
+        "datadog_cases",
+        "datadog_audience_connection_info",
+        "datadog_exporter_up",
+    ):
+        assert required in used, required
+
+
+def test_every_metric_in_the_dashboard_is_exported() -> None:
+    dash = dashboard()
+    known = EXPORTED_METRIC_NAMES | PROMETHEUS_SCRAPE_METRICS
+    exprs = [expr for _, expr in panel_queries(dash)] + variable_queries(dash)
+    used: set[str] = set()
+    for expr in exprs:
+        names = metric_names(plain_promql(expr))
+        assert names, f"no metric found in {expr!r}"
+        used |= names
+    assert used - known == set(), f"not exported: {sorted(used - known)}"
+
+
+def test_every_dashboard_query_parses(tmp_path: Path) -> None:
+    """promtool parses each query (wrapped as a recording rule)."""
+    dash = dashboard()
+    exprs = [expr for _, expr in panel_queries(dash)] + variable_queries(dash)
+    rules = [
+        {"record": f"dashboard:query_{i}", "expr": plain_promql(e)} for i, e in enumerate(exprs)
+    ]
+    path = tmp_path / "dashboard-queries.yml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
+    proc = run([tool("promtool"), "check", "rules", str(path)])
+    assert proc.returncode == 0, describe(proc)
