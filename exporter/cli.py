@@ -27,6 +27,7 @@ from .settings import (
     parse_config,
 )
 from .simulator import Simulator, SimulatorOptions
+from .webconfig import WebSecurity, load_web_config
 
 log = logging.getLogger("exporter")
 
@@ -63,6 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=f":{DEFAULT_PORT}",
         metavar="HOST:PORT",
         help=f"address to serve on (default :{DEFAULT_PORT})",
+    )
+    parser.add_argument(
+        "--web.config.file",
+        dest="web_config_file",
+        type=Path,
+        metavar="PATH",
+        help="TLS and basic-auth configuration (Prometheus exporter-toolkit format)",
     )
     parser.add_argument(
         "--web.telemetry-path",
@@ -115,6 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         parse_listen_address(args.listen_address)
         config = load(args)
+        web = load_web_config(args.web_config_file) if args.web_config_file else None
     except ValueError as exc:
         print(f"error: --web.listen-address: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -128,14 +137,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         for warning in costly_interval_warnings(config):
             log.warning(warning)
     try:
-        return asyncio.run(_run(args, config, redactor))
+        return asyncio.run(_run(args, config, redactor, web))
     except (ConfigError, CredentialsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
 
 
-async def _run(args: argparse.Namespace, config: Config, redactor: Redactor) -> int:
-    options = RunOptions(args.listen_address, args.telemetry_path)
+async def _run(
+    args: argparse.Namespace, config: Config, redactor: Redactor, web: WebSecurity | None
+) -> int:
+    options = RunOptions(args.listen_address, args.telemetry_path, web)
     if args.demo:
         simulator = Simulator(SimulatorOptions(api_key=DEMO_API_KEY, app_key=DEMO_APP_KEY))
         await simulator.start(host="127.0.0.1", port=0)

@@ -22,6 +22,7 @@ from .selfmetrics import SelfMetrics
 from .server import ServerContext, create_app
 from .settings import Config
 from .snapshot import SnapshotStore
+from .webconfig import WebSecurity
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ def parse_listen_address(address: str) -> tuple[str | None, int]:
 class RunOptions:
     listen_address: str
     telemetry_path: str
+    web: WebSecurity | None = None  # TLS and basic auth from --web.config.file
 
 
 class Exporter:
@@ -83,9 +85,11 @@ class Exporter:
 
     async def start(self) -> None:
         host, port = parse_listen_address(self.options.listen_address)
-        self._runner = web.AppRunner(create_app(self.context), access_log=None)
+        security = self.options.web or WebSecurity(None, ())
+        app = create_app(self.context, security.middlewares)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port, shutdown_timeout=2.0)
+        site = web.TCPSite(self._runner, host, port, ssl_context=security.ssl_context)
         await site.start()
         server = getattr(site, "_server", None)
         sockets = getattr(server, "sockets", None) or []
@@ -97,6 +101,8 @@ class Exporter:
             extra={
                 "address": self.options.listen_address,
                 "port": self.port,
+                "scheme": security.scheme,
+                "basic_auth": bool(security.middlewares),
                 "queries": len(self.scheduler.jobs),
             },
         )

@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -48,9 +49,14 @@ def parse_metrics(text: str) -> dict[SampleKey, float]:
     return samples
 
 
-def http_get(url: str, timeout: float = 10.0, headers: dict[str, str] | None = None) -> bytes:
+def http_get(
+    url: str,
+    timeout: float = 10.0,
+    headers: dict[str, str] | None = None,
+    context: ssl.SSLContext | None = None,
+) -> bytes:
     request = urllib.request.Request(url, headers=headers or {})
-    with urllib.request.urlopen(request, timeout=timeout) as response:
+    with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
         body: bytes = response.read()
         return body
 

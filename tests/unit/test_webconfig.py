@@ -1,0 +1,121 @@
+"""The web configuration file: every mistake is a start-up error naming the key or file."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import bcrypt
+import pytest
+import trustme
+
+from exporter.webconfig import WebConfigError, load_web_config, parse_basic
+
+HASH = bcrypt.hashpw(b"secret", bcrypt.gensalt(rounds=4)).decode()
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("certs")
+    ca = trustme.CA()
+    server = ca.issue_cert("127.0.0.1")
+    server.cert_chain_pems[0].write_to_path(str(directory / "server.crt"))
+    server.private_key_pem.write_to_path(str(directory / "server.key"))
+    ca.cert_pem.write_to_path(str(directory / "ca.crt"))
+    return directory
+
+
+def write(directory: Path, text: str) -> Path:
+    path = directory / "web.yml"
+    path.write_text(text)
+    return path
+
+
+def problems(path: Path) -> str:
+    with pytest.raises(WebConfigError) as caught:
+        load_web_config(path)
+    return str(caught.value)
+
+
+def test_tls_and_users_load_with_paths_relative_to_the_file(certs: Path) -> None:
+    path = write(
+        certs,
+        "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"
+        f"basic_auth_users:\n  prometheus: '{HASH}'\n",
+    )
+    security = load_web_config(path)
+    assert security.scheme == "https" and len(security.middlewares) == 1
+
+
+def test_empty_file_means_plain_http_without_auth(tmp_path: Path) -> None:
+    security = load_web_config(write(tmp_path, ""))
+    assert security.ssl_context is None and security.middlewares == ()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "tls_server_config:\n  cert_file: server.crt\n",
+            "tls_server_config.key_file: Field required",
+        ),
+        (
+            "basic_auth_users:\n  admin: plaintext\n",
+            "basic_auth_users.admin: must be a bcrypt hash",
+        ),
+        ("http_server_config:\n  http2: true\n", "http_server_config: unknown key"),
+        (
+            "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"
+            "  client_auth_type: RequireAndVerifyClientCert\n",
+            "needs client_ca_file",
+        ),
+        (
+            "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"
+            "  client_ca_file: ca.crt\n",
+            "client_auth_type is NoClientCert",
+        ),
+        (
+            "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"
+            "  client_auth_type: RequireAnyClientCert\n  client_ca_file: ca.crt\n",
+            "use RequireAndVerifyClientCert",
+        ),
+        (
+            "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"
+            "  min_version: TLS10\n",
+            "tls_server_config.min_version: Input should be 'TLS12' or 'TLS13'",
+        ),
+        (
+            "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"
+            "  min_version: TLS13\n  max_version: TLS12\n",
+            "min_version is above max_version",
+        ),
+        ("tls_server_config: [\n", "invalid YAML"),
+        ("- a\n", "the top level must be a mapping"),
+    ],
+)
+def test_invalid_settings_name_the_key(certs: Path, text: str, expected: str) -> None:
+    assert expected in problems(write(certs, text))
+
+
+def test_missing_or_mismatched_files_are_start_up_errors(certs: Path, tmp_path: Path) -> None:
+    missing = write(tmp_path, "tls_server_config:\n  cert_file: nope.crt\n  key_file: nope.key\n")
+    assert "cannot load" in problems(missing) and "nope.crt" in problems(missing)
+    other = trustme.CA().issue_cert("127.0.0.1")
+    other.private_key_pem.write_to_path(str(tmp_path / "other.key"))
+    mismatched = write(
+        tmp_path,
+        f"tls_server_config:\n  cert_file: {certs / 'server.crt'}\n  key_file: other.key\n",
+    )
+    assert "tls_server_config.cert_file: cannot load" in problems(mismatched)
+    assert "cannot read" in problems(tmp_path / "absent.yml")
+
+
+def test_basic_header_parsing_rejects_anything_but_user_colon_password() -> None:
+    def basic(raw: bytes) -> str:
+        return "Basic " + base64.b64encode(raw).decode()
+
+    assert parse_basic(basic(b"user:pa:ss")) == ("user", "pa:ss")
+    assert parse_basic(basic(b"no-colon")) is None
+    assert parse_basic("Bearer abc") is None
+    assert parse_basic("Basic !!!") is None
+    assert parse_basic(None) is None
