@@ -8,7 +8,7 @@ import logging
 import os
 import sys
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
 
@@ -16,7 +16,13 @@ from . import __version__
 from .credentials import Credentials, CredentialsError, KeySource, Secret
 from .durations import format_duration
 from .logs import LEVELS, Redactor, setup_logging
-from .runtime import Exporter, RunOptions, parse_listen_address, serve_until_signalled
+from .runtime import (
+    ConfigSource,
+    Exporter,
+    RunOptions,
+    parse_listen_address,
+    serve_until_signalled,
+)
 from .settings import (
     Config,
     ConfigError,
@@ -157,8 +163,11 @@ async def _run(
             redactor,
         )
         try:
+            source = reloader(args.config_file, lambda _config: simulator.url)
             await serve_until_signalled(
-                Exporter(config, simulator.url, credentials, redactor, options)
+                Exporter(
+                    config, simulator.url, credentials, redactor, options, config_source=source
+                )
             )
         finally:
             await simulator.stop()
@@ -167,5 +176,20 @@ async def _run(
     url = base_url(config.datadog, environment)
     credentials = Credentials.from_environment(redactor, dict(os.environ))
     credentials.check()
-    await serve_until_signalled(Exporter(config, url, credentials, redactor, options))
+    source = reloader(args.config_file, lambda new: base_url(new.datadog, environment))
+    await serve_until_signalled(
+        Exporter(config, url, credentials, redactor, options, config_source=source)
+    )
     return 0
+
+
+def reloader(path: Path | None, url_for: Callable[[Config], str]) -> ConfigSource | None:
+    """What SIGHUP and POST /-/reload re-read: the configuration file, if there is one."""
+    if path is None:
+        return None
+
+    def read() -> tuple[Config, str]:
+        config = load_config(path)
+        return config, url_for(config)
+
+    return read

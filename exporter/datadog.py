@@ -173,6 +173,15 @@ class DatadogClient:
         self.rate_limits: dict[str, RateLimitState] = {}
         self._session: aiohttp.ClientSession | None = None
 
+    def reconfigure(self, base_url: str, *, timeout: float, max_response_size: int) -> None:
+        """Apply reloaded settings to the next request (a new base URL forgets rate limits)."""
+        base_url = base_url.rstrip("/")
+        if base_url != self.base_url:
+            self.rate_limits.clear()
+        self.base_url = base_url
+        self.timeout = timeout
+        self.max_response_size = max_response_size
+
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()

@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -20,7 +22,7 @@ from .logs import Redactor
 from .scheduler import Scheduler
 from .selfmetrics import SelfMetrics
 from .server import ServerContext, create_app
-from .settings import Config
+from .settings import Config, ConfigError, costly_interval_warnings
 from .snapshot import SnapshotStore
 from .webconfig import WebSecurity
 
@@ -42,6 +44,10 @@ def parse_listen_address(address: str) -> tuple[str | None, int]:
     return (host or None), int(port_text)
 
 
+# Re-reads the configuration for a reload: the new Config and the base URL it implies.
+ConfigSource = Callable[[], tuple[Config, str]]
+
+
 @dataclass
 class RunOptions:
     listen_address: str
@@ -59,9 +65,12 @@ class Exporter:
         credentials: Credentials,
         redactor: Redactor,
         options: RunOptions,
+        *,
+        config_source: ConfigSource | None = None,
     ):
         self.config = config
         self.options = options
+        self.config_source = config_source
         self.metrics = SelfMetrics()
         self.store = SnapshotStore()
         self.client = DatadogClient(
@@ -79,9 +88,12 @@ class Exporter:
             metrics=self.metrics,
             states=self.scheduler.query_states,
             telemetry_path=options.telemetry_path,
+            reload=self.reload if config_source is not None else None,
         )
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
+        self._reload_lock = asyncio.Lock()
+        self._signalled_reloads: set[asyncio.Task[tuple[bool, str]]] = set()
 
     async def start(self) -> None:
         host, port = parse_listen_address(self.options.listen_address)
@@ -95,6 +107,7 @@ class Exporter:
         sockets = getattr(server, "sockets", None) or []
         self.port = sockets[0].getsockname()[1] if sockets else port
         self.scheduler.start(build_jobs(self.config))
+        self.metrics.config_loaded(True, time.time())
         self.context.ready = True
         log.info(
             "listening",
@@ -107,8 +120,52 @@ class Exporter:
             },
         )
 
+    async def reload(self) -> tuple[bool, str]:
+        """Re-read the configuration and apply it; on any error keep the running one."""
+        if self.config_source is None:
+            return False, "reload is not available: no configuration file"
+        async with self._reload_lock:
+            try:
+                config, url = await asyncio.to_thread(self.config_source)
+            except ConfigError as exc:
+                self.metrics.config_loaded(False, time.time())
+                log.error(
+                    "reload failed; the running configuration stays in effect",
+                    extra={"error": str(exc)},
+                )
+                return False, f"reload failed, the running configuration stays in effect: {exc}"
+            self.client.reconfigure(
+                url,
+                timeout=config.datadog.timeout,
+                max_response_size=config.datadog.max_response_size,
+            )
+            changes = await self.scheduler.apply(build_jobs(config))
+            self.config = config
+            self.metrics.config_loaded(True, time.time())
+            for warning in costly_interval_warnings(config):
+                log.warning(warning)
+            counts = {
+                "added": len(changes.added),
+                "changed": len(changes.changed),
+                "removed": len(changes.removed),
+                "unchanged": len(changes.unchanged),
+            }
+            log.info("configuration reloaded", extra=counts)
+            return True, "configuration reloaded: " + ", ".join(
+                f"{count} {what}" for what, count in counts.items()
+            )
+
+    def reload_soon(self) -> None:
+        """Start a reload from a signal handler; the task is kept until it finishes."""
+        task = asyncio.get_running_loop().create_task(self.reload(), name="reload")
+        self._signalled_reloads.add(task)
+        task.add_done_callback(self._signalled_reloads.discard)
+
     async def stop(self) -> None:
         self.context.ready = False
+        for task in list(self._signalled_reloads):
+            task.cancel()
+        await asyncio.gather(*self._signalled_reloads, return_exceptions=True)
         await self.scheduler.stop()
         await self.client.close()
         if self._runner is not None:
@@ -116,11 +173,13 @@ class Exporter:
 
 
 async def serve_until_signalled(exporter: Exporter) -> None:
-    """Run until SIGTERM or SIGINT, then stop polling and close everything."""
+    """Run until SIGTERM or SIGINT, then stop polling and close everything; SIGHUP reloads."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    if exporter.config_source is not None:
+        loop.add_signal_handler(signal.SIGHUP, exporter.reload_soon)
     await exporter.start()
     try:
         await stop.wait()

@@ -15,6 +15,8 @@ import random
 import time
 import zlib
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TypeVar
 
 from .collectors.base import DecodeError, QueryJob
 from .datadog import ApiError, DatadogClient, RateLimited
@@ -22,6 +24,7 @@ from .selfmetrics import QueryState, RateLimitView, SelfMetrics
 from .snapshot import QueryKey, QuerySnapshot, SnapshotStore, prepare_snapshot
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 # Retries after a retryable failure wait BACKOFF_BASE * 2^attempt, capped, with full jitter.
 BACKOFF_BASE_SECONDS = 1.0
@@ -38,6 +41,16 @@ ERROR_REASONS = (
     "decode_error",
     "credentials",
 )
+
+
+@dataclass
+class JobChanges:
+    """What :meth:`Scheduler.apply` did, by query key."""
+
+    added: list[QueryKey] = field(default_factory=list)
+    changed: list[QueryKey] = field(default_factory=list)
+    removed: list[QueryKey] = field(default_factory=list)
+    unchanged: list[QueryKey] = field(default_factory=list)
 
 
 class PollFailed(Exception):
@@ -93,6 +106,43 @@ class Scheduler:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
+
+    async def apply(self, jobs: Iterable[QueryJob]) -> JobChanges:
+        """Move to a new set of jobs (a reload) without disturbing the ones that stay.
+
+        Jobs are compared with ``==`` (they are frozen values of their settings). An unchanged
+        job keeps its task, schedule, data and state; a removed one stops and its series and
+        self-metrics vanish; a changed one is removed and added again, so no series of its old
+        shape outlives it; a new one starts like at start-up.
+        """
+        wanted = {(job.collector, job.name): job for job in jobs}
+        changes = JobChanges()
+        for key, job in self.jobs.items():
+            if key not in wanted:
+                changes.removed.append(key)
+            elif wanted[key] != job:
+                changes.changed.append(key)
+            else:
+                changes.unchanged.append(key)
+        changes.added = [key for key in wanted if key not in self.jobs]
+        for key in changes.removed + changes.changed:
+            await self._remove(key)
+        for key in changes.changed + changes.added:
+            self._add(wanted[key])
+        # Configuration order decides the order on /metrics and the landing page.
+        self.jobs = {key: self.jobs[key] for key in wanted}
+        self.states = {key: self.states[key] for key in wanted}
+        self.store.set_order(wanted)
+        return changes
+
+    async def _remove(self, key: QueryKey) -> None:
+        task = self._tasks.pop(key)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await self._locked(self.store.drop, key)
+        del self.jobs[key]
+        del self.states[key]
+        self.metrics.forget_query(key[0], key[1], ERROR_REASONS)
 
     def _add(self, job: QueryJob) -> None:
         key = (job.collector, job.name)
@@ -151,8 +201,7 @@ class Scheduler:
         try:
             body = await self._fetch_with_retries(job, deadline)
             snapshot = await asyncio.to_thread(self._render, key, job, body, self.wall_clock())
-            async with self._publish_lock:
-                await asyncio.to_thread(self.store.publish, snapshot)
+            await self._locked(self.store.publish, snapshot)
         except PollFailed as failure:
             self._record_failure(key, failure)
         else:
@@ -169,6 +218,21 @@ class Scheduler:
             state.last_duration = time.monotonic() - started
         if not state.up:
             await self._drop_if_stale(key)
+
+    async def _locked(self, change: Callable[[_T], object], argument: _T) -> None:
+        """Run a store change in a worker thread, one at a time, to completion.
+
+        A cancelled poll (stop, reload) must not leave its change running in the thread after
+        the lock is released: it would race the next change (a removed query's data could
+        come back). So the change is shielded and awaited even when the caller is cancelled.
+        """
+        async with self._publish_lock:
+            future = asyncio.ensure_future(asyncio.to_thread(change, argument))
+            try:
+                await asyncio.shield(future)
+            except asyncio.CancelledError:
+                await future
+                raise
 
     @staticmethod
     def _render(key: QueryKey, job: QueryJob, body: bytes, now: float) -> QuerySnapshot:
@@ -237,8 +301,7 @@ class Scheduler:
         if age <= job.keep_stale_seconds:
             state.serving_stale = True
             return
-        async with self._publish_lock:
-            await asyncio.to_thread(self.store.drop, key)
+        await self._locked(self.store.drop, key)
         state.series = 0
         state.serving_stale = False
         log.warning(

@@ -164,6 +164,16 @@ class SelfMetrics:
             registry=self.registry,
         )
         self.build_info.labels(__version__, platform.python_version()).set(1)
+        self.reload_successful = Gauge(
+            "datadog_exporter_config_last_reload_successful",
+            "1 if the last configuration load (start-up or reload) succeeded, else 0.",
+            registry=self.registry,
+        )
+        self.reload_success_time = Gauge(
+            "datadog_exporter_config_last_reload_success_timestamp_seconds",
+            "Unix time of the last successful configuration load.",
+            registry=self.registry,
+        )
         ProcessCollector(registry=self.registry)
 
     def watch(
@@ -173,6 +183,11 @@ class SelfMetrics:
     ) -> None:
         """Register the per-query and per-endpoint state readers (once, at start-up)."""
         self.registry.register(_StateCollector(states, rate_limits))
+
+    def config_loaded(self, ok: bool, now: float) -> None:
+        self.reload_successful.set(1 if ok else 0)
+        if ok:
+            self.reload_success_time.set(now)
 
     def count_response(self, endpoint: str, code: str) -> None:
         self.api_requests.labels(endpoint, code).inc()
