@@ -32,6 +32,15 @@ from .settings import (
     load_config,
     parse_config,
 )
+from .sharding import (
+    COUNT_ENV,
+    INDEX_ENV,
+    Shard,
+    ShardError,
+    assignment_report,
+    resolve_count,
+    resolve_shard,
+)
 from .simulator import Simulator, SimulatorOptions
 from .webconfig import WebSecurity, load_web_config
 
@@ -84,6 +93,22 @@ def build_parser() -> argparse.ArgumentParser:
         default="/metrics",
         help="path of the metrics endpoint (default /metrics)",
     )
+    parser.add_argument(
+        "--shard.count",
+        dest="shard_count",
+        type=int,
+        metavar="N",
+        help=f"replicas the queries are spread over (default 1, or ${COUNT_ENV}); with "
+        "--config.check, print which replica polls which query",
+    )
+    parser.add_argument(
+        "--shard.index",
+        dest="shard_index",
+        type=int,
+        metavar="I",
+        help=f"this replica's shard, 0..N-1 (default ${INDEX_ENV}, else the -N ending of a "
+        "StatefulSet pod name in $POD_NAME or $HOSTNAME)",
+    )
     parser.add_argument("--log.level", dest="log_level", choices=list(LEVELS), default="info")
     parser.add_argument(
         "--log.format", dest="log_format", choices=["logfmt", "json"], default="logfmt"
@@ -108,18 +133,31 @@ def load(args: argparse.Namespace) -> Config:
     return load_config(args.config_file)
 
 
-def summary(config: Config) -> str:
-    """What --config.check prints: the queries and the API calls they cost per hour."""
+def summary(config: Config, shard_count: int | None = None) -> str:
+    """What --config.check prints: the queries, the API calls they cost per hour, and with
+    a shard count, which replica polls which query."""
     lines = []
-    calls: dict[str, float] = defaultdict(float)
+    calls: dict[tuple[str, str], float] = defaultdict(float)
     for collector, query in config.all_queries():
-        calls[collector] += 3600 / query.interval
-        lines.append(f"  {collector:<12} {query.name:<30} every {format_duration(query.interval)}")
+        account = config.account_of(query)
+        calls[(account, collector)] += 3600 / query.interval
+        lines.append(
+            f"  {collector:<12} {query.name:<30} every {format_duration(query.interval):<8}"
+            f" account {account}"
+        )
     head = f"configuration OK: {len(lines)} queries"
-    budget = ["API calls per hour, per endpoint:"] + [
-        f"  {endpoint:<12} {round(count)}" for endpoint, count in sorted(calls.items())
+    budget = ["API calls per hour, per account and endpoint:"] + [
+        f"  {account:<12} {endpoint:<12} {round(count)}"
+        for (account, endpoint), count in sorted(calls.items())
     ]
-    return "\n".join([head, *lines, *budget])
+    out = [head, *lines, *budget]
+    if shard_count is not None:
+        queries = [
+            ((config.account_of(q), collector, q.name), q.interval)
+            for collector, q in config.all_queries()
+        ]
+        out.append(assignment_report(queries, shard_count))
+    return "\n".join(out)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -136,23 +174,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    if args.config_check:
-        print(summary(config))
-        return 0
+    try:
+        if args.config_check:
+            print(summary(config, resolve_count(args.shard_count, os.environ)))
+            return 0
+        shard, shard_source = resolve_shard(args.shard_index, args.shard_count, os.environ)
+    except ShardError as exc:
+        print(f"error: sharding: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     if not args.demo:
         for warning in costly_interval_warnings(config):
             log.warning(warning)
+    if shard.sharded:
+        log.info(
+            "sharding",
+            extra={"index": shard.index, "count": shard.count, "index_from": shard_source},
+        )
     try:
-        return asyncio.run(_run(args, config, redactor, web))
+        return asyncio.run(_run(args, config, redactor, web, shard))
     except (ConfigError, CredentialsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
 
 
 async def _run(
-    args: argparse.Namespace, config: Config, redactor: Redactor, web: WebSecurity | None
+    args: argparse.Namespace,
+    config: Config,
+    redactor: Redactor,
+    web: WebSecurity | None,
+    shard: Shard,
 ) -> int:
-    options = RunOptions(args.listen_address, args.telemetry_path, web)
+    options = RunOptions(args.listen_address, args.telemetry_path, web, shard)
     if args.demo:
         simulator = Simulator(SimulatorOptions(api_key=DEMO_API_KEY, app_key=DEMO_APP_KEY))
         await simulator.start(host="127.0.0.1", port=0)
@@ -172,6 +224,12 @@ async def _run(
         finally:
             await simulator.stop()
         return 0
+    if config.accounts:
+        # Temporary until the scheduler holds one client per account (issue 7, next step):
+        # running would silently send every query to the default account.
+        raise ConfigError(
+            [("accounts", "validated by --config.check, but not yet polled by this version")]
+        )
     environment = Environment()
     url = base_url(config.datadog, environment)
     credentials = Credentials.from_environment(redactor, dict(os.environ))

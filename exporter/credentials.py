@@ -2,6 +2,7 @@
 
 A key file (``DD_API_KEY_FILE``, a mounted Kubernetes Secret) is re-read when its
 modification time or size changes, so a rotated Secret is picked up without a restart.
+Each configured account names its own files or environment variables.
 Keys live in :class:`Secret` objects whose repr and str never show the value.
 """
 
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .logs import Redactor
+from .settings import Account
 
 
 class CredentialsError(Exception):
@@ -48,25 +50,26 @@ class KeySource:
     label: str  # e.g. "DD_API_KEY" — used in error messages, never the value
     value: Secret | None = None
     path: Path | None = None
+    # What error messages call the file and how to fix a missing key (defaults: DD_* style).
+    file_label: str | None = None
+    missing_hint: str | None = None
     _stamp: tuple[float, int] | None = None
 
     def current(self, redactor: Redactor) -> Secret:
         if self.path is not None:
             self._reload_if_changed(redactor)
         if self.value is None or not self.value.reveal():
-            raise CredentialsError(
-                f"{self.label} is not set: export {self.label} or {self.label}_FILE"
-            )
+            hint = self.missing_hint or f"export {self.label} or {self.label}_FILE"
+            raise CredentialsError(f"{self.label} is not set: {hint}")
         return self.value
 
     def _reload_if_changed(self, redactor: Redactor) -> None:
         assert self.path is not None
+        what = self.file_label or f"{self.label}_FILE"
         try:
             stat = self.path.stat()
         except OSError as exc:
-            raise CredentialsError(
-                f"cannot read {self.label}_FILE {self.path}: {exc.strerror}"
-            ) from None
+            raise CredentialsError(f"cannot read {what} {self.path}: {exc.strerror}") from None
         stamp = (stat.st_mtime, stat.st_size)
         if stamp == self._stamp and self.value is not None:
             return
@@ -74,7 +77,7 @@ class KeySource:
             text = self.path.read_text(encoding="utf-8").strip()
         except (OSError, UnicodeDecodeError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-            raise CredentialsError(f"cannot read {self.label}_FILE {self.path}: {reason}") from None
+            raise CredentialsError(f"cannot read {what} {self.path}: {reason}") from None
         redactor.add(text)
         self.value = Secret(text)
         self._stamp = stamp
@@ -98,6 +101,23 @@ class Credentials:
         env = dict(os.environ if environ is None else environ)
         return cls(_source(env, f"{prefix}API_KEY"), _source(env, f"{prefix}APP_KEY"), redactor)
 
+    @classmethod
+    def for_account(
+        cls, account: Account, redactor: Redactor, environ: dict[str, str] | None = None
+    ) -> Credentials:
+        """The keys an account's configuration points at (the DD_* ones for the default)."""
+        env = dict(os.environ if environ is None else environ)
+        sources = [
+            (account.api_key_file, account.api_key_env, "api_key"),
+            (account.app_key_file, account.app_key_env, "app_key"),
+        ]
+        if all(path is None and name is None for path, name, _ in sources):
+            return cls.from_environment(redactor, env)
+        api_key, app_key = (
+            _account_source(account.name, key, path, name, env) for path, name, key in sources
+        )
+        return cls(api_key, app_key, redactor)
+
     def headers(self) -> dict[str, str]:
         """Auth headers for one request; re-reads key files that changed."""
         return {
@@ -119,3 +139,18 @@ def _source(env: dict[str, str], name: str) -> KeySource:
         return KeySource(name, path=Path(file_name))
     value = env.get(name)
     return KeySource(name, value=Secret(value) if value else None)
+
+
+def _account_source(
+    account: str, key: str, path: Path | None, env_name: str | None, env: dict[str, str]
+) -> KeySource:
+    where = f"accounts[{account}]"
+    if path is not None:
+        return KeySource(f"{where}.{key}", path=path, file_label=f"{where}.{key}_file")
+    assert env_name is not None  # settings require one of the two
+    value = env.get(env_name)
+    return KeySource(
+        env_name,
+        value=Secret(value) if value else None,
+        missing_hint=f"export it ({where}.{key}_env names it)",
+    )

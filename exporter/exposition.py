@@ -27,7 +27,12 @@ def sanitize_label_name(field: str) -> str:
     return name
 
 
-def label_names_for(fields: Sequence[str], reserved: Iterable[str] = ("query",)) -> list[str]:
+# Labels the exporter itself puts on data series; Datadog fields of the same name are renamed.
+# ``account`` is reserved even without accounts, so configuring them later renames nothing.
+RESERVED_LABELS = ("query", "account")
+
+
+def label_names_for(fields: Sequence[str], reserved: Iterable[str] = RESERVED_LABELS) -> list[str]:
     """One distinct label name per field, in order, never equal to a reserved label.
 
     A field that sanitizes to a reserved name becomes ``exported_<name>`` (the convention

@@ -10,7 +10,7 @@ import logging
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 
@@ -23,16 +23,24 @@ from .scheduler import Scheduler
 from .selfmetrics import SelfMetrics
 from .server import ServerContext, create_app
 from .settings import Config, ConfigError, costly_interval_warnings
+from .sharding import QueryIdentity, Shard
 from .snapshot import SnapshotStore
 from .webconfig import WebSecurity
 
 log = logging.getLogger(__name__)
 
 
-def build_jobs(config: Config) -> list[QueryJob]:
-    """One job per configured query, in configuration order."""
-    jobs: list[QueryJob] = [ConnectionsJob(query) for query in config.connections]
-    return jobs
+def build_jobs(config: Config, shard: Shard | None = None) -> list[QueryJob]:
+    """One job per configured query this shard owns (all of them unsharded), in file order."""
+    labelled = config.labels_accounts
+    jobs: list[QueryJob] = [
+        ConnectionsJob(query, config.account_of(query), labelled) for query in config.connections
+    ]
+    return (shard or Shard()).select(jobs, job_identity)
+
+
+def job_identity(job: QueryJob) -> QueryIdentity:
+    return (job.account, job.collector, job.name)
 
 
 def parse_listen_address(address: str) -> tuple[str | None, int]:
@@ -53,6 +61,7 @@ class RunOptions:
     listen_address: str
     telemetry_path: str
     web: WebSecurity | None = None  # TLS and basic auth from --web.config.file
+    shard: Shard = field(default_factory=Shard)
 
 
 class Exporter:
@@ -89,6 +98,7 @@ class Exporter:
             states=self.scheduler.query_states,
             telemetry_path=options.telemetry_path,
             reload=self.reload if config_source is not None else None,
+            shard=options.shard,
         )
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
@@ -106,9 +116,10 @@ class Exporter:
         server = getattr(site, "_server", None)
         sockets = getattr(server, "sockets", None) or []
         self.port = sockets[0].getsockname()[1] if sockets else port
-        self.scheduler.start(build_jobs(self.config))
+        self.scheduler.start(self._owned_jobs(self.config))
         self.metrics.config_loaded(True, time.time())
         self.context.ready = True
+        shard = self.options.shard
         log.info(
             "listening",
             extra={
@@ -117,6 +128,8 @@ class Exporter:
                 "scheme": security.scheme,
                 "basic_auth": bool(security.middlewares),
                 "queries": len(self.scheduler.jobs),
+                "configured_queries": self.context.configured_queries,
+                "shard": f"{shard.index}/{shard.count}",
             },
         )
 
@@ -139,7 +152,7 @@ class Exporter:
                 timeout=config.datadog.timeout,
                 max_response_size=config.datadog.max_response_size,
             )
-            changes = await self.scheduler.apply(build_jobs(config))
+            changes = await self.scheduler.apply(self._owned_jobs(config))
             self.config = config
             self.metrics.config_loaded(True, time.time())
             for warning in costly_interval_warnings(config):
@@ -154,6 +167,15 @@ class Exporter:
             return True, "configuration reloaded: " + ", ".join(
                 f"{count} {what}" for what, count in counts.items()
             )
+
+    def _owned_jobs(self, config: Config) -> list[QueryJob]:
+        """The jobs of this replica's shard; keeps the shard self-metrics and page current."""
+        jobs = build_jobs(config, self.options.shard)
+        configured = len(config.all_queries())
+        shard = self.options.shard
+        self.metrics.set_shard(shard.index, shard.count, len(jobs), configured)
+        self.context.configured_queries = configured
+        return jobs
 
     def reload_soon(self) -> None:
         """Start a reload from a signal handler; the task is kept until it finishes."""

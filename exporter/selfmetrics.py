@@ -174,6 +174,22 @@ class SelfMetrics:
             "Unix time of the last successful configuration load.",
             registry=self.registry,
         )
+        self.shard_info = Gauge(
+            "datadog_exporter_shard_info",
+            "Always 1; labels say which shard (0-based index) of how many this replica is.",
+            ["index", "count"],
+            registry=self.registry,
+        )
+        self.owned_queries = Gauge(
+            "datadog_exporter_owned_queries",
+            "Queries this replica polls: its shard's share of the configured queries.",
+            registry=self.registry,
+        )
+        self.configured_queries = Gauge(
+            "datadog_exporter_configured_queries",
+            "Queries in the configuration, over all shards.",
+            registry=self.registry,
+        )
         ProcessCollector(registry=self.registry)
 
     def watch(
@@ -188,6 +204,12 @@ class SelfMetrics:
         self.reload_successful.set(1 if ok else 0)
         if ok:
             self.reload_success_time.set(now)
+
+    def set_shard(self, index: int, count: int, owned: int, configured: int) -> None:
+        self.shard_info.clear()
+        self.shard_info.labels(str(index), str(count)).set(1)
+        self.owned_queries.set(owned)
+        self.configured_queries.set(configured)
 
     def count_response(self, endpoint: str, code: str) -> None:
         self.api_requests.labels(endpoint, code).inc()

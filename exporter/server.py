@@ -9,7 +9,7 @@ from __future__ import annotations
 import html
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
@@ -17,6 +17,7 @@ from aiohttp.typedefs import Middleware
 from . import __version__
 from .durations import format_duration
 from .selfmetrics import QueryState, SelfMetrics
+from .sharding import Shard
 from .snapshot import SnapshotStore
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -34,6 +35,8 @@ class ServerContext:
     telemetry_path: str = "/metrics"
     ready: bool = False
     reload: Callable[[], Awaitable[tuple[bool, str]]] | None = None
+    shard: Shard = field(default_factory=Shard)
+    configured_queries: int = 0
 
 
 def accepts_gzip(header: str) -> bool:
@@ -123,6 +126,14 @@ def landing_page(context: ServerContext) -> str:
         ]
         rows.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
     path = html.escape(context.telemetry_path)
+    shard = context.shard
+    sharding = (
+        f"<p>Shard {shard.index} of {shard.count} (0-based): this replica polls "
+        f"{len(rows)} of the {context.configured_queries} configured queries; the other "
+        f"replicas poll the rest.</p>\n"
+        if shard.sharded
+        else ""
+    )
     return f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>Datadog CNM Exporter</title>
 <style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:.2em .8em;text-align:left}}
@@ -133,7 +144,7 @@ Case Management and RUM Audience Management.</p>
 <p><a href="{path}">Metrics</a> · <a href="/-/healthy">Health</a> ·
 <a href="/-/ready">Readiness</a></p>
 <h2>Queries</h2>
-<table><tr><th>Collector</th><th>Query</th><th>Interval</th><th>State</th>
+{sharding}<table><tr><th>Collector</th><th>Query</th><th>Interval</th><th>State</th>
 <th>Last success</th><th>Series</th><th>Last error</th></tr>
 {"".join(rows) or '<tr><td colspan="7">No queries configured.</td></tr>'}
 </table></body></html>

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -84,33 +86,61 @@ PositiveDuration = Annotated[float, BeforeValidator(_to_seconds), Field(gt=0)]
 NonNegativeDuration = Annotated[float, BeforeValidator(_to_seconds), Field(ge=0)]
 Interval = Annotated[float, BeforeValidator(_to_seconds), Field(ge=1.0)]
 QueryName = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:-]+$")]
+AccountName = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")]
+EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+
+# The account of a configuration without ``accounts:`` (the datadog: block and DD_* variables).
+DEFAULT_ACCOUNT = "default"
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _http_url(value: str | None) -> str | None:
+    if value is not None and not value.startswith(("http://", "https://")):
+        raise ValueError("must start with http:// or https://")
+    return value.rstrip("/") if value else value
+
+
+ApiUrl = Annotated[str, AfterValidator(_http_url)]
+
+
 class DatadogSettings(_Strict):
     """Where the API lives and how long one request may take."""
 
     site: Site | None = None
-    api_url: str | None = None
+    api_url: ApiUrl | None = None
     timeout: PositiveDuration = 30.0
     # Answers larger than this are abandoned while reading: a runaway body must not eat memory.
     max_response_size: int = Field(default=64 * 1024 * 1024, ge=1024)
 
-    @field_validator("api_url")
-    @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
-        return value.rstrip("/") if value else value
+
+class AccountSettings(_Strict):
+    """One Datadog organisation: where its API lives and where its two keys come from.
+
+    Each key comes from a file (re-read when it changes, like a mounted Secret) or from a
+    named environment variable. ``timeout`` and ``max_response_size`` default to the
+    ``datadog:`` block's.
+    """
+
+    name: AccountName
+    site: Site | None = None
+    api_url: ApiUrl | None = None
+    api_key_file: Path | None = None
+    app_key_file: Path | None = None
+    api_key_env: EnvName | None = None
+    app_key_env: EnvName | None = None
+    timeout: PositiveDuration | None = None
+    max_response_size: int | None = Field(default=None, ge=1024)
 
 
 class PolledQuery(_Strict):
     """What every polled query has: a name, a schedule and a staleness bound."""
 
     name: QueryName
+    # The account (Datadog organisation) to ask; see Config.account_of for the default.
+    account: AccountName | None = None
     interval: Interval = 60.0
     # Last good series stay on /metrics this long after polls start failing; then they go,
     # so dashboards do not show frozen numbers forever. Default: 3 intervals, at least 5m.
@@ -160,6 +190,7 @@ class Config(_Strict):
     """The whole configuration file."""
 
     datadog: DatadogSettings = Field(default_factory=DatadogSettings)
+    accounts: list[AccountSettings] = Field(default_factory=list)
     connections: list[ConnectionsQuery] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -172,9 +203,75 @@ class Config(_Strict):
                 seen.add(query.name)
         return self
 
+    @model_validator(mode="after")
+    def _accounts_are_complete(self) -> Config:
+        seen: set[str] = set()
+        for index, account in enumerate(self.accounts):
+            if account.name in seen:
+                raise _KeyedError(("accounts", index, "name"), f"duplicate name {account.name!r}")
+            seen.add(account.name)
+            for key in ("api_key", "app_key"):
+                given = [
+                    f"{key}_{kind}"
+                    for kind in ("file", "env")
+                    if getattr(account, f"{key}_{kind}") is not None
+                ]
+                if len(given) != 1:
+                    problem = "give only one of" if given else "required: one of"
+                    raise _KeyedError(
+                        ("accounts", index, f"{key}_file"),
+                        f"{problem} {key}_file or {key}_env",
+                    )
+        if self.accounts:
+            # With accounts, the datadog: block only holds defaults; a site there would be
+            # silently ignored, so it is refused.
+            for key in ("site", "api_url"):
+                if getattr(self.datadog, key) is not None:
+                    raise _KeyedError(("datadog", key), f"set {key} per account (accounts[].{key})")
+        return self
+
+    @model_validator(mode="after")
+    def _queries_name_known_accounts(self) -> Config:
+        names = self.account_names
+        for section in ("connections",):
+            for index, query in enumerate(getattr(self, section)):
+                loc = (section, index, "account")
+                if query.account is None:
+                    if len(names) > 1:
+                        raise _KeyedError(
+                            loc,
+                            f"required when several accounts are configured "
+                            f"(one of {', '.join(names)})",
+                        )
+                elif query.account not in names:
+                    known = (
+                        f"one of {', '.join(names)}"
+                        if self.accounts
+                        else f"no accounts: section, so only {DEFAULT_ACCOUNT!r}"
+                    )
+                    raise _KeyedError(loc, f"unknown account {query.account!r} ({known})")
+        return self
+
+    @property
+    def account_names(self) -> list[str]:
+        return [a.name for a in self.accounts] or [DEFAULT_ACCOUNT]
+
+    @property
+    def labels_accounts(self) -> bool:
+        """True when data series carry an ``account`` label (``accounts:`` is configured)."""
+        return bool(self.accounts)
+
+    def account_of(self, query: PolledQuery) -> str:
+        """The account a query polls: its own, else the only one there is."""
+        return query.account or self.account_names[0]
+
     def all_queries(self) -> list[tuple[str, PolledQuery]]:
         """Every configured query with its collector name, in file order."""
         return [("connections", q) for q in self.connections]
+
+    def query_identities(self) -> list[tuple[str, str, str]]:
+        """``(account, collector, name)`` of every query, in file order: what shards hash."""
+        return [(self.account_of(q), collector, q.name) for collector, q in self.all_queries()]
 
 
 class _KeyedError(ValueError):
@@ -289,3 +386,47 @@ def base_url(config: DatadogSettings, env: Environment) -> str:
             [("DD_SITE", f"unknown Datadog site {site!r}; one of {', '.join(SITES)}")]
         )
     return f"https://api.{site}"
+
+
+@dataclass(frozen=True)
+class Account:
+    """One Datadog organisation as the exporter talks to it: URL, limits and key sources.
+
+    All four key fields None means the ``DD_API_KEY``/``DD_APP_KEY`` (or ``_FILE``) variables.
+    """
+
+    name: str
+    base_url: str
+    timeout: float
+    max_response_size: int
+    api_key_file: Path | None = None
+    app_key_file: Path | None = None
+    api_key_env: str | None = None
+    app_key_env: str | None = None
+
+
+def resolve_accounts(config: Config, env: Environment) -> list[Account]:
+    """The accounts to build clients for: the ``accounts:`` list, or the default account."""
+    defaults = config.datadog
+    if not config.accounts:
+        return [
+            Account(
+                DEFAULT_ACCOUNT,
+                base_url(defaults, env),
+                defaults.timeout,
+                defaults.max_response_size,
+            )
+        ]
+    return [
+        Account(
+            name=account.name,
+            base_url=account.api_url or f"https://api.{account.site or 'datadoghq.com'}",
+            timeout=account.timeout if account.timeout is not None else defaults.timeout,
+            max_response_size=account.max_response_size or defaults.max_response_size,
+            api_key_file=account.api_key_file,
+            app_key_file=account.app_key_file,
+            api_key_env=account.api_key_env,
+            app_key_env=account.app_key_env,
+        )
+        for account in config.accounts
+    ]

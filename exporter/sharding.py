@@ -100,6 +100,15 @@ def _parse_int(text: str, what: str) -> int:
         raise ShardError(f"{what} must be a whole number, not {text!r}") from None
 
 
+def resolve_count(count: int | None, environ: Mapping[str, str]) -> int | None:
+    """The shard count from the flag, else the environment; None when neither gives one."""
+    if count is None and environ.get(COUNT_ENV, "").strip():
+        count = _parse_int(environ[COUNT_ENV], COUNT_ENV)
+    if count is not None:
+        Shard(0, count)  # validates the range
+    return count
+
+
 def resolve_shard(
     index: int | None, count: int | None, environ: Mapping[str, str]
 ) -> tuple[Shard, str]:
@@ -109,9 +118,7 @@ def resolve_shard(
     above 1 with no index anywhere is an error: guessing 0 would make two replicas poll the
     same queries while another third of the queries goes unpolled.
     """
-    if count is None and environ.get(COUNT_ENV, "").strip():
-        count = _parse_int(environ[COUNT_ENV], COUNT_ENV)
-    count = 1 if count is None else count
+    count = resolve_count(count, environ) or 1
     source = "--shard.index"
     if index is None and environ.get(INDEX_ENV, "").strip():
         index, source = _parse_int(environ[INDEX_ENV], INDEX_ENV), INDEX_ENV
@@ -131,3 +138,31 @@ def resolve_shard(
     if index is None:
         index, source = 0, "default"
     return Shard(index, count), source
+
+
+def assignment_report(queries: Sequence[tuple[QueryIdentity, float]], count: int) -> str:
+    """What ``--config.check --shard.count N`` prints: who polls what, and what it costs.
+
+    ``queries`` holds each query's identity and polling interval in seconds.
+    """
+    intervals = dict(queries)
+    owned = assignment([identity for identity, _ in queries], count)
+    lines = [f"shard assignment over {count} replicas (rendezvous hashing):"]
+    for shard, identities in owned.items():
+        lines.append(f"  shard {shard}: {len(identities)} queries")
+        lines += [
+            f"    {account:<12} {collector:<12} {name}" for account, collector, name in identities
+        ]
+    lines.append("API calls per hour, per shard and account:")
+    for shard, identities in owned.items():
+        calls: dict[tuple[str, str], float] = {}
+        for account, collector, name in identities:
+            key = (account, collector)
+            calls[key] = calls.get(key, 0.0) + 3600 / intervals[(account, collector, name)]
+        if not calls:
+            lines.append(f"  shard {shard:<4} (nothing to poll)")
+        lines += [
+            f"  shard {shard:<4} {account:<12} {collector:<12} {round(count_)}"
+            for (account, collector), count_ in sorted(calls.items())
+        ]
+    return "\n".join(lines)

@@ -34,6 +34,11 @@ class QueryJob(Protocol):
     def name(self) -> str: ...
 
     @property
+    def account(self) -> str:
+        """The Datadog account (organisation) the query polls; picks the client."""
+        ...
+
+    @property
     def endpoint(self) -> str: ...
 
     @property

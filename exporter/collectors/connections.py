@@ -18,7 +18,7 @@ from msgspec.structs import astuple
 
 from ..exposition import Family, Rendered, RenderedFamily, escape_label_value, label_names_for
 from ..gcpause import gc_paused
-from ..settings import ConnectionsQuery
+from ..settings import DEFAULT_ACCOUNT, ConnectionsQuery
 from .base import ApiRequest, DecodeError
 
 ENDPOINT = "connections"
@@ -168,9 +168,12 @@ def windowed_params(query: ConnectionsQuery, now: float) -> dict[str, str]:
     return params
 
 
-def label_prefix(query_name: str) -> str:
-    """The ``query="..."`` pair every data series of a query starts with."""
-    return f'query="{escape_label_value(query_name)}"'
+def label_prefix(query_name: str, account: str | None = None) -> str:
+    """The ``query="..."`` pair every data series of a query starts with (and its account)."""
+    prefix = f'query="{escape_label_value(query_name)}"'
+    if account is not None:
+        prefix += f',account="{escape_label_value(account)}"'
+    return prefix
 
 
 def group_labels(
@@ -198,13 +201,19 @@ def decode_rows(body: bytes) -> list[_Row]:
         raise DecodeError(f"unexpected connections answer: {exc}") from None
 
 
-def render_rows(rows: list[_Row], query_name: str, fields: list[str], names: list[str]) -> Rendered:
+def render_rows(
+    rows: list[_Row],
+    query_name: str,
+    fields: list[str],
+    names: list[str],
+    account: str | None = None,
+) -> Rendered:
     """Render decoded rows into one text chunk per family.
 
     Rows are turned into columns first so each family is one list comprehension: this keeps
     the per-sample work to a single string format (see the benchmark for the figures).
     """
-    prefix = "{" + label_prefix(query_name)
+    prefix = "{" + label_prefix(query_name, account)
     labels: list[str] = []
     value_rows: list[tuple[object, ...]] = []
     seen: set[str] = set()
@@ -247,6 +256,9 @@ class ConnectionsJob:
     """A configured connections query, ready to poll."""
 
     settings: ConnectionsQuery
+    account: str = DEFAULT_ACCOUNT
+    # Series carry ``account="..."`` only when the configuration has an ``accounts:`` list.
+    account_label: bool = False
     collector: str = "connections"
     endpoint: str = ENDPOINT
 
@@ -276,4 +288,10 @@ class ConnectionsJob:
     def render(self, body: bytes) -> Rendered:
         with gc_paused():
             rows = decode_rows(body)
-            return render_rows(rows, self.name, self.settings.group_by, self.label_names)
+            return render_rows(
+                rows,
+                self.name,
+                self.settings.group_by,
+                self.label_names,
+                self.account if self.account_label else None,
+            )

@@ -205,3 +205,20 @@ def test_decoder_only_ever_raises_its_own_error(document: Any) -> None:
         return
     text = "".join((i.family.header() + i.samples).decode() for i in rendered.families)
     list(text_string_to_metric_families(text))
+
+
+def test_accounts_add_an_account_label_and_rename_a_field_called_account() -> None:
+    query = ConnectionsQuery(name="orgs", group_by=["account", "client_service"])
+    document = {"data": [row({"account": ["acme"], "client_service": ["web"]}, tcp_resets=3)]}
+    labelled = samples(render_text(ConnectionsJob(query, "eu", account_label=True), document))
+    ((_, labels),) = labelled
+    assert dict(labels) == {
+        "query": "orgs",
+        "account": "eu",
+        "exported_account": "acme",
+        "client_service": "web",
+    }
+    # Without an accounts: section the series carry no account label; the field keeps its
+    # exported_ name, so adding accounts later renames nothing.
+    ((_, labels),) = samples(render_text(ConnectionsJob(query), document))
+    assert dict(labels) == {"query": "orgs", "exported_account": "acme", "client_service": "web"}
