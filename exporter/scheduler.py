@@ -20,6 +20,7 @@ from typing import TypeVar
 
 from .collectors.base import DecodeError, QueryJob
 from .datadog import ApiError, DatadogClient, RateLimited
+from .exposition import Rendered
 from .selfmetrics import QueryState, RateLimitView, SelfMetrics
 from .snapshot import QueryKey, QuerySnapshot, SnapshotStore, prepare_snapshot
 
@@ -200,7 +201,9 @@ class Scheduler:
         state.last_attempt = self.wall_clock()
         try:
             body = await self._fetch_with_retries(job, deadline)
-            snapshot = await asyncio.to_thread(self._render, key, job, body, self.wall_clock())
+            rendered, snapshot = await asyncio.to_thread(
+                self._render, key, job, body, self.wall_clock()
+            )
             await self._locked(self.store.publish, snapshot)
         except PollFailed as failure:
             self._record_failure(key, failure)
@@ -210,6 +213,8 @@ class Scheduler:
             state.last_error = None
             state.series = snapshot.series
             state.serving_stale = False
+            if rendered.dropped_rows:
+                self._record_dropped_rows(key, rendered)
             log.debug(
                 "poll succeeded",
                 extra={"collector": key[0], "query": key[1], "series": snapshot.series},
@@ -235,12 +240,26 @@ class Scheduler:
                 raise
 
     @staticmethod
-    def _render(key: QueryKey, job: QueryJob, body: bytes, now: float) -> QuerySnapshot:
+    def _render(
+        key: QueryKey, job: QueryJob, body: bytes, now: float
+    ) -> tuple[Rendered, QuerySnapshot]:
         try:
             rendered = job.render(body)
         except DecodeError as exc:
             raise PollFailed("decode_error", str(exc)) from None
-        return prepare_snapshot(key, rendered, now)
+        return rendered, prepare_snapshot(key, rendered, now)
+
+    def _record_dropped_rows(self, key: QueryKey, rendered: Rendered) -> None:
+        self.metrics.dropped_rows.labels(key[0], key[1]).inc(rendered.dropped_rows)
+        log.warning(
+            "rows dropped: the query would exceed its max_series",
+            extra={
+                "collector": key[0],
+                "query": key[1],
+                "dropped_rows": rendered.dropped_rows,
+                "series_kept": rendered.series,
+            },
+        )
 
     async def _fetch_with_retries(self, job: QueryJob, deadline: float) -> bytes:
         loop = asyncio.get_running_loop()

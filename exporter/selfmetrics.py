@@ -157,6 +157,12 @@ class SelfMetrics:
             ["collector", "query", "reason"],
             registry=self.registry,
         )
+        self.dropped_rows = Counter(
+            "datadog_exporter_dropped_rows",
+            "Rows of Datadog answers dropped because the query would exceed its max_series.",
+            ["collector", "query"],
+            registry=self.registry,
+        )
         self.build_info = Gauge(
             "datadog_exporter_build_info",
             "Always 1; labels carry the exporter and Python versions.",
@@ -219,6 +225,8 @@ class SelfMetrics:
         for reason in reasons:
             with contextlib.suppress(KeyError):
                 self.poll_errors.remove(collector, name, reason)
+        with contextlib.suppress(KeyError):
+            self.dropped_rows.remove(collector, name)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -55,6 +55,8 @@ Site = Literal[
 
 # Polling faster than this spends API budget quickly; allowed, but worth a warning.
 COSTLY_INTERVAL_SECONDS = 30.0
+# One query at the API's row limit yields 7,500 x 17 = 127,500 connection series.
+DEFAULT_MAX_SERIES = 200_000
 
 
 class ConfigError(Exception):
@@ -145,6 +147,9 @@ class PolledQuery(_Strict):
     # Last good series stay on /metrics this long after polls start failing; then they go,
     # so dashboards do not show frozen numbers forever. Default: 3 intervals, at least 5m.
     stale_after: PositiveDuration | None = None
+    # Cardinality guard: rows that would take the query past this many series are dropped
+    # (the first rows, Datadog's biggest, are kept), counted and logged on every poll.
+    max_series: int = Field(default=DEFAULT_MAX_SERIES, ge=1)
 
     @property
     def keep_stale_seconds(self) -> float:

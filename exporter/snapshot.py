@@ -12,9 +12,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from .exposition import Family, Rendered
-from .gzipjoin import Piece, compress_piece, crc32_combine, gzip_member
+from .gzipjoin import Piece, combine, compress_piece, gzip_member
 
 QueryKey = tuple[str, str]  # (collector, query name)
+_EMPTY = Piece(b"", 0, 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,8 +52,7 @@ class Body:
 
     plain: tuple[bytes, ...] = ()
     deflated: tuple[bytes, ...] = ()
-    crc: int = 0
-    size: int = 0
+    total: Piece = _EMPTY  # CRC-32 and size of the plain text
 
     def plain_with(self, tail: bytes) -> list[bytes]:
         return [*self.plain, tail]
@@ -60,8 +60,7 @@ class Body:
     def gzip_with(self, tail: bytes) -> list[bytes]:
         """A complete gzip member: these pieces, then ``tail`` (the self-metrics) compressed."""
         piece = compress_piece(tail)
-        crc = crc32_combine(self.crc, piece.crc, piece.size)
-        return gzip_member([*self.deflated, piece.deflated], crc, self.size + piece.size)
+        return gzip_member([*self.deflated, piece.deflated], combine(self.total, piece))
 
 
 @dataclass
@@ -89,8 +88,7 @@ def assemble(snapshots: Iterable[QuerySnapshot], headers: _HeaderCache) -> Body:
             entry[1].append((samples, piece))
     plain: list[bytes] = []
     deflated: list[bytes] = []
-    crc = 0
-    size = 0
+    total = _EMPTY
     for family, chunks in by_name.values():
         header, header_piece = headers.get(family)
         for text, piece in [(header, header_piece), *chunks]:
@@ -98,16 +96,15 @@ def assemble(snapshots: Iterable[QuerySnapshot], headers: _HeaderCache) -> Body:
                 continue
             plain.append(text)
             deflated.append(piece.deflated)
-            crc = crc32_combine(crc, piece.crc, piece.size)
-            size += piece.size
-    return Body(tuple(plain), tuple(deflated), crc, size)
+            total = combine(total, piece)
+    return Body(tuple(plain), tuple(deflated), total)
 
 
 class SnapshotStore:
     """The current snapshot of every query and the Body built from them.
 
     ``publish`` and ``drop`` rebuild the Body from all snapshots; callers serialize them
-    (the scheduler does, and runs them in a worker thread since assembly combines CRCs).
+    (the scheduler does, off the event loop).
     """
 
     def __init__(self, order: Iterable[QueryKey] = ()) -> None:

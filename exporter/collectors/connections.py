@@ -11,12 +11,22 @@ A metric missing from a row yields no sample (absent is unknown, not zero).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from itertools import compress, repeat
+from operator import is_not
+from typing import Any
 
 import msgspec
 from msgspec.structs import astuple
 
-from ..exposition import Family, Rendered, RenderedFamily, escape_label_value, label_names_for
+from ..exposition import (
+    Family,
+    Rendered,
+    RenderedFamily,
+    escape_label_value,
+    format_value,
+    label_names_for,
+)
 from ..gcpause import gc_paused
 from ..settings import DEFAULT_ACCOUNT, ConnectionsQuery
 from .base import ApiRequest, DecodeError
@@ -25,27 +35,32 @@ ENDPOINT = "connections"
 PATH = "/api/v2/network/connections/aggregate"
 
 Number = int | float
+# Values are kept as the JSON text Datadog sent (``msgspec.Raw``): a JSON number without an
+# exponent is already valid exposition text, so most samples are copied, never parsed and
+# re-formatted. Rendering checks that they are numbers (see _value_texts). An absent field
+# keeps the shared empty _ABSENT (JSON null arrives as the text ``null``).
+_ABSENT = msgspec.Raw()
 
 
 class _Attributes(msgspec.Struct, gc=False):
-    group_bys: dict[str, list[str]] | None = None
-    bytes_sent_by_client: Number | None = None
-    bytes_sent_by_server: Number | None = None
-    packets_sent_by_client: Number | None = None
-    packets_sent_by_server: Number | None = None
-    rtt_micro_seconds: Number | None = None
-    tcp_retransmits: Number | None = None
-    tcp_resets: Number | None = None
-    tcp_rto_count: Number | None = None
-    tcp_timeouts: Number | None = None
-    tcp_refusals: Number | None = None
-    tcp_established_connections: Number | None = None
-    tcp_closed_connections: Number | None = None
-    tcp_delivered_ce: Number | None = None
-    tcp_probe0_count: Number | None = None
-    tcp_rcv_ooo_pack: Number | None = None
-    tcp_recovery_count: Number | None = None
-    tcp_reord_seen: Number | None = None
+    group_bys: msgspec.Raw = _ABSENT  # decoded per distinct value, see _LabelCache
+    bytes_sent_by_client: msgspec.Raw = _ABSENT
+    bytes_sent_by_server: msgspec.Raw = _ABSENT
+    packets_sent_by_client: msgspec.Raw = _ABSENT
+    packets_sent_by_server: msgspec.Raw = _ABSENT
+    rtt_micro_seconds: Number | None = None  # scaled to seconds, so decoded
+    tcp_retransmits: msgspec.Raw = _ABSENT
+    tcp_resets: msgspec.Raw = _ABSENT
+    tcp_rto_count: msgspec.Raw = _ABSENT
+    tcp_timeouts: msgspec.Raw = _ABSENT
+    tcp_refusals: msgspec.Raw = _ABSENT
+    tcp_established_connections: msgspec.Raw = _ABSENT
+    tcp_closed_connections: msgspec.Raw = _ABSENT
+    tcp_delivered_ce: msgspec.Raw = _ABSENT
+    tcp_probe0_count: msgspec.Raw = _ABSENT
+    tcp_rcv_ooo_pack: msgspec.Raw = _ABSENT
+    tcp_recovery_count: msgspec.Raw = _ABSENT
+    tcp_reord_seen: msgspec.Raw = _ABSENT
 
 
 class _Row(msgspec.Struct, gc=False):
@@ -57,6 +72,10 @@ class _Response(msgspec.Struct, gc=False):
 
 
 _decoder = msgspec.json.Decoder(_Response)
+_group_bys_decoder = msgspec.json.Decoder(dict[str, list[str]] | None)
+_number_decoder = msgspec.json.Decoder(Number | None)
+# What remains of a JSON number without exponent once its digits, sign and point are removed.
+_PLAIN_NUMBER_CHARS = b"0123456789-.\n"
 
 # (Datadog attribute, family). Order is the order families appear on /metrics.
 FIELDS: tuple[tuple[str, Family], ...] = tuple(
@@ -187,68 +206,148 @@ def group_labels(
     if not group_bys:
         return ""
     parts = []
-    for field, name in zip(fields, names, strict=True):
-        values = group_bys.get(field)
+    for field_name, name in zip(fields, names, strict=True):
+        values = group_bys.get(field_name)
         if values:
             parts.append(f',{name}="{escape_label_value(",".join(values))}"')
     return "".join(parts)
 
 
-def decode_rows(body: bytes) -> list[_Row]:
+@dataclass
+class _LabelCache:
+    """Label text per distinct ``group_bys`` JSON, kept from one poll to the next.
+
+    Successive polls of a query mostly return the same groups, so decoding and escaping
+    them is done once per group rather than once per poll. Only groups seen in the latest
+    poll are kept, which bounds the cache by the query's row limit.
+    """
+
+    prefix: str
+    fields: list[str]
+    names: list[str]
+    entries: dict[bytes, bytes] = field(default_factory=dict)
+
+    def labels_of(self, rows: list[_Attributes]) -> list[bytes]:
+        """``{query="q",a="x"} `` for each row, in order."""
+        old = self.entries
+        new: dict[bytes, bytes] = {}
+        out = []
+        for attributes in rows:
+            key = bytes(attributes.group_bys) or b"null"
+            text = new.get(key) or old.get(key)
+            if text is None:
+                text = self._render(key)
+            new[key] = text
+            out.append(text)
+        self.entries = new
+        return out
+
+    def _render(self, key: bytes) -> bytes:
+        try:
+            group_bys = _group_bys_decoder.decode(key)
+        except msgspec.ValidationError as exc:
+            raise DecodeError(f"unexpected connections answer: group_bys: {exc}") from None
+        return (self.prefix + group_labels(group_bys, self.fields, self.names) + "} ").encode()
+
+
+def decode_rows(body: bytes) -> list[_Attributes]:
+    """The attributes of every row (rows without attributes carry nothing to export)."""
     try:
-        return _decoder.decode(body).data
+        rows = _decoder.decode(body).data
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise DecodeError(f"unexpected connections answer: {exc}") from None
+    return [row.attributes for row in rows if row.attributes is not None]
 
 
-def render_rows(
-    rows: list[_Row],
-    query_name: str,
-    fields: list[str],
-    names: list[str],
-    account: str | None = None,
-) -> Rendered:
-    """Render decoded rows into one text chunk per family.
+def _value_texts(
+    labels: list[bytes], values: list[msgspec.Raw], attribute: str
+) -> tuple[list[bytes], list[msgspec.Raw | bytes]]:
+    """The samples' labels and values as exposition text; raise DecodeError for non-numbers.
 
-    Rows are turned into columns first so each family is one list comprehension: this keeps
-    the per-sample work to a single string format (see the benchmark for the figures).
+    The fast path checks a whole column at once in C: a JSON value made only of digits,
+    ``-`` and ``.`` can only be a number without exponent, which the text format accepts
+    as it is. Anything else (exponents, null, strings, booleans) takes the slow path, where
+    null means unknown and yields no sample.
     """
-    prefix = "{" + label_prefix(query_name, account)
-    labels: list[str] = []
+    if not b"\n".join(values).translate(None, _PLAIN_NUMBER_CHARS):
+        return labels, list(values)
+    kept: list[bytes] = []
+    texts: list[msgspec.Raw | bytes] = []
+    for row_labels, raw in zip(labels, values, strict=True):
+        try:
+            number = _number_decoder.decode(raw)
+        except msgspec.ValidationError as exc:
+            raise DecodeError(f"unexpected connections answer: {attribute}: {exc}") from None
+        if number is not None:
+            kept.append(row_labels)
+            texts.append(format_value(number).encode())
+    return kept, texts
+
+
+def _family_text(name: bytes, labels: list[bytes], values: list[msgspec.Raw | bytes]) -> bytes:
+    """``name{labels} value\n`` for each sample, joined in C without a string per line."""
+    parts: list[bytes | msgspec.Raw] = [b"\n" + name] * (3 * len(labels) + 1)
+    parts[0] = name
+    parts[1::3] = labels
+    parts[2::3] = values
+    parts[-1] = b"\n"
+    return b"".join(parts)
+
+
+def render_rows(rows: list[_Attributes], labels: list[bytes], max_series: int) -> Rendered:
+    """Render decoded rows (with their label text) into one chunk per family.
+
+    Rows are turned into columns so each family is a handful of C-level list operations;
+    no Python object is made per sample. Rows beyond ``max_series`` series are dropped, the
+    first rows (Datadog's biggest) kept.
+    """
+    kept_labels: list[bytes] = []
     value_rows: list[tuple[object, ...]] = []
-    seen: set[str] = set()
-    for row in rows:
-        attrs = row.attributes
-        if attrs is None:
-            continue
-        row_labels = prefix + group_labels(attrs.group_bys, fields, names) + "} "
+    seen: set[bytes] = set()
+    for attributes, row_labels in zip(rows, labels, strict=True):
         if row_labels in seen:
             # Two rows with the same label set would be a duplicate series: keep the first.
             continue
         seen.add(row_labels)
-        labels.append(row_labels)
-        value_rows.append(astuple(attrs))
-    if not value_rows:
-        return Rendered(families=(), series=0)
+        kept_labels.append(row_labels)
+        value_rows.append(astuple(attributes))
+    kept = _rows_within(value_rows, max_series)
+    dropped = len(value_rows) - kept
+    if not kept:
+        return Rendered(families=(), series=0, dropped_rows=dropped)
+    del value_rows[kept:], kept_labels[kept:]
     columns = list(zip(*value_rows, strict=True))[1:]  # column 0 is group_bys
     families = []
     series = 0
     for (attribute, family), column in zip(FIELDS, columns, strict=True):
-        name = family.name
+        absent = None if attribute == _RTT_ATTRIBUTE else _ABSENT
+        present = list(map(is_not, column, repeat(absent)))
+        family_labels = list(compress(kept_labels, present))
+        values: list[Any] = list(compress(column, present))
+        if not values:
+            continue
         if attribute == _RTT_ATTRIBUTE:
-            lines = [
-                f"{name}{lab}{v / 1e6}\n"
-                for lab, v in zip(labels, column, strict=True)
-                if v is not None
-            ]
+            texts: list[msgspec.Raw | bytes] = [format_value(v / 1e6).encode() for v in values]
         else:
-            lines = [
-                f"{name}{lab}{v}\n" for lab, v in zip(labels, column, strict=True) if v is not None
-            ]
-        if lines:
-            series += len(lines)
-            families.append(RenderedFamily(family, "".join(lines).encode()))
-    return Rendered(families=tuple(families), series=series)
+            family_labels, texts = _value_texts(family_labels, values, attribute)
+            if not texts:
+                continue
+        series += len(family_labels)
+        name = family.name.encode()
+        families.append(RenderedFamily(family, _family_text(name, family_labels, texts)))
+    return Rendered(families=tuple(families), series=series, dropped_rows=dropped)
+
+
+def _rows_within(value_rows: list[tuple[object, ...]], max_series: int) -> int:
+    """How many leading rows fit in ``max_series`` series (a row has one per present field)."""
+    if len(value_rows) * len(FIELDS) <= max_series:
+        return len(value_rows)
+    series = 0
+    for index, values in enumerate(value_rows):
+        series += sum(1 for value in values[1:] if value is not None and value is not _ABSENT)
+        if series > max_series:
+            return index
+    return len(value_rows)
 
 
 @dataclass(frozen=True)
@@ -261,6 +360,16 @@ class ConnectionsJob:
     account_label: bool = False
     collector: str = "connections"
     endpoint: str = ENDPOINT
+    _labels: _LabelCache = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        account = self.account if self.account_label else None
+        cache = _LabelCache(
+            "{" + label_prefix(self.settings.name, account),
+            self.settings.group_by,
+            self.label_names,
+        )
+        object.__setattr__(self, "_labels", cache)
 
     @property
     def name(self) -> str:
@@ -288,10 +397,5 @@ class ConnectionsJob:
     def render(self, body: bytes) -> Rendered:
         with gc_paused():
             rows = decode_rows(body)
-            return render_rows(
-                rows,
-                self.name,
-                self.settings.group_by,
-                self.label_names,
-                self.account if self.account_label else None,
-            )
+            labels = self._labels.labels_of(rows)
+            return render_rows(rows, labels, self.settings.max_series)

@@ -205,3 +205,24 @@ async def test_loops_start_spread_and_poll_on_their_interval(
     # the one in flight at the edges.
     count = len(simulator.request_log)
     assert 5 <= count <= 8, count
+
+
+async def test_rows_over_max_series_are_dropped_counted_and_logged(
+    polling: Scheduler, caplog: pytest.LogCaptureFixture
+) -> None:
+    register(polling, job("capped", limit=50, max_series=40))
+    with caplog.at_level("WARNING", logger="exporter.scheduler"):
+        await polling.poll_once(("connections", "capped"), deadline(5))
+    samples = served(polling)
+    labels = frozenset({("collector", "connections"), ("query", "capped")})
+    series = query_series(samples, "capped")
+    assert 0 < len(series) <= 40
+    dropped = samples[("datadog_exporter_dropped_rows_total", labels)]
+    assert dropped > 0
+    assert samples[("datadog_exporter_series", labels)] == len(series)
+    (record,) = [r for r in caplog.records if "max_series" in r.getMessage()]
+    assert record.dropped_rows == dropped  # type: ignore[attr-defined]
+
+    # The next poll drops again, and says so again.
+    await polling.poll_once(("connections", "capped"), deadline(5))
+    assert served(polling)[("datadog_exporter_dropped_rows_total", labels)] == 2 * dropped

@@ -12,11 +12,15 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.collectors.base import DecodeError
 from exporter.collectors.connections import FAMILIES, ConnectionsJob
-from exporter.settings import ConnectionsQuery
+from exporter.settings import DEFAULT_MAX_SERIES, ConnectionsQuery
 
 
 def render_text(job: ConnectionsJob, document: Any) -> str:
-    rendered = job.render(json.dumps(document).encode())
+    return render_text_bytes(job, json.dumps(document).encode())
+
+
+def render_text_bytes(job: ConnectionsJob, body: bytes) -> str:
+    rendered = job.render(body)
     return "".join((item.family.header() + item.samples).decode() for item in rendered.families)
 
 
@@ -222,3 +226,89 @@ def test_accounts_add_an_account_label_and_rename_a_field_called_account() -> No
     # exported_ name, so adding accounts later renames nothing.
     ((_, labels),) = samples(render_text(ConnectionsJob(query), document))
     assert dict(labels) == {"query": "orgs", "exported_account": "acme", "client_service": "web"}
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("42", 42), ("-3", -3), ("0.25", 0.25), ("1.5e3", 1500), ("2E-2", 0.02)],
+)
+def test_numbers_in_every_json_spelling_become_their_value(raw: str, expected: float) -> None:
+    body = (
+        '{"data": [{"attributes": {"group_bys": {"client_service": ["a"]}, '
+        f'"tcp_resets": {raw}, "tcp_timeouts": 7}}}}]}}'
+    ).encode()
+    got = samples(render_text_bytes(JOB, body))
+    values = {name: value for (name, _), value in got.items()}
+    assert values == {"datadog_cnm_tcp_resets": expected, "datadog_cnm_tcp_timeouts": 7}
+
+
+def test_explicit_null_is_absent_like_a_missing_field() -> None:
+    body = json.dumps(
+        {
+            "data": [
+                row({"client_service": ["a"]}, tcp_resets=None, tcp_timeouts=1),  # type: ignore[arg-type]
+                row({"client_service": ["b"]}, tcp_resets=2, rtt_micro_seconds=None),  # type: ignore[arg-type]
+            ]
+        }
+    ).encode()
+    got = samples(render_text_bytes(JOB, body))
+    assert sorted((name, dict(labels)["client_service"]) for name, labels in got) == [
+        ("datadog_cnm_tcp_resets", "b"),
+        ("datadog_cnm_tcp_timeouts", "a"),
+    ]
+
+
+def test_booleans_are_not_numbers() -> None:
+    with pytest.raises(DecodeError, match="tcp_resets"):
+        JOB.render(b'{"data": [{"attributes": {"tcp_resets": true}}]}')
+
+
+def test_same_groups_render_the_same_on_every_poll() -> None:
+    """Label text is reused between polls; a changed answer must still render what it says."""
+    job = ConnectionsJob(ConnectionsQuery(name="q", group_by=["client_service"]))
+    first = [
+        row({"client_service": ["a"]}, tcp_resets=1),
+        row({"client_service": ["b"]}, tcp_resets=2),
+    ]
+    second = [
+        row({"client_service": ["c"]}, tcp_resets=3),
+        row({"client_service": ["a"]}, tcp_resets=4),
+    ]
+    render_text(job, {"data": first})
+    got = samples(render_text(job, {"data": second}))
+    assert {dict(labels)["client_service"]: value for (_, labels), value in got.items()} == {
+        "c": 3,
+        "a": 4,
+    }
+
+
+def guarded(max_series: int) -> ConnectionsJob:
+    return ConnectionsJob(
+        ConnectionsQuery(name="g", group_by=["client_service"], max_series=max_series)
+    )
+
+
+def three_series_rows(count: int) -> bytes:
+    rows = [
+        row({"client_service": [f"c{i}"]}, tcp_resets=i, tcp_timeouts=i, rtt_micro_seconds=i)
+        for i in range(count)
+    ]
+    return json.dumps({"data": rows}).encode()
+
+
+def test_rows_beyond_max_series_are_dropped_and_counted() -> None:
+    rendered = guarded(max_series=7).render(three_series_rows(4))
+    # Each row has 3 series: two rows fit in 7, the other two are dropped.
+    assert (rendered.series, rendered.dropped_rows) == (6, 2)
+    text = "".join((i.family.header() + i.samples).decode() for i in rendered.families)
+    kept = {dict(labels)["client_service"] for _, labels in samples(text)}
+    assert kept == {"c0", "c1"}  # the first rows (Datadog's biggest) stay
+
+
+def test_answer_within_max_series_drops_nothing() -> None:
+    rendered = guarded(max_series=12).render(three_series_rows(4))
+    assert (rendered.series, rendered.dropped_rows) == (12, 0)
+
+
+def test_max_series_defaults_above_one_full_answer() -> None:
+    assert ConnectionsQuery(name="q").max_series == DEFAULT_MAX_SERIES >= 7500 * len(FAMILIES)

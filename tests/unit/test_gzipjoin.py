@@ -8,7 +8,7 @@ import zlib
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exporter.gzipjoin import compress_piece, crc32_combine
+from exporter.gzipjoin import Piece, combine, compress_piece, crc32_combine
 from exporter.snapshot import Body
 
 
@@ -21,11 +21,10 @@ def test_crc_combine_matches_crc_of_concatenation(a: bytes, b: bytes) -> None:
 @given(st.lists(st.binary(max_size=3000), max_size=12), st.binary(max_size=500))
 def test_body_of_pieces_is_one_valid_gzip_member(chunks: list[bytes], tail: bytes) -> None:
     pieces = [compress_piece(chunk) for chunk in chunks]
-    crc, size = 0, 0
+    total = Piece(b"", 0, 0)
     for piece in pieces:
-        crc = crc32_combine(crc, piece.crc, piece.size)
-        size += piece.size
-    body = Body(plain=tuple(chunks), deflated=tuple(p.deflated for p in pieces), crc=crc, size=size)
+        total = combine(total, piece)
+    body = Body(plain=tuple(chunks), deflated=tuple(p.deflated for p in pieces), total=total)
     joined = b"".join(body.gzip_with(tail))
     assert gzip.decompress(joined) == b"".join(chunks) + tail
     # A single member: a decoder that stops after the first member (as some HTTP clients
