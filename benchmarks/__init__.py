@@ -1,0 +1,1 @@
+"""Benchmarks: the exporter against the prometheus_client way. Run ``python -m benchmarks``."""
