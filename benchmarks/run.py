@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -173,10 +174,54 @@ def ms(seconds: list[float]) -> str:
     return f"{statistics.median(seconds) * 1e3:,.0f} / {max(seconds) * 1e3:,.0f}"
 
 
-def ratio(reference: float | None, exporter: float) -> str:
-    if reference is None or exporter <= 0:
+def ratio(reference: float, exporter: float) -> str:
+    if exporter <= 0:
         return "-"
     return f"{reference / exporter:,.1f}x"
+
+
+def measures(ours: Figures, ref: Figures | None) -> list[tuple[str, str, str, str]]:
+    """(measure, exporter, reference, reference / exporter) for one size."""
+
+    def compared(
+        measure: str, shown: Callable[[Figures], str], value: Callable[[Figures], float]
+    ) -> tuple[str, str, str, str]:
+        if ref is None:
+            return (measure, shown(ours), "-", "-")
+        return (measure, shown(ours), shown(ref), ratio(value(ref), value(ours)))
+
+    def median_plain(f: Figures) -> float:
+        return statistics.median(f.plain)
+
+    def median_gzip(f: Figures) -> float:
+        return statistics.median(f.gzip)
+
+    bare = median_plain(ours) / statistics.median(ours.floor)
+    return [
+        compared(
+            "poll-to-publish, µs/sample",
+            lambda f: f"{f.publish_us_per_sample:.2f}",
+            lambda f: f.publish_us_per_sample,
+        ),
+        compared("/metrics plain, ms median / worst", lambda f: ms(f.plain), median_plain),
+        ("bare aiohttp, same bytes, ms", ms(ours.floor), "-", f"plain / bare {bare:.2f}x"),
+        compared("/metrics gzip, ms median / worst", lambda f: ms(f.gzip), median_gzip),
+        compared(
+            "body plain / gzip, MB",
+            lambda f: f"{f.plain_bytes / 1e6:.1f} / {f.gzip_bytes / 1e6:.1f}",
+            lambda f: 0.0,
+        ),
+        compared(
+            "resident memory, bytes/sample",
+            lambda f: f"{f.rss_per_sample:,.0f}",
+            lambda f: f.rss_per_sample,
+        ),
+        compared(
+            "largest event-loop stall in a poll, ms",
+            lambda f: f"{f.stall_seconds * 1e3:,.1f}",
+            lambda f: f.stall_seconds,
+        ),
+    ]
 
 
 def table(results: list[tuple[int, int, Figures, Figures | None]]) -> str:
@@ -185,54 +230,11 @@ def table(results: list[tuple[int, int, Figures, Figures | None]]) -> str:
         "|---|---:|---|---:|---:|---:|",
     ]
     for rows, queries, ours, ref in results:
-        size = f"{rows:,} x {queries}"
-        samples = f"{ours.series:,}"
-
-        def line(measure: str, mine: str, theirs: str | None, factor: str) -> None:
-            lines.append(f"| {size} | {samples} | {measure} | {mine} | {theirs or '-'} | {factor} |")
-
-        line(
-            "poll-to-publish, µs/sample",
-            f"{ours.publish_us_per_sample:.2f}",
-            f"{ref.publish_us_per_sample:.2f}" if ref else None,
-            ratio(ref.publish_us_per_sample if ref else None, ours.publish_us_per_sample),
-        )
-        line(
-            "/metrics plain, ms median / worst",
-            ms(ours.plain),
-            ms(ref.plain) if ref else None,
-            ratio(statistics.median(ref.plain) if ref else None, statistics.median(ours.plain)),
-        )
-        line(
-            "bare aiohttp, same bytes (floor), ms",
-            ms(ours.floor),
-            None,
-            f"plain/floor {statistics.median(ours.plain) / statistics.median(ours.floor):.2f}x",
-        )
-        line(
-            "/metrics gzip, ms median / worst",
-            ms(ours.gzip),
-            ms(ref.gzip) if ref else None,
-            ratio(statistics.median(ref.gzip) if ref else None, statistics.median(ours.gzip)),
-        )
-        line(
-            "body plain / gzip, MB",
-            f"{ours.plain_bytes / 1e6:.1f} / {ours.gzip_bytes / 1e6:.1f}",
-            f"{ref.plain_bytes / 1e6:.1f} / {ref.gzip_bytes / 1e6:.1f}" if ref else None,
-            "-",
-        )
-        line(
-            "resident memory, bytes/sample",
-            f"{ours.rss_per_sample:,.0f}",
-            f"{ref.rss_per_sample:,.0f}" if ref else None,
-            ratio(ref.rss_per_sample if ref else None, ours.rss_per_sample),
-        )
-        line(
-            "largest event-loop stall in a poll, ms",
-            f"{ours.stall_seconds * 1e3:,.1f}",
-            f"{ref.stall_seconds * 1e3:,.1f}" if ref else None,
-            ratio(ref.stall_seconds if ref else None, ours.stall_seconds),
-        )
+        for measure, mine, theirs, factor in measures(ours, ref):
+            lines.append(
+                f"| {rows:,} x {queries} | {ours.series:,} | {measure} | {mine} | {theirs} "
+                f"| {factor} |"
+            )
     return "\n".join(lines)
 
 

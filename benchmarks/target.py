@@ -25,11 +25,12 @@ from typing import Any
 from aiohttp import web
 
 from benchmarks.reference import ReferenceExporter
+from exporter.allocator import pin_mmap_threshold
 from exporter.collectors.base import ApiRequest
 from exporter.collectors.connections import ConnectionsJob
 from exporter.datadog import RateLimitState
 from exporter.scheduler import Scheduler
-from exporter.selfmetrics import SelfMetrics
+from exporter.selfmetrics import QueryState, SelfMetrics
 from exporter.server import ServerContext, create_app
 from exporter.settings import ConnectionsQuery
 from exporter.snapshot import SnapshotStore
@@ -103,8 +104,6 @@ class ExporterTarget:
         self.store.set_order(self.scheduler.jobs)
 
     def _register(self, job: ConnectionsJob) -> None:
-        from exporter.selfmetrics import QueryState
-
         key = (job.collector, job.name)
         self.scheduler.jobs[key] = job
         self.scheduler.states[key] = QueryState(
@@ -189,8 +188,7 @@ async def serve_while_polling(target: ExporterTarget | ReferenceTarget) -> None:
         await runner.cleanup()
 
 
-async def main_async(args: argparse.Namespace) -> None:
-    body = Path(args.body).read_bytes()
+async def main_async(args: argparse.Namespace, body: bytes) -> None:
     names = [f"q{index:02d}" for index in range(args.queries)]
     group_by = args.group_by.split(",")
     target: ExporterTarget | ReferenceTarget
@@ -211,7 +209,9 @@ def main() -> None:
     parser.add_argument("--group-by", required=True)
     parser.add_argument("--queries", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
-    asyncio.run(main_async(parser.parse_args()))
+    pin_mmap_threshold()  # as the exporter's command line does, for both targets
+    args = parser.parse_args()
+    asyncio.run(main_async(args, Path(args.body).read_bytes()))
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from importlib import resources
 from pathlib import Path
 
 from . import __version__
+from .allocator import pin_mmap_threshold
 from .credentials import Credentials, CredentialsError, KeySource, Secret
 from .durations import format_duration
 from .logs import LEVELS, Redactor, setup_logging
@@ -190,6 +191,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "sharding",
             extra={"index": shard.index, "count": shard.count, "index_from": shard_source},
         )
+    pin_mmap_threshold()
     try:
         return asyncio.run(_run(args, config, redactor, web, shard))
     except (ConfigError, CredentialsError) as exc:

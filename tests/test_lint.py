@@ -16,12 +16,12 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_ruff_finds_nothing() -> None:
-    result = run("ruff", "check", "exporter", "tests")
+    result = run("ruff", "check", "exporter", "tests", "benchmarks")
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_ruff_format_is_applied() -> None:
-    result = run("ruff", "format", "--check", "exporter", "tests")
+    result = run("ruff", "format", "--check", "exporter", "tests", "benchmarks")
     assert result.returncode == 0, result.stdout + result.stderr
 
 
