@@ -23,7 +23,7 @@ def test_benchmark_prints_exporter_and_reference_figures_for_every_size() -> Non
     measures = {(cells[0].strip(), cells[2].strip()): cells for cells in rows}
     for size in ("20 x 1", "20 x 2"):
         for measure in (
-            "poll-to-publish, µs/sample",
+            "poll-to-publish, µs/sample wall (CPU)",
             "/metrics plain, ms median / worst",
             "/metrics gzip, ms median / worst",
             "resident memory, bytes/sample",
