@@ -88,6 +88,19 @@ class RateLimitState:
     period: float | None = None
     reset_at: float | None = None  # monotonic time the current period ends
     blocked_until: float = 0.0  # monotonic; set by a 429
+    free_at: float = 0.0  # monotonic; earliest next call while pacing a low budget
+    in_flight: int = 0  # requests sent and not yet answered
+
+    @property
+    def available(self) -> int | None:
+        """Calls left for new requests: the last answer's count minus calls still in flight.
+
+        An answer's count may or may not include calls sent alongside it; assuming it does
+        not errs on the side of never bursting into a 429.
+        """
+        if self.remaining is None:
+            return None
+        return max(0, self.remaining - self.in_flight)
 
     def update(self, headers: aiohttp.typedefs.LooseHeaders, now: float) -> None:
         get = getattr(headers, "get", None)
@@ -217,6 +230,8 @@ class DatadogClient:
         endpoint = request.endpoint
         url = self.base_url + request.path
         session = self._get_session()
+        state = self.rate_limit(endpoint)
+        state.in_flight += 1
         try:
             async with asyncio.timeout(self.timeout):
                 async with session.request(
@@ -238,6 +253,8 @@ class DatadogClient:
         except aiohttp.ClientError as exc:
             self.on_response(endpoint, "connection_error")
             raise ConnectionFailed(f"{endpoint}: {type(exc).__name__}: {exc}") from None
+        finally:
+            state.in_flight -= 1
 
     async def _read_limited(self, response: aiohttp.ClientResponse) -> bytes:
         limit = self.max_response_size

@@ -21,6 +21,7 @@ from typing import TypeVar
 from .collectors.base import DecodeError, QueryJob
 from .datadog import ApiError, DatadogClient, RateLimited
 from .exposition import Rendered
+from .ratebudget import next_slot
 from .selfmetrics import QueryState, RateLimitView, SelfMetrics
 from .snapshot import QueryKey, QuerySnapshot, SnapshotStore, prepare_snapshot
 
@@ -34,6 +35,7 @@ BACKOFF_CAP_SECONDS = 30.0
 STARTUP_SPREAD_SECONDS = 10.0
 ERROR_REASONS = (
     "rate_limited",
+    "rate_budget",
     "http_error",
     "server_error",
     "timeout",
@@ -286,14 +288,36 @@ class Scheduler:
     async def _wait_for_rate_limit(self, job: QueryJob, deadline: float) -> None:
         state = self.client.rate_limit(job.endpoint)
         wait = state.blocked_until - time.monotonic()
-        if wait <= 0:
-            return
-        if asyncio.get_running_loop().time() + wait >= deadline:
+        if wait > 0:
+            if asyncio.get_running_loop().time() + wait >= deadline:
+                raise PollFailed(
+                    "rate_limited",
+                    f"{job.endpoint}: rate limited by Datadog for another {wait:.0f}s; "
+                    "poll skipped",
+                )
+            await asyncio.sleep(wait)
+        await self._pace(job, deadline)
+
+    async def _pace(self, job: QueryJob, deadline: float) -> None:
+        """Wait for this call's share of a running-low budget (see ratebudget)."""
+        state = self.client.rate_limit(job.endpoint)
+        now = time.monotonic()
+        slot = next_slot(now, state.free_at, state.available, state.limit, state.reset_at)
+        wait = slot.at - now
+        if wait > 0 and asyncio.get_running_loop().time() + wait >= deadline:
             raise PollFailed(
-                "rate_limited",
-                f"{job.endpoint}: rate limited by Datadog for another {wait:.0f}s; poll skipped",
+                "rate_budget",
+                f"{job.endpoint}: {state.available} of {state.limit or '?'} calls left for "
+                f"{(state.reset_at or now) - now:.0f}s; next free slot in {wait:.0f}s; "
+                "poll skipped to stay under the rate limit",
             )
-        await asyncio.sleep(wait)
+        state.free_at = slot.next_free
+        if wait > 0:
+            log.debug(
+                "pacing a low rate-limit budget",
+                extra={"query": job.name, "endpoint": job.endpoint, "wait": round(wait, 2)},
+            )
+            await asyncio.sleep(wait)
 
     def _record_failure(self, key: QueryKey, failure: PollFailed) -> None:
         state = self.states[key]

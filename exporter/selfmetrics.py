@@ -152,7 +152,7 @@ class SelfMetrics:
         )
         self.poll_errors = Counter(
             "datadog_exporter_poll_errors",
-            "Failed polls by reason (rate_limited, http_error, server_error, timeout, "
+            "Failed polls by reason (rate_limited, rate_budget, http_error, server_error, timeout, "
             "connection_error, too_large, decode_error, credentials).",
             ["collector", "query", "reason"],
             registry=self.registry,

@@ -1,0 +1,92 @@
+"""Rate-limit budgeting against the simulator's real per-period budget."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+
+from exporter.collectors.connections import ConnectionsJob
+from exporter.datadog import DatadogClient
+from exporter.logs import Redactor
+from exporter.scheduler import Scheduler
+from exporter.selfmetrics import SelfMetrics
+from exporter.settings import ConnectionsQuery
+from exporter.simulator import Simulator, SimulatorOptions
+from exporter.snapshot import SnapshotStore
+
+from .conftest import API_KEY, APP_KEY, credentials
+
+PERIOD = 6
+LIMIT = 20
+
+
+@pytest.fixture
+async def limited() -> AsyncIterator[tuple[Simulator, Scheduler]]:
+    """A simulator whose 6 s rate-limit period starts now, allowing 20 calls per period."""
+    started = time.time()
+    origin = (int(started) // 3600 + 1) * 3600  # a period boundary
+
+    sim = Simulator(
+        SimulatorOptions(
+            api_key=API_KEY, app_key=APP_KEY, rate_limit=LIMIT, rate_limit_period=PERIOD
+        ),
+        clock=lambda: origin + (time.time() - started),
+    )
+    await sim.start()
+    redactor = Redactor()
+    metrics = SelfMetrics()
+    client = DatadogClient(
+        sim.url,
+        credentials=credentials(redactor),
+        redactor=redactor,
+        timeout=2.0,
+        max_response_size=1 << 24,
+    )
+    scheduler = Scheduler(client, SnapshotStore(), metrics)
+    try:
+        yield sim, scheduler
+    finally:
+        await scheduler.stop()
+        await client.close()
+        await sim.stop()
+
+
+async def test_a_low_budget_is_spread_instead_of_bursting_into_429(
+    limited: tuple[Simulator, Scheduler], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sim, scheduler = limited
+    from exporter import scheduler as scheduler_module
+
+    monkeypatch.setattr(scheduler_module, "STARTUP_SPREAD_SECONDS", 0.0)
+    # 10 queries every second want 60 calls per 6 s period; the budget is 20.
+    scheduler.start(
+        ConnectionsJob(ConnectionsQuery(name=f"q{i}", interval=1.0, limit=10 + i))
+        for i in range(10)
+    )
+    await asyncio.sleep(PERIOD + 2.5)
+    await scheduler.stop()
+    statuses = [r.status for r in sim.requests_to("connections")]
+    assert 429 not in statuses
+    # The first period's calls: a burst while the budget was comfortable, then paced ones.
+    first_period = [r.time for r in sim.requests_to("connections")][:LIMIT]
+    paced = first_period[-4:]
+    gaps = [b - a for a, b in zip(paced, paced[1:], strict=False)]
+    assert min(gaps) > 0.3, gaps
+    # Polls that found no free slot before their next tick were skipped and said why ...
+    skipped = sum(
+        value
+        for (name, labels), value in _errors(scheduler).items()
+        if dict(labels).get("reason") == "rate_budget"
+    )
+    assert skipped > 0
+    # ... and polling went on in the next period.
+    assert len(statuses) > LIMIT
+
+
+def _errors(scheduler: Scheduler) -> dict:  # type: ignore[type-arg]
+    from tests.helpers import parse_metrics
+
+    return parse_metrics(scheduler.metrics.render().decode())
