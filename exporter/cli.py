@@ -17,6 +17,7 @@ from .allocator import pin_mmap_threshold
 from .credentials import Credentials, CredentialsError, KeySource, Secret
 from .durations import format_duration
 from .logs import LEVELS, Redactor, setup_logging
+from .ratebudget import limit_per_hour
 from .runtime import (
     ConfigSource,
     Exporter,
@@ -28,6 +29,7 @@ from .settings import (
     Config,
     ConfigError,
     Environment,
+    RateLimitExpectation,
     base_url,
     costly_interval_warnings,
     load_config,
@@ -134,6 +136,25 @@ def load(args: argparse.Namespace) -> Config:
     return load_config(args.config_file)
 
 
+UNKNOWN_LIMIT_NOTE = (
+    "Rate limits are unknown before Datadog answers: it publishes no numbers and sends them "
+    "in X-RateLimit-* headers (see datadog_exporter_rate_limit_limit once running). Set "
+    "datadog.rate_limits to compare against a limit you know."
+)
+
+
+def budget_note(calls_per_hour: float, expected: RateLimitExpectation | None) -> str:
+    if expected is None:
+        return "limit unknown"
+    allowed = limit_per_hour(expected.limit, expected.period)
+    share = calls_per_hour / allowed
+    verdict = "  OVER THE LIMIT: polls will be paced and skipped" if share > 1 else ""
+    return (
+        f"of {round(allowed)} allowed ({expected.limit} per "
+        f"{format_duration(expected.period)}): {share:.0%}{verdict}"
+    )
+
+
 def summary(config: Config, shard_count: int | None = None) -> str:
     """What --config.check prints: the queries, the API calls they cost per hour, and with
     a shard count, which replica polls which query."""
@@ -147,10 +168,13 @@ def summary(config: Config, shard_count: int | None = None) -> str:
             f" account {account}"
         )
     head = f"configuration OK: {len(lines)} queries"
-    budget = ["API calls per hour, per account and endpoint:"] + [
-        f"  {account:<12} {endpoint:<12} {round(count)}"
-        for (account, endpoint), count in sorted(calls.items())
-    ]
+    budget = ["API calls per hour, per account and endpoint (scheduled polls; retries add more):"]
+    for (account, endpoint), count in sorted(calls.items()):
+        line = f"  {account:<12} {endpoint:<12} {round(count):<8}"
+        expected = config.datadog.rate_limits.get(endpoint)  # type: ignore[call-overload]
+        budget.append(line + budget_note(count, expected))
+    if not config.datadog.rate_limits:
+        budget.append(UNKNOWN_LIMIT_NOTE)
     out = [head, *lines, *budget]
     if shard_count is not None:
         queries = [

@@ -108,6 +108,17 @@ def _http_url(value: str | None) -> str | None:
 ApiUrl = Annotated[str, AfterValidator(_http_url)]
 
 
+class RateLimitExpectation(_Strict):
+    """A rate limit you expect (Datadog publishes none; it only sends X-RateLimit-* headers).
+
+    Only ``--config.check`` uses it, to compare a configuration's cost with the limit; at run
+    time the exporter goes by the headers.
+    """
+
+    limit: int = Field(ge=1)
+    period: PositiveDuration
+
+
 class DatadogSettings(_Strict):
     """Where the API lives and how long one request may take."""
 
@@ -116,6 +127,10 @@ class DatadogSettings(_Strict):
     timeout: PositiveDuration = 30.0
     # Answers larger than this are abandoned while reading: a runaway body must not eat memory.
     max_response_size: int = Field(default=64 * 1024 * 1024, ge=1024)
+    # Per endpoint (connections, dns, cases, audience), per account.
+    rate_limits: dict[Literal["connections", "dns", "cases", "audience"], RateLimitExpectation] = (
+        Field(default_factory=dict)
+    )
 
 
 class AccountSettings(_Strict):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import AsyncIterator
 
@@ -73,7 +74,7 @@ async def test_a_low_budget_is_spread_instead_of_bursting_into_429(
     # The first period's calls: a burst while the budget was comfortable, then paced ones.
     first_period = [r.time for r in sim.requests_to("connections")][:LIMIT]
     paced = first_period[-4:]
-    gaps = [b - a for a, b in zip(paced, paced[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(paced)]
     assert min(gaps) > 0.3, gaps
     # Polls that found no free slot before their next tick were skipped and said why ...
     skipped = sum(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from exporter.ratebudget import Slot, calls_per_hour, limit_per_hour, low_budget, next_slot
@@ -55,7 +57,7 @@ def test_spread_calls_never_outnumber_the_remaining_budget() -> None:
         placed.append(slot.at)
         now, free, remaining = slot.at, slot.next_free, remaining - 1  # the answer's headers
     assert len(placed) == 7
-    gaps = [b - a for a, b in zip(placed, placed[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(placed)]
     assert all(gap == pytest.approx(30 / 7) for gap in gaps)
 
 
