@@ -33,11 +33,14 @@ RUNBOOK = DEPLOY / "runbook.md"
 KUSTOMIZE_VARIANTS = (
     "base",
     "standalone",
+    "sharded",
     "examples/prometheus-sidecar",
     "examples/prometheus-native-sidecar",
 )
 
 EXPORTER_CONTAINER = "datadog-cnm-exporter"
+# What the sharded variant adds to the exporter container (its place among the replicas).
+SHARD_ENV = ("EXPORTER_SHARD_COUNT", "EXPORTER_SHARD_INDEX", "POD_NAME")
 EXPORTER_PORT = 10173
 
 
