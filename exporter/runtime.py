@@ -14,8 +14,11 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from .collectors.audience import AudienceJob
 from .collectors.base import QueryJob
+from .collectors.cases import CasesJob
 from .collectors.connections import ConnectionsJob
+from .collectors.dns import DnsJob
 from .credentials import Credentials
 from .datadog import DatadogClient
 from .logs import Redactor
@@ -33,8 +36,12 @@ log = logging.getLogger(__name__)
 def build_jobs(config: Config, shard: Shard | None = None) -> list[QueryJob]:
     """One job per configured query this shard owns (all of them unsharded), in file order."""
     labelled = config.labels_accounts
+    account = config.account_of
     jobs: list[QueryJob] = [
-        ConnectionsJob(query, config.account_of(query), labelled) for query in config.connections
+        *(ConnectionsJob(q, account(q), labelled) for q in config.connections),
+        *(DnsJob(q, account(q), labelled) for q in config.dns),
+        *(CasesJob(q, account(q), labelled) for q in config.cases),
+        *(AudienceJob(q, account(q), labelled) for q in config.audience),
     ]
     return (shard or Shard()).select(jobs, job_identity)
 

@@ -8,6 +8,7 @@ offending key path (``connections[1].limit``). Nothing here performs network I/O
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -206,21 +207,89 @@ class ConnectionsQuery(WindowedQuery):
     """One ``GET /api/v2/network/connections/aggregate`` query."""
 
 
+# A DNS row carries the same fields it was grouped by; this one is a switch, not a field.
+DNS_SERVER_UNGROUPED = "server_ungrouped"
+
+
+class DnsQuery(WindowedQuery):
+    """One ``GET /api/v2/network/dns/aggregate`` query."""
+
+    # Datadog groups by network.dns_query when no group_by is sent; saying so keeps the
+    # exported labels in step with what the answer is grouped by.
+    group_by: list[str] = Field(
+        default_factory=lambda: ["network.dns_query"], min_length=1, max_length=10
+    )
+
+    @property
+    def label_fields(self) -> list[str]:
+        return [field for field in self.group_by if field != DNS_SERVER_UNGROUPED]
+
+
+class CasesQuery(PolledQuery):
+    """One ``POST /api/v2/cases/aggregate`` query."""
+
+    group_by: list[str] = Field(min_length=1)
+    query_filter: str = ""
+    limit: int = Field(default=100, ge=1, le=1000)
+
+    @field_validator("group_by")
+    @classmethod
+    def _distinct_fields(cls, fields: list[str]) -> list[str]:
+        if not all(fields):
+            raise ValueError("fields must be non-empty")
+        if len(set(fields)) != len(fields):
+            raise ValueError("fields must not repeat")
+        return fields
+
+
+# A path segment: letters, digits, _ and - keep it from escaping the path ("..", "/").
+ENTITY_PATTERN = r"^[A-Za-z0-9_-]+$"
+
+
+class AudienceQuery(PolledQuery):
+    """One ``GET /api/v2/product-analytics/{entity}/mapping/connections`` query."""
+
+    entity: Annotated[str, Field(max_length=100, pattern=ENTITY_PATTERN)]
+    interval: Interval = 300.0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _name_defaults_to_entity(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("name") is None and "entity" in data:
+            entity = data["entity"]
+            # A bad entity is reported on its own key; the name it would have given is not
+            # a second problem worth showing, so stand in a valid one.
+            usable = isinstance(entity, str) and re.fullmatch(ENTITY_PATTERN, entity)
+            return {**data, "name": entity if usable else "entity"}
+        return data
+
+
+COLLECTORS = ("connections", "dns", "cases", "audience")
+
+
 class Config(_Strict):
     """The whole configuration file."""
 
     datadog: DatadogSettings = Field(default_factory=DatadogSettings)
     accounts: list[AccountSettings] = Field(default_factory=list)
     connections: list[ConnectionsQuery] = Field(default_factory=list)
+    dns: list[DnsQuery] = Field(default_factory=list)
+    cases: list[CasesQuery] = Field(default_factory=list)
+    audience: list[AudienceQuery] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _unique_names(self) -> Config:
-        for section in ("connections",):
-            seen: set[str] = set()
-            for index, query in enumerate(getattr(self, section)):
-                if query.name in seen:
-                    raise _KeyedError((section, index, "name"), f"duplicate name {query.name!r}")
-                seen.add(query.name)
+        for section in COLLECTORS:
+            _require_unique(section, "name", [q.name for q in getattr(self, section)])
+        # Two queries of one entity would export the same series; other accounts may share it.
+        seen: set[tuple[str, str]] = set()
+        for index, query in enumerate(self.audience):
+            key = (self.account_of(query), query.entity)
+            if key in seen:
+                raise _KeyedError(
+                    ("audience", index, "entity"), f"duplicate entity {query.entity!r}"
+                )
+            seen.add(key)
         return self
 
     @model_validator(mode="after")
@@ -253,7 +322,7 @@ class Config(_Strict):
     @model_validator(mode="after")
     def _queries_name_known_accounts(self) -> Config:
         names = self.account_names
-        for section in ("connections",):
+        for section in COLLECTORS:
             for index, query in enumerate(getattr(self, section)):
                 loc = (section, index, "account")
                 if query.account is None:
@@ -286,12 +355,20 @@ class Config(_Strict):
         return query.account or self.account_names[0]
 
     def all_queries(self) -> list[tuple[str, PolledQuery]]:
-        """Every configured query with its collector name, in file order."""
-        return [("connections", q) for q in self.connections]
+        """Every configured query with its collector name, section by section in file order."""
+        return [(section, q) for section in COLLECTORS for q in getattr(self, section)]
 
     def query_identities(self) -> list[tuple[str, str, str]]:
         """``(account, collector, name)`` of every query, in file order: what shards hash."""
         return [(self.account_of(q), collector, q.name) for collector, q in self.all_queries()]
+
+
+def _require_unique(section: str, key: str, values: list[str]) -> None:
+    seen: set[str] = set()
+    for index, value in enumerate(values):
+        if value in seen:
+            raise _KeyedError((section, index, key), f"duplicate {key} {value!r}")
+        seen.add(value)
 
 
 class _KeyedError(ValueError):

@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from exporter.exposition import Rendered
+
 IN_CI = os.environ.get("CI", "").lower() == "true"
 BIN = Path(sys.executable).parent
 SampleKey = tuple[str, frozenset[tuple[str, str]]]
@@ -47,6 +49,11 @@ def parse_metrics(text: str) -> dict[SampleKey, float]:
             assert key not in samples, f"duplicate series {key}"
             samples[key] = sample.value
     return samples
+
+
+def rendered_text(rendered: Rendered) -> str:
+    """A collector's rendered poll as the exposition text /metrics would carry alone."""
+    return "".join((item.family.header() + item.samples).decode() for item in rendered.families)
 
 
 def http_get(

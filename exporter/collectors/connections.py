@@ -10,7 +10,6 @@ A metric missing from a row yields no sample (absent is unknown, not zero).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from itertools import compress, repeat
 from operator import is_not
@@ -19,22 +18,16 @@ from typing import Any
 import msgspec
 from msgspec.structs import astuple
 
-from ..exposition import (
-    Family,
-    Rendered,
-    RenderedFamily,
-    escape_label_value,
-    format_value,
-    label_names_for,
-)
+from ..exposition import Family, Rendered, RenderedFamily, format_value, label_names_for
 from ..gcpause import gc_paused
-from ..settings import DEFAULT_ACCOUNT, ConnectionsQuery
+from ..settings import ConnectionsQuery
 from .base import ApiRequest, DecodeError
+from .common import Number, PolledJob, group_labels, label_prefix, windowed_params
 
 ENDPOINT = "connections"
 PATH = "/api/v2/network/connections/aggregate"
 
-Number = int | float
+
 # Values are kept as the JSON text Datadog sent (``msgspec.Raw``): a JSON number without an
 # exponent is already valid exposition text, so most samples are copied, never parsed and
 # re-formatted. Rendering checks that they are numbers (see _value_texts). An absent field
@@ -168,49 +161,6 @@ FIELDS: tuple[tuple[str, Family], ...] = tuple(
 )
 FAMILIES: tuple[Family, ...] = tuple(family for _, family in FIELDS)
 _RTT_ATTRIBUTE = "rtt_micro_seconds"
-
-
-def windowed_params(query: ConnectionsQuery, now: float) -> dict[str, str]:
-    """Query-string parameters shared by the windowed endpoints (connections and DNS)."""
-    to = math.floor(now - query.delay)
-    params = {
-        "from": str(to - max(1, round(query.window))),
-        "to": str(to),
-        "limit": str(query.limit),
-    }
-    if query.group_by:
-        params["group_by"] = ",".join(query.group_by)
-    if query.tags:
-        params["tags"] = ",".join(query.tags)
-    if query.query:
-        params["query"] = query.query
-    return params
-
-
-def label_prefix(query_name: str, account: str | None = None) -> str:
-    """The ``query="..."`` pair every data series of a query starts with (and its account)."""
-    prefix = f'query="{escape_label_value(query_name)}"'
-    if account is not None:
-        prefix += f',account="{escape_label_value(account)}"'
-    return prefix
-
-
-def group_labels(
-    group_bys: dict[str, list[str]] | None, fields: list[str], names: list[str]
-) -> str:
-    """``,client_service="web",server_service="db"`` for one row (several values join with ,).
-
-    A requested field missing from the row gets an empty value, which Prometheus treats as
-    the label being absent.
-    """
-    if not group_bys:
-        return ""
-    parts = []
-    for field_name, name in zip(fields, names, strict=True):
-        values = group_bys.get(field_name)
-        if values:
-            parts.append(f',{name}="{escape_label_value(",".join(values))}"')
-    return "".join(parts)
 
 
 @dataclass
@@ -351,41 +301,20 @@ def _rows_within(value_rows: list[tuple[object, ...]], max_series: int) -> int:
 
 
 @dataclass(frozen=True)
-class ConnectionsJob:
+class ConnectionsJob(PolledJob[ConnectionsQuery]):
     """A configured connections query, ready to poll."""
 
-    settings: ConnectionsQuery
-    account: str = DEFAULT_ACCOUNT
-    # Series carry ``account="..."`` only when the configuration has an ``accounts:`` list.
-    account_label: bool = False
     collector: str = "connections"
     endpoint: str = ENDPOINT
     _labels: _LabelCache = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        account = self.account if self.account_label else None
         cache = _LabelCache(
-            "{" + label_prefix(self.settings.name, account),
+            "{" + label_prefix(self.settings.name, self.series_account),
             self.settings.group_by,
             self.label_names,
         )
         object.__setattr__(self, "_labels", cache)
-
-    @property
-    def name(self) -> str:
-        return self.settings.name
-
-    @property
-    def interval(self) -> float:
-        return self.settings.interval
-
-    @property
-    def window(self) -> float | None:
-        return self.settings.window
-
-    @property
-    def keep_stale_seconds(self) -> float:
-        return self.settings.keep_stale_seconds
 
     @property
     def label_names(self) -> list[str]:

@@ -37,7 +37,33 @@ connections:
     window: 5m
   - name: total
     interval: 2s
+dns:
+  - name: dns_by_query
+    interval: 2s
+cases:
+  - name: by_status
+    group_by: [status]
+    interval: 2s
+  - name: by_status_priority
+    group_by: [status, priority]
+    limit: 1000
+    interval: 2s
+audience:
+  - entity: users
+    interval: 2s
+  - entity: accounts
+    name: accts
+    interval: 4s
 """
+QUERIES = {
+    ("connections", "pairs"),
+    ("connections", "total"),
+    ("dns", "dns_by_query"),
+    ("cases", "by_status"),
+    ("cases", "by_status_priority"),
+    ("audience", "users"),
+    ("audience", "accts"),
+}
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -63,9 +89,12 @@ def test_config_check_prints_queries_and_api_calls_per_hour(tmp_path: Path) -> N
     config.write_text(CONFIG)
     result = cli("--config.file", str(config), "--config.check")
     assert result.returncode == 0, result.stderr
-    assert "pairs" in result.stdout and "total" in result.stdout
+    assert all(name in result.stdout for _, name in QUERIES)
     # Two queries every 2s: 2 * 1800 calls per hour to the connections endpoint.
     assert re.search(r"connections\s+3600\b", result.stdout), result.stdout
+    assert re.search(r"dns\s+1800\b", result.stdout), result.stdout
+    assert re.search(r"cases\s+3600\b", result.stdout), result.stdout
+    assert re.search(r"audience\s+2700\b", result.stdout), result.stdout
 
 
 @pytest.mark.parametrize(
@@ -75,6 +104,9 @@ def test_config_check_prints_queries_and_api_calls_per_hour(tmp_path: Path) -> N
         ("connections: [{name: a, interval: soon}]", "connections[0].interval"),
         ("connections: [{name: a}, {name: a}]", "connections[1].name"),
         ("connections: [{name: a, colour: red}]", "connections[0].colour"),
+        ("cases: [{name: c, group_by: [status], limit: 5000}]", "cases[0].limit"),
+        ("dns: [{name: d, group_by: []}]", "dns[0].group_by"),
+        ("audience: [{entity: users}, {entity: users, name: u}]", "audience[1].entity"),
         ("connections: [{name: a\n", "invalid YAML"),
     ],
 )
@@ -117,16 +149,16 @@ def test_run_against_simulator_serves_parsable_clean_metrics(tmp_path: Path) -> 
         assert http_get(base + "/-/healthy").startswith(b"Healthy")
         assert http_get(base + "/-/ready").startswith(b"Ready")
 
-        def both_up() -> dict | None:  # type: ignore[type-arg]
+        def all_up() -> dict | None:  # type: ignore[type-arg]
             samples = parse_metrics(http_get(base + "/metrics").decode())
             ups = {
-                dict(lab)["query"]: v
+                (dict(lab)["collector"], dict(lab)["query"]): v
                 for (n, lab), v in samples.items()
                 if n == "datadog_exporter_up"
             }
-            return samples if ups == {"pairs": 1.0, "total": 1.0} else None
+            return samples if ups == dict.fromkeys(QUERIES, 1.0) else None
 
-        samples = wait_for(both_up, timeout=30, what="both queries up")
+        samples = wait_for(all_up, timeout=30, what="every query up")
         text = http_get(base + "/metrics").decode()
         pairs = [
             labels
@@ -149,6 +181,39 @@ def test_run_against_simulator_serves_parsable_clean_metrics(tmp_path: Path) -> 
             frozenset({("collector", "connections"), ("query", "pairs")}),
         ) in samples
         assert any(n == "datadog_exporter_api_requests_total" for n, _ in samples)
+        names = {name for name, _ in samples}
+        assert {
+            "datadog_dns_requests",
+            "datadog_dns_nxdomain_responses",
+            "datadog_dns_success_latency_percentile",
+            "datadog_cases",
+            "datadog_cases_all_groups",
+            "datadog_audience_connection_info",
+            "datadog_audience_connection_fields",
+            "datadog_audience_connection_created_timestamp_seconds",
+            "datadog_audience_connection_updated_timestamp_seconds",
+            "datadog_audience_connections",
+        } <= names
+        assert (
+            "datadog_cases",
+            frozenset({("query", "by_status_priority"), ("status_priority", "OPEN,P1")}),
+        ) in samples
+        assert (
+            "datadog_audience_connections",
+            frozenset({("entity", "accounts")}),
+        ) in samples
+        windows = {
+            dict(labels)["collector"]
+            for name, labels in samples
+            if name == "datadog_exporter_window_seconds"
+        }
+        assert windows == {"connections", "dns"}
+        endpoints = {
+            dict(labels)["endpoint"]
+            for name, labels in samples
+            if name == "datadog_exporter_api_requests_total"
+        }
+        assert endpoints == {"connections", "dns", "cases", "audience"}
 
         lint = subprocess.run(
             [promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60
@@ -179,9 +244,17 @@ def test_demo_mode_serves_data_without_keys(tmp_path: Path) -> None:
 
         def has_data() -> bool:
             text = http_get(base + "/metrics").decode()
-            return "datadog_cnm_tcp_rtt_seconds{" in text
+            return all(
+                f"{name}{{" in text
+                for name in (
+                    "datadog_cnm_tcp_rtt_seconds",
+                    "datadog_dns_requests",
+                    "datadog_cases",
+                    "datadog_audience_connection_info",
+                )
+            )
 
-        wait_for(has_data, timeout=40, what="demo data")
+        wait_for(has_data, timeout=40, what="demo data from all four collectors")
     finally:
         assert exporter.terminate(timeout=10) == 0
 

@@ -1,21 +1,33 @@
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
 
+from exporter.collectors.base import QueryJob
 from exporter.credentials import Credentials, KeySource, Secret
 from exporter.datadog import DatadogClient
 from exporter.logs import Redactor
+from exporter.scheduler import Scheduler
+from exporter.selfmetrics import QueryState, SelfMetrics
 from exporter.simulator import Simulator, SimulatorOptions
+from exporter.snapshot import SnapshotStore
+from tests.helpers import parse_metrics
 
 API_KEY = "integration-api-key-1234567890abcdef"
 APP_KEY = "integration-app-key-abcdef1234567890abcdef"
 
 
 @pytest.fixture
-async def simulator() -> AsyncIterator[Simulator]:
-    sim = Simulator(SimulatorOptions(api_key=API_KEY, app_key=APP_KEY))
+def simulator_options() -> SimulatorOptions:
+    """What the simulator fixture runs with; a test parametrizes this name to change it."""
+    return SimulatorOptions(api_key=API_KEY, app_key=APP_KEY)
+
+
+@pytest.fixture
+async def simulator(simulator_options: SimulatorOptions) -> AsyncIterator[Simulator]:
+    sim = Simulator(simulator_options)
     await sim.start(host="127.0.0.1", port=0)
     try:
         yield sim
@@ -43,3 +55,44 @@ async def client(simulator: Simulator) -> AsyncIterator[DatadogClient]:
         yield dd
     finally:
         await dd.close()
+
+
+@pytest.fixture
+async def polling(simulator: Simulator) -> AsyncIterator[Scheduler]:
+    redactor = Redactor()
+    metrics = SelfMetrics()
+    client = DatadogClient(
+        simulator.url,
+        credentials=credentials(redactor),
+        redactor=redactor,
+        timeout=1.0,
+        max_response_size=1 << 24,
+        on_response=metrics.count_response,
+    )
+    scheduler = Scheduler(client, SnapshotStore(), metrics)
+    metrics.watch(scheduler.query_states, scheduler.rate_limit_views)
+    try:
+        yield scheduler
+    finally:
+        await scheduler.stop()
+        await client.close()
+
+
+def register(scheduler: Scheduler, *jobs: QueryJob) -> None:
+    """Add jobs without starting their loops: tests drive poll_once themselves."""
+    for item in jobs:
+        key = (item.collector, item.name)
+        scheduler.jobs[key] = item
+        scheduler.states[key] = QueryState(
+            item.collector, item.name, item.endpoint, item.interval, item.window
+        )
+    scheduler.store.set_order(scheduler.jobs)
+
+
+def served(scheduler: Scheduler) -> dict:  # type: ignore[type-arg]
+    body = scheduler.store.body
+    return parse_metrics(b"".join(body.plain_with(scheduler.metrics.render())).decode())
+
+
+def deadline(seconds: float) -> float:
+    return asyncio.get_running_loop().time() + seconds

@@ -4,67 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 
 from exporter import scheduler as scheduler_module
 from exporter.collectors.connections import ConnectionsJob
-from exporter.datadog import DatadogClient
-from exporter.logs import Redactor
 from exporter.scheduler import Scheduler
-from exporter.selfmetrics import SelfMetrics
 from exporter.settings import ConnectionsQuery
 from exporter.simulator import Fault, Simulator
-from exporter.snapshot import SnapshotStore
-from tests.helpers import parse_metrics
 
-from .conftest import credentials
+from .conftest import deadline, register, served
 
 
 def job(name: str, **settings: object) -> ConnectionsJob:
     return ConnectionsJob(ConnectionsQuery(name=name, group_by=["client_service"], **settings))  # type: ignore[arg-type]
-
-
-@pytest.fixture
-async def polling(simulator: Simulator) -> AsyncIterator[Scheduler]:
-    redactor = Redactor()
-    metrics = SelfMetrics()
-    client = DatadogClient(
-        simulator.url,
-        credentials=credentials(redactor),
-        redactor=redactor,
-        timeout=1.0,
-        max_response_size=1 << 24,
-        on_response=metrics.count_response,
-    )
-    scheduler = Scheduler(client, SnapshotStore(), metrics)
-    metrics.watch(scheduler.query_states, scheduler.rate_limit_views)
-    try:
-        yield scheduler
-    finally:
-        await scheduler.stop()
-        await client.close()
-
-
-def register(scheduler: Scheduler, *jobs: ConnectionsJob) -> None:
-    """Add jobs without starting their loops: tests drive poll_once themselves."""
-    for item in jobs:
-        key = (item.collector, item.name)
-        scheduler.jobs[key] = item
-        scheduler.states[key] = scheduler_module.QueryState(
-            item.collector, item.name, item.endpoint, item.interval, item.window
-        )
-    scheduler.store.set_order(scheduler.jobs)
-
-
-def served(scheduler: Scheduler) -> dict:  # type: ignore[type-arg]
-    body = scheduler.store.body
-    return parse_metrics(b"".join(body.plain_with(scheduler.metrics.render())).decode())
-
-
-def deadline(seconds: float) -> float:
-    return asyncio.get_running_loop().time() + seconds
 
 
 def query_series(samples: dict, query: str) -> set:  # type: ignore[type-arg]

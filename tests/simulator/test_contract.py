@@ -8,10 +8,12 @@ The client is synchronous, so it runs in a thread while the simulator serves.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+import aiohttp
 import pytest
 from datadog_api_client import ApiClient, Configuration
 from datadog_api_client.exceptions import ApiException
@@ -27,8 +29,16 @@ from datadog_api_client.v2.model.case_aggregate_request_attributes import (
 from datadog_api_client.v2.model.case_aggregate_request_data import CaseAggregateRequestData
 from datadog_api_client.v2.model.case_aggregate_resource_type import CaseAggregateResourceType
 
+from exporter.collectors.audience import AudienceJob
+from exporter.collectors.base import ApiRequest
+from exporter.collectors.cases import CasesJob
+from exporter.collectors.dns import DnsJob
+from exporter.settings import AudienceQuery, CasesQuery, DnsQuery
 from exporter.simulator import Fault, Simulator, SimulatorOptions
 from exporter.simulator.data import TRICKY_SERVICES
+from tests.helpers import parse_metrics, rendered_text
+
+from .support import AUTH
 
 pytestmark = pytest.mark.filterwarnings("ignore:Using unstable operation:UserWarning")
 
@@ -235,3 +245,79 @@ async def test_oracle_flags_wrong_values_so_the_contract_tests_can_fail(
     sim.set_fault("dns", Fault(kind="wrong_shape", body={"data": [row]}, count=1))
     answer = await asyncio.to_thread(CloudNetworkMonitoringApi(client).get_aggregated_dns)
     assert unparsed_paths(answer) != []
+
+
+def test_exporter_case_request_body_is_what_the_official_model_sends() -> None:
+    job = CasesJob(
+        CasesQuery(name="q", group_by=["status", "priority"], query_filter="project:NET", limit=14)
+    )
+    official = CaseAggregateRequest(
+        data=CaseAggregateRequestData(
+            attributes=CaseAggregateRequestAttributes(
+                group_by=CaseAggregateGroupBy(groups=["status", "priority"], limit=14),
+                query_filter="project:NET",
+            ),
+            type=CaseAggregateResourceType.AGGREGATE,
+        )
+    )
+    assert job.request(now=0).json_body == official.to_dict()
+
+
+async def test_answers_to_the_exporters_own_requests_decode_in_both(
+    sim: Simulator, client: ApiClient
+) -> None:
+    """The official client and the exporter read the same answers to the exporter's requests."""
+    dns = DnsJob(DnsQuery(name="d", group_by=["network.dns_query", "client_service"], limit=500))
+    dns_request = dns.request(now=time.time())
+    params = dict(dns_request.params)
+    dns_answer = await asyncio.to_thread(
+        CloudNetworkMonitoringApi(client).get_aggregated_dns,
+        _from=int(params["from"]),
+        to=int(params["to"]),
+        group_by=params["group_by"],
+        limit=int(params["limit"]),
+    )
+    assert_parsed(dns_answer)
+    rendered = parse_metrics(rendered_text(dns.render(await fetch_raw(sim, dns_request))))
+    exported = sorted(v for (name, _), v in rendered.items() if name == "datadog_dns_requests")
+    official_totals = sorted(
+        m.value
+        for row in dns_answer.data
+        for m in row.attributes.metrics
+        if str(m.key) == "dns_total_requests"
+    )
+    assert exported == official_totals and len(exported) > 3
+
+    cases = CasesJob(CasesQuery(name="c", group_by=["status", "priority", "project"]))
+    body = cases.request(now=0).json_body
+    groups = body["data"]["attributes"]["group_by"]
+    official = await asyncio.to_thread(
+        CaseManagementApi(client).aggregate_cases,
+        case_request(groups["groups"], body["data"]["attributes"]["query_filter"]),
+    )
+    assert_parsed(official)
+    rendered = parse_metrics(rendered_text(cases.render(await fetch_raw(sim, cases.request(0)))))
+    assert rendered[("datadog_cases_all_groups", frozenset({("query", "c")}))] == (
+        official.data.attributes.total
+    )
+
+    audience = AudienceJob(AudienceQuery(entity="users"))
+    listed = await asyncio.to_thread(RumAudienceManagementApi(client).list_connections, "users")
+    assert_parsed(listed)
+    rendered = parse_metrics(
+        rendered_text(audience.render(await fetch_raw(sim, audience.request(0))))
+    )
+    assert rendered[("datadog_audience_connections", frozenset({("entity", "users")}))] == len(
+        listed.data.attributes.connections
+    )
+
+
+async def fetch_raw(sim: Simulator, request: ApiRequest) -> bytes:
+    async with (
+        aiohttp.ClientSession(headers=AUTH) as session,
+        session.request(
+            request.method, sim.url + request.path, params=request.params, json=request.json_body
+        ) as response,
+    ):
+        assert response.status == 200
+        return await response.read()

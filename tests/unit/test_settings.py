@@ -63,11 +63,64 @@ connections:
         ("connections: [{name: a, group_by: [a, a]}]", "connections[0].group_by", "repeat"),
         ("connections: [{name: a, tags: ['a,b']}]", "connections[0].tags", "comma"),
         ("connections: [{name: 'bad name'}]", "connections[0].name", "pattern"),
+        ("dns: [{name: d, limit: 8000}]", "dns[0].limit", "7500"),
+        ("dns: [{name: d, group_by: []}]", "dns[0].group_by", "at least 1"),
+        ("dns: [{name: d}, {name: d}]", "dns[1].name", "duplicate name"),
+        ("dns: [{name: d, window: soon}]", "dns[0].window", "invalid duration"),
+        ("cases: [{name: c, group_by: [status], limit: 5000}]", "cases[0].limit", "1000"),
+        ("cases: [{name: c, group_by: [status], limit: 0}]", "cases[0].limit", "1"),
+        ("cases: [{name: c}]", "cases[0].group_by", "required"),
+        ("cases: [{name: c, group_by: [status, status]}]", "cases[0].group_by", "repeat"),
+        ("cases: [{name: c, group_by: [a], window: 5m}]", "cases[0].window", "unknown key"),
+        ("cases: [{name: c, group_by: [a]}, {name: c, group_by: [b]}]", "cases[1].name", "dup"),
+        ("audience: [{interval: 5m}]", "audience[0].entity", "required"),
+        ("audience: [{entity: ../admin}]", "audience[0].entity", "pattern"),
+        ("audience: [{entity: users}, {entity: users, name: u2}]", "audience[1].entity", "dup"),
+        ("audience: [{entity: users}, {entity: accounts, name: users}]", "audience[1].name", "dup"),
+        ("audience: [{entity: users, limit: 5}]", "audience[0].limit", "unknown key"),
     ],
 )
 def test_bad_value_names_its_key(text: str, path: str, fragment: str) -> None:
     found = problems(text)
     assert any(p == path and fragment in message for p, message in found), found
+
+
+def test_bad_audience_entity_is_reported_once_not_again_as_a_name() -> None:
+    assert [path for path, _ in problems("audience: [{entity: 'a/b'}]")] == ["audience[0].entity"]
+
+
+def test_all_four_sections_parse_with_their_defaults() -> None:
+    config = parse_config(
+        """
+connections: [{name: pairs}]
+dns: [{name: by_query}]
+cases:
+  - {name: by_status, group_by: [status], query_filter: "project:NET", limit: 100, interval: 60s}
+audience: [{entity: users, interval: 5m}, {entity: accounts, name: accts}]
+"""
+    )
+    (dns,) = config.dns
+    assert dns.group_by == ["network.dns_query"] and dns.window == 300.0
+    (cases,) = config.cases
+    assert (cases.query_filter, cases.limit, cases.interval) == ("project:NET", 100, 60.0)
+    assert parse_config("cases: [{name: c, group_by: [s]}]").cases[0].query_filter == ""
+    users, accounts = config.audience
+    assert (users.name, users.entity, users.interval) == ("users", "users", 300.0)
+    assert (accounts.name, accounts.entity) == ("accts", "accounts")
+    assert [(c, q.name) for c, q in config.all_queries()] == [
+        ("connections", "pairs"),
+        ("dns", "by_query"),
+        ("cases", "by_status"),
+        ("audience", "users"),
+        ("audience", "accts"),
+    ]
+
+
+def test_same_name_in_different_sections_is_allowed() -> None:
+    config = parse_config(
+        "connections: [{name: a}]\ndns: [{name: a}]\ncases: [{name: a, group_by: [s]}]"
+    )
+    assert len(config.all_queries()) == 3
 
 
 def test_invalid_yaml_names_the_line() -> None:

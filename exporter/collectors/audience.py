@@ -1,0 +1,168 @@
+"""RUM Audience Management connections: ``GET /api/v2/product-analytics/{entity}/mapping/connections``.
+
+A poll of entity ``users`` renders, per connection, and once per entity:
+
+    datadog_audience_connection_info{entity="users",connection_id="3a8f",type="ref_table",join_attribute="usr.email",join_type="email"} 1
+    datadog_audience_connection_fields{entity="users",connection_id="3a8f"} 2
+    datadog_audience_connection_created_timestamp_seconds{entity="users",connection_id="3a8f"} 1.7093e+09
+    datadog_audience_connection_updated_timestamp_seconds{entity="users",connection_id="3a8f"} 1.7369e+09
+    datadog_audience_connections{entity="users"} 3
+
+Absent means unknown: no ``fields`` list, no timestamp, no sample. Go's zero time
+(``0001-01-01T00:00:00Z``, how a Go service writes "never set") and any other time before
+1970 count as absent, as does a time that is not RFC 3339; a time without an offset is UTC.
+With an ``accounts:`` section every series also carries ``account`` (after ``entity``).
+A connection without an id cannot be told apart from another, so it only counts towards
+``datadog_audience_connections``; of two connections with the same id the first is kept.
+"""  # noqa: E501
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import msgspec
+
+from ..exposition import Family, Rendered, RenderedFamily, escape_label_value, format_value
+from ..settings import DEFAULT_MAX_SERIES, AudienceQuery
+from .base import ApiRequest
+from .common import PolledJob, decode
+
+ENDPOINT = "audience"
+PATH = "/api/v2/product-analytics/{entity}/mapping/connections"
+
+INFO = Family(
+    "datadog_audience_connection_info",
+    "A RUM Audience Management data connection of the entity; always 1, labels describe it.",
+)
+FIELDS = Family(
+    "datadog_audience_connection_fields",
+    "Fields the connection imports into the entity.",
+)
+CREATED = Family(
+    "datadog_audience_connection_created_timestamp_seconds",
+    "Unix time the connection was created (absent when Datadog does not say).",
+)
+UPDATED = Family(
+    "datadog_audience_connection_updated_timestamp_seconds",
+    "Unix time the connection was last updated (absent when Datadog does not say).",
+)
+CONNECTIONS = Family(
+    "datadog_audience_connections",
+    "Data connections Datadog lists for the entity.",
+)
+FAMILIES = (INFO, FIELDS, CREATED, UPDATED, CONNECTIONS)
+
+
+class _Join(msgspec.Struct, gc=False):
+    attribute: str | None = None
+    type: str | None = None
+
+
+class _Connection(msgspec.Struct, gc=False):
+    id: str | None = None
+    type: str | None = None
+    join: _Join | None = None
+    # Only the number of fields is exported; their contents are not decoded.
+    fields: list[msgspec.Raw] | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+
+
+class _Attributes(msgspec.Struct, gc=False):
+    connections: list[_Connection] = []
+
+
+class _Data(msgspec.Struct, gc=False):
+    attributes: _Attributes | None = None
+
+
+class _Response(msgspec.Struct, gc=False):
+    data: _Data
+
+
+_decoder = msgspec.json.Decoder(_Response)
+
+
+def parse_timestamp(text: str | None) -> float | None:
+    """RFC 3339 -> Unix seconds; None for absent, unparsable, or before 1970 (Go's "not set")."""
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        seconds = moment.timestamp()
+    except (ValueError, OverflowError):
+        return None
+    return seconds if seconds >= 0 else None
+
+
+def render_answer(
+    body: bytes,
+    entity: str,
+    account: str | None = None,
+    max_series: int = DEFAULT_MAX_SERIES,
+) -> Rendered:
+    """Render one answer; connections past ``max_series`` (the count included) are dropped."""
+    data = decode(_decoder, body, "audience").data
+    connections = data.attributes.connections if data.attributes else []
+    entity_label = f'entity="{escape_label_value(entity)}"'
+    if account is not None:
+        entity_label += f',account="{escape_label_value(account)}"'
+    info: list[str] = []
+    fields: list[str] = []
+    created: list[str] = []
+    updated: list[str] = []
+    seen: set[str] = set()
+    dropped = 0
+    for index, connection in enumerate(connections):
+        if connection.id is None or connection.id in seen:
+            continue
+        # At most four series per connection: info, fields and the two timestamps.
+        # The count of connections is always one series more.
+        if 1 + len(info) + len(fields) + len(created) + len(updated) + 4 > max_series:
+            dropped = len(connections) - index
+            break
+        seen.add(connection.id)
+        labels = f'{{{entity_label},connection_id="{escape_label_value(connection.id)}"'
+        join = connection.join or _Join()
+        described = (
+            f'{labels},type="{escape_label_value(connection.type or "")}"'
+            f',join_attribute="{escape_label_value(join.attribute or "")}"'
+            f',join_type="{escape_label_value(join.type or "")}"}}'
+        )
+        info.append(f"{INFO.name}{described} 1\n")
+        if connection.fields is not None:
+            fields.append(f"{FIELDS.name}{labels}}} {len(connection.fields)}\n")
+        for family, text, out in (
+            (CREATED, connection.created_at, created),
+            (UPDATED, connection.updated_at, updated),
+        ):
+            seconds = parse_timestamp(text)
+            if seconds is not None:
+                out.append(f"{family.name}{labels}}} {format_value(seconds)}\n")
+    total = [f"{CONNECTIONS.name}{{{entity_label}}} {len(connections)}\n"]
+    rendered = tuple(
+        RenderedFamily(family, "".join(lines).encode())
+        for family, lines in zip(FAMILIES, (info, fields, created, updated, total), strict=True)
+        if lines
+    )
+    series = len(info) + len(fields) + len(created) + len(updated) + 1
+    return Rendered(families=rendered, series=series, dropped_rows=dropped)
+
+
+@dataclass(frozen=True)
+class AudienceJob(PolledJob[AudienceQuery]):
+    """A configured audience entity, ready to poll."""
+
+    collector: str = "audience"
+    endpoint: str = ENDPOINT
+
+    def request(self, now: float) -> ApiRequest:
+        return ApiRequest(ENDPOINT, "GET", PATH.format(entity=self.settings.entity))
+
+    def render(self, body: bytes) -> Rendered:
+        return render_answer(
+            body, self.settings.entity, self.series_account, self.settings.max_series
+        )
