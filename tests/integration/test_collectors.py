@@ -209,3 +209,11 @@ connections: [{name: n}]
         ("cases", "cases", "c"),
         ("audience", "audience", "users"),
     ]
+
+
+def test_reload_sees_unchanged_queries_as_equal_jobs_and_edited_ones_as_changed() -> None:
+    before = build_jobs(parse_config("dns: [{name: d}]\ncases: [{name: c, group_by: [s]}]"))
+    same = build_jobs(parse_config("dns: [{name: d}]\ncases: [{name: c, group_by: [s]}]"))
+    edited = build_jobs(parse_config("dns: [{name: d}]\ncases: [{name: c, group_by: [t]}]"))
+    assert before == same
+    assert before[0] == edited[0] and before[1] != edited[1]
