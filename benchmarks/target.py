@@ -37,6 +37,7 @@ from exporter.snapshot import SnapshotStore
 
 TICK_SECONDS = 0.002
 PAUSE_BETWEEN_POLL_ROUNDS = 0.1
+FLOOR_BODY = web.AppKey("floor_body", bytes)
 
 
 def emit(event: str, **fields: Any) -> None:
@@ -123,10 +124,10 @@ class ExporterTarget:
         context = ServerContext(self.store, self.metrics, self.scheduler.query_states, ready=True)
         # The floor: the bytes the exporter serves, joined once, handed to aiohttp as they are.
         floor = web.Application()
-        floor["body"] = b"".join(self.store.body.plain_with(self.metrics.render()))
+        floor[FLOOR_BODY] = b"".join(self.store.body.plain_with(self.metrics.render()))
 
         async def bare(request: web.Request) -> web.Response:
-            return web.Response(body=request.app["body"], content_type="text/plain")
+            return web.Response(body=request.app[FLOOR_BODY], content_type="text/plain")
 
         floor.router.add_get("/metrics", bare)
         return {"exporter": create_app(context), "floor": floor}

@@ -42,6 +42,11 @@ def compress_piece(data: bytes) -> Piece:
     return Piece(deflated, isal_zlib.crc32(data), len(data))
 
 
+def inflate(piece: Piece) -> bytes:
+    """The text a piece was compressed from (pieces need no neighbours to be read)."""
+    return isal_zlib.decompressobj(-15).decompress(piece.deflated)
+
+
 def combine(first: Piece, second: Piece) -> Piece:
     """The CRC and size of ``first`` followed by ``second`` (``deflated`` is left empty)."""
     if not second.size:

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from itertools import compress, repeat
-from operator import is_not
-from typing import Any
+from operator import attrgetter, is_not
+from typing import Any, cast
 
 import msgspec
 from msgspec.structs import astuple
@@ -65,6 +65,7 @@ class _Response(msgspec.Struct, gc=False):
 
 
 _decoder = msgspec.json.Decoder(_Response)
+_GROUP_BYS = attrgetter("group_bys")
 _group_bys_decoder = msgspec.json.Decoder(dict[str, list[str]] | None)
 _number_decoder = msgspec.json.Decoder(Number | None)
 # What remains of a JSON number without exponent once its digits, sign and point are removed.
@@ -178,23 +179,20 @@ class _LabelCache:
     entries: dict[bytes, bytes] = field(default_factory=dict)
 
     def labels_of(self, rows: list[_Attributes]) -> list[bytes]:
-        """``{query="q",a="x"} `` for each row, in order."""
-        old = self.entries
-        new: dict[bytes, bytes] = {}
-        out = []
-        for attributes in rows:
-            key = bytes(attributes.group_bys) or b"null"
-            text = new.get(key) or old.get(key)
-            if text is None:
-                text = self._render(key)
-            new[key] = text
-            out.append(text)
-        self.entries = new
-        return out
+        """``{query="q",a="x"} `` for each row, in order (C-level maps when all are known)."""
+        keys = list(map(bytes, map(_GROUP_BYS, rows)))
+        texts: list[bytes | None] = list(map(self.entries.get, keys))
+        if None in texts:
+            for index, (key, text) in enumerate(zip(keys, texts, strict=True)):
+                if text is None:
+                    texts[index] = self._render(key)
+        labels = cast(list[bytes], texts)
+        self.entries = dict(zip(keys, labels, strict=True))
+        return labels
 
     def _render(self, key: bytes) -> bytes:
         try:
-            group_bys = _group_bys_decoder.decode(key)
+            group_bys = _group_bys_decoder.decode(key or b"null")
         except msgspec.ValidationError as exc:
             raise DecodeError(f"unexpected connections answer: group_bys: {exc}") from None
         return (self.prefix + group_labels(group_bys, self.fields, self.names) + "} ").encode()
@@ -251,21 +249,19 @@ def render_rows(rows: list[_Attributes], labels: list[bytes], max_series: int) -
     no Python object is made per sample. Rows beyond ``max_series`` series are dropped, the
     first rows (Datadog's biggest) kept.
     """
-    kept_labels: list[bytes] = []
-    value_rows: list[tuple[object, ...]] = []
-    seen: set[bytes] = set()
-    for attributes, row_labels in zip(rows, labels, strict=True):
-        if row_labels in seen:
-            # Two rows with the same label set would be a duplicate series: keep the first.
-            continue
-        seen.add(row_labels)
-        kept_labels.append(row_labels)
-        value_rows.append(astuple(attributes))
+    kept_labels = labels
+    value_rows = list(map(astuple, rows))
+    if len(set(labels)) < len(labels):
+        # Two rows with the same label set would be a duplicate series: keep the first.
+        first = {row_labels: index for index, row_labels in reversed(list(enumerate(labels)))}
+        keep = sorted(first.values())
+        kept_labels = [labels[index] for index in keep]
+        value_rows = [value_rows[index] for index in keep]
     kept = _rows_within(value_rows, max_series)
     dropped = len(value_rows) - kept
     if not kept:
         return Rendered(families=(), series=0, dropped_rows=dropped)
-    del value_rows[kept:], kept_labels[kept:]
+    value_rows, kept_labels = value_rows[:kept], kept_labels[:kept]
     columns = list(zip(*value_rows, strict=True))[1:]  # column 0 is group_bys
     families = []
     series = 0
@@ -277,7 +273,8 @@ def render_rows(rows: list[_Attributes], labels: list[bytes], max_series: int) -
         if not values:
             continue
         if attribute == _RTT_ATTRIBUTE:
-            texts: list[msgspec.Raw | bytes] = [format_value(v / 1e6).encode() for v in values]
+            # JSON numbers are finite, so repr() is the exposition spelling.
+            texts: list[msgspec.Raw | bytes] = [repr(v / 1e6).encode() for v in values]
         else:
             family_labels, texts = _value_texts(family_labels, values, attribute)
             if not texts:

@@ -1,0 +1,65 @@
+"""/metrics serves the same text plain and gzip, from a body kept only compressed."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from exporter import server
+from exporter.collectors.connections import ConnectionsJob
+from exporter.selfmetrics import SelfMetrics
+from exporter.server import ServerContext, create_app
+from exporter.settings import ConnectionsQuery
+from exporter.snapshot import SnapshotStore, prepare_snapshot
+from tests.helpers import parse_metrics
+
+
+def answer(rows: int) -> bytes:
+    data = [
+        {
+            "attributes": {
+                "group_bys": {"client_service": [f"svc-{i}"], "server_service": ['db "main"']},
+                "tcp_resets": i,
+                "tcp_retransmits": i * 2,
+                "rtt_micro_seconds": 1500 + i,
+            }
+        }
+        for i in range(rows)
+    ]
+    return json.dumps({"data": data}).encode()
+
+
+async def test_plain_and_gzip_scrapes_carry_identical_series(
+    aiohttp_client: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Small inflate batches, so a plain scrape crosses many batch boundaries.
+    monkeypatch.setattr(server, "INFLATE_BATCH_BYTES", 2000)
+    store = SnapshotStore()
+    for name in ("a", "b"):
+        job = ConnectionsJob(
+            ConnectionsQuery(name=name, group_by=["client_service", "server_service"])
+        )
+        store.publish(prepare_snapshot(("connections", name), job.render(answer(300)), 0.0))
+    context = ServerContext(store, SelfMetrics(), lambda: [], ready=True)
+    client: TestClient[web.Request, web.Application] = await aiohttp_client(create_app(context))  # type: ignore[operator]
+
+    plain = await client.get("/metrics", headers={"Accept-Encoding": "identity"})
+    plain_text = await plain.read()
+    assert plain.headers["Content-Length"] == str(len(plain_text))
+    packed = await client.get(
+        "/metrics", headers={"Accept-Encoding": "gzip"}, auto_decompress=False
+    )
+    assert packed.headers["Content-Encoding"] == "gzip"
+    gzip_text = gzip.decompress(await packed.read())
+
+    def data_series(text: bytes) -> dict:  # type: ignore[type-arg]
+        samples = parse_metrics(text.decode())
+        return {key: value for key, value in samples.items() if key[0].startswith("datadog_cnm_")}
+
+    assert data_series(plain_text) == data_series(gzip_text)
+    assert len(data_series(plain_text)) == 2 * 300 * 3
+    assert plain_text.count(b"# TYPE datadog_cnm_tcp_resets gauge") == 1
