@@ -12,7 +12,13 @@ import platform
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
@@ -142,6 +148,8 @@ class SelfMetrics:
     """Counters the I/O shells increment, plus the state collector; rendered per scrape."""
 
     def __init__(self) -> None:
+        # Go exporters expose no `_created` series; they only double the counters' output.
+        disable_created_metrics()
         self.registry = CollectorRegistry(auto_describe=True)
         self.api_requests = Counter(
             "datadog_exporter_api_requests",
@@ -230,3 +238,13 @@ class SelfMetrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def self_metric_names() -> frozenset[str]:
+    """Every self-metric name as it appears on /metrics (counters with ``_total``)."""
+    metrics = SelfMetrics()
+    metrics.watch(list, list)  # no queries: the state families still describe themselves
+    names = set()
+    for family in metrics.registry.collect():
+        names.add(family.name + "_total" if family.type == "counter" else family.name)
+    return frozenset(names)

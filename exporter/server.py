@@ -80,7 +80,6 @@ def _inflate_batch(pieces: list[Piece]) -> bytes:
 
 def create_app(context: ServerContext, middlewares: Sequence[Middleware] = ()) -> web.Application:
     app = web.Application(middlewares=list(middlewares))
-    app["context"] = context
 
     async def metrics(request: web.Request) -> web.StreamResponse:
         body = context.store.body
