@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 
@@ -70,6 +71,11 @@ class Simulator:
         if endpoint not in ("connections", "dns", "cases", "audience", "*"):
             raise OptionError(f"unknown endpoint {endpoint!r}")
         self._state.faults.set(endpoint, fault)
+
+    def set_keys(self, api_key: str, app_key: str) -> None:
+        """Accept only this key pair from now on (a rotated Datadog key)."""
+        self.options = dataclasses.replace(self.options, api_key=api_key, app_key=app_key)
+        self._state.options = self.options
 
     def clear_faults(self) -> None:
         self._state.clear_faults()

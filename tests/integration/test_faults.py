@@ -20,10 +20,8 @@ from exporter.settings import parse_config
 from exporter.simulator import Fault, Simulator
 from exporter.snapshot import SnapshotStore
 
-from .conftest import credentials
-from .test_scheduler import deadline, job, polling, query_series, register, served
-
-__all__ = ["polling"]  # the fixture, imported for pytest
+from .conftest import credentials, deadline, register, served
+from .test_scheduler import job, query_series
 
 FAULTS = [
     ("truncated", Fault(kind="truncated"), "decode_error"),
