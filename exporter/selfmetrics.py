@@ -149,7 +149,7 @@ class SelfMetrics:
 
     def __init__(self) -> None:
         # Go exporters expose no `_created` series; they only double the counters' output.
-        disable_created_metrics()
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = CollectorRegistry(auto_describe=True)
         self.api_requests = Counter(
             "datadog_exporter_api_requests",
