@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import (
@@ -31,17 +31,6 @@ from .durations import format_duration, parse_duration
 
 log = logging.getLogger(__name__)
 
-SITES = (
-    "datadoghq.com",
-    "us3.datadoghq.com",
-    "us5.datadoghq.com",
-    "ap1.datadoghq.com",
-    "ap2.datadoghq.com",
-    "uk1.datadoghq.com",
-    "datadoghq.eu",
-    "ddog-gov.com",
-    "us2.ddog-gov.com",
-)
 Site = Literal[
     "datadoghq.com",
     "us3.datadoghq.com",
@@ -53,6 +42,7 @@ Site = Literal[
     "ddog-gov.com",
     "us2.ddog-gov.com",
 ]
+SITES: tuple[str, ...] = get_args(Site)
 
 # Polling faster than this spends API budget quickly; allowed, but worth a warning.
 COSTLY_INTERVAL_SECONDS = 30.0
