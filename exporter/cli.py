@@ -250,16 +250,10 @@ async def _run(
         finally:
             await simulator.stop()
         return 0
-    if config.accounts:
-        # Temporary until the scheduler holds one client per account (issue 7, next step):
-        # running would silently send every query to the default account.
-        raise ConfigError(
-            [("accounts", "validated by --config.check, but not yet polled by this version")]
-        )
     environment = Environment()
     url = base_url(config.datadog, environment)
+    # Checked (with every account's keys) when the exporter is built.
     credentials = Credentials.from_environment(redactor, dict(os.environ))
-    credentials.check()
     source = reloader(args.config_file, lambda new: base_url(new.datadog, environment))
     await serve_until_signalled(
         Exporter(config, url, credentials, redactor, options, config_source=source)

@@ -9,23 +9,23 @@ import asyncio
 import logging
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from .clients import ClientPool
 from .collectors.audience import AudienceJob
 from .collectors.base import QueryJob
 from .collectors.cases import CasesJob
 from .collectors.connections import ConnectionsJob
 from .collectors.dns import DnsJob
-from .credentials import Credentials
-from .datadog import DatadogClient
+from .credentials import Credentials, CredentialsError
 from .logs import Redactor
 from .scheduler import Scheduler
 from .selfmetrics import SelfMetrics
 from .server import ServerContext, create_app
-from .settings import Config, ConfigError, costly_interval_warnings
+from .settings import Config, ConfigError, costly_interval_warnings, resolve_accounts
 from .sharding import QueryIdentity, Shard
 from .snapshot import SnapshotStore
 from .webconfig import WebSecurity
@@ -72,7 +72,7 @@ class RunOptions:
 
 
 class Exporter:
-    """The running daemon: one client, one scheduler, one web server."""
+    """The running daemon: one client per account, one scheduler, one web server."""
 
     def __init__(
         self,
@@ -83,21 +83,21 @@ class Exporter:
         options: RunOptions,
         *,
         config_source: ConfigSource | None = None,
+        environ: Mapping[str, str] | None = None,
     ):
+        """``base_url`` and ``credentials`` are the default account's (the datadog: block and
+        DD_* variables); accounts from an ``accounts:`` list read their own keys from
+        ``environ`` (default: the process environment) or files. Raises CredentialsError
+        when an account's keys are missing."""
         self.config = config
         self.options = options
         self.config_source = config_source
         self.metrics = SelfMetrics()
         self.store = SnapshotStore()
-        self.client = DatadogClient(
-            base_url,
-            credentials=credentials,
-            redactor=redactor,
-            timeout=config.datadog.timeout,
-            max_response_size=config.datadog.max_response_size,
-            on_response=self.metrics.count_response,
-        )
-        self.scheduler = Scheduler(self.client, self.store, self.metrics)
+        self.pool = ClientPool(redactor, credentials, self.metrics.count_response, environ)
+        accounts = resolve_accounts(config, base_url)
+        self.pool.apply(accounts, self.pool.credentials(accounts))
+        self.scheduler = Scheduler(self.pool.clients, self.store, self.metrics)
         self.metrics.watch(self.scheduler.query_states, self.scheduler.rate_limit_views)
         self.context = ServerContext(
             store=self.store,
@@ -154,12 +154,20 @@ class Exporter:
                     extra={"error": str(exc)},
                 )
                 return False, f"reload failed, the running configuration stays in effect: {exc}"
-            self.client.reconfigure(
-                url,
-                timeout=config.datadog.timeout,
-                max_response_size=config.datadog.max_response_size,
-            )
+            accounts = resolve_accounts(config, url)
+            try:
+                credentials = self.pool.credentials(accounts)
+            except CredentialsError as exc:
+                self.metrics.config_loaded(False, time.time())
+                log.error(
+                    "reload failed; the running configuration stays in effect",
+                    extra={"error": str(exc)},
+                )
+                return False, f"reload failed, the running configuration stays in effect: {exc}"
+            removed = self.pool.apply(accounts, credentials)
             changes = await self.scheduler.apply(self._owned_jobs(config))
+            for client in removed:
+                await client.close()
             self.config = config
             self.metrics.config_loaded(True, time.time())
             for warning in costly_interval_warnings(config):
@@ -196,7 +204,7 @@ class Exporter:
             task.cancel()
         await asyncio.gather(*self._signalled_reloads, return_exceptions=True)
         await self.scheduler.stop()
-        await self.client.close()
+        await self.pool.close()
         if self._runner is not None:
             await self._runner.cleanup()
 

@@ -14,7 +14,7 @@ import logging
 import random
 import time
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -23,6 +23,7 @@ from .datadog import ApiError, DatadogClient, RateLimited
 from .exposition import Rendered
 from .ratebudget import next_slot
 from .selfmetrics import QueryState, RateLimitView, SelfMetrics
+from .settings import DEFAULT_ACCOUNT
 from .snapshot import QueryKey, QuerySnapshot, SnapshotStore, prepare_snapshot
 
 log = logging.getLogger(__name__)
@@ -74,18 +75,24 @@ def startup_offset(key: QueryKey, interval: float) -> float:
 
 
 class Scheduler:
-    """Owns the polling tasks; everything they produce goes to the store and self-metrics."""
+    """Owns the polling tasks; everything they produce goes to the store and self-metrics.
+
+    Each job polls through the client of its account (``clients`` maps account names to
+    clients; the owner keeps that mapping current across reloads). Rate-limit state and
+    pacing live in the clients, so they are per account and endpoint: Datadog limits each
+    organisation separately.
+    """
 
     def __init__(
         self,
-        client: DatadogClient,
+        clients: DatadogClient | Mapping[str, DatadogClient],
         store: SnapshotStore,
         metrics: SelfMetrics,
         *,
         wall_clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
     ):
-        self.client = client
+        self.clients = clients if isinstance(clients, Mapping) else {DEFAULT_ACCOUNT: clients}
         self.store = store
         self.metrics = metrics
         self.wall_clock = wall_clock
@@ -154,6 +161,7 @@ class Scheduler:
             collector=job.collector,
             name=job.name,
             endpoint=job.endpoint,
+            account=job.account,
             interval=job.interval,
             window=job.window,
         )
@@ -168,6 +176,7 @@ class Scheduler:
         offset = self.wall_clock() - time.monotonic()
         return [
             RateLimitView(
+                account=account,
                 endpoint=endpoint,
                 limit=state.limit,
                 remaining=state.remaining,
@@ -176,8 +185,12 @@ class Scheduler:
                     state.blocked_until + offset if state.blocked_until > time.monotonic() else None
                 ),
             )
-            for endpoint, state in sorted(self.client.rate_limits.items())
+            for account, client in sorted(self.clients.items())
+            for endpoint, state in sorted(client.rate_limits.items())
         ]
+
+    def client_for(self, job: QueryJob) -> DatadogClient:
+        return self.clients[job.account]
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -269,7 +282,7 @@ class Scheduler:
         while True:
             await self._wait_for_rate_limit(job, deadline)
             try:
-                return await self.client.fetch(job.request(self.wall_clock()))
+                return await self.client_for(job).fetch(job.request(self.wall_clock()))
             except RateLimited:
                 continue  # the next round waits for the reset, or gives up at the deadline
             except ApiError as exc:
@@ -286,7 +299,7 @@ class Scheduler:
                 raise PollFailed(exc.reason, str(exc)) from None
 
     async def _wait_for_rate_limit(self, job: QueryJob, deadline: float) -> None:
-        state = self.client.rate_limit(job.endpoint)
+        state = self.client_for(job).rate_limit(job.endpoint)
         wait = state.blocked_until - time.monotonic()
         if wait > 0:
             if asyncio.get_running_loop().time() + wait >= deadline:
@@ -300,7 +313,7 @@ class Scheduler:
 
     async def _pace(self, job: QueryJob, deadline: float) -> None:
         """Wait for this call's share of a running-low budget (see ratebudget)."""
-        state = self.client.rate_limit(job.endpoint)
+        state = self.client_for(job).rate_limit(job.endpoint)
         now = time.monotonic()
         slot = next_slot(now, state.free_at, state.available, state.limit, state.reset_at)
         wait = slot.at - now

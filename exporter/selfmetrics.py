@@ -24,6 +24,7 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 from . import __version__
+from .settings import DEFAULT_ACCOUNT
 
 
 @dataclass
@@ -42,10 +43,12 @@ class QueryState:
     last_error: str | None = None
     series: int = 0
     serving_stale: bool = False
+    account: str = DEFAULT_ACCOUNT
 
 
 @dataclass
 class RateLimitView:
+    account: str
     endpoint: str
     limit: int | None
     remaining: int | None
@@ -116,31 +119,32 @@ class _StateCollector(Collector):
         limit = GaugeMetricFamily(
             "datadog_exporter_rate_limit_limit",
             "Requests allowed per rate-limit period (X-RateLimit-Limit).",
-            labels=["endpoint"],
+            labels=["account", "endpoint"],
         )
         remaining = GaugeMetricFamily(
             "datadog_exporter_rate_limit_remaining",
             "Requests left in the current rate-limit period (X-RateLimit-Remaining).",
-            labels=["endpoint"],
+            labels=["account", "endpoint"],
         )
         period = GaugeMetricFamily(
             "datadog_exporter_rate_limit_period_seconds",
             "Length of the rate-limit period (X-RateLimit-Period).",
-            labels=["endpoint"],
+            labels=["account", "endpoint"],
         )
         blocked = GaugeMetricFamily(
             "datadog_exporter_rate_limited_until_timestamp_seconds",
             "Unix time before which no call goes to the endpoint after a 429 (0 when not limited).",
-            labels=["endpoint"],
+            labels=["account", "endpoint"],
         )
         for view in self._rate_limits():
+            where = [view.account, view.endpoint]
             if view.limit is not None:
-                limit.add_metric([view.endpoint], float(view.limit))
+                limit.add_metric(where, float(view.limit))
             if view.remaining is not None:
-                remaining.add_metric([view.endpoint], float(view.remaining))
+                remaining.add_metric(where, float(view.remaining))
             if view.period is not None:
-                period.add_metric([view.endpoint], view.period)
-            blocked.add_metric([view.endpoint], view.blocked_until_unix or 0.0)
+                period.add_metric(where, view.period)
+            blocked.add_metric(where, view.blocked_until_unix or 0.0)
         yield from (limit, remaining, period, blocked)
 
 
@@ -153,9 +157,9 @@ class SelfMetrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self.api_requests = Counter(
             "datadog_exporter_api_requests",
-            "Requests sent to the Datadog API, by endpoint and HTTP status "
+            "Requests sent to the Datadog API, by account, endpoint and HTTP status "
             "(or timeout / connection_error).",
-            ["endpoint", "code"],
+            ["account", "endpoint", "code"],
             registry=self.registry,
         )
         self.poll_errors = Counter(
@@ -225,8 +229,8 @@ class SelfMetrics:
         self.owned_queries.set(owned)
         self.configured_queries.set(configured)
 
-    def count_response(self, endpoint: str, code: str) -> None:
-        self.api_requests.labels(endpoint, code).inc()
+    def count_response(self, endpoint: str, code: str, account: str = DEFAULT_ACCOUNT) -> None:
+        self.api_requests.labels(account, endpoint, code).inc()
 
     def forget_query(self, collector: str, name: str, reasons: Iterable[str]) -> None:
         """Drop a removed query's counters so it vanishes from /metrics."""

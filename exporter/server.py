@@ -150,6 +150,7 @@ def landing_page(context: ServerContext) -> str:
         cells = [
             state.collector,
             state.name,
+            state.account,
             format_duration(state.interval),
             status,
             age,
@@ -176,8 +177,8 @@ Case Management and RUM Audience Management.</p>
 <p><a href="{path}">Metrics</a> · <a href="/-/healthy">Health</a> ·
 <a href="/-/ready">Readiness</a></p>
 <h2>Queries</h2>
-{sharding}<table><tr><th>Collector</th><th>Query</th><th>Interval</th><th>State</th>
+{sharding}<table><tr><th>Collector</th><th>Query</th><th>Account</th><th>Interval</th><th>State</th>
 <th>Last success</th><th>Series</th><th>Last error</th></tr>
-{"".join(rows) or '<tr><td colspan="7">No queries configured.</td></tr>'}
+{"".join(rows) or '<tr><td colspan="8">No queries configured.</td></tr>'}
 </table></body></html>
 """

@@ -492,14 +492,15 @@ class Account:
     app_key_env: str | None = None
 
 
-def resolve_accounts(config: Config, env: Environment) -> list[Account]:
-    """The accounts to build clients for: the ``accounts:`` list, or the default account."""
+def resolve_accounts(config: Config, default_url: str) -> list[Account]:
+    """The accounts to build clients for: the ``accounts:`` list, or else the default account
+    at ``default_url`` (from :func:`base_url`: the datadog: block and DD_* variables)."""
     defaults = config.datadog
     if not config.accounts:
         return [
             Account(
                 DEFAULT_ACCOUNT,
-                base_url(defaults, env),
+                default_url.rstrip("/"),
                 defaults.timeout,
                 defaults.max_response_size,
             )

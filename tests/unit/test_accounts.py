@@ -12,6 +12,7 @@ from exporter.settings import (
     DEFAULT_ACCOUNT,
     ConfigError,
     Environment,
+    base_url,
     parse_config,
     resolve_accounts,
 )
@@ -42,7 +43,7 @@ def problems(text: str) -> list[tuple[str, str]]:
 
 def test_accounts_resolve_to_urls_timeouts_and_key_sources() -> None:
     config = parse_config(TWO_ACCOUNTS)
-    eu, us = resolve_accounts(config, Environment(site="us5.datadoghq.com"))
+    eu, us = resolve_accounts(config, "https://unused.example")
     assert (eu.name, eu.base_url, eu.timeout) == ("eu", "https://api.datadoghq.eu", 7.0)
     assert eu.api_key_file == Path("/etc/datadog/eu/api-key")
     assert (us.base_url, us.timeout, us.api_key_env) == ("http://127.0.0.1:9", 3.0, "DD_US_API_KEY")
@@ -52,7 +53,7 @@ def test_accounts_resolve_to_urls_timeouts_and_key_sources() -> None:
 
 def test_without_accounts_the_datadog_block_is_the_default_account() -> None:
     config = parse_config("datadog: {site: datadoghq.eu}\nconnections: [{name: a}]")
-    (account,) = resolve_accounts(config, Environment(_env_file=None))
+    (account,) = resolve_accounts(config, base_url(config.datadog, Environment(_env_file=None)))
     assert (account.name, account.base_url) == (DEFAULT_ACCOUNT, "https://api.datadoghq.eu")
     assert config.query_identities() == [(DEFAULT_ACCOUNT, "connections", "a")]
     assert not config.labels_accounts
@@ -111,7 +112,7 @@ def test_account_keys_come_from_named_env_variables_and_files(tmp_path: Path) ->
     api_file.write_text("eu-api-key-1234567890\n")
     app_file.write_text("eu-app-key-1234567890\n")
     text = TWO_ACCOUNTS.replace("/etc/datadog/eu", str(tmp_path))
-    eu, us = resolve_accounts(parse_config(text), Environment(_env_file=None))
+    eu, us = resolve_accounts(parse_config(text), "https://unused.example")
     redactor = Redactor()
     env = {"DD_US_API_KEY": "us-api-key-abcdefghij", "DD_US_APP_KEY": "us-app-key-abcdefghij"}
     env |= {"DD_API_KEY": "default-should-not-be-used", "DD_APP_KEY": "nope-nope-nope"}
@@ -130,7 +131,7 @@ def test_account_keys_come_from_named_env_variables_and_files(tmp_path: Path) ->
 
 def test_missing_account_keys_say_which_account_and_setting(tmp_path: Path) -> None:
     text = TWO_ACCOUNTS.replace("/etc/datadog/eu", str(tmp_path / "absent"))
-    eu, us = resolve_accounts(parse_config(text), Environment(_env_file=None))
+    eu, us = resolve_accounts(parse_config(text), "https://unused.example")
     with pytest.raises(CredentialsError, match=r"accounts\[eu\]\.api_key_file .*absent"):
         Credentials.for_account(eu, Redactor(), {}).check()
     with pytest.raises(CredentialsError, match=r"DD_US_API_KEY is not set.*accounts\[us\]"):
@@ -138,7 +139,7 @@ def test_missing_account_keys_say_which_account_and_setting(tmp_path: Path) -> N
 
 
 def test_default_account_reads_the_dd_variables() -> None:
-    (account,) = resolve_accounts(parse_config("{}"), Environment(_env_file=None))
+    (account,) = resolve_accounts(parse_config("{}"), "https://api.datadoghq.com")
     env = {"DD_API_KEY": "plain-api-key-123456", "DD_APP_KEY": "plain-app-key-123456"}
     headers = Credentials.for_account(account, Redactor(), env).headers()
     assert headers["DD-API-KEY"] == "plain-api-key-123456"

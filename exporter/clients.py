@@ -1,0 +1,92 @@
+"""One :class:`DatadogClient` per account, kept in step with the configuration.
+
+Datadog rate-limits each organisation separately, so every account gets its own client (its
+own session, keys and rate-limit state). On a reload, clients of accounts that stay keep
+their state (a changed base URL forgets it, see ``DatadogClient.reconfigure``); new accounts
+get a client and removed ones are closed once no query uses them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+from .credentials import Credentials
+from .datadog import DatadogClient
+from .logs import Redactor
+from .settings import Account
+
+# (account, endpoint, code) for every answer (or failure) of every client.
+ResponseCounter = Callable[[str, str, str], None]
+
+
+def uses_default_keys(account: Account) -> bool:
+    """True for the account without key settings: it reads the DD_* variables."""
+    return not (
+        account.api_key_file or account.app_key_file or account.api_key_env or account.app_key_env
+    )
+
+
+class ClientPool:
+    """The clients by account name; ``clients`` is the live mapping the scheduler reads."""
+
+    def __init__(
+        self,
+        redactor: Redactor,
+        default_credentials: Credentials,
+        on_response: ResponseCounter,
+        environ: Mapping[str, str] | None = None,
+    ):
+        self.redactor = redactor
+        self.default_credentials = default_credentials
+        self.on_response = on_response
+        self.environ = environ
+        self.clients: dict[str, DatadogClient] = {}
+
+    def credentials(self, accounts: Sequence[Account]) -> dict[str, Credentials]:
+        """Every account's keys, checked now: raises CredentialsError naming the account."""
+        found = {}
+        for account in accounts:
+            if uses_default_keys(account):
+                keys = self.default_credentials
+            else:
+                environ = None if self.environ is None else dict(self.environ)
+                keys = Credentials.for_account(account, self.redactor, environ)
+            keys.check()
+            found[account.name] = keys
+        return found
+
+    def apply(
+        self, accounts: Sequence[Account], credentials: Mapping[str, Credentials]
+    ) -> list[DatadogClient]:
+        """Move to ``accounts``; return the removed clients for the caller to close later."""
+        wanted = {account.name: account for account in accounts}
+        removed = [self.clients.pop(name) for name in list(self.clients) if name not in wanted]
+        for name, account in wanted.items():
+            client = self.clients.get(name)
+            if client is None:
+                self.clients[name] = DatadogClient(
+                    account.base_url,
+                    credentials=credentials[name],
+                    redactor=self.redactor,
+                    timeout=account.timeout,
+                    max_response_size=account.max_response_size,
+                    on_response=self._counter(name),
+                )
+            else:
+                client.reconfigure(
+                    account.base_url,
+                    timeout=account.timeout,
+                    max_response_size=account.max_response_size,
+                )
+                client.credentials = credentials[name]
+        return removed
+
+    def _counter(self, account: str) -> Callable[[str, str], None]:
+        def count(endpoint: str, code: str) -> None:
+            self.on_response(endpoint, code, account)
+
+        return count
+
+    async def close(self) -> None:
+        for client in self.clients.values():
+            await client.close()
