@@ -3,6 +3,10 @@ headless Service, and a ServiceMonitor that scrapes every replica."""
 
 from __future__ import annotations
 
+import os
+import re
+import textwrap
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -76,3 +80,23 @@ def test_disruptions_take_one_shard_at_a_time() -> None:
     assert budget["metadata"]["namespace"] == statefulset["metadata"]["namespace"]
     pod_labels = statefulset["spec"]["template"]["metadata"]["labels"]
     assert budget["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+
+
+def test_an_overlay_changes_the_shard_count_the_way_the_readme_says(tmp_path: Path) -> None:
+    """The README's overlay: replicas and the replacement together keep the count in step."""
+    readme = (KUSTOMIZE.parents[1] / "README.md").read_text()
+    [snippet] = [
+        block
+        for block in re.findall(r"```yaml\n(.*?)```", readme, re.S)
+        if "deploy/kubernetes/sharded" in block
+    ]
+    relative = os.path.relpath(KUSTOMIZE / "sharded", tmp_path)
+    overlay = textwrap.dedent(snippet).replace("<this repo>/deploy/kubernetes/sharded", relative)
+    (tmp_path / "kustomization.yaml").write_text(overlay)
+    proc = run([tool("kubectl"), "kustomize", str(tmp_path)])
+    assert proc.returncode == 0, describe(proc)
+    [statefulset] = [d for d in yaml.safe_load_all(proc.stdout) if d["kind"] == "StatefulSet"]
+    [container] = statefulset["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert statefulset["spec"]["replicas"] == 4
+    assert env["EXPORTER_SHARD_COUNT"] == "4"
