@@ -187,7 +187,7 @@ async def test_429_on_one_endpoint_does_not_hold_the_others(
     blocked = samples[
         (
             "datadog_exporter_rate_limited_until_timestamp_seconds",
-            frozenset({("endpoint", "cases")}),
+            frozenset({("account", "default"), ("endpoint", "cases")}),
         )
     ]
     assert blocked > time.time() + 20
