@@ -61,7 +61,10 @@ async def test_no_fault_path_shows_a_key_anywhere(
     )
     await exporter.start()
     key = ("connections", "q")
-    seen: list[str] = [repr(exporter.client.credentials), repr(exporter.client.credentials.api_key)]
+    seen: list[str] = [
+        repr(exporter.pool.clients["default"].credentials),
+        repr(exporter.pool.clients["default"].credentials.api_key),
+    ]
     # Error bodies that echo the request, keys included, as some proxies and APIs do.
     echoes = [
         Fault(kind="status", status=400, detail=f"bad request with DD-API-KEY={API_KEY}"),
@@ -72,13 +75,13 @@ async def test_no_fault_path_shows_a_key_anywhere(
         for fault in [f for _, f, _ in FAULTS] + echoes:
             simulator.set_fault("connections", fault)
             try:
-                await exporter.client.fetch(JOB.request(time.time()))
+                await exporter.pool.clients["default"].fetch(JOB.request(time.time()))
             except ApiError as exc:
                 seen += [str(exc), repr(exc), repr(exc.args)]
             await exporter.scheduler.poll_once(key, deadline(1.5))
             seen.append(str(exporter.scheduler.states[key]))
             simulator.clear_faults()
-            exporter.client.rate_limit("connections").blocked_until = 0.0
+            exporter.pool.clients["default"].rate_limit("connections").blocked_until = 0.0
         simulator.set_keys("rotated-api-key-000000000000", "rotated-app-key-0000000000000")
         await exporter.scheduler.poll_once(key, deadline(1.5))  # 403: wrong keys
         async with aiohttp.ClientSession() as session:
