@@ -125,6 +125,7 @@ class Exporter:
         self.port = sockets[0].getsockname()[1] if sockets else port
         self.scheduler.start(self._owned_jobs(self.config))
         self.metrics.config_loaded(True, time.time())
+        self.metrics.watch_loop(asyncio.get_running_loop())
         self.context.ready = True
         shard = self.options.shard
         log.info(

@@ -7,6 +7,7 @@ time by a Collector that builds fresh families, so a removed query's series vani
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import platform
 from collections.abc import Callable, Iterable, Iterator
@@ -148,6 +149,20 @@ class _StateCollector(Collector):
         yield from (limit, remaining, period, blocked)
 
 
+class _LoopCollector(Collector):
+    def __init__(self) -> None:
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        tasks = GaugeMetricFamily(
+            "datadog_exporter_asyncio_tasks",
+            "Tasks alive on the exporter's event loop (one per query plus a few for serving).",
+        )
+        if self.loop is not None:
+            tasks.add_metric([], float(len(asyncio.all_tasks(self.loop))))
+        yield tasks
+
+
 class SelfMetrics:
     """Counters the I/O shells increment, plus the state collector; rendered per scrape."""
 
@@ -209,6 +224,12 @@ class SelfMetrics:
             registry=self.registry,
         )
         ProcessCollector(registry=self.registry)
+        self._loop_collector = _LoopCollector()
+        self.registry.register(self._loop_collector)
+
+    def watch_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Report the event loop's task count (a leak shows as a count that keeps growing)."""
+        self._loop_collector.loop = loop
 
     def watch(
         self,
