@@ -19,7 +19,7 @@ from .durations import format_duration
 from .gzipjoin import Piece, inflate
 from .selfmetrics import QueryState, SelfMetrics
 from .sharding import Shard
-from .snapshot import SnapshotStore
+from .snapshot import Body, SnapshotStore
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # Plain scrapes inflate about this much text per worker-thread hop.
@@ -55,16 +55,23 @@ def accepts_gzip(header: str) -> bool:
     return False
 
 
-def inflated(pieces: Sequence[Piece]) -> Iterator[bytes]:
-    """The text of ``pieces`` in order, about INFLATE_BATCH_BYTES at a time.
+def plain_text(body: Body) -> Iterator[bytes]:
+    """The text of the body in order: kept text as it is, the rest inflated in batches.
 
-    The body is kept compressed only (see snapshot), so a plain scrape inflates it. It does
-    so on the event loop between writes: a batch takes about a millisecond, and a worker
-    thread was measured slower, the loop then waiting for the GIL on every hand-over.
+    Pieces whose text is not kept (beyond the snapshot store's plain-text budget) are
+    inflated about INFLATE_BATCH_BYTES at a time on the event loop, between writes: a batch
+    takes about a millisecond, and a worker thread was measured slower, the loop then waiting
+    for the GIL on every hand-over.
     """
     batch: list[Piece] = []
     size = 0
-    for piece in pieces:
+    for piece, text in zip(body.pieces, body.texts, strict=True):
+        if text is not None:
+            if batch:
+                yield _inflate_batch(batch)
+                batch, size = [], 0
+            yield text
+            continue
         batch.append(piece)
         size += piece.size
         if size >= INFLATE_BATCH_BYTES:
@@ -98,7 +105,7 @@ def create_app(context: ServerContext, middlewares: Sequence[Middleware] = ()) -
                 for part in parts:
                     await response.write(part)
             else:
-                for text in inflated(body.pieces):
+                for text in plain_text(body):
                     await response.write(text)
                 await response.write(tail)
             await response.write_eof()

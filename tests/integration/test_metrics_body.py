@@ -33,17 +33,21 @@ def answer(rows: int) -> bytes:
     return json.dumps({"data": data}).encode()
 
 
+@pytest.mark.parametrize("plain_budget", [0, 100_000, 10**9], ids=["none", "one", "all"])
 async def test_plain_and_gzip_scrapes_carry_identical_series(
-    aiohttp_client: object, monkeypatch: pytest.MonkeyPatch
+    aiohttp_client: object, monkeypatch: pytest.MonkeyPatch, plain_budget: int
 ) -> None:
+    """Whether a query's text is kept (within the budget) or inflated per scrape."""
     # Small inflate batches, so a plain scrape crosses many batch boundaries.
     monkeypatch.setattr(server, "INFLATE_BATCH_BYTES", 2000)
-    store = SnapshotStore()
+    store = SnapshotStore(plain_budget=plain_budget)
     for name in ("a", "b"):
         job = ConnectionsJob(
             ConnectionsQuery(name=name, group_by=["client_service", "server_service"])
         )
         store.publish(prepare_snapshot(("connections", name), job.render(answer(300)), 0.0))
+    kept = [store.get(("connections", name)).texts is not None for name in ("a", "b")]  # type: ignore[union-attr]
+    assert kept == {0: [False, False], 100_000: [True, False], 10**9: [True, True]}[plain_budget]
     context = ServerContext(store, SelfMetrics(), lambda: [], ready=True)
     client: TestClient[web.Request, web.Application] = await aiohttp_client(create_app(context))  # type: ignore[operator]
 
