@@ -213,6 +213,13 @@ class SelfMetrics:
             ["index", "count"],
             registry=self.registry,
         )
+        # The count again as a number: PromQL cannot compare a label with a value, and the
+        # shipped DatadogExporterShardsMissing alert compares it with the indexes reporting.
+        self.shards = Gauge(
+            "datadog_exporter_shards",
+            "Replicas the configured queries are split over (the shard count; 1 unsharded).",
+            registry=self.registry,
+        )
         self.owned_queries = Gauge(
             "datadog_exporter_owned_queries",
             "Queries this replica polls: its shard's share of the configured queries.",
@@ -247,6 +254,7 @@ class SelfMetrics:
     def set_shard(self, index: int, count: int, owned: int, configured: int) -> None:
         self.shard_info.clear()
         self.shard_info.labels(str(index), str(count)).set(1)
+        self.shards.set(count)
         self.owned_queries.set(owned)
         self.configured_queries.set(configured)
 

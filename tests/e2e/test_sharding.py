@@ -131,11 +131,17 @@ def test_three_shards_export_exactly_what_one_replica_does(tmp_path: Path) -> No
             assert queries == {q for q, shard in owners.items() if shard == index}
             assert samples[("datadog_exporter_shard_info", frozenset({
                 ("index", str(index)), ("count", "3")}))] == 1.0  # fmt: skip
+            assert samples[("datadog_exporter_shards", frozenset())] == 3
             assert samples[("datadog_exporter_owned_queries", frozenset())] == len(queries)
             assert samples[("datadog_exporter_configured_queries", frozenset())] == len(GROUPINGS)
             landing = http_get(shard_bases[index] + "/").decode()
             assert f"Shard {index} of 3" in landing
             assert f"polls {len(queries)} of the {len(GROUPINGS)} configured queries" in landing
+
+        # Unsharded is shard 0 of 1: what DatadogExporterShardsMissing sees as a complete set.
+        assert unsharded[("datadog_exporter_shard_info", frozenset({
+            ("index", "0"), ("count", "1")}))] == 1.0  # fmt: skip
+        assert unsharded[("datadog_exporter_shards", frozenset())] == 1
 
         # One interval's API calls: the shards together make exactly the unsharded calls.
         assert sorted(polled_queries(shard_url)) == sorted(polled_queries(single_url))
