@@ -148,17 +148,9 @@ class Exporter:
         async with self._reload_lock:
             try:
                 config, url = await asyncio.to_thread(self.config_source)
-            except ConfigError as exc:
-                self.metrics.config_loaded(False, time.time())
-                log.error(
-                    "reload failed; the running configuration stays in effect",
-                    extra={"error": str(exc)},
-                )
-                return False, f"reload failed, the running configuration stays in effect: {exc}"
-            accounts = resolve_accounts(config, url)
-            try:
+                accounts = resolve_accounts(config, url)
                 credentials = self.pool.credentials(accounts)
-            except CredentialsError as exc:
+            except (ConfigError, CredentialsError) as exc:
                 self.metrics.config_loaded(False, time.time())
                 log.error(
                     "reload failed; the running configuration stays in effect",

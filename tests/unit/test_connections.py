@@ -13,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from exporter.collectors.base import DecodeError
 from exporter.collectors.connections import FAMILIES, ConnectionsJob
 from exporter.settings import DEFAULT_MAX_SERIES, ConnectionsQuery
+from tests.helpers import parse_metrics as samples
 
 
 def render_text(job: ConnectionsJob, document: Any) -> str:
@@ -22,16 +23,6 @@ def render_text(job: ConnectionsJob, document: Any) -> str:
 def render_text_bytes(job: ConnectionsJob, body: bytes) -> str:
     rendered = job.render(body)
     return "".join((item.family.header() + item.samples).decode() for item in rendered.families)
-
-
-def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    out = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            key = (sample.name, frozenset(sample.labels.items()))
-            assert key not in out, f"duplicate series {key}"
-            out[key] = sample.value
-    return out
 
 
 def row(group_bys: dict[str, list[str]] | None, **metrics: float) -> dict[str, Any]:
