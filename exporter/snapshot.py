@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 from .exposition import Family, Rendered
-from .gzipjoin import Piece, combine, compress_piece, gzip_member, inflate
+from .gzipjoin import Piece, combine, compress_piece, compress_pieces, gzip_member, inflate
 
 QueryKey = tuple[str, str]  # (collector, query name)
 _EMPTY = Piece(b"", 0, 0)
@@ -48,13 +48,14 @@ class QuerySnapshot:
 
 def prepare_snapshot(key: QueryKey, rendered: Rendered, published_at: float) -> QuerySnapshot:
     """Compress a rendered poll (CPU-bound: call it off the event loop)."""
+    texts = tuple(item.samples for item in rendered.families)
     return QuerySnapshot(
         key=key,
         families=tuple(item.family for item in rendered.families),
-        pieces=tuple(compress_piece(item.samples) for item in rendered.families),
+        pieces=compress_pieces(texts),
         series=rendered.series,
         published_at=published_at,
-        texts=tuple(item.samples for item in rendered.families),
+        texts=texts,
     )
 
 

@@ -10,9 +10,10 @@ A metric missing from a row yields no sample (absent is unknown, not zero).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import compress, repeat
-from operator import attrgetter, is_not
+from operator import attrgetter, is_not, truediv
 from typing import Any, cast
 
 import msgspec
@@ -208,8 +209,8 @@ def decode_rows(body: bytes) -> list[_Attributes]:
 
 
 def _value_texts(
-    labels: list[bytes], values: list[msgspec.Raw], attribute: str
-) -> tuple[list[bytes], list[msgspec.Raw | bytes]]:
+    labels: Sequence[bytes], values: Sequence[msgspec.Raw], attribute: str
+) -> tuple[Sequence[bytes], Sequence[msgspec.Raw | bytes]]:
     """The samples' labels and values as exposition text; raise DecodeError for non-numbers.
 
     The fast path checks a whole column at once in C: a JSON value made only of digits,
@@ -218,7 +219,7 @@ def _value_texts(
     null means unknown and yields no sample.
     """
     if not b"\n".join(values).translate(None, _PLAIN_NUMBER_CHARS):
-        return labels, list(values)
+        return labels, values
     kept: list[bytes] = []
     texts: list[msgspec.Raw | bytes] = []
     for row_labels, raw in zip(labels, values, strict=True):
@@ -232,7 +233,21 @@ def _value_texts(
     return kept, texts
 
 
-def _family_text(name: bytes, labels: list[bytes], values: list[msgspec.Raw | bytes]) -> bytes:
+def _rtt_texts(
+    labels: Sequence[bytes], microseconds: Sequence[Number | None]
+) -> tuple[Sequence[bytes], Sequence[bytes]]:
+    """The round-trip times present, in seconds, as exposition text."""
+    present = list(map(is_not, microseconds, repeat(None)))  # 0 is a value: test identity
+    seconds = list(map(truediv, compress(microseconds, present), repeat(1e6)))
+    # JSON numbers are finite, so repr() is the exposition spelling; one repr of the whole
+    # list formats every float in C, and ", " never occurs inside a float's repr.
+    texts = repr(seconds)[1:-1].encode().split(b", ") if seconds else []
+    return list(compress(labels, present)), texts
+
+
+def _family_text(
+    name: bytes, labels: Sequence[bytes], values: Sequence[msgspec.Raw | bytes]
+) -> bytes:
     """``name{labels} value\n`` for each sample, joined in C without a string per line."""
     parts: list[bytes | msgspec.Raw] = [b"\n" + name] * (3 * len(labels) + 1)
     parts[0] = name
@@ -262,23 +277,25 @@ def render_rows(rows: list[_Attributes], labels: list[bytes], max_series: int) -
     if not kept:
         return Rendered(families=(), series=0, dropped_rows=dropped)
     value_rows, kept_labels = value_rows[:kept], kept_labels[:kept]
-    columns = list(zip(*value_rows, strict=True))[1:]  # column 0 is group_bys
+    columns: list[Any] = list(zip(*value_rows, strict=True))[1:]  # column 0 is group_bys
     families = []
     series = 0
     for (attribute, family), column in zip(FIELDS, columns, strict=True):
-        absent = None if attribute == _RTT_ATTRIBUTE else _ABSENT
-        present = list(map(is_not, column, repeat(absent)))
-        family_labels = list(compress(kept_labels, present))
-        values: list[Any] = list(compress(column, present))
-        if not values:
-            continue
+        family_labels: Sequence[bytes]
+        texts: Sequence[msgspec.Raw | bytes]
         if attribute == _RTT_ATTRIBUTE:
-            # JSON numbers are finite, so repr() is the exposition spelling.
-            texts: list[msgspec.Raw | bytes] = [repr(v / 1e6).encode() for v in values]
+            family_labels, texts = _rtt_texts(kept_labels, column)
         else:
+            # An absent field is the empty Raw, the only falsy one: compress() and filter()
+            # test that in C, without a Python call per value.
+            if all(column):
+                family_labels, values = kept_labels, column
+            else:
+                family_labels = list(compress(kept_labels, column))
+                values = list(filter(None, column))
             family_labels, texts = _value_texts(family_labels, values, attribute)
-            if not texts:
-                continue
+        if not texts:
+            continue
         series += len(family_labels)
         name = family.name.encode()
         families.append(RenderedFamily(family, _family_text(name, family_labels, texts)))
