@@ -10,7 +10,8 @@ answer, then deliver it (possibly slowed or damaged by a fault).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from functools import partial
+from typing import Any, Literal
 
 import msgspec
 from aiohttp import web
@@ -117,42 +118,41 @@ def _ok(body: bytes) -> web.Response:
     return web.Response(status=200, body=body, content_type=JSON_API)
 
 
-def _connections(request: web.Request, state: SimulatorState, _body: Any) -> web.Response:
-    query = parse_network_params(request.query, now=int(state.clock()), dns=False)
-    scenarios = tuple(state.scenarios)
-    key = ("connections", query.keys, query.filter_key, query.start, query.end, query.limit)
+def _network_answer(
+    request: web.Request, state: SimulatorState, endpoint: Literal["connections", "dns"]
+) -> web.Response:
+    """The two CNM aggregate endpoints share parameters and caching; only the rows differ."""
+    dns = endpoint == "dns"
+    query = parse_network_params(request.query, now=int(state.clock()), dns=dns)
+    key = (endpoint, query.keys, query.filter_key, query.start, query.end, query.limit)
+    scenarios = () if dns else tuple(state.scenarios)
+
+    rows_of = (
+        state.network.dns_rows
+        if dns
+        else partial(state.network.connection_rows, scenarios=scenarios)
+    )
 
     def build() -> bytes:
-        rows = state.network.connection_rows(
+        rows = rows_of(
             keys=query.keys,
             filter_key=query.filter_key,
             predicate=query.predicate,
             start=query.start,
             end=query.end,
             limit=query.limit,
-            scenarios=scenarios,
         )
         return msgspec.json.encode({"data": rows})
 
     return _ok(state.cached_answer(key, build))
+
+
+def _connections(request: web.Request, state: SimulatorState, _body: Any) -> web.Response:
+    return _network_answer(request, state, "connections")
 
 
 def _dns(request: web.Request, state: SimulatorState, _body: Any) -> web.Response:
-    query = parse_network_params(request.query, now=int(state.clock()), dns=True)
-    key = ("dns", query.keys, query.filter_key, query.start, query.end, query.limit)
-
-    def build() -> bytes:
-        rows = state.network.dns_rows(
-            keys=query.keys,
-            filter_key=query.filter_key,
-            predicate=query.predicate,
-            start=query.start,
-            end=query.end,
-            limit=query.limit,
-        )
-        return msgspec.json.encode({"data": rows})
-
-    return _ok(state.cached_answer(key, build))
+    return _network_answer(request, state, "dns")
 
 
 def _cases(_request: web.Request, state: SimulatorState, body: Any) -> web.Response:
