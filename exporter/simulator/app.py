@@ -10,7 +10,6 @@ answer, then deliver it (possibly slowed or damaged by a fault).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from functools import partial
 from typing import Any, Literal
 
 import msgspec
@@ -122,25 +121,20 @@ def _network_answer(
     request: web.Request, state: SimulatorState, endpoint: Literal["connections", "dns"]
 ) -> web.Response:
     """The two CNM aggregate endpoints share parameters and caching; only the rows differ."""
-    dns = endpoint == "dns"
-    query = parse_network_params(request.query, now=int(state.clock()), dns=dns)
+    query = parse_network_params(request.query, now=int(state.clock()), dns=endpoint == "dns")
     key = (endpoint, query.keys, query.filter_key, query.start, query.end, query.limit)
-    scenarios = () if dns else tuple(state.scenarios)
-
-    rows_of = (
-        state.network.dns_rows
-        if dns
-        else partial(state.network.connection_rows, scenarios=scenarios)
-    )
+    scenarios = tuple(state.scenarios)
 
     def build() -> bytes:
-        rows = rows_of(
+        rows = state.network.rows(
+            endpoint,
             keys=query.keys,
             filter_key=query.filter_key,
             predicate=query.predicate,
             start=query.start,
             end=query.end,
             limit=query.limit,
+            scenarios=scenarios,
         )
         return msgspec.json.encode({"data": rows})
 

@@ -18,7 +18,7 @@ import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from exporter.simulator.options import Scenario
 from exporter.simulator.query import Predicate, term_predicate
@@ -496,8 +496,9 @@ class NetworkData:
             self._cache.popitem(last=False)
         return groups
 
-    def connection_rows(
+    def rows(
         self,
+        kind: Literal["connections", "dns"],
         *,
         keys: tuple[str, ...],
         filter_key: tuple[str, str],
@@ -507,23 +508,13 @@ class NetworkData:
         limit: int,
         scenarios: tuple[Scenario, ...] = (),
     ) -> list[dict[str, Any]]:
-        groups = self._groups("connections", keys, filter_key, predicate, scenarios)
+        """The answer rows of either CNM aggregate endpoint (scenarios apply to connections)."""
+        if kind == "dns":
+            scenarios = ()
+        groups = self._groups(kind, keys, filter_key, predicate, scenarios)
         window, bucket = end - start, end // BUCKET_SECONDS
-        return [render_connection(keys, g, window, bucket) for g in groups[:limit]]
-
-    def dns_rows(
-        self,
-        *,
-        keys: tuple[str, ...],
-        filter_key: tuple[str, str],
-        predicate: Predicate,
-        start: int,
-        end: int,
-        limit: int,
-    ) -> list[dict[str, Any]]:
-        groups = self._groups("dns", keys, filter_key, predicate, ())
-        window, bucket = end - start, end // BUCKET_SECONDS
-        return [render_dns(keys, g, window, bucket) for g in groups[:limit]]
+        render = render_connection if kind == "connections" else render_dns
+        return [render(keys, g, window, bucket) for g in groups[:limit]]
 
 
 def _aggregate_dns(

@@ -167,8 +167,14 @@ def test_a_20000_connection_universe_answers_7500_distinct_rows() -> None:
     data = NetworkData(seed=42, connections=20000)
     assert len(data.connections) == 20000
     keys = ("client_service", "server_service", "client_availability_zone")
-    rows = data.connection_rows(
-        keys=keys, filter_key=("", ""), predicate=match_all, start=0, end=900, limit=7500
+    rows = data.rows(
+        "connections",
+        keys=keys,
+        filter_key=("", ""),
+        predicate=match_all,
+        start=0,
+        end=900,
+        limit=7500,
     )
     assert len(rows) == 7500
     groups = {repr(row["attributes"]["group_bys"]) for row in rows}
