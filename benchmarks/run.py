@@ -155,7 +155,7 @@ def tree_directory(name: str, checkout: Path, scratch: Path) -> Path:
 
 
 def measure(
-    impl: str, tree: Path, body: Path, size: Size, repeats: int, scrapes: int, cpus: str
+    impl: str, tree: Path, body: Path, size: Size, *, repeats: int, scrapes: int, cpus: str
 ) -> Figures:
     command = [
         sys.executable,
@@ -344,9 +344,7 @@ def measures_for(size: Size) -> list[Measure]:
     return rows
 
 
-def table(
-    trees: list[str], results: list[tuple[Size, dict[str, Figures], Figures | None]]
-) -> str:
+def table(trees: list[str], results: list[tuple[Size, dict[str, Figures], Figures | None]]) -> str:
     """One line per size and measure: a column per measured tree, then the reference."""
     lines = [
         "| rows x queries | samples | measure | "
@@ -441,15 +439,26 @@ def main(argv: list[str] | None = None) -> None:
             ours = {}
             for name, tree in trees.items():
                 print(f"measuring {size.label}: {name} ...", flush=True)
-                body = bodies[size.rows]
                 ours[name] = measure(
-                    "exporter", tree, body, size, repeats, args.scrapes, args.cpus
+                    "exporter",
+                    tree,
+                    bodies[size.rows],
+                    size,
+                    repeats=repeats,
+                    scrapes=args.scrapes,
+                    cpus=args.cpus,
                 )
             ref = None
             if not size.burst and size.rows * size.queries <= args.reference_max_rows:
                 print(f"measuring {size.label}: reference ...", flush=True)
                 ref = measure(
-                    "reference", ROOT, bodies[size.rows], size, 3, args.scrapes, args.cpus
+                    "reference",
+                    ROOT,
+                    bodies[size.rows],
+                    size,
+                    repeats=3,
+                    scrapes=args.scrapes,
+                    cpus=args.cpus,
                 )
             results.append((size, ours, ref))
     print()

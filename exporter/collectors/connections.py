@@ -20,7 +20,6 @@ import msgspec
 from msgspec.structs import astuple
 
 from ..exposition import Family, Rendered, RenderedFamily, format_value, label_names_for
-from ..gcpause import gc_paused
 from ..settings import ConnectionsQuery
 from .base import ApiRequest, DecodeError
 from .common import Number, PolledJob, group_labels, label_prefix, windowed_params
@@ -338,7 +337,6 @@ class ConnectionsJob(PolledJob[ConnectionsQuery]):
         return ApiRequest(ENDPOINT, "GET", PATH, windowed_params(self.settings, now))
 
     def render(self, body: bytes) -> Rendered:
-        with gc_paused():
-            rows = decode_rows(body)
-            labels = self._labels.labels_of(rows)
-            return render_rows(rows, labels, self.settings.max_series)
+        rows = decode_rows(body)
+        labels = self._labels.labels_of(rows)
+        return render_rows(rows, labels, self.settings.max_series)
