@@ -9,8 +9,9 @@ do not mix). It talks JSON lines on stdout and waits for commands on stdin:
    store, and each query's time from its API call returning to its data being served is
    reported, with the CPU time of every publish;
 2. serves /metrics (and, for the exporter, a bare aiohttp handler sending the bytes the
-   exporter served, plain or gzip: the floor) while polls keep running, until the driver
-   says ``stop``;
+   exporter served, plain or gzip: the floor) while polls keep running (round after round;
+   with ``--burst`` one query after the other at the pace of a one-minute interval each),
+   until the driver says ``stop``;
 3. reports its resident memory and exits.
 
 It uses only what the exporter's scheduler, snapshot store and server offer to their own
@@ -47,6 +48,9 @@ from exporter.snapshot import QuerySnapshot, SnapshotStore
 
 TICK_SECONDS = 0.002
 PAUSE_BETWEEN_POLL_ROUNDS = 0.1
+# While the many-small-queries target serves, it polls its queries in turn at the pace of an
+# interval of one minute each (the default interval), not in bursts.
+STEADY_INTERVAL_SECONDS = 60.0
 
 
 def emit(event: str, **fields: Any) -> None:
@@ -166,6 +170,14 @@ class ExporterTarget:
                 raise RuntimeError(f"poll failed: {self.scheduler.states[key].last_error}")
         return sum(state.series for state in self.scheduler.states.values())
 
+    async def poll_steadily(self) -> None:
+        """Forever: one query after the other, each once per STEADY_INTERVAL_SECONDS."""
+        deadline = asyncio.get_running_loop().time() + 3600
+        while True:
+            for key in self.keys:
+                await self.scheduler.poll_once(key, deadline)
+                await asyncio.sleep(STEADY_INTERVAL_SECONDS / len(self.keys))
+
     @property
     def keys(self) -> list[tuple[str, str]]:
         return list(self.scheduler.jobs)
@@ -265,6 +277,8 @@ async def serve_while_polling(target: ExporterTarget | ReferenceTarget) -> None:
         await target.copy_floor(ports["exporter"])
 
     async def keep_polling() -> None:
+        if isinstance(target, ExporterTarget) and target.burst:
+            await target.poll_steadily()
         while True:
             await target.poll_round()
             await asyncio.sleep(PAUSE_BETWEEN_POLL_ROUNDS)
