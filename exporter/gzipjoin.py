@@ -6,9 +6,9 @@ stream. The body is then a gzip header, the pieces, an empty final block and a t
 CRC-32 is combined from the pieces' own CRCs. So a scrape asking for gzip costs a copy of
 already-compressed bytes, and every HTTP client sees one ordinary gzip member.
 
-Compression uses ISA-L (``isal``): at its level 1 it is several times faster than zlib's
-level 1 on exposition text and compresses as well, which is what keeps compressing every poll
-cheap (see the benchmark). Its output is ordinary deflate, readable by any gzip decoder.
+Compression uses ISA-L (``isal``): at its level 1 it is much faster than zlib's level 1 on
+exposition text and compresses about as well, which is what keeps compressing every poll
+cheap. Its output is ordinary deflate, readable by any gzip decoder.
 """
 
 from __future__ import annotations

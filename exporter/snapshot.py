@@ -8,13 +8,13 @@ Body; they never render, compress or lock, and copy bytes as they are.
 
 Publishing costs what the published query costs, not what all queries cost: per family name
 the store keeps its chunks in blocks of :data:`BLOCK_QUERIES` queries and a tree of CRC-32s
-over them, so a publish rebuilds one block and one path of the tree per family of the query
-(a few hundred CRC combines at thousands of queries) and never reads another query's bytes.
+over them, so a publish rebuilds one block and one root-to-leaf path of the tree (log2 of the
+query count in CRC combines) per family of the query, and never reads another query's bytes.
 
 The compressed form is always kept: gzip scrapes (what Prometheus asks for) copy it as it
 is. The text is kept too while all kept text fits in PLAIN_TEXT_BUDGET_BYTES: then a plain
 scrape (curl, a human) is a copy as well. Beyond the budget only the compressed form stays,
-since it is about a tenth of the text and the text is what made memory grow with the series;
+since it is a fraction of the text and the text is what made memory grow with the series;
 plain scrapes then inflate those pieces while writing.
 """
 
@@ -47,7 +47,8 @@ BLOCK_QUERIES = 64
 
 @dataclass(frozen=True, slots=True)
 class QuerySnapshot:
-    """One successful poll of one query, rendered and compressed."""
+    """One successful poll of one query, rendered and compressed: one piece per family,
+    each family name once."""
 
     key: QueryKey
     families: tuple[Family, ...]
@@ -64,10 +65,15 @@ class QuerySnapshot:
 
 def prepare_snapshot(key: QueryKey, rendered: Rendered, published_at: float) -> QuerySnapshot:
     """Compress a rendered poll (CPU-bound: call it off the event loop)."""
-    texts = tuple(item.samples for item in rendered.families)
+    by_name: dict[str, tuple[Family, list[bytes]]] = {}
+    for item in rendered.families:
+        # The store keeps one chunk per family name and query; collectors render each name
+        # once, and should one render it twice, both parts are kept, in order.
+        by_name.setdefault(item.family.name, (item.family, []))[1].append(item.samples)
+    texts = tuple(b"".join(parts) for _, parts in by_name.values())
     return QuerySnapshot(
         key=key,
-        families=tuple(item.family for item in rendered.families),
+        families=tuple(family for family, _ in by_name.values()),
         pieces=tuple(map(compress_piece, texts)),
         series=rendered.series,
         published_at=published_at,
@@ -300,6 +306,8 @@ class SnapshotStore:
         return self._snapshots.get(key)
 
     def publish(self, snapshot: QuerySnapshot) -> None:
+        if len({family.name for family in snapshot.families}) < len(snapshot.families):
+            raise ValueError(f"{snapshot.key}: a snapshot names each family once")
         old = self._snapshots.get(snapshot.key)
         if old is not None and old.texts is not None:
             self._kept_text -= old.size

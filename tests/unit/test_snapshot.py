@@ -13,9 +13,15 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exporter.exposition import Family
+from exporter.exposition import Family, Rendered, RenderedFamily
 from exporter.gzipjoin import Piece, compress_piece
-from exporter.snapshot import BLOCK_QUERIES, QueryKey, QuerySnapshot, SnapshotStore
+from exporter.snapshot import (
+    BLOCK_QUERIES,
+    QueryKey,
+    QuerySnapshot,
+    SnapshotStore,
+    prepare_snapshot,
+)
 
 NAMES = ("alpha", "beta", "gamma", "delta")
 
@@ -178,3 +184,13 @@ def test_publish_cpu_does_not_grow_with_the_number_of_queries() -> None:
     # Rebuilding the body over every query would make the second 15x the first.
     assert many < 3 * few, (few, many)
     assert many < 0.002, many  # the issue's bound for one publish, here for 17 families
+
+
+def test_a_family_rendered_twice_by_one_query_is_served_once_with_both_parts() -> None:
+    family = Family("alpha", "help")
+    rendered = Rendered(
+        (RenderedFamily(family, b"alpha 1\n"), RenderedFamily(family, b'alpha{x="2"} 2\n')), 2
+    )
+    store = SnapshotStore()
+    store.publish(prepare_snapshot(("c", "q"), rendered, 0.0))
+    assert served(store) == family.header() + b'alpha 1\nalpha{x="2"} 2\n'
