@@ -42,9 +42,10 @@ def compress_piece(data: bytes) -> Piece:
     return Piece(deflated, isal_zlib.crc32(data), len(data))
 
 
-def inflate(piece: Piece) -> bytes:
-    """The text a piece was compressed from (pieces need no neighbours to be read)."""
-    return isal_zlib.decompressobj(-15).decompress(piece.deflated)
+def inflate(deflated: bytes) -> bytes:
+    """The text a piece's raw-deflate bytes were compressed from (pieces need no neighbours
+    to be read)."""
+    return isal_zlib.decompressobj(-15).decompress(deflated)
 
 
 def combine(first: Piece, second: Piece) -> Piece:

@@ -27,7 +27,7 @@ from .exposition import Family, Rendered
 from .gzipjoin import Piece, combine, compress_piece, crc32_combine, gzip_member, inflate
 
 QueryKey = tuple[str, str]  # (collector, query name)
-Chunk = tuple[Piece, bytes | None]  # a compressed piece and its text, where kept
+Chunk = tuple[bytes, bytes | None]  # one query's raw-deflated piece of a family, its text if kept
 _EMPTY = Piece(b"", 0, 0)
 # Plain text kept beside the compressed pieces, across all queries. One 7,500-row connections
 # query (~18 MB of text) fits, so plain scrapes of a typical deployment are a copy; at a
@@ -37,9 +37,9 @@ PLAIN_TEXT_BUDGET_BYTES = 24 * 1024 * 1024
 # small enough not to stall other requests, and a worker thread would make the loop wait for
 # the GIL at every hand-over.
 INFLATE_BATCH_BYTES = 1 << 20
-# Smaller chunks are joined into writes of about this size: one write per chunk would cost
-# more than the copy at thousands of queries.
-WRITE_BATCH_BYTES = 1 << 18
+# Scrapes join chunks into writes of about this size: one write per chunk would cost more
+# than the copy at thousands of queries, and each write is a wait for the event loop.
+WRITE_BATCH_BYTES = 1 << 20
 # Queries per block of a family's chunk list: a publish rebuilds one block of this many slots
 # and the list of blocks (queries / BLOCK_QUERIES entries), both reference copies.
 BLOCK_QUERIES = 64
@@ -90,40 +90,78 @@ class Payload:
 
 
 @dataclass(frozen=True, slots=True)
+class Block:
+    """The non-empty chunks of up to BLOCK_QUERIES consecutive queries for one family."""
+
+    chunks: tuple[Chunk, ...] = ()
+    deflated: tuple[bytes, ...] = ()
+    deflated_size: int = 0
+    texts: tuple[bytes, ...] | None = ()  # None when some chunk's text is not kept
+
+    @classmethod
+    def of(cls, chunks: tuple[Chunk, ...]) -> Block:
+        deflated = tuple(chunk[0] for chunk in chunks)
+        texts = tuple(chunk[1] for chunk in chunks if chunk[1] is not None)
+        kept = texts if len(texts) == len(chunks) else None
+        return cls(chunks, deflated, sum(map(len, deflated)), kept)
+
+
+_NO_CHUNKS = Block()
+
+
+@dataclass(frozen=True, slots=True)
 class Section:
     """One family name's part of the body: its header, then every query's chunk of it."""
 
     header: Chunk
-    blocks: tuple[tuple[Chunk, ...], ...]
+    blocks: tuple[Block, ...]
     total: Piece  # CRC-32 and size of the text of the header and all chunks
     deflated_size: int
 
 
 @dataclass(frozen=True, slots=True)
 class Body:
-    """The data part of /metrics, immutable: a scrape that started on it finishes on it."""
+    """The data part of /metrics, immutable: a scrape that started on it finishes on it.
+
+    Scrapes join whole blocks of chunks into writes of about WRITE_BATCH_BYTES (plain ones
+    inflate the chunks whose text is not kept about ``inflate_batch_bytes`` at a time): a
+    copy of bytes, with Python work per block rather than per chunk.
+    """
 
     sections: tuple[Section, ...] = ()
     total: Piece = _EMPTY  # CRC-32 and size of the plain text
     deflated_size: int = 0
     inflate_batch_bytes: int = INFLATE_BATCH_BYTES
 
-    def chunks(self) -> Iterator[Chunk]:
-        """Every non-empty chunk in the order it is served."""
-        for section in self.sections:
-            yield section.header
-            for block in section.blocks:
-                yield from block
-
     def plain(self, tail: bytes) -> Payload:
-        """The text, then ``tail`` (the self-metrics); pieces without kept text are inflated
-        about ``inflate_batch_bytes`` at a time, as the parts are taken."""
+        """The text, then ``tail`` (the self-metrics)."""
         return Payload(self.total.size + len(tail), self._plain_parts(tail))
 
     def _plain_parts(self, tail: bytes) -> Iterator[bytes]:
-        texts = (inflate(piece) if text is None else text for piece, text in self.chunks())
-        yield from _batched(texts, self.inflate_batch_bytes)
-        yield tail
+        pending: list[bytes] = []
+        size = 0
+        for section in self.sections:
+            header = section.header[1]
+            assert header is not None  # headers are always kept
+            pending.append(header)
+            size += len(header)
+            for block in section.blocks:
+                if block.texts is not None:
+                    pending.extend(block.texts)
+                    size += sum(map(len, block.texts))
+                    if size >= WRITE_BATCH_BYTES:
+                        yield b"".join(pending)
+                        pending, size = [], 0
+                    continue
+                for deflated, kept in block.chunks:
+                    text = inflate(deflated) if kept is None else kept
+                    pending.append(text)
+                    size += len(text)
+                    if size >= self.inflate_batch_bytes:
+                        yield b"".join(pending)
+                        pending, size = [], 0
+        pending.append(tail)
+        yield b"".join(pending)
 
     def gzip(self, tail: bytes) -> Payload:
         """A single gzip member: the compressed chunks as they are, then ``tail`` compressed."""
@@ -133,29 +171,17 @@ class Body:
         return Payload(size, self._gzip_parts(ends))
 
     def _gzip_parts(self, ends: list[bytes]) -> Iterator[bytes]:
-        header, *rest = ends
-        yield header
-        yield from _batched((piece.deflated for piece, _ in self.chunks()), WRITE_BATCH_BYTES)
-        yield from rest
-
-
-def _batched(parts: Iterable[bytes], batch: int) -> Iterator[bytes]:
-    """``parts`` in order, small ones joined into about ``batch`` bytes, big ones as they are."""
-    pending: list[bytes] = []
-    size = 0
-    for part in parts:
-        if len(part) >= batch:
-            if pending:
-                yield b"".join(pending)
-                pending, size = [], 0
-            yield part
-            continue
-        pending.append(part)
-        size += len(part)
-        if size >= batch:
-            yield b"".join(pending)
-            pending, size = [], 0
-    if pending:
+        pending: list[bytes] = [ends[0]]
+        size = 0
+        for section in self.sections:
+            pending.append(section.header[0])
+            for block in section.blocks:
+                pending.extend(block.deflated)
+                size += block.deflated_size
+                if size >= WRITE_BATCH_BYTES:
+                    yield b"".join(pending)
+                    pending, size = [], 0
+        pending.extend(ends[1:])
         yield b"".join(pending)
 
 
@@ -204,25 +230,25 @@ class _CrcTree:
 class _Group:
     """Everything the store keeps for one family name, changed in place by publishes."""
 
-    def __init__(self, name: str, capacity: int) -> None:
-        self.name = name
+    def __init__(self, capacity: int) -> None:
         # Query rank -> (index of the family in that query, the query's Family): the member
         # with the smallest (rank, index) places the family in the body and gives its header.
         self.members: dict[int, tuple[int, Family]] = {}
         self.anchor: tuple[int, int] = (1 << 62, 0)
         self.family: Family | None = None
-        self.slots: list[Chunk | None] = [None] * capacity
-        self.blocks: list[tuple[Chunk, ...]] = [()] * (capacity // BLOCK_QUERIES)
+        self.slots: list[Chunk | None] = [None] * capacity  # by rank; None: nothing to serve
+        self.blocks: list[Block] = [_NO_CHUNKS] * (capacity // BLOCK_QUERIES)
         self.tree = _CrcTree(capacity)
         self.deflated_size = 0
         self.section: Section | None = None  # the published view; None when it changed
 
-    def put(self, rank: int, index: int, family: Family, chunk: Chunk) -> None:
+    def put(self, rank: int, index: int, family: Family, piece: Piece, text: bytes | None) -> None:
         self.members[rank] = (index, family)
         if rank == self.anchor[0] or (rank, index) < self.anchor:
             # Every other member has a larger rank, so this one is (or stays) the first.
             self.anchor, self.family = (rank, index), family
-        self._set_slot(rank, chunk if chunk[0].size else None)
+        self._set_slot(rank, (piece.deflated, text) if piece.size else None)
+        self.tree.set(rank, piece.crc, piece.size)
 
     def remove(self, rank: int) -> None:
         del self.members[rank]
@@ -230,40 +256,43 @@ class _Group:
             first = min(self.members)
             self.anchor, self.family = (first, self.members[first][0]), self.members[first][1]
         self._set_slot(rank, None)
+        self.tree.set(rank, 0, 0)
 
     def _set_slot(self, rank: int, chunk: Chunk | None) -> None:
         old = self.slots[rank]
         if old is not None:
-            self.deflated_size -= len(old[0].deflated)
+            self.deflated_size -= len(old[0])
         if chunk is not None:
-            self.deflated_size += len(chunk[0].deflated)
+            self.deflated_size += len(chunk[0])
         self.slots[rank] = chunk
-        piece = _EMPTY if chunk is None else chunk[0]
-        self.tree.set(rank, piece.crc, piece.size)
-        block = rank // BLOCK_QUERIES
+        self.refill_block(rank // BLOCK_QUERIES)
+
+    def refill_block(self, block: int) -> None:
         start = block * BLOCK_QUERIES
-        self.blocks[block] = tuple(filter(None, self.slots[start : start + BLOCK_QUERIES]))
+        self.blocks[block] = Block.of(
+            tuple(filter(None, self.slots[start : start + BLOCK_QUERIES]))
+        )
         self.section = None
 
     def view(self, headers: _HeaderCache) -> Section:
         if self.section is None:
             assert self.family is not None
-            header = headers.get(self.family)
-            total = combine(header[0], self.tree.total)
-            deflated = len(header[0].deflated) + self.deflated_size
-            self.section = Section(header, tuple(self.blocks), total, deflated)
+            piece, text = headers.get(self.family)
+            total = combine(piece, self.tree.total)
+            deflated = len(piece.deflated) + self.deflated_size
+            self.section = Section((piece.deflated, text), tuple(self.blocks), total, deflated)
         return self.section
 
 
 class _HeaderCache:
     def __init__(self) -> None:
-        self.chunks: dict[Family, Chunk] = {}
+        self.headers: dict[Family, tuple[Piece, bytes]] = {}
 
-    def get(self, family: Family) -> Chunk:
-        cached = self.chunks.get(family)
+    def get(self, family: Family) -> tuple[Piece, bytes]:
+        cached = self.headers.get(family)
         if cached is None:
             header = family.header()
-            cached = self.chunks[family] = (compress_piece(header), header)
+            cached = self.headers[family] = (compress_piece(header), header)
         return cached
 
 
@@ -343,8 +372,8 @@ class SnapshotStore:
         ):
             group = self._groups.get(family.name)
             if group is None:
-                group = self._groups[family.name] = _Group(family.name, self._capacity)
-            group.put(rank, index, family, (piece, text))
+                group = self._groups[family.name] = _Group(self._capacity)
+            group.put(rank, index, family, piece, text)
             names.add(family.name)
         if old is not None:
             self._unfile(rank, old, keep=names)
@@ -376,20 +405,17 @@ class SnapshotStore:
             ):
                 group = self._groups.get(family.name)
                 if group is None:
-                    group = self._groups[family.name] = _Group(family.name, capacity)
+                    group = self._groups[family.name] = _Group(capacity)
                     group.anchor, group.family = (rank, index), family
                 group.members[rank] = (index, family)
                 if piece.size:
-                    group.slots[rank] = (piece, text)
+                    group.slots[rank] = (piece.deflated, text)
                     group.deflated_size += len(piece.deflated)
                     leaves.setdefault(family.name, []).append((rank, piece.crc, piece.size))
         for name, group in self._groups.items():
             group.tree.fill(leaves.get(name, ()))
             for block in range(len(group.blocks)):
-                start = block * BLOCK_QUERIES
-                group.blocks[block] = tuple(
-                    filter(None, group.slots[start : start + BLOCK_QUERIES])
-                )
+                group.refill_block(block)
         self._swap()
 
     def _swap(self) -> None:

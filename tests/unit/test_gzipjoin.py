@@ -20,7 +20,7 @@ def test_crc_combine_matches_crc_of_concatenation(a: bytes, b: bytes) -> None:
 @given(st.lists(st.binary(max_size=3000), max_size=12))
 def test_pieces_join_into_one_valid_gzip_member(chunks: list[bytes]) -> None:
     pieces = [compress_piece(chunk) for chunk in chunks]
-    assert [inflate(piece) for piece in pieces] == chunks
+    assert [inflate(piece.deflated) for piece in pieces] == chunks
     total = Piece(b"", 0, 0)
     for piece in pieces:
         total = combine(total, piece)
