@@ -143,6 +143,8 @@ def watched(key: QueryKey, version: int) -> QuerySnapshot:
 
 
 def test_publishing_one_query_reads_none_of_the_other_queries_pieces() -> None:
+    """No CRC, size or bytes of another query is read (rebuilding the body would read them
+    all); what a publish copies of its neighbours are references, a block's worth at most."""
     keys = [("c", f"q{index}") for index in range(300)]
     store = SnapshotStore(keys)
     for key in keys:
