@@ -381,7 +381,9 @@ def main(argv: list[str] | None = None) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--rows", default="1000,7500", help="rows per answer, comma-separated")
+    parser.add_argument(
+        "--rows", default="1000,7500", help="rows per answer, comma-separated; 'none' for none"
+    )
     parser.add_argument("--queries", default="1,10", help="queries, comma-separated")
     parser.add_argument(
         "--many",
@@ -415,7 +417,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     sizes = [
         Size(int(rows), int(queries))
-        for rows in args.rows.split(",")
+        for rows in ([] if args.rows == "none" else args.rows.split(","))
         for queries in args.queries.split(",")
     ]
     many = parse_many(args.many)

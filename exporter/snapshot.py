@@ -352,7 +352,7 @@ class SnapshotStore:
             self._refile()  # grows the capacity, files this snapshot with the others
         else:
             self._file(rank, snapshot, old)
-        self._swap()
+            self._swap()
 
     def drop(self, key: QueryKey) -> bool:
         old = self._snapshots.pop(key, None)
