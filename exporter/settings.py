@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import logging
 import re
+import ssl
 from collections.abc import Iterable
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
@@ -99,6 +101,33 @@ def _http_url(value: str | None) -> str | None:
 ApiUrl = Annotated[str, AfterValidator(_http_url)]
 
 
+def _load_cas(context: ssl.SSLContext, path: Path) -> ssl.SSLContext:
+    """Add the CAs of the PEM file at ``path`` to ``context``; ValueError says why not."""
+    try:
+        context.load_verify_locations(cafile=str(path))
+    except ssl.SSLError as exc:  # before OSError, its base class
+        what = exc.reason or str(exc)
+        raise ValueError(f"{str(path)!r} is not a PEM bundle of CA certificates ({what})") from None
+    except OSError as exc:
+        raise ValueError(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
+    return context
+
+
+def load_ca_bundle(path: Path) -> ssl.SSLContext:
+    """A client TLS context trusting the system's CAs plus those in the PEM file at ``path``
+    (hostnames verified, as always); ValueError with a one-line reason when it cannot."""
+    return _load_cas(ssl.create_default_context(), path)
+
+
+def _usable_ca_bundle(path: Path) -> Path:
+    # Only the file is checked here: a context without the system's CAs loads it faster.
+    _load_cas(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT), path)
+    return path
+
+
+CaBundle = Annotated[Path, AfterValidator(_usable_ca_bundle)]
+
+
 class RateLimitExpectation(_Strict):
     """A rate limit you expect (Datadog publishes none; it only sends X-RateLimit-* headers).
 
@@ -118,6 +147,9 @@ class DatadogSettings(_Strict):
     timeout: PositiveDuration = 30.0
     # Answers larger than this are abandoned while reading: a runaway body must not eat memory.
     max_response_size: int = Field(default=64 * 1024 * 1024, ge=1024)
+    # Extra CAs to trust for Datadog traffic (a TLS-inspecting egress proxy), added to the
+    # system's. One setting for every account: the egress is the machine's, not an account's.
+    ca_file: CaBundle | None = None
     # Per endpoint (connections, dns, cases, audience), per account.
     rate_limits: dict[Literal["connections", "dns", "cases", "audience"], RateLimitExpectation] = (
         Field(default_factory=dict)
@@ -490,12 +522,24 @@ class Account:
     app_key_file: Path | None = None
     api_key_env: str | None = None
     app_key_env: str | None = None
+    # From datadog.ca_file; None means the default trust (system CAs, SSL_CERT_FILE).
+    ssl_context: ssl.SSLContext | None = dataclass_field(default=None, compare=False, repr=False)
 
 
 def resolve_accounts(config: Config, default_url: str) -> list[Account]:
     """The accounts to build clients for: the ``accounts:`` list, or else the default account
-    at ``default_url`` (from :func:`base_url`: the datadog: block and DD_* variables)."""
+    at ``default_url`` (from :func:`base_url`: the datadog: block and DD_* variables).
+
+    Loads ``datadog.ca_file`` (once, shared by every account); ConfigError naming the key if
+    it became unusable since it was validated.
+    """
     defaults = config.datadog
+    context = None
+    if defaults.ca_file is not None:
+        try:
+            context = load_ca_bundle(defaults.ca_file)
+        except ValueError as exc:
+            raise ConfigError([("datadog.ca_file", str(exc))]) from None
     if not config.accounts:
         return [
             Account(
@@ -503,6 +547,7 @@ def resolve_accounts(config: Config, default_url: str) -> list[Account]:
                 default_url.rstrip("/"),
                 defaults.timeout,
                 defaults.max_response_size,
+                ssl_context=context,
             )
         ]
     return [
@@ -515,6 +560,7 @@ def resolve_accounts(config: Config, default_url: str) -> list[Account]:
             app_key_file=account.app_key_file,
             api_key_env=account.api_key_env,
             app_key_env=account.app_key_env,
+            ssl_context=context,
         )
         for account in config.accounts
     ]
