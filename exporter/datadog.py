@@ -275,16 +275,20 @@ class DatadogClient:
         if base_url == self.base_url:
             return
         self.base_url = base_url
-        self.proxy = self.proxies.proxy_for(URL(base_url))
+        url = URL(base_url)
+        self.proxy = self.proxies.proxy_for(url)
         if self.proxy is not None:
             log.info(
                 "Datadog requests go through a proxy",
                 extra={
-                    "host": URL(base_url).host_port_subcomponent,
+                    "host": url.host_port_subcomponent,
                     "proxy": self.proxy.shown,
                     "from": self.proxy.variable,
                 },
             )
+        elif self.proxies.http is not None or self.proxies.https is not None:
+            # Set but not used: NO_PROXY, loopback, or the other scheme's variable.
+            log.debug("Datadog requests go direct", extra={"host": url.host_port_subcomponent})
 
     def reconfigure(
         self,
