@@ -143,7 +143,9 @@ def landing_page(context: ServerContext) -> str:
     now = time.time()
     rows = []
     for state in context.states():
-        if state.up:
+        if state.late:
+            status = "late" + (" (serving last good data)" if state.serving_stale else "")
+        elif state.up:
             status = "up"
         elif state.last_attempt is None:
             status = "waiting for first poll"
