@@ -241,6 +241,17 @@ class SelfMetrics:
             "Queries in the configuration, over all shards.",
             registry=self.registry,
         )
+        # promhttp's promhttp_metric_handler_requests_in_flight, under this exporter's prefix.
+        self.scrapes_in_flight = Gauge(
+            "datadog_exporter_scrapes_in_flight",
+            "Requests to the metrics path being served now, this one included.",
+            registry=self.registry,
+        )
+        self.scrapes_rejected = Counter(
+            "datadog_exporter_scrapes_rejected",
+            "Requests to the metrics path answered 503 because --web.max-requests were in flight.",
+            registry=self.registry,
+        )
         ProcessCollector(registry=self.registry)
         self._loop_collector = _LoopCollector()
         self.registry.register(self._loop_collector)

@@ -61,11 +61,26 @@ class ConfigError(Exception):
         super().__init__(self.render())
 
     def render(self) -> str:
+        if len(self.problems) == 1:  # one line, as start-up errors and log lines want
+            path, message = self.problems[0]
+            return f"invalid {self.source}: {path + ': ' if path else ''}{message}"
         lines = [f"invalid {self.source}:"]
         lines += [
             f"  {path}: {message}" if path else f"  {message}" for path, message in self.problems
         ]
         return "\n".join(lines)
+
+
+class UnreadableFileError(ConfigError):
+    """A configuration file that cannot be read at all (missing, a directory, no permission,
+    not UTF-8): one line naming the file and the cause."""
+
+    def __init__(self, what: str, path: Path, reason: str):
+        self.line = f"cannot read {what} {path}: {reason}"
+        super().__init__([("", self.line)], str(path))
+
+    def render(self) -> str:
+        return self.line
 
 
 def _to_seconds(value: Any) -> Any:
@@ -474,13 +489,19 @@ def parse_config(text: str, source: str = "configuration") -> Config:
 
 def load_config(path: Path) -> Config:
     """Read and validate the configuration file at ``path``."""
+    return parse_config(read_text_file(path, "configuration file"), str(path))
+
+
+def read_text_file(
+    path: Path, what: str, error: type[UnreadableFileError] = UnreadableFileError
+) -> str:
+    """The UTF-8 text of ``path``; ``error`` naming ``what`` and the cause if unreadable."""
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError([("", f"cannot read {path}: {exc.strerror or exc}")], str(path)) from None
+        raise error(what, path, exc.strerror or str(exc)) from None
     except UnicodeDecodeError:
-        raise ConfigError([("", f"{path} is not UTF-8 text")], str(path)) from None
-    return parse_config(text, str(path))
+        raise error(what, path, "not UTF-8 text") from None
 
 
 def costly_interval_warnings(config: Config) -> list[str]:
