@@ -14,12 +14,7 @@ from importlib import resources
 from pathlib import Path
 
 from . import __version__
-from .allocator import pin_mmap_threshold
-from .credentials import Credentials, CredentialsError, KeySource, Secret
-from .durations import format_duration
-from .logs import LEVELS, Redactor, setup_logging
-from .ratebudget import limit_per_hour
-from .runtime import (
+from .app import (
     DEFAULT_MAX_REQUESTS,
     ConfigSource,
     Exporter,
@@ -28,16 +23,21 @@ from .runtime import (
     parse_listen_address,
     serve_until_signalled,
 )
-from .settings import (
+from .config.accounts import Environment, base_url
+from .config.errors import ConfigError
+from .config.schema import (
     Config,
-    ConfigError,
-    Environment,
     RateLimitExpectation,
-    base_url,
     costly_interval_warnings,
     load_config,
     parse_config,
 )
+from .config.web import WebSecurity, load_web_config
+from .datadog.budget import limit_per_hour
+from .datadog.credentials import Credentials, CredentialsError, KeySource, Secret
+from .durations import format_duration
+from .logs import LEVELS, Redactor, setup_logging
+from .process import pin_mmap_threshold
 from .sharding import (
     COUNT_ENV,
     INDEX_ENV,
@@ -48,7 +48,6 @@ from .sharding import (
     resolve_shard,
 )
 from .simulator import Simulator, SimulatorOptions
-from .webconfig import WebSecurity, load_web_config
 
 log = logging.getLogger("exporter")
 

@@ -29,11 +29,11 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from .collectors.base import DecodeError, QueryJob
-from .datadog import ApiError, DatadogClient, RateLimited
+from .config.schema import DEFAULT_ACCOUNT
+from .datadog.budget import next_slot
+from .datadog.client import ApiError, DatadogClient, RateLimited
 from .exposition import Rendered
-from .ratebudget import next_slot
 from .selfmetrics import QueryState, RateLimitView, SelfMetrics
-from .settings import DEFAULT_ACCOUNT
 from .snapshot import QueryKey, QuerySnapshot, SnapshotStore, prepare_snapshot
 
 log = logging.getLogger(__name__)

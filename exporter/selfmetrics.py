@@ -25,7 +25,7 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 from . import __version__
-from .settings import DEFAULT_ACCOUNT
+from .config.schema import DEFAULT_ACCOUNT
 
 
 @dataclass

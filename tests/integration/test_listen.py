@@ -7,9 +7,9 @@ import socket
 
 import pytest
 
+from exporter.app import Exporter, ListenError, RunOptions, serve_until_signalled
+from exporter.config.schema import parse_config
 from exporter.logs import Redactor
-from exporter.runtime import Exporter, ListenError, RunOptions, serve_until_signalled
-from exporter.settings import parse_config
 from exporter.simulator import Simulator
 
 from .conftest import credentials

@@ -17,9 +17,9 @@ import pytest
 from aiohttp import web
 
 from exporter.collectors.connections import ConnectionsJob
+from exporter.config.schema import ConnectionsQuery
 from exporter.selfmetrics import SelfMetrics
 from exporter.server import ServerContext, create_app
-from exporter.settings import ConnectionsQuery
 from exporter.snapshot import QuerySnapshot, SnapshotStore, prepare_snapshot
 from tests.helpers import parse_metrics
 

@@ -12,9 +12,9 @@ from exporter.collectors.base import QueryJob
 from exporter.collectors.cases import CasesJob
 from exporter.collectors.connections import ConnectionsJob
 from exporter.collectors.dns import DnsJob
-from exporter.datadog import DatadogClient, HttpError
+from exporter.config.schema import CasesQuery, ConnectionsQuery, DnsQuery
+from exporter.datadog.client import DatadogClient, HttpError
 from exporter.scheduler import Scheduler
-from exporter.settings import CasesQuery, ConnectionsQuery, DnsQuery
 from exporter.simulator import Fault, Simulator, SimulatorOptions
 
 from .conftest import API_KEY, APP_KEY, deadline, register

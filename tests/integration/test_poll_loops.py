@@ -16,7 +16,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from exporter.collectors.base import ApiRequest
-from exporter.datadog import DatadogClient
+from exporter.datadog.client import DatadogClient
 from exporter.exposition import Rendered
 from exporter.logs import LogfmtFormatter, Redactor
 from exporter.scheduler import Backoff, Scheduler

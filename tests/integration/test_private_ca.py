@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from exporter.app import Exporter, RunOptions, build_jobs
+from exporter.config.schema import Config, parse_config
 from exporter.logs import Redactor
-from exporter.runtime import Exporter, RunOptions, build_jobs
-from exporter.settings import Config, parse_config
 from exporter.simulator import Simulator, SimulatorOptions
 
 from .conftest import API_KEY, APP_KEY, credentials, deadline, register

@@ -13,12 +13,13 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
+from exporter.app import Exporter, RunOptions, build_jobs
 from exporter.collectors.connections import ConnectionsJob
-from exporter.datadog import ApiError, ConnectionFailed, DatadogClient
+from exporter.config.errors import ConfigError
+from exporter.config.schema import ConnectionsQuery, load_ca_bundle, parse_config
+from exporter.datadog.client import ApiError, ConnectionFailed, DatadogClient
+from exporter.datadog.proxies import ProxyRules
 from exporter.logs import Redactor, setup_logging
-from exporter.proxies import ProxyRules
-from exporter.runtime import Exporter, RunOptions, build_jobs
-from exporter.settings import ConfigError, ConnectionsQuery, load_ca_bundle, parse_config
 from exporter.simulator import Simulator, SimulatorOptions
 
 from .conftest import API_KEY, APP_KEY, credentials, deadline, register

@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 import trustme
 
-from exporter.settings import ConfigError, parse_config, resolve_accounts
+from exporter.config.accounts import resolve_accounts
+from exporter.config.errors import ConfigError
+from exporter.config.schema import parse_config
 
 
 def problems(ca_file: Path, accounts: bool = False) -> list[tuple[str, str]]:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from exporter.catalog import data_metric_names, exported_metric_names
 from exporter.collectors.connections import ConnectionsJob
+from exporter.config.schema import ConnectionsQuery
 from exporter.scheduler import ERROR_REASONS
 from exporter.selfmetrics import SelfMetrics
-from exporter.settings import ConnectionsQuery
 from tests.helpers import parse_metrics
 
 

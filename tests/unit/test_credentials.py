@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from exporter.credentials import Credentials, CredentialsError
+from exporter.config.accounts import resolve_accounts
+from exporter.config.schema import parse_config
+from exporter.datadog.credentials import Credentials, CredentialsError
 from exporter.logs import Redactor
-from exporter.settings import parse_config, resolve_accounts
 
 API_KEY = "api-key-0123456789abcdef"
 APP_KEY = "app-key-0123456789abcdef"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from exporter.datadog import has_no_details
+from exporter.datadog.client import has_no_details
 
 
 @pytest.mark.parametrize(

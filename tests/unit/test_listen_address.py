@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from exporter.runtime import parse_listen_address
+from exporter.app import parse_listen_address
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from yarl import URL
 
-from exporter.proxies import ProxyError, ProxyRules, parse_proxy
+from exporter.datadog.proxies import ProxyError, ProxyRules, parse_proxy
 
 PROXY = "http://proxy.internal:3128"
 

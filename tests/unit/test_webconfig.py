@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from exporter.webconfig import BasicAuth, WebConfig, WebConfigError, load_web_config, parse_basic
+from exporter.config.web import BasicAuth, WebConfig, WebConfigError, load_web_config, parse_basic
 
 HASH = bcrypt.hashpw(b"secret", bcrypt.gensalt(rounds=4)).decode()
 

@@ -19,21 +19,23 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from .clients import ClientPool
 from .collectors.audience import AudienceJob
 from .collectors.base import QueryJob
 from .collectors.cases import CasesJob
 from .collectors.connections import ConnectionsJob
 from .collectors.dns import DnsJob
-from .credentials import Credentials, CredentialsError
+from .config.accounts import resolve_accounts
+from .config.errors import ConfigError
+from .config.schema import Config, costly_interval_warnings
+from .config.web import WebSecurity
+from .datadog.credentials import Credentials, CredentialsError
+from .datadog.pool import ClientPool
 from .logs import Redactor
 from .scheduler import Scheduler
 from .selfmetrics import SelfMetrics
 from .server import ServerContext, create_app
-from .settings import Config, ConfigError, costly_interval_warnings, resolve_accounts
 from .sharding import QueryIdentity, Shard
 from .snapshot import SnapshotStore
-from .webconfig import WebSecurity
 
 log = logging.getLogger(__name__)
 

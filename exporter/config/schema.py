@@ -1,8 +1,8 @@
-"""Configuration: the YAML file and the ``DD_*`` environment, validated once and frozen.
+"""The configuration schema: the YAML file's models, validated once and frozen.
 
-Owns the schema (pydantic models with ``extra="forbid"``), the duration type, and the
-translation of every validation failure into a :class:`ConfigError` whose lines name the
-offending key path (``connections[1].limit``). Nothing here performs network I/O.
+Owns the pydantic models (``extra="forbid"``), the duration types and reading the file; every
+failure becomes a :class:`~exporter.config.errors.ConfigError` naming the offending key path
+(``connections[1].limit``). Nothing here performs network I/O.
 """
 
 from __future__ import annotations
@@ -10,9 +10,6 @@ from __future__ import annotations
 import logging
 import re
 import ssl
-from collections.abc import Iterable
-from dataclasses import dataclass
-from dataclasses import field as dataclass_field
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
@@ -27,9 +24,9 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .durations import format_duration, parse_duration
+from ..durations import format_duration, parse_duration
+from .errors import ConfigError, KeyedError, problems_from, read_text_file
 
 log = logging.getLogger(__name__)
 
@@ -50,37 +47,6 @@ SITES: tuple[str, ...] = get_args(Site)
 COSTLY_INTERVAL_SECONDS = 30.0
 # One query at the API's row limit yields 7,500 x 17 = 127,500 connection series.
 DEFAULT_MAX_SERIES = 200_000
-
-
-class ConfigError(Exception):
-    """The configuration is invalid; ``problems`` holds one ``(key_path, message)`` per fault."""
-
-    def __init__(self, problems: Iterable[tuple[str, str]], source: str = "configuration"):
-        self.problems = list(problems)
-        self.source = source
-        super().__init__(self.render())
-
-    def render(self) -> str:
-        if len(self.problems) == 1:  # one line, as start-up errors and log lines want
-            path, message = self.problems[0]
-            return f"invalid {self.source}: {path + ': ' if path else ''}{message}"
-        lines = [f"invalid {self.source}:"]
-        lines += [
-            f"  {path}: {message}" if path else f"  {message}" for path, message in self.problems
-        ]
-        return "\n".join(lines)
-
-
-class UnreadableFileError(ConfigError):
-    """A configuration file that cannot be read at all (missing, a directory, no permission,
-    not UTF-8): one line naming the file and the cause."""
-
-    def __init__(self, what: str, path: Path, reason: str):
-        self.line = f"cannot read {what} {path}: {reason}"
-        super().__init__([("", self.line)], str(path))
-
-    def render(self) -> str:
-        return self.line
 
 
 def _to_seconds(value: Any) -> Any:
@@ -323,7 +289,7 @@ class Config(_Strict):
         for index, query in enumerate(self.audience):
             key = (self.account_of(query), query.entity)
             if key in seen:
-                raise _KeyedError(
+                raise KeyedError(
                     ("audience", index, "entity"), f"duplicate entity {query.entity!r}"
                 )
             seen.add(key)
@@ -334,7 +300,7 @@ class Config(_Strict):
         seen: set[str] = set()
         for index, account in enumerate(self.accounts):
             if account.name in seen:
-                raise _KeyedError(("accounts", index, "name"), f"duplicate name {account.name!r}")
+                raise KeyedError(("accounts", index, "name"), f"duplicate name {account.name!r}")
             seen.add(account.name)
             for key in ("api_key", "app_key"):
                 given = [
@@ -344,7 +310,7 @@ class Config(_Strict):
                 ]
                 if len(given) != 1:
                     problem = "give only one of" if given else "required: one of"
-                    raise _KeyedError(
+                    raise KeyedError(
                         ("accounts", index, f"{key}_file"),
                         f"{problem} {key}_file or {key}_env",
                     )
@@ -353,7 +319,7 @@ class Config(_Strict):
             # silently ignored, so it is refused.
             for key in ("site", "api_url"):
                 if getattr(self.datadog, key) is not None:
-                    raise _KeyedError(("datadog", key), f"set {key} per account (accounts[].{key})")
+                    raise KeyedError(("datadog", key), f"set {key} per account (accounts[].{key})")
         return self
 
     @model_validator(mode="after")
@@ -364,7 +330,7 @@ class Config(_Strict):
                 loc = (section, index, "account")
                 if query.account is None:
                     if len(names) > 1:
-                        raise _KeyedError(
+                        raise KeyedError(
                             loc,
                             f"required when several accounts are configured "
                             f"(one of {', '.join(names)})",
@@ -375,7 +341,7 @@ class Config(_Strict):
                         if self.accounts
                         else f"no accounts: section, so only {DEFAULT_ACCOUNT!r}"
                     )
-                    raise _KeyedError(loc, f"unknown account {query.account!r} ({known})")
+                    raise KeyedError(loc, f"unknown account {query.account!r} ({known})")
         return self
 
     @property
@@ -404,68 +370,8 @@ def _require_unique(section: str, key: str, values: list[str]) -> None:
     seen: set[str] = set()
     for index, value in enumerate(values):
         if value in seen:
-            raise _KeyedError((section, index, key), f"duplicate {key} {value!r}")
+            raise KeyedError((section, index, key), f"duplicate {key} {value!r}")
         seen.add(value)
-
-
-class _KeyedError(ValueError):
-    """A model-level error that knows which key it belongs to."""
-
-    def __init__(self, loc: tuple[str | int, ...], message: str):
-        super().__init__(message)
-        self.loc = loc
-        self.message = message
-
-
-class Environment(BaseSettings):
-    """``DD_SITE`` and ``DD_API_URL`` (the keys are read by credentials.py, never here)."""
-
-    model_config = SettingsConfigDict(env_prefix="DD_", extra="ignore", frozen=True)
-
-    site: str | None = None
-    api_url: str | None = None
-
-
-def format_loc(loc: Iterable[str | int]) -> str:
-    """``("connections", 0, "limit")`` -> ``connections[0].limit``."""
-    path = ""
-    for part in loc:
-        if isinstance(part, int):
-            path += f"[{part}]"
-        else:
-            path += f".{part}" if path else str(part)
-    return path
-
-
-def _problems(error: ValidationError) -> list[tuple[str, str]]:
-    problems = []
-    for item in error.errors(include_url=False):
-        ctx_error = (item.get("ctx") or {}).get("error")
-        if isinstance(ctx_error, _KeyedError):
-            problems.append((format_loc(ctx_error.loc), ctx_error.message))
-            continue
-        loc = [part for part in item["loc"] if not _is_union_tag(part)]
-        message = item["msg"].removeprefix("Value error, ")
-        if item["type"] == "extra_forbidden":
-            message = "unknown key"
-        elif (
-            item["type"] != "missing"
-            and not isinstance(item["input"], dict | list)
-            and repr(item["input"]) not in message
-        ):
-            message = f"{message} (got {item['input']!r})"
-        problems.append((format_loc(loc), message))
-    return problems
-
-
-def _is_union_tag(part: str | int) -> bool:
-    # pydantic adds the chosen union member (e.g. "str") to the location; users never wrote it.
-    return isinstance(part, str) and part in {
-        "str",
-        "float",
-        "int",
-        "function-before[_to_seconds(), float]",
-    }
 
 
 def parse_config(text: str, source: str = "configuration") -> Config:
@@ -484,24 +390,12 @@ def parse_config(text: str, source: str = "configuration") -> Config:
     try:
         return Config.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(_problems(exc), source) from None
+        raise ConfigError(problems_from(exc), source) from None
 
 
 def load_config(path: Path) -> Config:
     """Read and validate the configuration file at ``path``."""
     return parse_config(read_text_file(path, "configuration file"), str(path))
-
-
-def read_text_file(
-    path: Path, what: str, error: type[UnreadableFileError] = UnreadableFileError
-) -> str:
-    """The UTF-8 text of ``path``; ``error`` naming ``what`` and the cause if unreadable."""
-    try:
-        return path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise error(what, path, exc.strerror or str(exc)) from None
-    except UnicodeDecodeError:
-        raise error(what, path, "not UTF-8 text") from None
 
 
 def costly_interval_warnings(config: Config) -> list[str]:
@@ -511,77 +405,4 @@ def costly_interval_warnings(config: Config) -> list[str]:
         f"below {format_duration(COSTLY_INTERVAL_SECONDS)} this spends API budget quickly"
         for collector, query in config.all_queries()
         if query.interval < COSTLY_INTERVAL_SECONDS
-    ]
-
-
-def base_url(config: DatadogSettings, env: Environment) -> str:
-    """The API base URL: DD_API_URL, then datadog.api_url, then the site (file, env, default)."""
-    if env.api_url:
-        return env.api_url.rstrip("/")
-    if config.api_url:
-        return config.api_url
-    site = config.site or env.site or "datadoghq.com"
-    if site not in SITES:
-        raise ConfigError(
-            [("DD_SITE", f"unknown Datadog site {site!r}; one of {', '.join(SITES)}")]
-        )
-    return f"https://api.{site}"
-
-
-@dataclass(frozen=True)
-class Account:
-    """One Datadog organisation as the exporter talks to it: URL, limits and key sources.
-
-    All four key fields None means the ``DD_API_KEY``/``DD_APP_KEY`` (or ``_FILE``) variables.
-    """
-
-    name: str
-    base_url: str
-    timeout: float
-    max_response_size: int
-    api_key_file: Path | None = None
-    app_key_file: Path | None = None
-    api_key_env: str | None = None
-    app_key_env: str | None = None
-    # From datadog.ca_file; None means the default trust (system CAs, SSL_CERT_FILE).
-    ssl_context: ssl.SSLContext | None = dataclass_field(default=None, compare=False, repr=False)
-
-
-def resolve_accounts(config: Config, default_url: str) -> list[Account]:
-    """The accounts to build clients for: the ``accounts:`` list, or else the default account
-    at ``default_url`` (from :func:`base_url`: the datadog: block and DD_* variables).
-
-    Loads ``datadog.ca_file`` (once, shared by every account); ConfigError naming the key if
-    it became unusable since it was validated.
-    """
-    defaults = config.datadog
-    context = None
-    if defaults.ca_file is not None:
-        try:
-            context = load_ca_bundle(defaults.ca_file)
-        except ValueError as exc:
-            raise ConfigError([("datadog.ca_file", str(exc))]) from None
-    if not config.accounts:
-        return [
-            Account(
-                DEFAULT_ACCOUNT,
-                default_url.rstrip("/"),
-                defaults.timeout,
-                defaults.max_response_size,
-                ssl_context=context,
-            )
-        ]
-    return [
-        Account(
-            name=account.name,
-            base_url=account.api_url or f"https://api.{account.site or 'datadoghq.com'}",
-            timeout=account.timeout if account.timeout is not None else defaults.timeout,
-            max_response_size=account.max_response_size or defaults.max_response_size,
-            api_key_file=account.api_key_file,
-            app_key_file=account.app_key_file,
-            api_key_env=account.api_key_env,
-            app_key_env=account.app_key_env,
-            ssl_context=context,
-        )
-        for account in config.accounts
     ]

@@ -24,10 +24,10 @@ import aiohttp
 from aiohttp.abc import AbstractResolver
 from yarl import URL
 
-from . import __version__
-from .collectors.base import ApiRequest
+from .. import __version__
+from ..collectors.base import ApiRequest
+from ..logs import Redactor
 from .credentials import Credentials, CredentialsError
-from .logs import Redactor
 from .proxies import Proxy, ProxyRules
 
 log = logging.getLogger(__name__)

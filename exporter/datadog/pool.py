@@ -14,11 +14,12 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping, Sequence
 
+from ..config.accounts import Account
+from ..config.errors import ConfigError
+from ..logs import Redactor
+from .client import DatadogClient
 from .credentials import Credentials
-from .datadog import DatadogClient
-from .logs import Redactor
 from .proxies import ProxyError, ProxyRules
-from .settings import Account, ConfigError
 
 # (account, endpoint, code) for every answer (or failure) of every client.
 ResponseCounter = Callable[[str, str, str], None]

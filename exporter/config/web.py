@@ -40,7 +40,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, model_validator
 
-from .settings import ConfigError, UnreadableFileError, format_loc, read_text_file
+from .errors import ConfigError, UnreadableFileError, format_loc, read_text_file
 
 ClientAuthType = Literal[
     "NoClientCert",
@@ -172,11 +172,11 @@ def load_web_config(path: Path) -> WebSecurity:
     try:
         config = WebConfig.model_validate(raw)
     except ValidationError as exc:
-        raise WebConfigError(_problems(exc), source) from None
+        raise WebConfigError(problems_from(exc), source) from None
     return build_security(config, path.parent, source)
 
 
-def _problems(error: ValidationError) -> list[tuple[str, str]]:
+def problems_from(error: ValidationError) -> list[tuple[str, str]]:
     return [
         (
             format_loc(item["loc"]),

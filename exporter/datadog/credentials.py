@@ -12,8 +12,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .logs import Redactor
-from .settings import Account
+from ..config.accounts import Account
+from ..logs import Redactor
 
 
 class CredentialsError(Exception):
