@@ -177,17 +177,16 @@ def pod(
     directory = overlay(tmp_path_factory.mktemp("sidecar-overlay"), prometheus)
     docs = for_podman(render(directory))
     with played(directory, secret_manifest("datadog-cnm-exporter-keys", KEYS), docs):
-        handle = Pod(docs)
         try:
             wait_for(
                 "the exporter's /-/ready inside the pod",
                 lambda: fetch_inside(EXPORTER, f"{EXPORTER_URL}/-/ready").status == 200,
                 timeout=60,
             )
-            yield handle
         except BaseException:
             print(diagnose([EXPORTER, PROMETHEUS_CONTAINER, SIMULATOR]))
             raise
+        yield Pod(docs)
 
 
 def exporter_up(pod: Pod) -> dict[str, float]:
