@@ -5,12 +5,14 @@ adds over the base stays small: the installed wheels, no build tools, caches or 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import textwrap
 import urllib.request
 from collections.abc import Iterator
 
 import pytest
+from deploy_support import REPO
 from podman_support import Built, free_port, ok, podman, python_inside, samples, wait_for
 
 pytestmark = pytest.mark.container
@@ -109,6 +111,29 @@ def test_nothing_is_writable_but_the_mounted_tmp(running: tuple[str, int]) -> No
     name, _ = running
     writable = set(json.loads(python_inside(name, WRITABLE_DIRECTORIES)))
     assert writable - RUNTIME_IPC == {"/tmp"}
+
+
+def test_the_image_holds_this_checkouts_exporter(exporter: Built) -> None:
+    """Every source file of the package, installed byte for byte (a stale layer cache
+    would serve an older checkout's wheels)."""
+    listing = textwrap.dedent(
+        """
+        import hashlib, json, pathlib
+        root = pathlib.Path("/usr/local/lib/python3.11/dist-packages/exporter")
+        print(json.dumps({str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+                          for p in sorted(root.rglob("*")) if p.suffix in (".py", ".yml")}))
+        """
+    )
+    installed = json.loads(
+        ok(podman("run", "--rm", "--entrypoint=python", exporter.tag, "-c", listing))
+    )
+    source = REPO / "exporter"
+    checkout = {
+        str(p.relative_to(source)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(source.rglob("*"))
+        if p.suffix in (".py", ".yml") and "__pycache__" not in p.parts
+    }
+    assert installed == checkout
 
 
 def test_the_image_adds_only_the_installed_wheels(base: Built, exporter: Built) -> None:
