@@ -35,7 +35,7 @@ from typing import Any
 
 import pytest
 import yaml
-from deploy_support import REPO, missing
+from deploy_support import REPO, missing, tool
 from prometheus_client.parser import text_string_to_metric_families
 
 HERE = Path(__file__).resolve().parent / "podman"
@@ -58,13 +58,10 @@ def _environment() -> dict[str, str]:
     return {**os.environ, "CONTAINERS_CONF": str(CONTAINERS_CONF)}
 
 
-def podman(
-    *args: str, timeout: float = 120, stdin: str | None = None
-) -> subprocess.CompletedProcess[str]:
+def podman(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """Run podman with the project's configuration; never raises on a non-zero exit."""
     return subprocess.run(
         ["podman", *args],
-        input=stdin,
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -283,7 +280,7 @@ def simulator_container(api_key: str, app_key: str) -> dict[str, Any]:
 def render(directory: Path) -> list[dict[str, Any]]:
     """`kubectl kustomize` of a test overlay, which may name files outside its directory."""
     proc = subprocess.run(
-        ["kubectl", "kustomize", "--load-restrictor=LoadRestrictionsNone", str(directory)],
+        [tool("kubectl"), "kustomize", "--load-restrictor=LoadRestrictionsNone", str(directory)],
         capture_output=True,
         text=True,
         timeout=120,

@@ -154,6 +154,12 @@ class Pod:
         ]
         return found
 
+    def container(self, name: str) -> dict[str, Any]:
+        [deployment] = [d for d in self.docs if d["kind"] == "Deployment"]
+        containers: list[dict[str, Any]] = deployment["spec"]["template"]["spec"]["containers"]
+        [found] = [c for c in containers if c["name"] == name]
+        return found
+
     def metrics(self) -> str:
         answer = fetch_inside(EXPORTER, f"{EXPORTER_URL}/metrics")
         return answer.body if answer.status == 200 else ""
@@ -230,17 +236,11 @@ def test_configuration_comes_from_the_configmap(pod: Pod) -> None:
 def test_probe_paths_answer_on_the_probe_port(pod: Pod) -> None:
     """podman turns probes into curl healthchecks run by systemd timers, which neither
     exist here; the kubelet's requests are made by hand, from another container."""
-    container = next(c for c in pod_containers(pod) if c["name"] == EXPORTER_CONTAINER)
+    container = pod.container(EXPORTER_CONTAINER)
     for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
         get = container[probe]["httpGet"]
         answer = fetch_inside(PROMETHEUS_CONTAINER, f"http://127.0.0.1:{get['port']}{get['path']}")
         assert answer.status == 200, (probe, answer)
-
-
-def pod_containers(pod: Pod) -> list[dict[str, Any]]:
-    [deployment] = [d for d in pod.docs if d["kind"] == "Deployment"]
-    containers: list[dict[str, Any]] = deployment["spec"]["template"]["spec"]["containers"]
-    return containers
 
 
 def test_prometheus_scrapes_the_exporter_over_localhost(pod: Pod) -> None:
