@@ -26,8 +26,8 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 from . import __version__
+from .config.schema import DEFAULT_ACCOUNT
 from .exposition import Family, escape_label_value, format_value
-from .settings import DEFAULT_ACCOUNT
 
 
 @dataclass
@@ -41,12 +41,15 @@ class QueryState:
     window: float | None
     up: bool = False
     last_success: float | None = None  # Unix time
-    last_attempt: float | None = None
+    last_attempt: float | None = None  # when the last poll started
+    last_completed: float | None = None  # when the last poll finished, success or failure
     last_duration: float | None = None
     last_error: str | None = None
     series: int = 0
     serving_stale: bool = False
     account: str = DEFAULT_ACCOUNT
+    added_at: float | None = None  # when the scheduler took the query on
+    late: bool = False  # no poll finished for over two intervals (then up is False too)
 
 
 @dataclass
@@ -62,7 +65,10 @@ class RateLimitView:
 # One sample per query each. At thousands of queries these are most of the self-metrics, so
 # they are rendered as text here (prometheus_client formats each sample in Python, which would
 # make every scrape cost a multiple of copying the data series).
-UP = Family("datadog_exporter_up", "1 if the last poll of the query succeeded, else 0.")
+UP = Family(
+    "datadog_exporter_up",
+    "1 if the last poll of the query succeeded and the next one is not overdue, else 0.",
+)
 LAST_SUCCESS = Family(
     "datadog_exporter_last_success_timestamp_seconds",
     "Unix time of the query's last successful poll.",
@@ -81,7 +87,8 @@ WINDOW = Family(
 INTERVAL = Family("datadog_exporter_interval_seconds", "How often the query is polled.")
 STALE = Family(
     "datadog_exporter_serving_stale",
-    "1 while the query's series on /metrics come from an earlier poll than the last one.",
+    "1 while the query is down (last poll failed, or overdue) and an earlier poll's "
+    "series are still served.",
 )
 QUERY_FAMILIES = (UP, LAST_SUCCESS, DURATION, SERIES, WINDOW, INTERVAL, STALE)
 
@@ -178,8 +185,15 @@ class SelfMetrics:
         self.poll_errors = Counter(
             "datadog_exporter_poll_errors",
             "Failed polls by reason (rate_limited, rate_budget, http_error, server_error, timeout, "
-            "connection_error, too_large, decode_error, credentials).",
+            "connection_error, too_large, decode_error, credentials, internal_error).",
             ["collector", "query", "reason"],
+            registry=self.registry,
+        )
+        self.loop_restarts = Counter(
+            "datadog_exporter_poll_loop_restarts",
+            "Times a query's poll loop ended unexpectedly and was restarted (a bug; the log "
+            "has the error).",
+            ["collector", "query"],
             registry=self.registry,
         )
         self.dropped_rows = Counter(
@@ -229,6 +243,17 @@ class SelfMetrics:
             registry=self.registry,
         )
         self._states: Callable[[], Iterable[QueryState]] = list
+        # promhttp's promhttp_metric_handler_requests_in_flight, under this exporter's prefix.
+        self.scrapes_in_flight = Gauge(
+            "datadog_exporter_scrapes_in_flight",
+            "Requests to the metrics path being served now, this one included.",
+            registry=self.registry,
+        )
+        self.scrapes_rejected = Counter(
+            "datadog_exporter_scrapes_rejected",
+            "Requests to the metrics path answered 503 because --web.max-requests were in flight.",
+            registry=self.registry,
+        )
         ProcessCollector(registry=self.registry)
         self._loop_collector = _LoopCollector()
         self.registry.register(self._loop_collector)
@@ -266,8 +291,9 @@ class SelfMetrics:
         for reason in reasons:
             with contextlib.suppress(KeyError):
                 self.poll_errors.remove(collector, name, reason)
-        with contextlib.suppress(KeyError):
-            self.dropped_rows.remove(collector, name)
+        for counter in (self.dropped_rows, self.loop_restarts):
+            with contextlib.suppress(KeyError):
+                counter.remove(collector, name)
 
     def render(self) -> bytes:
         return generate_latest(self.registry) + render_query_states(self._states())
