@@ -28,10 +28,11 @@ from benchmarks.reference import ReferenceExporter
 from exporter.collectors.base import ApiRequest
 from exporter.collectors.connections import ConnectionsJob
 from exporter.config.schema import ConnectionsQuery
-from exporter.datadog.client import RateLimitState
+from exporter.datadog.ratelimit import RateLimits
+from exporter.logs import Redactor
 from exporter.process import pin_mmap_threshold
 from exporter.scheduler import Scheduler
-from exporter.selfmetrics import QueryState, SelfMetrics
+from exporter.selfmetrics import SelfMetrics
 from exporter.server import ServerContext, create_app
 from exporter.snapshot import SnapshotStore
 
@@ -75,14 +76,13 @@ class StallWatch:
 
 
 class CannedClient:
-    """Stands in for DatadogClient: every request answers with the same body at once."""
+    """Stands in for DatadogClient (a scheduler Client): every request answers with the same
+    body at once."""
 
     def __init__(self, body: bytes) -> None:
         self.body = body
-        self.rate_limits: dict[str, RateLimitState] = {}
-
-    def rate_limit(self, endpoint: str) -> RateLimitState:
-        return self.rate_limits.setdefault(endpoint, RateLimitState())
+        self.redactor = Redactor()
+        self.rate_limits = RateLimits()
 
     async def fetch(self, request: ApiRequest) -> bytes:
         return self.body
@@ -97,28 +97,28 @@ class ExporterTarget:
     def __init__(self, body: bytes, names: list[str], group_by: list[str]) -> None:
         self.metrics = SelfMetrics()
         self.store = SnapshotStore()
-        self.scheduler = Scheduler(CannedClient(body), self.store, self.metrics)  # type: ignore[arg-type]
-        self.metrics.watch(self.scheduler.query_states, self.scheduler.rate_limit_views)
-        for name in names:
-            query = ConnectionsQuery(name=name, group_by=group_by, limit=7500)
-            self._register(ConnectionsJob(query))
-        self.store.set_order(self.scheduler.jobs)
+        client = CannedClient(body)
+        self.scheduler = Scheduler(client, self.store, self.metrics)
+        self.metrics.watch(self.scheduler.query_states, client.rate_limits.views)
+        self.jobs = [
+            ConnectionsJob(ConnectionsQuery(name=name, group_by=group_by, limit=7500))
+            for name in names
+        ]
 
-    def _register(self, job: ConnectionsJob) -> None:
-        key = (job.collector, job.name)
-        self.scheduler.jobs[key] = job
-        self.scheduler.states[key] = QueryState(
-            job.collector, job.name, job.endpoint, job.interval, job.window
-        )
+    async def prepare(self) -> None:
+        """The queries taken on, not started: the rounds poll them."""
+        await self.scheduler.add(*self.jobs)
 
     async def poll_round(self) -> int:
         """Poll every query once through the scheduler's own path; return the series served."""
-        deadline = asyncio.get_running_loop().time() + 3600
-        for key in self.scheduler.jobs:
+        deadline = self.scheduler.clock.monotonic() + 3600
+        for job in self.jobs:
+            key = (job.collector, job.name)
             await self.scheduler.poll_once(key, deadline)
-            if not self.scheduler.states[key].up:
-                raise RuntimeError(f"poll failed: {self.scheduler.states[key].last_error}")
-        return sum(state.series for state in self.scheduler.states.values())
+            state = self.scheduler.state(key)
+            if not state.up:
+                raise RuntimeError(f"poll failed: {state.last_error}")
+        return sum(state.series for state in self.scheduler.query_states())
 
     def apps(self) -> dict[str, web.Application]:
         context = ServerContext(self.store, self.metrics, self.scheduler.query_states, ready=True)
@@ -138,6 +138,9 @@ class ReferenceTarget:
         self.body = body
         self.names = names
         self.reference = ReferenceExporter(group_by)
+
+    async def prepare(self) -> None:
+        pass
 
     async def poll_round(self) -> int:
         # On the event loop, as the usual exporters do it.
@@ -200,6 +203,7 @@ async def main_async(args: argparse.Namespace, body: bytes) -> None:
         target = ExporterTarget(body, names, group_by)
     else:
         target = ReferenceTarget(body, names, group_by)
+    await target.prepare()
     await measure_polls(target.poll_round, args.repeats)
     await serve_while_polling(target)
     gc.collect()

@@ -1,8 +1,10 @@
 """The exporter's own metrics, in a prometheus_client registry of their own.
 
 These are a few dozen series, so prometheus_client's usual machinery is fine here (the data
-series are rendered elsewhere, as text). Per-query state is read from the scheduler at scrape
-time by a Collector that builds fresh families, so a removed query's series vanish with it.
+series are rendered elsewhere, as text). Per-query state (the scheduler's) and rate-limit
+state (each client's) are read at scrape time by a Collector that builds fresh families, so
+a removed query's series vanish with it. This module reads them through the shapes it
+declares (:class:`QueryStatus`, :class:`RateLimitView`) and imports neither owner.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import contextlib
 import platform
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
 from prometheus_client import (
     CollectorRegistry,
@@ -28,30 +31,24 @@ from . import __version__
 from .config.schema import DEFAULT_ACCOUNT
 
 
-@dataclass
-class QueryState:
-    """What the scheduler knows about one query; read by /metrics and the landing page."""
+class QueryStatus(Protocol):
+    """What the per-query families read of a query (the scheduler's QueryState is one)."""
 
     collector: str
     name: str
-    endpoint: str
     interval: float
     window: float | None
-    up: bool = False
-    last_success: float | None = None  # Unix time
-    last_attempt: float | None = None  # when the last poll started
-    last_completed: float | None = None  # when the last poll finished, success or failure
-    last_duration: float | None = None
-    last_error: str | None = None
-    series: int = 0
-    serving_stale: bool = False
-    account: str = DEFAULT_ACCOUNT
-    added_at: float | None = None  # when the scheduler took the query on
-    late: bool = False  # no poll finished for over two intervals (then up is False too)
+    up: bool
+    last_success: float | None  # Unix time
+    last_duration: float | None
+    series: int
+    serving_stale: bool
 
 
 @dataclass
 class RateLimitView:
+    """One endpoint of one account as /metrics shows it (made by datadog.ratelimit)."""
+
     account: str
     endpoint: str
     limit: int | None
@@ -63,7 +60,7 @@ class RateLimitView:
 class _StateCollector(Collector):
     def __init__(
         self,
-        states: Callable[[], Iterable[QueryState]],
+        states: Callable[[], Iterable[QueryStatus]],
         rate_limits: Callable[[], Iterable[RateLimitView]],
     ):
         self._states = states
@@ -262,7 +259,7 @@ class SelfMetrics:
 
     def watch(
         self,
-        states: Callable[[], Iterable[QueryState]],
+        states: Callable[[], Iterable[QueryStatus]],
         rate_limits: Callable[[], Iterable[RateLimitView]],
     ) -> None:
         """Register the per-query and per-endpoint state readers (once, at start-up)."""
