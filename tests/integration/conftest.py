@@ -1,8 +1,7 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import pytest
@@ -57,24 +56,6 @@ async def client(simulator: Simulator) -> AsyncIterator[DatadogClient]:
         yield dd
     finally:
         await dd.close()
-
-
-class HandClock:
-    """A Clock: the system's monotonic time, a wall clock that stands still until the test
-    moves it (``now``), and ``sleep`` (default: the event loop's)."""
-
-    def __init__(self, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
-        self.now = time.time()
-        self._sleep = sleep
-
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-    def wall(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        await self._sleep(seconds)
 
 
 @asynccontextmanager

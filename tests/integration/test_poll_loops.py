@@ -21,9 +21,10 @@ from exporter.exposition import Rendered
 from exporter.logs import LogfmtFormatter, Redactor
 from exporter.scheduler import Backoff, PollPolicy, Scheduler
 from exporter.server import ServerContext, create_app
-from exporter.simulator import Fault, Simulator
+from exporter.simulator import Fault, Simulator, SimulatorOptions
+from tests.clocks import HandClock, SteppedClock
 
-from .conftest import API_KEY, HandClock, deadline, scheduler_against, served
+from .conftest import API_KEY, deadline, scheduler_against, served
 from .test_faults import error_counts
 from .test_scheduler import job, query_series
 
@@ -338,3 +339,58 @@ async def test_a_healthy_query_keeps_its_series_whatever_its_stale_after(
         assert state.up is True and not state.late
         assert query_series(served(scheduler), "a")
         assert "<td>up</td>" in await landing(scheduler)
+
+
+def polls_by_limit(simulator: Simulator) -> dict[int, list[int | None]]:
+    """The statuses of the connections requests, by the query's row limit (its identity)."""
+    seen: dict[int, list[int | None]] = {}
+    for request in simulator.requests_to("connections"):
+        seen.setdefault(int(request.query["limit"]), []).append(request.status)
+    return seen
+
+
+async def test_schedules_run_on_the_injected_clock(simulator: Simulator) -> None:
+    """Every wait and every age is the injected clock's: two hours of schedule pass in
+    moments, each query polled once per interval on the dot, none ever late."""
+    clock = SteppedClock()
+    async with scheduling(simulator, clock=clock, policy=AT_ONCE) as scheduler:
+        await scheduler.start(
+            [job("hourly", interval="1h", limit=11), job("half_hourly", interval="30m", limit=12)]
+        )
+        for _ in range(24):  # two hours, five minutes at a time
+            await until(lambda: clock.sleeping == 3)  # both loops and the sweeper wait
+            clock.advance(300)
+        await until(lambda: clock.sleeping == 3)
+        assert polls_by_limit(simulator) == {11: [200] * 3, 12: [200] * 5}
+        for name in ("hourly", "half_hourly"):
+            state = scheduler.state(("connections", name))
+            assert state.up and not state.late
+            assert state.last_success == clock.wall()  # both polled at the two-hour mark
+
+
+async def test_a_429_is_waited_out_on_the_injected_clock(
+    simulator_options: SimulatorOptions,
+) -> None:
+    """Datadog answers 429 with a two-minute reset: the poll waits exactly that long on the
+    clock, then goes through within its interval."""
+    clock = SteppedClock()
+    limited = Simulator(simulator_options, clock=clock.wall)
+    await limited.start(host="127.0.0.1", port=0)
+    limited.set_fault("connections", Fault(kind="rate_limit", reset_seconds=120, count=1))
+    try:
+        async with scheduling(limited, clock=clock, policy=AT_ONCE) as scheduler:
+            await scheduler.start([job("a", interval="5m")])
+            state = scheduler.state(("connections", "a"))
+            await until(lambda: clock.sleeping == 2)  # the poll waits for the reset
+            assert [r.status for r in limited.requests_to("connections")] == [429]
+            assert 120.0 in clock.slept
+            clock.advance(119)
+            await asyncio.sleep(0.1)
+            assert len(limited.requests_to("connections")) == 1 and not state.up
+            clock.advance(1)
+            await until(lambda: state.up)
+            assert [r.status for r in limited.requests_to("connections")] == [429, 200]
+            assert state.last_success == clock.wall()
+            assert error_counts(scheduler, "a") == {}  # one poll, late but good
+    finally:
+        await limited.stop()

@@ -11,8 +11,9 @@ from exporter.collectors.connections import ConnectionsJob
 from exporter.config.schema import ConnectionsQuery
 from exporter.scheduler import Backoff, PollPolicy, Scheduler
 from exporter.simulator import Fault, Simulator
+from tests.clocks import HandClock
 
-from .conftest import HandClock, deadline, scheduler_against, served
+from .conftest import deadline, scheduler_against, served
 
 
 def job(name: str, **settings: object) -> ConnectionsJob:
