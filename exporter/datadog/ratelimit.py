@@ -167,19 +167,16 @@ class RateLimits:
         """Every endpoint seen so far, for /metrics (a 429's block as Unix time)."""
         offset = self.clock.wall() - self.clock.monotonic()
         now = self.clock.monotonic()
-        return [
-            RateLimitView(
-                account=account,
-                endpoint=endpoint,
-                limit=state.limit,
-                remaining=state.remaining,
-                period=state.period,
-                blocked_until_unix=(
-                    state.blocked_until + offset if state.blocked_until > now else None
-                ),
+        views = []
+        for endpoint in sorted(self._endpoints):
+            state = self.limits(endpoint)
+            blocked = state.blocked_until + offset if state.blocked_until > now else None
+            views.append(
+                RateLimitView(
+                    account, endpoint, state.limit, state.remaining, state.period, blocked
+                )
             )
-            for endpoint, state in sorted(self._endpoints.items())
-        ]
+        return views
 
 
 def _int_header(raw: str | None, default: int | None) -> int | None:

@@ -16,23 +16,17 @@ configuration does not burst. One owner per piece:
 Every wait and every age goes through one injected :class:`~exporter.clock.Clock`.
 """
 
-from .loop import PollLoop
 from .policy import Backoff, PollPolicy
-from .poll import ERROR_REASONS, Client, PollFailed, QueryPoller
+from .poll import ERROR_REASONS, Client
 from .scheduler import JobChanges, Scheduler
 from .state import QueryState
-from .writer import StoreWriter
 
 __all__ = [
     "ERROR_REASONS",
     "Backoff",
     "Client",
     "JobChanges",
-    "PollFailed",
-    "PollLoop",
     "PollPolicy",
-    "QueryPoller",
     "QueryState",
     "Scheduler",
-    "StoreWriter",
 ]
