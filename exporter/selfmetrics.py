@@ -201,6 +201,13 @@ class SelfMetrics:
             ["collector", "query"],
             registry=self.registry,
         )
+        self.invalid_values = Counter(
+            "datadog_exporter_invalid_values",
+            "Samples left out because Datadog sent a number Prometheus cannot read "
+            "(beyond the float64 range).",
+            ["collector", "query"],
+            registry=self.registry,
+        )
         self.build_info = Gauge(
             "datadog_exporter_build_info",
             "Always 1; labels carry the exporter and Python versions.",
@@ -288,7 +295,7 @@ class SelfMetrics:
         for reason in reasons:
             with contextlib.suppress(KeyError):
                 self.poll_errors.remove(collector, name, reason)
-        for counter in (self.dropped_rows, self.loop_restarts):
+        for counter in (self.dropped_rows, self.invalid_values, self.loop_restarts):
             with contextlib.suppress(KeyError):
                 counter.remove(collector, name)
 
