@@ -23,7 +23,6 @@ from msgspec.structs import astuple
 
 from ..config.schema import ConnectionsQuery
 from ..exposition import Family, Rendered, RenderedFamily, format_value, label_names_for
-from ..gcpause import gc_paused
 from .base import ApiRequest, DecodeError
 from .common import (
     Number,
@@ -388,7 +387,7 @@ class ConnectionsJob(PolledJob[ConnectionsQuery]):
         return ApiRequest(ENDPOINT, "GET", PATH, windowed_params(self.settings, now))
 
     def render(self, body: bytes) -> Rendered:
-        with gc_paused(), decoding("connections"):
+        with decoding("connections"):
             rows = decode_rows(body)
             labels = self._labels.labels_of(rows)
             return render_rows(rows, labels, self.settings.max_series)
