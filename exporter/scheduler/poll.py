@@ -179,6 +179,8 @@ class QueryPoller:
         state.serving_stale = False
         if rendered.dropped_rows:
             self._record_dropped_rows(rendered)
+        if rendered.invalid_values:
+            self._record_invalid_values(rendered)
         log.debug(
             "poll succeeded",
             extra={"collector": self.key[0], "query": self.key[1], "series": snapshot.series},
@@ -193,6 +195,17 @@ class QueryPoller:
                 "query": self.key[1],
                 "dropped_rows": rendered.dropped_rows,
                 "series_kept": rendered.series,
+            },
+        )
+
+    def _record_invalid_values(self, rendered: Rendered) -> None:
+        self.metrics.invalid_values.labels(*self.key).inc(rendered.invalid_values)
+        log.warning(
+            "values left out: numbers beyond the float64 range Prometheus reads",
+            extra={
+                "collector": self.key[0],
+                "query": self.key[1],
+                "invalid_values": rendered.invalid_values,
             },
         )
 
