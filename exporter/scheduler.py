@@ -375,7 +375,7 @@ class Scheduler:
         key: QueryKey, job: QueryJob, body: bytes, now: float
     ) -> tuple[Rendered, QuerySnapshot]:
         try:
-            rendered = job.render(body)
+            rendered = job.render(job.decode(body))
         except DecodeError as exc:
             raise PollFailed("decode_error", str(exc)) from None
         return rendered, prepare_snapshot(key, rendered, now)

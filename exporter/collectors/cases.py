@@ -29,9 +29,8 @@ from ..exposition import (
     label_names_for,
 )
 from .base import ApiRequest
-from .common import Number, PolledJob, decode, label_prefix
+from .common import Number, PolledJob, decode, keep_rows, label_prefix
 
-ENDPOINT = "cases"
 PATH = "/api/v2/cases/aggregate"
 
 CASES = Family(
@@ -84,53 +83,53 @@ def request_body(query: CasesQuery) -> dict[str, object]:
     }
 
 
+def decode_answer(body: bytes) -> _Attributes:
+    return decode(_decoder, body, "cases").data.attributes
+
+
 def render_answer(
-    body: bytes,
+    attributes: _Attributes,
     query_name: str,
     label_name: str,
     account: str | None = None,
     max_series: int = DEFAULT_MAX_SERIES,
 ) -> Rendered:
-    """Render one answer; groups past ``max_series`` (the total included) are dropped."""
-    attributes = decode(_decoder, body, "cases").data.attributes
+    """Render one answer; the total is always kept, groups as :func:`keep_rows` says."""
     prefix = "{" + label_prefix(query_name, account)
-    room = max_series - (attributes.total is not None)
-    lines: list[str] = []
-    seen: set[str] = set()
-    dropped = 0
-    for index, group in enumerate(attributes.groups):
-        # An empty value list is a group without a count: unknown, so no sample.
-        if not group.value or group.group in seen:
-            continue
-        if len(lines) >= room:
-            dropped = len(attributes.groups) - index
-            break
-        seen.add(group.group)
-        labels = f'{prefix},{label_name}="{escape_label_value(group.group)}"}} '
-        lines.append(f"{CASES.name}{labels}{format_value(group.value[0])}\n")
+    # An empty value list is a group without a count: unknown, so no sample.
+    groups = [group for group in attributes.groups if group.value]
+    has_total = attributes.total is not None
+    kept = keep_rows(
+        [group.group for group in groups], lambda _: 1, max_series - has_total, most_per_row=1
+    )
+    lines = [
+        f'{CASES.name}{prefix},{label_name}="{escape_label_value(groups[index].group)}"}} '
+        f"{format_value(groups[index].value[0])}\n"
+        for index in kept.indexes
+    ]
     families = []
     if lines:
         families.append(RenderedFamily(CASES, "".join(lines).encode()))
     if attributes.total is not None:
         total = f"{ALL_GROUPS.name}{prefix}}} {format_value(attributes.total)}\n"
         families.append(RenderedFamily(ALL_GROUPS, total.encode()))
-    series = len(lines) + (attributes.total is not None)
-    return Rendered(families=tuple(families), series=series, dropped_rows=dropped)
+    series = len(lines) + has_total
+    return Rendered(families=tuple(families), series=series, dropped_rows=kept.dropped)
 
 
 @dataclass(frozen=True)
 class CasesJob(PolledJob[CasesQuery]):
     """A configured Case Management query, ready to poll."""
 
-    collector: str = "cases"
-    endpoint: str = ENDPOINT
-
     def request(self, now: float) -> ApiRequest:
-        return ApiRequest(ENDPOINT, "POST", PATH, json_body=request_body(self.settings))
+        return ApiRequest(self.endpoint, "POST", PATH, json_body=request_body(self.settings))
 
-    def render(self, body: bytes) -> Rendered:
+    def decode(self, body: bytes) -> _Attributes:
+        return decode_answer(body)
+
+    def render(self, answer: _Attributes) -> Rendered:
         return render_answer(
-            body,
+            answer,
             self.name,
             group_label_name(self.settings.group_by),
             self.series_account,

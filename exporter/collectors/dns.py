@@ -23,9 +23,16 @@ import msgspec
 from ..config.schema import DEFAULT_MAX_SERIES, DnsQuery
 from ..exposition import Family, Rendered, RenderedFamily, format_value, label_names_for
 from .base import ApiRequest
-from .common import Number, PolledJob, decode, group_labels, label_prefix, windowed_params
+from .common import (
+    Number,
+    PolledJob,
+    decode,
+    group_labels,
+    keep_rows,
+    label_prefix,
+    windowed_params,
+)
 
-ENDPOINT = "dns"
 PATH = "/api/v2/network/dns/aggregate"
 _PREFIX = "datadog_dns_"
 _INVALID_NAME_CHARS = re.compile(r"[^a-zA-Z0-9_]")
@@ -154,37 +161,32 @@ def render_rows(
 ) -> Rendered:
     """Render decoded rows into one text chunk per family (documented families first).
 
-    Rows that would take the query past ``max_series`` are dropped from the first one that
-    does not fit on (Datadog sorts rows biggest first), and counted in ``dropped_rows``.
+    Rows without metrics carry nothing; of the others, :func:`keep_rows` picks those to
+    render (the first of each label set, as many as fit in ``max_series``).
     """
     prefix = "{" + label_prefix(query_name, account)
-    lines: dict[str, list[str]] = {}
-    seen: set[str] = set()
-    series = 0
-    for index, row in enumerate(rows):
+    labels: list[str] = []
+    values: list[dict[str, Number]] = []
+    for row in rows:
         attrs = row.attributes
         if attrs is None or not attrs.metrics:
             continue
         grouped: dict[str, list[str]] = {}
         for pair in attrs.group_bys or ():
             grouped.setdefault(pair.key, []).append(pair.value)
-        labels = prefix + group_labels(grouped, fields, names) + "} "
-        if labels in seen:
-            # Two rows with the same label set would be a duplicate series: keep the first.
-            continue
-        seen.add(labels)
-        values: dict[str, Number] = {}
+        labels.append(prefix + group_labels(grouped, fields, names) + "} ")
+        present: dict[str, Number] = {}
         for metric in attrs.metrics:
             if metric.value is not None:
-                values.setdefault(metric.key, metric.value)
-        if series + len(values) > max_series:
-            dropped = len(rows) - index
-            break
-        series += len(values)
-        for key, value in values.items():
-            lines.setdefault(key, []).append(f"{labels}{format_value(value)}\n")
-    else:
-        dropped = 0
+                present.setdefault(metric.key, metric.value)
+        values.append(present)
+    kept = keep_rows(labels, lambda index: len(values[index]), max_series)
+    lines: dict[str, list[str]] = {}
+    series = 0
+    for index in kept.indexes:
+        series += len(values[index])
+        for key, value in values[index].items():
+            lines.setdefault(key, []).append(f"{labels[index]}{format_value(value)}\n")
     families = dict(FAMILIES_BY_KEY)
     families.update(unknown_families(set(lines) - set(FAMILIES_BY_KEY)))
     rendered = [
@@ -192,27 +194,26 @@ def render_rows(
         for key, family in families.items()
         if key in lines
     ]
-    return Rendered(families=tuple(rendered), series=series, dropped_rows=dropped)
+    return Rendered(families=tuple(rendered), series=series, dropped_rows=kept.dropped)
 
 
 @dataclass(frozen=True)
 class DnsJob(PolledJob[DnsQuery]):
     """A configured DNS query, ready to poll."""
 
-    collector: str = "dns"
-    endpoint: str = ENDPOINT
-
     @property
     def label_names(self) -> list[str]:
         return label_names_for(self.settings.label_fields)
 
     def request(self, now: float) -> ApiRequest:
-        return ApiRequest(ENDPOINT, "GET", PATH, windowed_params(self.settings, now))
+        return ApiRequest(self.endpoint, "GET", PATH, windowed_params(self.settings, now))
 
-    def render(self, body: bytes) -> Rendered:
-        rows = decode_rows(body)
+    def decode(self, body: bytes) -> list[_Row]:
+        return decode_rows(body)
+
+    def render(self, answer: list[_Row]) -> Rendered:
         return render_rows(
-            rows,
+            answer,
             self.name,
             self.settings.label_fields,
             self.label_names,

@@ -57,10 +57,13 @@ class RenderFails:
     def request(self, now: float) -> ApiRequest:
         return self.inner.request(now)
 
-    def render(self, body: bytes) -> Rendered:
+    def decode(self, body: bytes) -> Any:
+        return self.inner.decode(body)
+
+    def render(self, answer: Any) -> Rendered:
         if self.errors:
             raise self.errors.pop(0)
-        return self.inner.render(body)
+        return self.inner.render(answer)
 
 
 @asynccontextmanager

@@ -14,7 +14,7 @@ from exporter.app import build_jobs
 from exporter.collectors.base import DecodeError, QueryJob
 from exporter.config.schema import parse_config
 from exporter.exposition import Rendered
-from tests.helpers import parse_metrics
+from tests.helpers import parse_metrics, render_body
 
 CONFIG = """
 connections:
@@ -55,7 +55,7 @@ def exposition(rendered: Rendered) -> str:
 def check(job: QueryJob, body: bytes) -> dict:  # type: ignore[type-arg]
     """Render ``body``; a DecodeError is fine, any other exception fails the test."""
     try:
-        rendered = job.render(body)
+        rendered = render_body(job, body)
     except DecodeError:
         return {}
     samples = parse_metrics(exposition(rendered))  # fails on a parse error or a duplicate
