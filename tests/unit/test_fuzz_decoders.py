@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from exporter.app import build_jobs
 from exporter.collectors.base import DecodeError, QueryJob
+from exporter.collectors.registry import BY_SECTION
 from exporter.config.schema import parse_config
 from exporter.exposition import Rendered
 from tests.helpers import parse_metrics, render_body
@@ -44,6 +45,10 @@ json_values = st.recursive(
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(text, inner, max_size=4),
     max_leaves=25,
 )
+
+
+def test_every_registered_collector_is_fuzzed() -> None:
+    assert set(JOBS) == set(BY_SECTION)
 
 
 def exposition(rendered: Rendered) -> str:
