@@ -154,3 +154,11 @@ def test_checks_and_listings_find_a_new_section_without_being_told() -> None:
     config = WithMonitors.model_validate({"monitors": [{"name": "m"}]})
     assert [(section, q.name) for section, q in config.all_queries()] == [("monitors", "m")]
     assert list(query_sections(WithMonitors))[-1] == "monitors"
+
+
+def test_a_section_must_be_named_as_its_query_model_says() -> None:
+    class Misnamed(Config):
+        monitor: list[MonitorsQuery] = Field(default_factory=list)
+
+    with pytest.raises(TypeError, match="Misnamed.monitor holds MonitorsQuery"):
+        query_sections(Misnamed)
