@@ -27,7 +27,7 @@ import msgspec
 from ..config.schema import DEFAULT_MAX_SERIES, AudienceQuery
 from ..exposition import Family, Rendered, RenderedFamily, escape_label_value, format_value
 from .base import ApiRequest
-from .common import PolledJob, decode, keep_rows
+from .common import PolledJob, decode, decoding, keep_rows
 
 PATH = "/api/v2/product-analytics/{entity}/mapping/connections"
 
@@ -164,9 +164,11 @@ class AudienceJob(PolledJob[AudienceQuery]):
         return ApiRequest(self.endpoint, "GET", PATH.format(entity=self.settings.entity))
 
     def decode(self, body: bytes) -> list[_Connection]:
-        return decode_answer(body)
+        with decoding("audience"):
+            return decode_answer(body)
 
     def render(self, answer: list[_Connection]) -> Rendered:
-        return render_answer(
-            answer, self.settings.entity, self.series_account, self.settings.max_series
-        )
+        with decoding("audience"):
+            return render_answer(
+                answer, self.settings.entity, self.series_account, self.settings.max_series
+            )

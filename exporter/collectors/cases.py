@@ -11,6 +11,9 @@ schema has room for one string only), so the string is never split: the label is
 all the fields joined with ``_`` (``[status, priority]`` -> ``status_priority``) and carries
 the group exactly as Datadog sent it (for example ``OPEN,P1``). A wrong guess at splitting
 would put values under the wrong field; this cannot.
+
+A count beyond float64's range, which Prometheus could not read, yields no sample and is
+counted in ``Rendered.invalid_values``.
 """
 
 from __future__ import annotations
@@ -28,8 +31,17 @@ from ..exposition import (
     format_value,
     label_names_for,
 )
-from .base import ApiRequest
-from .common import Number, PolledJob, decode, keep_rows, label_prefix
+from .base import ApiRequest, DecodeError
+from .common import (
+    Number,
+    PolledJob,
+    UnreadableNumber,
+    decode,
+    decoding,
+    keep_rows,
+    label_prefix,
+    number,
+)
 
 PATH = "/api/v2/cases/aggregate"
 
@@ -44,13 +56,15 @@ ALL_GROUPS = Family(
 FAMILIES = (CASES, ALL_GROUPS)
 
 
+# Counts are kept as JSON text and decoded one by one, so a number beyond float64 costs only
+# its own sample (decoding it as a number would fail the whole answer).
 class _Group(msgspec.Struct, gc=False):
     group: str
-    value: list[Number]
+    value: list[msgspec.Raw]
 
 
 class _Attributes(msgspec.Struct, gc=False):
-    total: Number | None = None
+    total: msgspec.Raw = msgspec.Raw()
     groups: list[_Group] = []
 
 
@@ -87,6 +101,17 @@ def decode_answer(body: bytes) -> _Attributes:
     return decode(_decoder, body, "cases").data.attributes
 
 
+def _count(group: _Group) -> Number | None:
+    """The group's count; None when it is a number Prometheus cannot read."""
+    try:
+        count = number(group.value[0], "unexpected cases answer: value")
+    except UnreadableNumber:
+        return None
+    if count is None:
+        raise DecodeError("unexpected cases answer: value: Expected `int | float`, got `null`")
+    return count
+
+
 def render_answer(
     attributes: _Attributes,
     query_name: str,
@@ -94,27 +119,55 @@ def render_answer(
     account: str | None = None,
     max_series: int = DEFAULT_MAX_SERIES,
 ) -> Rendered:
-    """Render one answer; the total is always kept, groups as :func:`keep_rows` says."""
+    """Render one answer; the total is always kept, groups as :func:`keep_rows` says.
+
+    A count Prometheus cannot read costs its own sample (the group then takes no series) and
+    is counted in ``invalid_values``, over the groups kept.
+    """
+    invalid = 0
+    try:
+        total = number(attributes.total, "unexpected cases answer: total")
+    except UnreadableNumber:
+        total, invalid = None, 1
     prefix = "{" + label_prefix(query_name, account)
     # An empty value list is a group without a count: unknown, so no sample.
     groups = [group for group in attributes.groups if group.value]
-    has_total = attributes.total is not None
+    # Each group's count, read once, when keep_rows first asks about the group.
+    counts: dict[int, Number | None] = {}
+
+    def count_of(index: int) -> Number | None:
+        if index not in counts:
+            counts[index] = _count(groups[index])
+        return counts[index]
+
+    has_total = total is not None
     kept = keep_rows(
-        [group.group for group in groups], lambda _: 1, max_series - has_total, most_per_row=1
+        [group.group for group in groups],
+        lambda index: 0 if count_of(index) is None else 1,
+        max_series - has_total,
+        most_per_row=1,
     )
-    lines = [
-        f'{CASES.name}{prefix},{label_name}="{escape_label_value(groups[index].group)}"}} '
-        f"{format_value(groups[index].value[0])}\n"
-        for index in kept.indexes
-    ]
+    lines: list[str] = []
+    for index in kept.indexes:
+        count = count_of(index)
+        if count is None:
+            invalid += 1
+            continue
+        labels = f'{prefix},{label_name}="{escape_label_value(groups[index].group)}"}} '
+        lines.append(f"{CASES.name}{labels}{format_value(count)}\n")
     families = []
     if lines:
         families.append(RenderedFamily(CASES, "".join(lines).encode()))
-    if attributes.total is not None:
-        total = f"{ALL_GROUPS.name}{prefix}}} {format_value(attributes.total)}\n"
-        families.append(RenderedFamily(ALL_GROUPS, total.encode()))
+    if total is not None:
+        text = f"{ALL_GROUPS.name}{prefix}}} {format_value(total)}\n"
+        families.append(RenderedFamily(ALL_GROUPS, text.encode()))
     series = len(lines) + has_total
-    return Rendered(families=tuple(families), series=series, dropped_rows=kept.dropped)
+    return Rendered(
+        families=tuple(families),
+        series=series,
+        dropped_rows=kept.dropped,
+        invalid_values=invalid,
+    )
 
 
 @dataclass(frozen=True)
@@ -125,13 +178,15 @@ class CasesJob(PolledJob[CasesQuery]):
         return ApiRequest(self.endpoint, "POST", PATH, json_body=request_body(self.settings))
 
     def decode(self, body: bytes) -> _Attributes:
-        return decode_answer(body)
+        with decoding("cases"):
+            return decode_answer(body)
 
     def render(self, answer: _Attributes) -> Rendered:
-        return render_answer(
-            answer,
-            self.name,
-            group_label_name(self.settings.group_by),
-            self.series_account,
-            self.settings.max_series,
-        )
+        with decoding("cases"):
+            return render_answer(
+                answer,
+                self.name,
+                group_label_name(self.settings.group_by),
+                self.series_account,
+                self.settings.max_series,
+            )

@@ -91,7 +91,7 @@ def register(scheduler: Scheduler, *jobs: QueryJob) -> None:
 
 def served(scheduler: Scheduler) -> dict:  # type: ignore[type-arg]
     body = scheduler.store.body
-    return parse_metrics(b"".join(body.plain_with(scheduler.metrics.render())).decode())
+    return parse_metrics(b"".join(body.plain(scheduler.metrics.render()).parts).decode())
 
 
 def deadline(seconds: float) -> float:

@@ -160,5 +160,5 @@ def test_a_section_must_be_named_as_its_query_model_says() -> None:
     class Misnamed(Config):
         monitor: list[MonitorsQuery] = Field(default_factory=list)
 
-    with pytest.raises(TypeError, match="Misnamed.monitor holds MonitorsQuery"):
+    with pytest.raises(TypeError, match=r"Misnamed\.monitor holds MonitorsQuery"):
         query_sections(Misnamed)
