@@ -19,11 +19,8 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from .clock import SYSTEM_CLOCK, Clock
-from .collectors.audience import AudienceJob
 from .collectors.base import QueryJob
-from .collectors.cases import CasesJob
-from .collectors.connections import ConnectionsJob
-from .collectors.dns import DnsJob
+from .collectors.registry import configured_jobs
 from .config.accounts import resolve_accounts
 from .config.errors import ConfigError
 from .config.schema import Config, costly_interval_warnings
@@ -42,15 +39,7 @@ log = logging.getLogger(__name__)
 
 def build_jobs(config: Config, shard: Shard | None = None) -> list[QueryJob]:
     """One job per configured query this shard owns (all of them unsharded), in file order."""
-    labelled = config.labels_accounts
-    account = config.account_of
-    jobs: list[QueryJob] = [
-        *(ConnectionsJob(q, account(q), labelled) for q in config.connections),
-        *(DnsJob(q, account(q), labelled) for q in config.dns),
-        *(CasesJob(q, account(q), labelled) for q in config.cases),
-        *(AudienceJob(q, account(q), labelled) for q in config.audience),
-    ]
-    return (shard or Shard()).select(jobs, job_identity)
+    return (shard or Shard()).select(list(configured_jobs(config)), job_identity)
 
 
 def job_identity(job: QueryJob) -> QueryIdentity:

@@ -1,4 +1,4 @@
-"""Rate-limit budgeting: when the next call to an endpoint may go, and what a limit allows.
+"""Rate-limit budgeting: when the next call to an endpoint may go.
 
 Datadog tells each answer how many calls are left in the current period
 (``X-RateLimit-Remaining``) and when it ends (``X-RateLimit-Reset``). While plenty is left,
@@ -55,7 +55,3 @@ def next_slot(
         return Slot(reset_at, reset_at)  # the earlier reservations reach into a fresh period
     # The rest of the period, from this call on, divided evenly among the calls left.
     return Slot(at, at + (reset_at - at) / remaining)
-
-
-def limit_per_hour(limit: int, period: float) -> float:
-    return limit * 3600.0 / period

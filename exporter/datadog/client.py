@@ -27,6 +27,7 @@ from yarl import URL
 from .. import __version__
 from ..clock import SYSTEM_CLOCK, Clock
 from ..collectors.base import ApiRequest
+from ..collectors.registry import CNM_ENDPOINTS
 from ..logs import Redactor
 from .credentials import Credentials, CredentialsError
 from .proxies import Proxy, ProxyRules
@@ -130,8 +131,6 @@ def describe_error_body(body: bytes, content_type: str) -> str:
 
 # What an error body may say and still say nothing about the cause.
 _NO_DETAIL = frozenset({"", "400", "bad request", "bad_request", "error"})
-# The endpoints of Cloud Network Monitoring: an organisation without CNM gets a bare 400.
-CNM_ENDPOINTS = frozenset({"connections", "dns"})
 NO_CNM_HINT = (
     "Bad Request with no details; is Cloud Network Monitoring enabled for this organisation?"
 )

@@ -165,7 +165,7 @@ class QueryPoller:
 
     def _render(self, body: bytes, now: float) -> tuple[Rendered, QuerySnapshot]:
         try:
-            rendered = self.job.render(body)
+            rendered = self.job.render(self.job.decode(body))
         except DecodeError as exc:
             raise PollFailed("decode_error", str(exc)) from None
         return rendered, prepare_snapshot(self.key, rendered, now)

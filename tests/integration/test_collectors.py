@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -21,6 +22,7 @@ from exporter.config.schema import (
 )
 from exporter.scheduler import Scheduler
 from exporter.simulator import Fault, Simulator, SimulatorOptions
+from tests.helpers import EXAMPLE_QUERIES
 
 from .conftest import API_KEY, APP_KEY, deadline, served
 
@@ -149,10 +151,15 @@ async def test_unknown_audience_entity_fails_the_poll_not_the_others(
     assert samples[errors] == 1
 
 
-@pytest.mark.parametrize(("job", "endpoint"), [(DNS, "dns"), (CASES, "cases"), (USERS, "audience")])
+# One query of every registered collector.
+EXAMPLES = build_jobs(parse_config(json.dumps({s: [q] for s, q in EXAMPLE_QUERIES.items()})))
+
+
+@pytest.mark.parametrize("job", EXAMPLES, ids=[job.collector for job in EXAMPLES])
 async def test_bad_answer_keeps_last_good_data_as_decode_error(
-    polling: Scheduler, simulator: Simulator, job: QueryJob, endpoint: str
+    polling: Scheduler, simulator: Simulator, job: QueryJob
 ) -> None:
+    endpoint = job.endpoint
     before = await poll_all(polling, job)
     data = {k for k in before if not k[0].startswith(("datadog_exporter_", "process_"))}
     assert data

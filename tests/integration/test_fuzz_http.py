@@ -30,6 +30,7 @@ from hypothesis import strategies as st
 from exporter.app import build_jobs
 from exporter.catalog import exported_metric_names
 from exporter.collectors.base import QueryJob
+from exporter.collectors.registry import BY_SECTION
 from exporter.config.schema import parse_config
 from exporter.datadog.client import DatadogClient
 from exporter.logs import Redactor
@@ -476,6 +477,10 @@ LOOP_KILLERS: dict[str, list[Answer]] = {
 # An error page nested too deep for the client to describe.
 for _answers in LOOP_KILLERS.values():
     _answers.append(Answer(b"[" * 100_000 + b"]" * 100_000, 500, "application/json"))
+
+
+def test_every_registered_collector_is_fuzzed_over_http() -> None:
+    assert set(JOBS) == set(WELL_SHAPED) == set(LOOP_KILLERS) == set(BY_SECTION)
 
 
 async def test_answers_that_ended_a_loop_leave_the_running_loops_polling(

@@ -57,10 +57,13 @@ class RenderFails:
     def request(self, now: float) -> ApiRequest:
         return self.inner.request(now)
 
-    def render(self, body: bytes) -> Rendered:
+    def decode(self, body: bytes) -> Any:
+        return self.inner.decode(body)
+
+    def render(self, answer: Any) -> Rendered:
         if self.errors:
             raise self.errors.pop(0)
-        return self.inner.render(body)
+        return self.inner.render(answer)
 
 
 @asynccontextmanager
@@ -318,7 +321,8 @@ async def test_a_failed_query_drops_its_series_at_stale_after_without_another_po
         polled = len(simulator.requests_to("connections"))
 
         clock.now += 241  # the last good poll is 301 s old
-        await until(lambda: not query_series(served(scheduler), "a"))
+        # The body is swapped in a worker thread, then the state follows: wait for both.
+        await until(lambda: not query_series(served(scheduler), "a") and state.series == 0)
         assert state.serving_stale is False and state.series == 0
         assert len(simulator.requests_to("connections")) == polled
 
