@@ -387,8 +387,12 @@ def render_rows(rows: list[_Attributes], labels: list[bytes], max_series: int) -
 
 
 def _present_fields(values: tuple[object, ...]) -> int:
-    """The series a row can have: one per field present (``values[0]`` is its group_bys)."""
-    return sum(1 for value in values[1:] if value is not _ABSENT)
+    """The series a row can have: one per field present (``values[0]`` is its group_bys).
+
+    An absent field is ``_ABSENT``, or ``None`` for the round-trip time, which is decoded as a
+    number (or as raw text when the answer held one beyond float64, where absent is _ABSENT).
+    """
+    return sum(1 for value in values[1:] if value is not _ABSENT and value is not None)
 
 
 @dataclass(frozen=True)
