@@ -14,6 +14,7 @@ from pathlib import Path
 
 from . import __version__
 from .allocator import pin_mmap_threshold
+from .backfill.cli import main as backfill
 from .credentials import Credentials, CredentialsError, KeySource, Secret
 from .durations import format_duration
 from .logs import LEVELS, Redactor, setup_logging
@@ -186,6 +187,9 @@ def summary(config: Config, shard_count: int | None = None) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["backfill"]:
+        return backfill(argv[1:])
     args = build_parser().parse_args(argv)
     redactor = Redactor()
     setup_logging(args.log_level, args.log_format, redactor)

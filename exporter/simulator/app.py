@@ -25,13 +25,14 @@ from exporter.simulator.faults import (
     json_response,
     replace_answer,
 )
+from exporter.simulator.history import network_answer, network_query
 from exporter.simulator.options import (
     EndpointName,
     OptionError,
     fault_from_json,
     scenario_from_json,
 )
-from exporter.simulator.params import parse_cases_body, parse_network_params
+from exporter.simulator.params import parse_cases_body
 from exporter.simulator.state import RequestRecord, SimulatorState
 
 STATE: web.AppKey[SimulatorState] = web.AppKey("simulator_state", SimulatorState)
@@ -75,6 +76,7 @@ def datadog_route(
             body=body,
             status=None,
         )
+        record.at = state.clock()
         state.request_log.append(record)
         verdict = state.limiter.hit(endpoint)
         headers = verdict.headers
@@ -121,24 +123,12 @@ def _network_answer(
     request: web.Request, state: SimulatorState, endpoint: Literal["connections", "dns"]
 ) -> web.Response:
     """The two CNM aggregate endpoints share parameters and caching; only the rows differ."""
-    query = parse_network_params(request.query, now=int(state.clock()), dns=endpoint == "dns")
+    query = network_query(endpoint, request.query, int(state.clock()))
     key = (endpoint, query.keys, query.filter_key, query.start, query.end, query.limit)
     scenarios = tuple(state.scenarios)
-
-    def build() -> bytes:
-        rows = state.network.rows(
-            endpoint,
-            keys=query.keys,
-            filter_key=query.filter_key,
-            predicate=query.predicate,
-            start=query.start,
-            end=query.end,
-            limit=query.limit,
-            scenarios=scenarios,
-        )
-        return msgspec.json.encode({"data": rows})
-
-    return _ok(state.cached_answer(key, build))
+    return _ok(
+        state.cached_answer(key, lambda: network_answer(state.network, endpoint, query, scenarios))
+    )
 
 
 def _connections(request: web.Request, state: SimulatorState, _body: Any) -> web.Response:

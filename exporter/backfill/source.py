@@ -1,0 +1,281 @@
+"""The one adapter between the backfill and the exporter's polling parts.
+
+Two services, and nothing else of the exporter is touched by the backfill:
+
+- :meth:`WindowSource.fetch`: the answer of query Q for the window a live poll at ``t``
+  asks for (``[t - delay - window, t - delay]``), through the same :class:`DatadogClient`
+  (one per account), its 429 handling and the budget pacing of ``ratebudget``; retryable
+  failures are retried with the scheduler's backoff;
+- :func:`render`: that answer as the live exporter renders it (same collector job, same
+  families, label sets and values), plus ``datadog_exporter_window_seconds``.
+
+The pacing below repeats the scheduler's ``_wait_for_rate_limit``/``_pace`` without a poll
+deadline: a backfill window has no next tick to give up for, so it waits for its slot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from ..clients import ClientPool
+from ..collectors.base import DecodeError, QueryJob
+from ..collectors.connections import ConnectionsJob
+from ..collectors.dns import DnsJob
+from ..credentials import Credentials
+from ..datadog import ApiError, DatadogClient, HttpError, MissingCredentials, RateLimited
+from ..exposition import Family, escape_label_value, format_value
+from ..logs import Redactor
+from ..ratebudget import next_slot
+from ..scheduler import backoff_delay
+from ..settings import Config, Environment, WindowedQuery, base_url, resolve_accounts
+from .openmetrics import header, split_samples
+
+log = logging.getLogger(__name__)
+
+# Collectors whose endpoints take any from/to; cases and audience answer only "now".
+HISTORY_COLLECTORS = ("connections", "dns")
+# Requests of one (account, endpoint) in flight at once: enough to hide latency, few enough
+# to hold at most this many answers in memory.
+IN_FLIGHT_PER_ENDPOINT = 2
+# Attempts of a window after 5xx, timeouts and connection errors (429s wait, not count).
+MAX_ATTEMPTS = 5
+
+WINDOW_FAMILY = Family(
+    "datadog_exporter_window_seconds",
+    "Length of the query's time window; divide window totals by it for per-second rates.",
+)
+
+
+@dataclass(frozen=True)
+class HistoryQuery:
+    """A configured connections or dns query, as the backfill fetches it."""
+
+    collector: str
+    name: str
+    account: str
+    settings: WindowedQuery
+    job: QueryJob
+    label_names: tuple[str, ...]
+
+    @property
+    def endpoint(self) -> str:
+        return self.job.endpoint
+
+    @property
+    def interval(self) -> float:
+        return self.settings.interval
+
+    @property
+    def fingerprint(self) -> str:
+        """What makes two runs' samples of this query the same samples."""
+        return json.dumps(
+            {"account": self.account, "settings": self.settings.model_dump(mode="json")},
+            sort_keys=True,
+        )
+
+
+@dataclass
+class Selection:
+    queries: list[HistoryQuery]
+    no_history: list[tuple[str, str]]  # (collector, name) of selected cases/audience queries
+    unknown: list[str]  # --query values that match nothing
+
+
+def select_queries(config: Config, wanted: Sequence[str]) -> Selection:
+    """The queries ``--query`` names (``NAME`` or ``COLLECTOR/NAME``; none: every one)."""
+    labelled = config.labels_accounts
+    history: list[HistoryQuery] = []
+    for q in config.connections:
+        job = ConnectionsJob(q, config.account_of(q), labelled)
+        history.append(
+            HistoryQuery("connections", q.name, job.account, q, job, _labels(job.label_names))
+        )
+    for d in config.dns:
+        dns_job = DnsJob(d, config.account_of(d), labelled)
+        history.append(
+            HistoryQuery("dns", d.name, dns_job.account, d, dns_job, _labels(dns_job.label_names))
+        )
+    others = [(c, q.name) for c, q in config.all_queries() if c not in HISTORY_COLLECTORS]
+
+    def matches(collector: str, name: str, spec: str) -> bool:
+        return spec in (name, f"{collector}/{name}")
+
+    if not wanted:
+        return Selection(history, others, [])
+    return Selection(
+        [q for q in history if any(matches(q.collector, q.name, w) for w in wanted)],
+        [(c, n) for c, n in others if any(matches(c, n, w) for w in wanted)],
+        [
+            w
+            for w in wanted
+            if not any(matches(q.collector, q.name, w) for q in history)
+            and not any(matches(c, n, w) for c, n in others)
+        ],
+    )
+
+
+def _labels(names: Sequence[str]) -> tuple[str, ...]:
+    return ("query", "account", *names)
+
+
+# -- rendering ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedWindow:
+    samples: list[tuple[str, bytes, bytes]]  # (family, labels, value)
+    headers: dict[str, bytes]  # OpenMetrics header of every family in samples
+    dropped_rows: int
+
+
+def render(query: HistoryQuery, body: bytes, targets: bytes) -> RenderedWindow:
+    """The answer as the live exporter would serve it, with ``targets`` in front of every
+    series' labels; raises DecodeError for an answer the collector cannot use."""
+    rendered = query.job.render(body)
+    samples: list[tuple[str, bytes, bytes]] = []
+    headers: dict[str, bytes] = {}
+    for item in rendered.families:
+        name = item.family.name
+        headers[name] = header(item.family)
+        samples.extend(
+            (name, labels, value) for labels, value in split_samples(name, item.samples, targets)
+        )
+    window = f'collector="{query.collector}",query="{escape_label_value(query.name)}"}}'
+    samples.append(
+        (
+            WINDOW_FAMILY.name,
+            b"{" + targets + window.encode(),
+            format_value(query.settings.window).encode(),
+        )
+    )
+    headers[WINDOW_FAMILY.name] = header(WINDOW_FAMILY)
+    return RenderedWindow(samples, headers, rendered.dropped_rows)
+
+
+# -- fetching -------------------------------------------------------------------------------
+
+
+class WindowFailed(Exception):
+    """A window that could not be fetched (after retries); ``reason`` as in poll errors."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class Fatal(Exception):
+    """Every further window would fail the same way (keys refused or missing)."""
+
+
+@dataclass
+class Stats:
+    calls: int = 0
+    rate_limited: int = 0  # 429 answers
+    pauses: int = 0  # waits for a 429's reset or a paced slot
+    paused_seconds: float = 0.0
+    by_code: dict[str, int] = field(default_factory=dict)
+
+
+class WindowSource:
+    """Fetches windows through one Datadog client per account."""
+
+    def __init__(
+        self,
+        config: Config,
+        redactor: Redactor,
+        *,
+        rng: random.Random | None = None,
+        on_answer: Callable[[str, str], None] = lambda account, endpoint: None,
+    ) -> None:
+        """Keys and site come from the environment as for the live exporter. Raises
+        ConfigError (unknown site) or CredentialsError (keys missing)."""
+        self.stats = Stats()
+        self.rng = rng or random.Random()
+        self.on_answer = on_answer
+        url = base_url(config.datadog, Environment())
+        credentials = Credentials.from_environment(redactor, dict(os.environ))
+        self.pool = ClientPool(redactor, credentials, self._count)
+        accounts = resolve_accounts(config, url)
+        self.pool.apply(accounts, self.pool.credentials(accounts))
+
+    def _count(self, endpoint: str, code: str, account: str) -> None:
+        self.stats.calls += 1
+        self.stats.by_code[code] = self.stats.by_code.get(code, 0) + 1
+        if code == "429":
+            self.stats.rate_limited += 1
+        self.on_answer(account, endpoint)
+
+    def client(self, account: str) -> DatadogClient:
+        return self.pool.clients[account]
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    async def fetch(self, query: HistoryQuery, t: int) -> bytes:
+        """The answer for the window a poll at ``t`` asks for; raises WindowFailed or Fatal."""
+        client = self.client(query.account)
+        request = query.job.request(float(t))
+        attempt = 0
+        while True:
+            await self._wait_for_budget(client, query.endpoint)
+            try:
+                return await client.fetch(request)
+            except RateLimited:
+                continue  # the next round waits for the reset
+            except MissingCredentials as exc:
+                raise Fatal(str(exc)) from None
+            except HttpError as exc:
+                if exc.status in (401, 403):
+                    raise Fatal(str(exc)) from None
+                if not exc.retryable or attempt + 1 >= MAX_ATTEMPTS:
+                    raise WindowFailed(exc.reason, str(exc)) from None
+            except ApiError as exc:
+                if not exc.retryable or attempt + 1 >= MAX_ATTEMPTS:
+                    raise WindowFailed(exc.reason, str(exc)) from None
+            delay = backoff_delay(attempt, self.rng)
+            attempt += 1
+            log.debug("retrying window", extra={"query": query.name, "t": t, "delay": delay})
+            await asyncio.sleep(delay)
+
+    async def _wait_for_budget(self, client: DatadogClient, endpoint: str) -> None:
+        state = client.rate_limit(endpoint)
+        wait = state.blocked_until - time.monotonic()
+        if wait > 0:
+            await self._pause(wait, endpoint, "rate limited by Datadog (429)")
+        now = time.monotonic()
+        slot = next_slot(now, state.free_at, state.available, state.limit, state.reset_at)
+        state.free_at = slot.next_free
+        if slot.at > now:
+            await self._pause(slot.at - now, endpoint, "")
+
+    async def _pause(self, seconds: float, endpoint: str, why: str) -> None:
+        self.stats.pauses += 1
+        self.stats.paused_seconds += seconds
+        if why:
+            log.info(
+                f"{why}; waiting for the reset",
+                extra={"endpoint": endpoint, "wait_seconds": round(seconds, 1)},
+            )
+        await asyncio.sleep(seconds)
+
+
+__all__ = [
+    "HISTORY_COLLECTORS",
+    "IN_FLIGHT_PER_ENDPOINT",
+    "DecodeError",
+    "Fatal",
+    "HistoryQuery",
+    "RenderedWindow",
+    "Selection",
+    "WindowFailed",
+    "WindowSource",
+    "render",
+    "select_queries",
+]
