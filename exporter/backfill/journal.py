@@ -126,6 +126,17 @@ class Journal:
         self, query: QueryRef, t: int, samples: Samples, headers: Mapping[str, bytes]
     ) -> None:
         """A window's samples and its done mark, in one transaction."""
+        try:
+            self._record(query, t, samples, headers)
+        except BaseException:
+            # The rollback took this window's new series and families with it.
+            self._series.clear()
+            self._headers = None
+            raise
+
+    def _record(
+        self, query: QueryRef, t: int, samples: Samples, headers: Mapping[str, bytes]
+    ) -> None:
         with self._transaction():
             for family, header in headers.items():
                 if self._headers is None:
