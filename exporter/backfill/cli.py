@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import logging
 import re
+import resource
 import shlex
 import signal
 import sys
@@ -350,10 +351,11 @@ def _summarize(
             limit_per_hour=None if allowed is None else round(allowed),
         )
     per_window = cpu / outcome.fetched * 1000 if outcome.fetched else 0.0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     console.say(
         f"{outcome.fetched:,} windows fetched, {stats.rate_limited} answered 429, "
         f"{stats.pauses} rate-limit pauses ({stats.paused_seconds:.0f}s); CPU {cpu:.1f}s "
-        f"({per_window:.1f} ms per window)"
+        f"({per_window:.1f} ms per window); peak memory {peak:.0f} MiB"
         + (
             f"; {outcome.dropped_rows:,} rows dropped by max_series" if outcome.dropped_rows else ""
         ),
@@ -363,6 +365,7 @@ def _summarize(
         paused_seconds=round(stats.paused_seconds, 1),
         cpu_seconds=round(cpu, 2),
         cpu_ms_per_window=round(per_window, 2),
+        peak_rss_mib=round(peak),
         dropped_rows=outcome.dropped_rows,
     )
     if outcome.fatal:
