@@ -10,6 +10,7 @@ way: plain lines for people, log records for machines.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -30,6 +31,14 @@ def next_log_percent(done: int, total: int, every: int = LOG_EVERY_PERCENT) -> i
         return 100
     reached = done * 100 // total
     return min(100, (reached // every + 1) * every)
+
+
+def _width(stream: TextIO) -> int:
+    try:
+        size = os.get_terminal_size(stream.fileno())
+    except (OSError, ValueError):
+        return 0
+    return size.columns if size.lines else 0
 
 
 class Console:
@@ -72,12 +81,16 @@ class Progress:
         self._next_percent = next_log_percent(already_done, total)
         self.bar: tqdm[Any] | None = None
         if bar:
+            sized = _width(console.stream) > 0
             self.bar = tqdm(
                 total=total,
                 initial=already_done,
                 unit="window",
                 file=console.stream,
-                dynamic_ncols=True,
+                # A terminal that reports no size (a fresh pty) would hide the bar.
+                dynamic_ncols=sized,
+                ncols=None if sized else 100,
+                nrows=None if sized else 24,
                 mininterval=0.5,
             )
             console.bar = self.bar

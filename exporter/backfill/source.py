@@ -250,7 +250,13 @@ class WindowSource:
         if wait > 0:
             await self._pause(wait, endpoint, "rate limited by Datadog (429)")
         now = time.monotonic()
-        slot = next_slot(now, state.free_at, state.available, state.limit, state.reset_at)
+        available = state.available
+        if available is not None:
+            # Answers of concurrent requests can arrive out of order, so the last one read
+            # may count up to IN_FLIGHT - 1 fewer calls than Datadog has seen: keep that many
+            # in reserve rather than meet the limit with a 429.
+            available = max(0, available - (IN_FLIGHT_PER_ENDPOINT - 1))
+        slot = next_slot(now, state.free_at, available, state.limit, state.reset_at)
         state.free_at = slot.next_free
         if slot.at > now:
             await self._pause(slot.at - now, endpoint, "")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import shlex
 import subprocess
@@ -282,3 +283,214 @@ def test_live_series_continue_the_backfilled_ones(
                 )
     finally:
         live.terminate()
+
+
+# --- resuming, rate limits, failures, progress ------------------------------------------------
+
+SMALL = """
+datadog: {timeout: 5s}
+connections:
+  - {name: total, interval: 30m, window: 5m}
+dns:
+  - {name: names, interval: 30m, window: 5m}
+"""
+
+
+def _small_run(tmp_path: Path, config: str = SMALL) -> tuple[Path, list[str]]:
+    path = tmp_path / "small.yml"
+    path.write_text(config)
+    end = _aligned(time.time() - 4 * 3600)
+    return path, ["--config.file", str(path), "--start", str(end - 3 * 86400), "--end", str(end)]
+
+
+def test_a_run_killed_midway_resumes_into_the_same_files(tmp_path: Path) -> None:
+    """SIGKILL, rerun: identical files to an uninterrupted run, no recorded window fetched
+    again (only the ones in flight at the kill), no half-written file under a final name."""
+    _, url = simulator(tmp_path, "--rate-limit", "30", "--rate-limit-period", "1")
+    config, args = _small_run(tmp_path)
+    resumed, reference = tmp_path / "resumed", tmp_path / "reference"
+    log = tmp_path / "killed.log"
+    with log.open("wb") as out:
+        killed = subprocess.Popen(
+            backfill_command(*args, "--output", str(resumed)),
+            stdout=out, stderr=subprocess.STDOUT, env=cli_env(url), start_new_session=True,
+        )  # fmt: skip
+    kill_when(killed, log, "percent=40", timeout=60)
+    for name, body in om_files(resumed).items():  # what carries a final name is complete
+        assert body.endswith(b"# EOF\n"), name
+    first = [r for r in requests_of(url) if r["status"] == 200]
+    rerun = run_backfill(url, *args, "--output", str(resumed))
+    assert rerun.returncode == 0, rerun.stderr
+    assert "already recorded (resuming)" in rerun.stderr
+    windows = Counter((r["endpoint"], r["query"]["to"]) for r in requests_of(url))
+    assert max(windows.values()) <= 2
+    assert sum(count - 1 for count in windows.values()) <= 2 * 2  # in flight per endpoint
+    assert len(first) < len(windows)
+    clear_requests(url)
+    result = run_backfill(url, *args, "--output", str(reference))
+    assert result.returncode == 0, result.stderr
+    assert om_files(resumed) == om_files(reference) and len(om_files(reference)) == 8
+    assert not list(resumed.glob("*.partial"))
+    again = run_backfill(url, *args, "--output", str(resumed))  # nothing left to do
+    assert again.returncode == 0 and "0 windows fetched" in again.stderr, again.stderr
+
+
+def test_the_run_spends_at_least_90_percent_of_the_rate_limit_without_a_429(
+    tmp_path: Path,
+) -> None:
+    limit, period = 40, 10
+    _, url = simulator(tmp_path, "--rate-limit", str(limit), "--rate-limit-period", str(period))
+    config = tmp_path / "one.yml"
+    config.write_text("connections:\n  - {name: total, interval: 5m, window: 5m}\n")
+    end = _aligned(time.time() - 4 * 3600)
+    windows = 4 * limit + limit // 2
+    result = run_backfill(
+        url, "--config.file", str(config), "--start", str(end - (windows - 1) * 300),
+        "--end", str(end), "--step", "5m", "--output", str(tmp_path / "out"),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    records = requests_of(url)
+    assert len(records) == windows, [(r["status"], round(r["at"], 2)) for r in records if r["status"] != 200]
+    assert [r for r in records if r["status"] != 200] == []
+    periods = Counter(int(r["at"] // period) for r in records)
+    full = sorted(periods)[1:-1]  # the periods the run covered from start to end
+    assert len(full) >= 3, periods
+    share = sum(periods[p] for p in full) / (len(full) * limit)
+    assert share >= 0.9, (share, periods)
+    assert "Datadog's limit 14,400 per hour" in result.stderr
+
+
+def test_a_429_is_waited_out_and_the_run_completes(tmp_path: Path) -> None:
+    _, url = simulator(tmp_path)
+    arm_fault(url, endpoint="connections", kind="rate_limit", reset_seconds=3, count=1)
+    config = tmp_path / "one.yml"
+    config.write_text("connections:\n  - {name: total, interval: 5m, window: 5m}\n")
+    end = _aligned(time.time() - 4 * 3600)
+    result = run_backfill(
+        url, "--config.file", str(config), "--start", str(end - 19 * 300), "--end", str(end),
+        "--output", str(tmp_path / "out"),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    records = requests_of(url)
+    limited = [i for i, r in enumerate(records) if r["status"] == 429]
+    # Only the requests already in flight when the 429 came (both first calls) got it...
+    assert limited and limited == list(range(len(limited))) and len(limited) <= 2, limited
+    # ...and the next call waited for the reset.
+    after = records[len(limited)]
+    assert after["status"] == 200 and after["time"] - records[0]["time"] >= 2.9
+    assert sum(r["status"] == 200 for r in records) == 20
+    assert "waiting for the reset" in result.stderr
+    assert f"{len(limited)} answered 429" in result.stderr
+
+
+def test_failed_windows_are_listed_with_the_command_that_retries_just_them(
+    tmp_path: Path,
+) -> None:
+    _, url = simulator(tmp_path)
+    arm_fault(url, endpoint="dns", kind="status", status=400, count=3)
+    config, args = _small_run(tmp_path, SMALL + "cases:\n  - {name: c, group_by: [status]}\n")
+    output = tmp_path / "out"
+    result = run_backfill(url, *args, "--output", str(output))
+    assert result.returncode == 3, result.stderr
+    assert "3 windows failed after retries" in result.stderr
+    assert "dns/names" in result.stderr and "http_error: dns: HTTP 400" in result.stderr
+    [command] = [
+        line.strip() for line in result.stderr.splitlines() if line.strip().startswith(
+            "datadog-cnm-exporter backfill"
+        )
+    ]  # fmt: skip
+    written = om_files(output)
+    assert all(name.startswith("connections-") for name in written if "2" in name) or written
+    clear_requests(url)
+    argv = shlex.split(command)
+    assert argv[:2] == ["datadog-cnm-exporter", "backfill"] and "dns/names" in argv
+    retry = subprocess.run(
+        [*exporter_command(), *argv[1:]], capture_output=True, text=True, timeout=120,
+        env=cli_env(url),
+    )  # fmt: skip
+    assert retry.returncode == 0, retry.stderr
+    assert len(requests_of(url)) == 3  # just the failed windows
+    assert len(om_files(output)) == 8 and len(om_files(output)) > len(written)
+
+
+def test_without_a_terminal_progress_is_log_lines_and_json_stays_json(tmp_path: Path) -> None:
+    _, url = simulator(tmp_path)
+    config, args = _small_run(tmp_path, SMALL + "audience:\n  - {entity: users}\n")
+    result = run_backfill(url, *args, "--log.format", "json", "--output", str(tmp_path / "o"))
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in result.stderr.splitlines()]  # every line is JSON
+    progress = [r for r in records if r["msg"] == "progress"]
+    assert 15 <= len(progress) <= 21 and progress[-1]["percent"] == 100
+    assert {"windows_done", "windows_total", "calls", "rate_limit_pauses", "eta_seconds"} <= set(
+        progress[0]
+    )
+    assert sum("no history" in r["msg"] for r in records) == 1
+    assert any(r["msg"].startswith("complete:") for r in records)
+
+
+def test_on_a_terminal_progress_is_a_bar(tmp_path: Path) -> None:
+    import pty
+
+    _, url = simulator(tmp_path)
+    config, args = _small_run(tmp_path)
+    primary, secondary = pty.openpty()
+    process = subprocess.Popen(
+        backfill_command(*args, "--output", str(tmp_path / "o")),
+        stdout=subprocess.DEVNULL, stderr=secondary, stdin=subprocess.DEVNULL, env=cli_env(url),
+    )  # fmt: skip
+    os.close(secondary)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(primary, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    assert process.wait(60) == 0
+    os.close(primary)
+    text = seen.decode(errors="replace")
+    assert re.search(r"\d+/\d+ \[", text) and "window" in text and "calls=" in text, text[-2000:]
+    assert "msg=progress" not in text
+
+
+def test_output_dash_streams_one_exposition_to_stdout(tmp_path: Path) -> None:
+    promtool = require_tool("promtool")
+    _, url = simulator(tmp_path)
+    config, args = _small_run(tmp_path)
+    result = run_backfill(url, *args, "--output", "-")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.endswith("# EOF\n")
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families
+
+    names = [f.name for f in text_string_to_metric_families(result.stdout)]
+    assert len(names) == len(set(names)) and "datadog_exporter_window_seconds" in names
+    stream = tmp_path / "all.om"
+    stream.write_text(result.stdout)
+    blocks = subprocess.run(
+        [promtool, "tsdb", "create-blocks-from", "openmetrics", str(stream), str(tmp_path / "b")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert blocks.returncode == 0, blocks.stderr
+
+
+def test_memory_stays_flat_however_long_the_range(tmp_path: Path) -> None:
+    _, url = simulator(tmp_path, "--rate-limit", "100000")
+    config = tmp_path / "one.yml"
+    config.write_text(
+        "connections:\n  - {name: pairs, group_by: [client_service, server_service],"
+        " limit: 500, interval: 5m}\n"
+    )
+    end = _aligned(time.time() - 4 * 3600)
+
+    def peak(days: int) -> float:
+        result = run_backfill(
+            url, "--config.file", str(config), "--start", str(end - days * 86400),
+            "--end", str(end), "--step", "1h", "--output", str(tmp_path / f"d{days}"),
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        return float(re.findall(r"peak memory (\d+) MiB", result.stderr)[0])
+
+    one, eight = peak(1), peak(8)
+    assert eight - one < 15, (one, eight)
