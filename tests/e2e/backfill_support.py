@@ -48,8 +48,21 @@ def free_port() -> int:
         return port
 
 
-def simulator(tmp_path: Path, *extra: str) -> tuple[Process, str]:
-    return start_simulator(tmp_path, *extra, api_key=API_KEY, app_key=APP_KEY)
+class Simulators:
+    """Starts simulator processes; the owning fixture stops them all."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.started: list[Process] = []
+
+    def __call__(self, *extra: str) -> str:
+        process, url = start_simulator(self.directory, *extra, api_key=API_KEY, app_key=APP_KEY)
+        self.started.append(process)
+        return url
+
+    def stop_all(self) -> None:
+        for process in self.started:
+            process.terminate()
 
 
 def cli_env(url: str) -> dict[str, str]:
