@@ -526,3 +526,29 @@ def test_memory_stays_flat_however_long_the_range(tmp_path: Path, simulator: Sim
 
     one, eight = peak(1), peak(8)
     assert eight - one < 15, (one, eight)
+
+
+def test_refused_keys_stop_the_run_and_bad_usage_is_named(
+    tmp_path: Path, simulator: Simulators
+) -> None:
+    url = simulator()
+    args = _small_run(tmp_path)
+    env = {**cli_env(url), "DD_API_KEY": "wrong-api-key-0123456789abcdef"}
+    refused = subprocess.run(
+        backfill_command(*args, "--output", str(tmp_path / "o")),
+        capture_output=True, text=True, timeout=60, env=env,
+    )  # fmt: skip
+    assert refused.returncode == 1, refused.stderr
+    assert "HTTP 403" in refused.stderr and "Traceback" not in refused.stderr
+    assert "wrong-api-key-0123456789abcdef" not in refused.stderr
+    assert len(requests_of(url)) <= 2 * 2  # stopped at the first answers, both endpoints
+    for extra, message in (
+        (["--query", "nope"], "no such query (queries with history: connections/total, dns/names)"),
+        (["--step", "90.5s"], "whole number of seconds"),
+        (["--label", "__x=1"], "valid label name"),
+        (["--label", "query=1"], "has a label of that name"),
+    ):
+        result = run_backfill(url, *args, *extra, "--output", str(tmp_path / "u"))
+        assert result.returncode == 2 and message in result.stderr, result.stderr
+    bad_time = run_backfill(url, *args, "--start", "yesterday", "--output", str(tmp_path / "u"))
+    assert bad_time.returncode == 2 and "RFC 3339" in bad_time.stderr
