@@ -252,7 +252,7 @@ def _main(args: argparse.Namespace, argv: list[str], redactor: Redactor, console
         cpu = time.process_time()
         with logging_redirect_tqdm() if bar else ExitStack():
             outcome = asyncio.run(_run(runner, source))
-        if output is None:
+        if output is None and not (outcome.interrupted or outcome.fatal):
             runner.stream_out(sys.stdout.buffer)
             sys.stdout.buffer.flush()
         elif outcome.complete:
@@ -292,7 +292,7 @@ def _print_plan(
         windows=total,
         already_recorded=already,
     )
-    per_query = [(t.query.collector, t.query.name, len(t.pending)) for t in targets]
+    per_query = [(f"{t.query.collector}/{t.query.name}", t.step, len(t.pending)) for t in targets]
     calls: dict[tuple[str, str], int] = {}
     for t in targets:
         key = (t.query.account, t.query.endpoint)
@@ -311,16 +311,6 @@ def _print_plan(
         )
     for line in projection(per_query, lanes):
         console.say(line)
-    for t in targets:
-        if len(t.pending):
-            console.say(
-                f"  {t.query.collector}/{t.query.name}: one window every "
-                f"{format_duration(t.step)}, {len(t.pending):,} calls per query",
-                collector=t.query.collector,
-                query=t.query.name,
-                step_seconds=t.step,
-                calls=len(t.pending),
-            )
 
 
 def _summarize(

@@ -83,15 +83,17 @@ class Lane:
         return self.calls / limit_per_hour(self.limit, self.period)
 
 
-def projection(per_query: Sequence[tuple[str, str, int]], lanes: Sequence[Lane]) -> list[str]:
-    """What a run costs, printed before the first call: calls per query, and per endpoint
-    budget the hours it takes at the known limit (queries of one endpoint share it)."""
+def projection(per_query: Sequence[tuple[str, int, int]], lanes: Sequence[Lane]) -> list[str]:
+    """What a run costs, printed before the first call: per query (``COLLECTOR/NAME``, step,
+    calls) its calls, and per (account, endpoint) budget the hours they take at the known
+    limit (queries of one endpoint share it)."""
     lines = ["API calls (one per window; retries add more):"]
     lines += [
-        f"  {collector:<12} {name:<30} {calls:,} calls" for collector, name, calls in per_query
+        f"  {name:<40} one window every {format_duration(step)}: {calls:,} calls per query"
+        for name, step, calls in per_query
     ]
     for lane in lanes:
-        head = f"  {lane.account:<12} {lane.endpoint:<12} {lane.calls:,} calls"
+        head = f"  {lane.account + ' ' + lane.endpoint:<40} {lane.calls:,} calls"
         if lane.hours is None or lane.limit is None or lane.period is None:
             lines.append(f"{head}, limit unknown until Datadog's first answer")
         else:
@@ -104,5 +106,6 @@ def projection(per_query: Sequence[tuple[str, str, int]], lanes: Sequence[Lane])
 
 def format_hours(hours: float) -> str:
     if hours < 1:
-        return f"{max(1, round(hours * 60))} minutes"
+        minutes = max(1, round(hours * 60))
+        return f"{minutes} minute{'s' if minutes > 1 else ''}"
     return f"{hours:.1f} hours"

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from .grid import day_bounds, day_of
+from ..durations import format_duration
+from .grid import day_bounds, day_of, format_hours
 from .journal import Journal, QueryRef
 from .progress import Console, Progress
 from .source import (
@@ -247,7 +248,8 @@ class Runner:
         hours = self._lane_left[lane] / per_hour
         self.console.say(
             f"Datadog's rate limit for {endpoint} ({account}): {state.limit} calls per "
-            f"{state.period:g}s; {self._lane_left[lane]:,} calls take ~{hours:.1f} hours",
+            f"{format_duration(state.period)}; {self._lane_left[lane]:,} calls take "
+            f"~{format_hours(hours)}",
             account=account,
             endpoint=endpoint,
             limit=state.limit,

@@ -65,7 +65,9 @@ def test_traffic_has_a_daily_rhythm_busiest_in_the_afternoon(endpoint: str) -> N
     afternoon = [_total(sim, endpoint, MIDNIGHT + 15 * 3600 + k * 300) for k in range(-6, 6)]
     night = [_total(sim, endpoint, MIDNIGHT + 3 * 3600 + k * 300) for k in range(-6, 6)]
     assert sum(afternoon) > 1.5 * sum(night)
-    assert daily_factor(15 * 12) == pytest.approx(1.3) and daily_factor(3 * 12) == pytest.approx(0.7)
+    assert daily_factor(15 * 12) == pytest.approx(1.3) and daily_factor(3 * 12) == pytest.approx(
+        0.7
+    )
 
 
 def _retransmit_ratio(sim: Simulator, to: int) -> float:

@@ -11,7 +11,11 @@ MIDNIGHT = 1_714_521_600  # 2024-05-01T00:00:00Z
 
 
 def test_grid_is_the_multiples_of_the_step_inside_start_and_end() -> None:
-    assert list(grid(MIDNIGHT - 1, MIDNIGHT + 601, 300)) == [MIDNIGHT, MIDNIGHT + 300, MIDNIGHT + 600]
+    assert list(grid(MIDNIGHT - 1, MIDNIGHT + 601, 300)) == [
+        MIDNIGHT,
+        MIDNIGHT + 300,
+        MIDNIGHT + 600,
+    ]
     assert list(grid(MIDNIGHT, MIDNIGHT + 600, 300)) == [MIDNIGHT, MIDNIGHT + 300, MIDNIGHT + 600]
     assert list(grid(MIDNIGHT + 1, MIDNIGHT + 299, 300)) == []
     with pytest.raises(ValueError, match="at least 1s"):
@@ -44,14 +48,16 @@ def test_runs_group_consecutive_grid_points() -> None:
 
 def test_projection_gives_calls_per_query_and_hours_at_the_known_limit() -> None:
     lines = projection(
-        [("connections", "svc", 4032), ("connections", "zones", 4032), ("dns", "names", 4032)],
+        [("connections/svc", 300, 4032), ("connections/zones", 300, 4032), ("dns/names", 60, 50)],
         [
             Lane("default", "connections", 8064, limit=1000, period=3600),
-            Lane("default", "dns", 4032),
+            Lane("default", "dns", 50),
         ],
     )
     text = "\n".join(lines)
-    assert "svc                            4,032 calls" in text
-    assert "connections  8,064 calls, ~8.1 hours at the known limit (1000 per 1h)" in text
-    assert "dns          4,032 calls, limit unknown until Datadog's first answer" in text
+    assert "connections/svc" in text and "one window every 5m: 4,032 calls per query" in text
+    assert "one window every 1m: 50 calls per query" in text
+    assert "default connections" in text
+    assert "8,064 calls, ~8.1 hours at the known limit (1000 per 1h)" in text
+    assert "50 calls, limit unknown until Datadog's first answer" in text
     assert Lane("a", "dns", 30, limit=1000, period=3600).hours == pytest.approx(0.03)

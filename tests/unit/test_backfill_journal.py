@@ -60,7 +60,9 @@ def test_a_day_is_written_ordered_by_family_series_time_and_then_freed(tmp_path:
     query = journal.bind_query("dns", "q", "fp")
     for t in (T0 + 600, T0):  # recorded out of order
         journal.record(
-            query, t, [("b", b'{x="2"}', b"5"), ("a", b'{x="9"}', b"7"), ("a", b'{x="1"}', b"3")],
+            query,
+            t,
+            [("b", b'{x="2"}', b"5"), ("a", b'{x="9"}', b"7"), ("a", b'{x="1"}', b"3")],
             HEADERS,
         )
     path = tmp_path / "day.om"
@@ -83,7 +85,7 @@ def test_a_rerun_gets_the_first_runs_resolved_times(tmp_path: Path) -> None:
     first = journal.bind_run({"arg_start": "14d", "arg_end": "", "start": 100.0, "end": 900.0})
     later = journal.bind_run({"arg_start": "14d", "arg_end": "", "start": 160.0, "end": 960.0})
     assert first == later == {"arg_start": "14d", "arg_end": "", "start": 100.0, "end": 900.0}
-    with pytest.raises(JournalMismatch, match="other arguments.*start=14d"):
+    with pytest.raises(JournalMismatch, match=r"other arguments.*start=14d"):
         journal.bind_run({"arg_start": "7d", "arg_end": "", "start": 1.0, "end": 2.0})
 
 

@@ -112,7 +112,8 @@ def test_backfilled_labels_and_values_are_the_live_ones(collector: str) -> None:
         for labels, value in split_samples(item.family.name, item.samples)
     }
     backfilled = {
-        (f, labels, value) for f, labels, value in render(query, body, b"").samples
+        (f, labels, value)
+        for f, labels, value in render(query, body, b"").samples
         if f != WINDOW_FAMILY.name
     }
     assert backfilled == live and live

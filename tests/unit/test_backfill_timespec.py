@@ -35,5 +35,5 @@ def test_rejected_forms_name_the_accepted_ones(text: str) -> None:
     if text == "14":  # digits alone are Unix seconds, not a duration
         assert parse_time(text, NOW) == 14.0
         return
-    with pytest.raises(ValueError, match="RFC 3339.*Unix seconds.*14d"):
+    with pytest.raises(ValueError, match=r"RFC 3339.*Unix seconds.*14d"):
         parse_time(text, NOW)
