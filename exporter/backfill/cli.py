@@ -327,19 +327,32 @@ def _summarize(
     for (account, endpoint), calls in sorted(outcome.lane_calls.items()):
         state = source.client(account).rate_limit(endpoint)
         rate = calls / hours if hours else 0.0
-        allowed = state.limit * 3600 / state.period if state.limit and state.period else None
-        share = (
-            f"; Datadog's limit {allowed:,.0f} per hour: {rate / allowed:.0%}" if allowed else ""
-        )
-        console.say(
+        text = (
             f"{endpoint} ({account}): {calls:,} calls in {format_duration(round(outcome.elapsed))}"
-            f" = {rate:,.0f} per hour{share}",
-            account=account,
-            endpoint=endpoint,
-            calls=calls,
-            calls_per_hour=round(rate),
-            limit_per_hour=None if allowed is None else round(allowed),
         )
+        fields: dict[str, object] = {"account": account, "endpoint": endpoint, "calls": calls}
+        # Periods that ended during the run, the first left out (it may have begun before).
+        full = outcome.lane_periods.get((account, endpoint), [])[1:]
+        if state.limit and state.period and full:
+            share = sum(full) / (len(full) * state.limit)
+            per_hour = share * state.limit * 3600 / state.period
+            text += (
+                f"; {share:.0%} of the allowed calls in {len(full)} full rate-limit periods "
+                f"= {per_hour:,.0f} per hour (Datadog's limit: "
+                f"{state.limit * 3600 / state.period:,.0f} per hour)"
+            )
+            fields.update(
+                full_periods=len(full),
+                share_of_limit=round(share, 3),
+                calls_per_hour=round(per_hour),
+                limit_per_hour=round(state.limit * 3600 / state.period),
+            )
+        else:
+            text += f" = {rate:,.0f} per hour"
+            fields["calls_per_hour"] = round(rate)
+            if state.limit and state.period:
+                text += f" (Datadog's limit: {state.limit * 3600 / state.period:,.0f} per hour)"
+        console.say(text, **fields)
     per_window = cpu / outcome.fetched * 1000 if outcome.fetched else 0.0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     console.say(

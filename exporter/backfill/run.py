@@ -71,6 +71,9 @@ class Outcome:
     elapsed: float = 0.0
     fetched: int = 0
     lane_calls: dict[tuple[str, str], int] = field(default_factory=dict)
+    # Per lane, calls Datadog counted in each rate-limit period that ended during the run
+    # (limit - remaining of the period's last answer); the first one may have begun earlier.
+    lane_periods: dict[tuple[str, str], list[int]] = field(default_factory=dict)
 
     @property
     def complete(self) -> bool:
@@ -104,6 +107,7 @@ class Runner:
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="backfill-journal")
         self._announced: set[tuple[str, str]] = set()
         self._lane_left: dict[tuple[str, str], int] = defaultdict(int)
+        self._periods: dict[tuple[str, str], tuple[float, int]] = {}  # reset_at, calls used
         source.on_answer = self._on_answer
 
     # -- before the first call ------------------------------------------------------------------
@@ -235,13 +239,34 @@ class Runner:
 
     # -- rate-limit news ------------------------------------------------------------------------
 
+    def _count_period(
+        self,
+        lane: tuple[str, str],
+        limit: int,
+        remaining: int | None,
+        reset_at: float | None,
+        period: float,
+    ) -> None:
+        """Track the calls Datadog counted per period (its reset moves on by a period)."""
+        if remaining is None or reset_at is None:
+            return
+        current = self._periods.get(lane)
+        used = limit - remaining
+        if current is None or reset_at > current[0] + period / 2:
+            if current is not None:
+                self.outcome.lane_periods.setdefault(lane, []).append(current[1])
+            self._periods[lane] = (reset_at, used)
+        else:
+            self._periods[lane] = (current[0], max(current[1], used))
+
     def _on_answer(self, account: str, endpoint: str) -> None:
         lane = (account, endpoint)
         self.outcome.lane_calls[lane] = self.outcome.lane_calls.get(lane, 0) + 1
-        if lane in self._announced:
-            return
         state = self.source.client(account).rate_limit(endpoint)
         if state.limit is None or not state.period:
+            return
+        self._count_period(lane, state.limit, state.remaining, state.reset_at, state.period)
+        if lane in self._announced:
             return
         self._announced.add(lane)
         per_hour = state.limit * 3600 / state.period

@@ -379,7 +379,12 @@ def test_the_run_spends_at_least_90_percent_of_the_rate_limit_without_a_429(
     assert len(full) >= 3, periods
     share = sum(periods[p] for p in full) / (len(full) * limit)
     assert share >= 0.9, (share, periods)
-    assert "Datadog's limit 14,400 per hour" in result.stderr
+    # The run's own account of it, from the X-RateLimit-* headers.
+    reported = re.search(
+        r"(\d+)% of the allowed calls in (\d+) full rate-limit periods", result.stderr
+    )
+    assert reported and int(reported[1]) >= 90 and int(reported[2]) >= 2, result.stderr
+    assert "Datadog's limit: 14,400 per hour" in result.stderr
 
 
 def test_a_429_is_waited_out_and_the_run_completes(tmp_path: Path, simulator: Simulators) -> None:
@@ -552,3 +557,16 @@ def test_refused_keys_stop_the_run_and_bad_usage_is_named(
         assert result.returncode == 2 and message in result.stderr, result.stderr
     bad_time = run_backfill(url, *args, "--start", "yesterday", "--output", str(tmp_path / "u"))
     assert bad_time.returncode == 2 and "RFC 3339" in bad_time.stderr
+    old = run_backfill(
+        url,
+        *args,
+        "--start",
+        "15d",
+        "--end",
+        "14d",
+        "--step",
+        "2h",
+        "--output",
+        str(tmp_path / "r"),
+    )  # a start before the retention warns, and the run goes on
+    assert old.returncode == 0 and "before Datadog's retention" in old.stderr, old.stderr
