@@ -357,7 +357,7 @@ def _summarize(
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     console.say(
         f"{outcome.fetched:,} windows fetched, {stats.rate_limited} answered 429, "
-        f"{stats.pauses} rate-limit pauses ({stats.paused_seconds:.0f}s); CPU {cpu:.1f}s "
+        f"{stats.pauses} waits for the rate limit; CPU {cpu:.1f}s "
         f"({per_window:.1f} ms per window); peak memory {peak:.0f} MiB"
         + (
             f"; {outcome.dropped_rows:,} rows dropped by max_series" if outcome.dropped_rows else ""
