@@ -282,7 +282,3 @@ class Runner:
             calls=self._lane_left[lane],
             hours=round(hours, 2),
         )
-
-
-def count_points(targets: list[Target]) -> int:
-    return sum(len(t.points) for t in targets)

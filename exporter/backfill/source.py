@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from ..clients import ClientPool
+
 from ..collectors.base import DecodeError, QueryJob
 from ..collectors.connections import ConnectionsJob
 from ..collectors.dns import DnsJob
@@ -272,14 +273,17 @@ class WindowSource:
         await asyncio.sleep(seconds)
 
 
+# DecodeError is what render() raises: the runner takes it from here, like everything else.
 __all__ = [
     "HISTORY_COLLECTORS",
     "IN_FLIGHT_PER_ENDPOINT",
+    "WINDOW_FAMILY",
     "DecodeError",
     "Fatal",
     "HistoryQuery",
     "RenderedWindow",
     "Selection",
+    "Stats",
     "WindowFailed",
     "WindowSource",
     "render",
