@@ -25,7 +25,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from ..clients import ClientPool
-
 from ..collectors.base import DecodeError, QueryJob
 from ..collectors.connections import ConnectionsJob
 from ..collectors.dns import DnsJob
