@@ -43,7 +43,9 @@ USER 65532:65532
 
 EXPOSE 10173
 
-# Inside the container listen on all interfaces; the binary's own default stays
-# whatever the CLI says. Flags given to `docker run` are appended and, being
-# later on the command line, win.
-ENTRYPOINT ["datadog-cnm-exporter", "--web.listen-address=:10173", "--config.file=/etc/datadog-cnm-exporter/config.yml"]
+# The CLI's default address, :10173, is all interfaces, as a container needs. It is
+# not repeated here: --web.listen-address may be given several times (each adds an
+# address), so one given to `docker run` replaces the default only if the
+# entrypoint does not set it. Other flags given to `docker run` are appended and,
+# being later on the command line, win.
+ENTRYPOINT ["datadog-cnm-exporter", "--config.file=/etc/datadog-cnm-exporter/config.yml"]

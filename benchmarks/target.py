@@ -25,14 +25,14 @@ from typing import Any
 from aiohttp import web
 
 from benchmarks.reference import ReferenceExporter
-from exporter.allocator import pin_mmap_threshold
 from exporter.collectors.base import ApiRequest
 from exporter.collectors.connections import ConnectionsJob
-from exporter.datadog import RateLimitState
+from exporter.config.schema import ConnectionsQuery
+from exporter.datadog.client import RateLimitState
+from exporter.process import pin_mmap_threshold
 from exporter.scheduler import Scheduler
 from exporter.selfmetrics import QueryState, SelfMetrics
 from exporter.server import ServerContext, create_app
-from exporter.settings import ConnectionsQuery
 from exporter.snapshot import SnapshotStore
 
 TICK_SECONDS = 0.002

@@ -7,35 +7,38 @@ import asyncio
 import logging
 import os
 import sys
+import traceback
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
 
 from . import __version__
-from .allocator import pin_mmap_threshold
-from .backfill.cli import main as backfill
-from .credentials import Credentials, CredentialsError, KeySource, Secret
-from .durations import format_duration
-from .logs import LEVELS, Redactor, setup_logging
-from .ratebudget import limit_per_hour
-from .runtime import (
+from .app import (
+    DEFAULT_MAX_REQUESTS,
     ConfigSource,
     Exporter,
+    ListenError,
     RunOptions,
     parse_listen_address,
     serve_until_signalled,
 )
-from .settings import (
+from .backfill.cli import main as backfill
+from .config.accounts import Environment, base_url
+from .config.errors import ConfigError
+from .config.schema import (
     Config,
-    ConfigError,
-    Environment,
     RateLimitExpectation,
-    base_url,
     costly_interval_warnings,
     load_config,
     parse_config,
 )
+from .config.web import WebSecurity, load_web_config
+from .datadog.budget import limit_per_hour
+from .datadog.credentials import Credentials, CredentialsError, KeySource, Secret
+from .durations import format_duration
+from .logs import LEVELS, Redactor, setup_logging
+from .process import pin_mmap_threshold
 from .sharding import (
     COUNT_ENV,
     INDEX_ENV,
@@ -46,11 +49,11 @@ from .sharding import (
     resolve_shard,
 )
 from .simulator import Simulator, SimulatorOptions
-from .webconfig import WebSecurity, load_web_config
 
 log = logging.getLogger("exporter")
 
 DEFAULT_PORT = 10173
+DEFAULT_LISTEN_ADDRESS = f":{DEFAULT_PORT}"  # all interfaces (the container image relies on it)
 DEMO_API_KEY = "demo-api-key-0000000000000000"
 DEMO_APP_KEY = "demo-app-key-0000000000000000"
 EXIT_USAGE = 2
@@ -79,10 +82,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--web.listen-address",
-        dest="listen_address",
-        default=f":{DEFAULT_PORT}",
+        dest="listen_addresses",
+        action="append",
         metavar="HOST:PORT",
-        help=f"address to serve on (default :{DEFAULT_PORT})",
+        help=f"address to serve on (default {DEFAULT_LISTEN_ADDRESS}); repeat the flag to serve on "
+        "several addresses",
+    )
+    parser.add_argument(
+        "--web.max-requests",
+        dest="max_requests",
+        type=_non_negative,
+        default=DEFAULT_MAX_REQUESTS,
+        metavar="N",
+        help=f"concurrent requests to the metrics path; more get 503 (default "
+        f"{DEFAULT_MAX_REQUESTS}, 0: no limit)",
     )
     parser.add_argument(
         "--web.config.file",
@@ -128,12 +141,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _non_negative(text: str) -> int:
+    if not text.isascii() or not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number, 0 or more")
+    return int(text)
+
+
+class UsageError(Exception):
+    """The command line is wrong (exit 2)."""
+
+
+def check_usage(args: argparse.Namespace) -> None:
+    """What argparse cannot check itself: the listen addresses and a configuration source."""
+    if args.listen_addresses is None:
+        # Not argparse's default: with action="append" a default is extended, not replaced.
+        args.listen_addresses = [DEFAULT_LISTEN_ADDRESS]
+    for address in args.listen_addresses:
+        try:
+            parse_listen_address(address)
+        except ValueError as exc:
+            raise UsageError(f"--web.listen-address {address!r}: {exc}") from None
+    if args.config_file is None and not args.demo:
+        raise UsageError("--config.file is required (or use --demo)")
+
+
 def load(args: argparse.Namespace) -> Config:
     if args.demo and args.config_file is None:
         text = resources.files("exporter").joinpath("demo.yml").read_text(encoding="utf-8")
         return parse_config(text, "demo configuration")
-    if args.config_file is None:
-        raise ConfigError([("--config.file", "required (or use --demo)")], "command line")
     return load_config(args.config_file)
 
 
@@ -194,12 +229,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     redactor = Redactor()
     setup_logging(args.log_level, args.log_format, redactor)
     try:
-        parse_listen_address(args.listen_address)
+        return _main(args, redactor)
+    except Exception as exc:
+        # Last resort, so that even a bug ends in one line; the traceback only at debug.
+        if args.log_level == "debug":
+            print(redactor.redact(traceback.format_exc()), end="", file=sys.stderr)
+        line = f"error: internal error: {type(exc).__name__}: {exc}".replace("\n", " | ")
+        print(redactor.redact(line), file=sys.stderr)
+        return EXIT_CONFIG
+
+
+def _main(args: argparse.Namespace, redactor: Redactor) -> int:
+    try:
+        check_usage(args)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
         config = load(args)
         web = load_web_config(args.web_config_file) if args.web_config_file else None
-    except ValueError as exc:
-        print(f"error: --web.listen-address: {exc}", file=sys.stderr)
-        return EXIT_USAGE
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -222,7 +270,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     pin_mmap_threshold()
     try:
         return asyncio.run(_run(args, config, redactor, web, shard))
-    except (ConfigError, CredentialsError) as exc:
+    except (ConfigError, CredentialsError, ListenError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
 
@@ -234,7 +282,9 @@ async def _run(
     web: WebSecurity | None,
     shard: Shard,
 ) -> int:
-    options = RunOptions(args.listen_address, args.telemetry_path, web, shard)
+    options = RunOptions(
+        args.listen_addresses, args.telemetry_path, web, shard, max_requests=args.max_requests
+    )
     if args.demo:
         simulator = Simulator(SimulatorOptions(api_key=DEMO_API_KEY, app_key=DEMO_APP_KEY))
         await simulator.start(host="127.0.0.1", port=0)

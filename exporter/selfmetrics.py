@@ -25,7 +25,7 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 from . import __version__
-from .settings import DEFAULT_ACCOUNT
+from .config.schema import DEFAULT_ACCOUNT
 
 
 @dataclass
@@ -39,12 +39,15 @@ class QueryState:
     window: float | None
     up: bool = False
     last_success: float | None = None  # Unix time
-    last_attempt: float | None = None
+    last_attempt: float | None = None  # when the last poll started
+    last_completed: float | None = None  # when the last poll finished, success or failure
     last_duration: float | None = None
     last_error: str | None = None
     series: int = 0
     serving_stale: bool = False
     account: str = DEFAULT_ACCOUNT
+    added_at: float | None = None  # when the scheduler took the query on
+    late: bool = False  # no poll finished for over two intervals (then up is False too)
 
 
 @dataclass
@@ -70,7 +73,7 @@ class _StateCollector(Collector):
         labels = ["collector", "query"]
         up = GaugeMetricFamily(
             "datadog_exporter_up",
-            "1 if the last poll of the query succeeded, else 0.",
+            "1 if the last poll of the query succeeded and the next one is not overdue, else 0.",
             labels=labels,
         )
         last = GaugeMetricFamily(
@@ -100,7 +103,8 @@ class _StateCollector(Collector):
         )
         stale = GaugeMetricFamily(
             "datadog_exporter_serving_stale",
-            "1 while the query's series on /metrics come from an earlier poll than the last one.",
+            "1 while the query is down (last poll failed, or overdue) and an earlier poll's "
+            "series are still served.",
             labels=labels,
         )
         for state in self._states():
@@ -180,8 +184,15 @@ class SelfMetrics:
         self.poll_errors = Counter(
             "datadog_exporter_poll_errors",
             "Failed polls by reason (rate_limited, rate_budget, http_error, server_error, timeout, "
-            "connection_error, too_large, decode_error, credentials).",
+            "connection_error, too_large, decode_error, credentials, internal_error).",
             ["collector", "query", "reason"],
+            registry=self.registry,
+        )
+        self.loop_restarts = Counter(
+            "datadog_exporter_poll_loop_restarts",
+            "Times a query's poll loop ended unexpectedly and was restarted (a bug; the log "
+            "has the error).",
+            ["collector", "query"],
             registry=self.registry,
         )
         self.dropped_rows = Counter(
@@ -230,6 +241,17 @@ class SelfMetrics:
             "Queries in the configuration, over all shards.",
             registry=self.registry,
         )
+        # promhttp's promhttp_metric_handler_requests_in_flight, under this exporter's prefix.
+        self.scrapes_in_flight = Gauge(
+            "datadog_exporter_scrapes_in_flight",
+            "Requests to the metrics path being served now, this one included.",
+            registry=self.registry,
+        )
+        self.scrapes_rejected = Counter(
+            "datadog_exporter_scrapes_rejected",
+            "Requests to the metrics path answered 503 because --web.max-requests were in flight.",
+            registry=self.registry,
+        )
         ProcessCollector(registry=self.registry)
         self._loop_collector = _LoopCollector()
         self.registry.register(self._loop_collector)
@@ -266,8 +288,9 @@ class SelfMetrics:
         for reason in reasons:
             with contextlib.suppress(KeyError):
                 self.poll_errors.remove(collector, name, reason)
-        with contextlib.suppress(KeyError):
-            self.dropped_rows.remove(collector, name)
+        for counter in (self.dropped_rows, self.loop_restarts):
+            with contextlib.suppress(KeyError):
+                counter.remove(collector, name)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -40,19 +40,45 @@ class ServerContext:
     reload: Callable[[], Awaitable[tuple[bool, str]]] | None = None
     shard: Shard = field(default_factory=Shard)
     configured_queries: int = 0
+    # /metrics requests served at once (--web.max-requests); beyond it 503. 0: no limit.
+    max_requests: int = 0
 
 
 def accepts_gzip(header: str) -> bool:
-    """True if Accept-Encoding lists gzip with a non-zero quality."""
-    for token in header.split(","):
-        name, _, params = token.strip().partition(";")
-        if name.strip().lower() in ("gzip", "*"):
-            quality = params.strip().removeprefix("q=").strip()
-            try:
-                return not quality or float(quality) > 0
-            except ValueError:
-                return True
-    return False
+    """True if Accept-Encoding (RFC 9110) prefers gzip at least as much as no coding.
+
+    Coding names and parameter names are case-insensitive (``gzip;Q=0`` refuses gzip); a
+    coding not listed takes the quality of ``*`` if that is; gzip wins ties with identity,
+    since it is smaller. An entry whose quality does not parse is ignored: serving plain
+    text to a client that asked for nothing clear is always safe.
+    """
+    quality: dict[str, float] = {}
+    for entry in header.split(","):
+        coding, *params = (part.strip() for part in entry.split(";"))
+        coding = coding.lower()
+        if not coding:
+            continue
+        weight: float | None = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                weight = _quality(value.strip())
+        if weight is not None:
+            coding = "gzip" if coding == "x-gzip" else coding
+            quality[coding] = max(weight, quality.get(coding, 0.0))
+    wildcard = quality.get("*")
+    gzip = quality.get("gzip", wildcard or 0.0)
+    identity = quality.get("identity", wildcard or 0.0)
+    return gzip > 0 and gzip >= identity
+
+
+def _quality(text: str) -> float | None:
+    """A qvalue (``0``, ``0.5``, ``1.000``); None if it is not one."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if 0 <= value <= 1 else None
 
 
 def plain_text(body: Body) -> Iterator[bytes]:
@@ -88,10 +114,33 @@ def _inflate_batch(pieces: list[Piece]) -> bytes:
 def create_app(context: ServerContext, middlewares: Sequence[Middleware] = ()) -> web.Application:
     app = web.Application(middlewares=list(middlewares))
 
+    in_flight = 0
+
     async def metrics(request: web.Request) -> web.StreamResponse:
+        # The limit bounds the memory scrapes hold (a gzip tail, inflated batches, socket
+        # buffers of slow readers) as promhttp's MaxRequestsInFlight does: a storm of
+        # scrapes is answered 503 at once instead of piling up.
+        nonlocal in_flight
+        limit = context.max_requests
+        if limit and in_flight >= limit:
+            context.metrics.scrapes_rejected.inc()
+            return web.Response(
+                status=503,
+                text=f"Limit of concurrent requests reached ({limit}), try again later.\n",
+            )
+        in_flight += 1
+        context.metrics.scrapes_in_flight.set(in_flight)
+        try:
+            return await serve_metrics(request)
+        finally:
+            in_flight -= 1
+            context.metrics.scrapes_in_flight.set(in_flight)
+
+    async def serve_metrics(request: web.Request) -> web.StreamResponse:
         body = context.store.body
         tail = context.metrics.render()
-        compressed = accepts_gzip(request.headers.get("Accept-Encoding", ""))
+        # Several Accept-Encoding headers are one comma-separated list (RFC 9110).
+        compressed = accepts_gzip(",".join(request.headers.getall("Accept-Encoding", ())))
         response = web.StreamResponse(headers={"Content-Type": CONTENT_TYPE})
         if compressed:
             parts = body.gzip_with(tail)
@@ -143,7 +192,9 @@ def landing_page(context: ServerContext) -> str:
     now = time.time()
     rows = []
     for state in context.states():
-        if state.up:
+        if state.late:
+            status = "late" + (" (serving last good data)" if state.serving_stale else "")
+        elif state.up:
             status = "up"
         elif state.last_attempt is None:
             status = "waiting for first poll"

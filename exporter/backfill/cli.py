@@ -24,10 +24,11 @@ from pathlib import Path
 
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from ..credentials import CredentialsError
+from ..config.errors import ConfigError
+from ..config.schema import Config, load_config
+from ..datadog.credentials import CredentialsError
 from ..durations import format_duration, parse_duration
 from ..logs import LEVELS, Redactor, setup_logging
-from ..settings import Config, ConfigError, load_config
 from .grid import Lane, grid, projection, runs
 from .journal import Journal, JournalMismatch
 from .openmetrics import target_labels

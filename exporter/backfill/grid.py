@@ -12,8 +12,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from ..datadog.budget import limit_per_hour
 from ..durations import format_duration
-from ..ratebudget import limit_per_hour
 
 DAY_SECONDS = 86400
 

@@ -4,7 +4,7 @@ Two services, and nothing else of the exporter is touched by the backfill:
 
 - :meth:`WindowSource.fetch`: the answer of query Q for the window a live poll at ``t``
   asks for (``[t - delay - window, t - delay]``), through the same :class:`DatadogClient`
-  (one per account), its 429 handling and the budget pacing of ``ratebudget``; retryable
+  (one per account), its 429 handling and the budget pacing of ``datadog.budget``; retryable
   failures are retried with the scheduler's backoff;
 - :func:`render`: that answer as the live exporter renders it (same collector job, same
   families, label sets and values), plus ``datadog_exporter_window_seconds``.
@@ -24,17 +24,24 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from ..clients import ClientPool
 from ..collectors.base import DecodeError, QueryJob
 from ..collectors.connections import ConnectionsJob
 from ..collectors.dns import DnsJob
-from ..credentials import Credentials
-from ..datadog import ApiError, DatadogClient, HttpError, MissingCredentials, RateLimited
+from ..config.accounts import Environment, base_url, resolve_accounts
+from ..config.schema import Config, WindowedQuery
+from ..datadog.budget import next_slot
+from ..datadog.client import (
+    ApiError,
+    DatadogClient,
+    HttpError,
+    MissingCredentials,
+    RateLimited,
+)
+from ..datadog.credentials import Credentials
+from ..datadog.pool import ClientPool
 from ..exposition import Family, escape_label_value, format_value
 from ..logs import Redactor
-from ..ratebudget import next_slot
 from ..scheduler import backoff_delay
-from ..settings import Config, Environment, WindowedQuery, base_url, resolve_accounts
 from .openmetrics import header, split_samples
 
 log = logging.getLogger(__name__)

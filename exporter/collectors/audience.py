@@ -23,8 +23,8 @@ from datetime import UTC, datetime
 
 import msgspec
 
+from ..config.schema import DEFAULT_MAX_SERIES, AudienceQuery
 from ..exposition import Family, Rendered, RenderedFamily, escape_label_value, format_value
-from ..settings import DEFAULT_MAX_SERIES, AudienceQuery
 from .base import ApiRequest
 from .common import PolledJob, decode
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import msgspec
 
+from ..config.schema import DEFAULT_MAX_SERIES, CasesQuery
 from ..exposition import (
     Family,
     Rendered,
@@ -27,7 +28,6 @@ from ..exposition import (
     format_value,
     label_names_for,
 )
-from ..settings import DEFAULT_MAX_SERIES, CasesQuery
 from .base import ApiRequest
 from .common import Number, PolledJob, decode, label_prefix
 

@@ -12,8 +12,8 @@ from typing import Generic, TypeVar
 
 import msgspec
 
+from ..config.schema import DEFAULT_ACCOUNT, PolledQuery, WindowedQuery
 from ..exposition import escape_label_value
-from ..settings import DEFAULT_ACCOUNT, PolledQuery, WindowedQuery
 from .base import DecodeError
 
 Q = TypeVar("Q", bound=PolledQuery)

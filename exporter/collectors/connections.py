@@ -19,9 +19,9 @@ from typing import Any, cast
 import msgspec
 from msgspec.structs import astuple
 
+from ..config.schema import ConnectionsQuery
 from ..exposition import Family, Rendered, RenderedFamily, format_value, label_names_for
 from ..gcpause import gc_paused
-from ..settings import ConnectionsQuery
 from .base import ApiRequest, DecodeError
 from .common import Number, PolledJob, group_labels, label_prefix, windowed_params
 

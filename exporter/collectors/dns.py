@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 import msgspec
 
+from ..config.schema import DEFAULT_MAX_SERIES, DnsQuery
 from ..exposition import Family, Rendered, RenderedFamily, format_value, label_names_for
-from ..settings import DEFAULT_MAX_SERIES, DnsQuery
 from .base import ApiRequest
 from .common import Number, PolledJob, decode, group_labels, label_prefix, windowed_params
 

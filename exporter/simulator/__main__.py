@@ -1,6 +1,7 @@
 """`python -m exporter.simulator`: run the simulator until SIGTERM/SIGINT.
 
-Prints `listening on http://HOST:PORT` as one line on stdout once it serves.
+Prints `listening on http://HOST:PORT` (https:// with `--tls-cert-file`) as one line on
+stdout once it serves.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+import ssl
 import sys
 from collections.abc import Sequence
 
@@ -42,6 +44,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--cases-multi-group", choices=("combined", "facets", "first_field"), default="combined"
     )
     parser.add_argument(
+        "--no-cnm",
+        action="store_true",
+        help="an organisation without Cloud Network Monitoring: connections and dns answer 400",
+    )
+    parser.add_argument("--tls-cert-file", metavar="PEM", help="serve HTTPS with this certificate")
+    parser.add_argument("--tls-key-file", metavar="PEM", help="the certificate's private key")
+    parser.add_argument(
         "--fault",
         action="append",
         default=[],
@@ -68,6 +77,7 @@ async def serve(args: argparse.Namespace) -> None:
         rate_limit=args.rate_limit,
         rate_limit_period=args.rate_limit_period,
         cases_multi_group=args.cases_multi_group,
+        cnm_enabled=not args.no_cnm,
     )
     faults = [fault_from_cli(spec) for spec in args.fault]
     scenarios = [scenario_from_cli(spec) for spec in args.scenario]
@@ -81,7 +91,14 @@ async def serve(args: argparse.Namespace) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     host, port = args.listen
-    await simulator.start(host=host, port=port)
+    tls = None
+    if args.tls_cert_file:
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:
+            tls.load_cert_chain(args.tls_cert_file, args.tls_key_file)
+        except OSError as exc:  # ssl.SSLError included
+            raise OptionError(f"--tls-cert-file/--tls-key-file: {exc}") from None
+    await simulator.start(host=host, port=port, ssl_context=tls)
     print(f"listening on {simulator.url}", flush=True)
     try:
         await stop.wait()

@@ -3,8 +3,9 @@
 Each Datadog request goes through the same steps, in this order: log it,
 count it against its endpoint's budget (headers on every answer), answer 429
 while a rate_limit fault's reset period runs, apply an armed replacing fault,
-check the keys (403), answer 429 over budget, validate (400) and compute the
-answer, then deliver it (possibly slowed or damaged by a fault).
+check the keys (403), answer 429 over budget, answer a bare 400 on the CNM endpoints of an
+organisation without CNM, validate (400) and compute the answer, then deliver it (possibly
+slowed or damaged by a fault).
 """
 
 from __future__ import annotations
@@ -38,6 +39,10 @@ from exporter.simulator.state import RequestRecord, SimulatorState
 STATE: web.AppKey[SimulatorState] = web.AppKey("simulator_state", SimulatorState)
 
 Compute = Callable[[web.Request, SimulatorState, Any], web.Response]
+
+# An organisation without Cloud Network Monitoring: its CNM endpoints answer a bare 400.
+CNM_ENDPOINTS = frozenset({"connections", "dns"})
+NO_CNM_BODY = {"errors": ["Bad Request"]}
 
 
 def _forbidden(headers: dict[str, str]) -> web.Response:
@@ -97,6 +102,8 @@ def datadog_route(
             response = _forbidden(headers)
         elif not verdict.allowed:
             response = json_response(429, {"errors": ["Rate limit exceeded"]}, headers)
+        elif endpoint in CNM_ENDPOINTS and not state.options.cnm_enabled:
+            response = json_response(400, NO_CNM_BODY, headers)
         elif not valid_json:
             response = json_response(
                 400, ApiError(400, "Bad Request", "request body is not valid JSON").body(), headers

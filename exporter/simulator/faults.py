@@ -22,7 +22,7 @@ DEFAULT_DRIP_PAUSE = 0.05
 
 # Faults that replace the answer outright (the request is never looked at).
 REPLACING_KINDS = frozenset(
-    ("status", "rate_limit", "html", "malformed", "wrong_shape", "huge", "hang")
+    ("status", "rate_limit", "html", "malformed", "wrong_shape", "huge", "hang", "redirect")
 )
 
 MALFORMED_BODY = b'{"data": [{"id": "broken", "attributes": {"bytes_sent_by_client": 12,, }]'
@@ -162,6 +162,10 @@ async def replace_answer(
         return web.Response(body=MALFORMED_BODY, headers=headers, content_type=JSON_API)
     if fault.kind == "wrong_shape":
         return json_response(200, _wrong_shape(endpoint, fault), headers, JSON_API)
+    if fault.kind == "redirect":
+        return web.Response(
+            status=status, headers={**headers, "Location": fault.location}, text="moved"
+        )
     if fault.kind == "huge":
         return await _stream_huge(request, endpoint, fault.size_bytes, headers, closing)
     # hang: answer nothing until the client gives up or the simulator stops.

@@ -24,6 +24,7 @@ FaultKind = Literal[
     "html",
     "wrong_shape",
     "huge",
+    "redirect",
 ]
 ErrorShape = Literal["strings", "jsonapi", "jsonapi_no_detail", "generic", "code"]
 ScenarioKind = Literal["retransmit_storm", "rtt_spike", "resets_spike"]
@@ -55,6 +56,9 @@ class SimulatorOptions:
     # Datadog does not document how several case `groups` fields come back;
     # see README.md. "combined" is the default guess.
     cases_multi_group: CasesMultiGroup = "combined"
+    # False: the organisation has no Cloud Network Monitoring; the connections and dns
+    # endpoints answer a bare 400 (what Datadog is reported to do), the others work.
+    cnm_enabled: bool = True
 
     def __post_init__(self) -> None:
         if self.connections_universe < 1:
@@ -79,7 +83,8 @@ class Fault:
     - reset_seconds: `rate_limit` (how long the endpoint keeps answering 429);
     - chunk_size: `drip`;
     - size_bytes: `huge`;
-    - body: `wrong_shape` (any JSON value; default `{"data": {"unexpected": 1}}`).
+    - body: `wrong_shape` (any JSON value; default `{"data": {"unexpected": 1}}`);
+    - location: `redirect` (the Location header; `status` default 302).
     """
 
     kind: FaultKind
@@ -92,6 +97,7 @@ class Fault:
     chunk_size: int = 16
     size_bytes: int = 100 * 1024 * 1024
     body: Any = None
+    location: str = "https://elsewhere.example/"
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
@@ -104,6 +110,8 @@ class Fault:
             raise OptionError("status must be an HTTP status code")
         if self.seconds is not None and self.seconds < 0:
             raise OptionError("seconds must not be negative")
+        if self.kind == "redirect" and not 300 <= self.http_status <= 399:
+            raise OptionError("a redirect's status must be 3xx")
         if self.reset_seconds < 1 or self.chunk_size < 1 or self.size_bytes < 16:
             raise OptionError("reset_seconds, chunk_size and size_bytes must be positive")
 
@@ -112,7 +120,7 @@ class Fault:
         """The status the fault answers with (for kinds that pick one)."""
         if self.status is not None:
             return self.status
-        defaults = {"status": 500, "html": 403, "rate_limit": 429}
+        defaults = {"status": 500, "html": 403, "rate_limit": 429, "redirect": 302}
         return defaults.get(self.kind, 200)
 
 
@@ -200,8 +208,13 @@ def fault_from_cli(spec: str) -> tuple[FaultTarget, Fault]:
     """Parse `endpoint:kind[:arg]`, e.g. `connections:status:500`, `*:latency:2.5`.
 
     The optional arg is the status (status, html), seconds (latency, drip, hang),
-    reset seconds (rate_limit) or size in bytes (huge).
+    reset seconds (rate_limit), size in bytes (huge) or the Location (redirect; the
+    rest of the spec, so it may contain colons: `*:redirect:https://elsewhere.example/`).
     """
+    head = spec.split(":", 2)
+    if len(head) >= 2 and head[1] == "redirect":
+        location = {"location": head[2]} if len(head) == 3 else {}
+        return fault_from_json({"endpoint": head[0], "kind": "redirect", **location})
     parts = spec.split(":")
     if len(parts) not in (2, 3):
         raise OptionError(f"fault {spec!r}: expected endpoint:kind[:arg]")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import ssl
 import time
 from collections.abc import Callable, Mapping
 
@@ -35,8 +36,11 @@ class Simulator:
         self._runner: web.AppRunner | None = None
         self._url: str | None = None
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        """Serve on host:port (0 picks a free port); `url` tells where."""
+    async def start(
+        self, host: str = "127.0.0.1", port: int = 0, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
+        """Serve on host:port (0 picks a free port), over TLS with `ssl_context`; `url` tells
+        where (https:// with TLS)."""
         if self._runner is not None:
             raise RuntimeError("simulator already started")
         self._state.network.warm()  # build the universe now, not on the first poll
@@ -44,13 +48,14 @@ class Simulator:
             self.app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT, handle_signals=False
         )
         await runner.setup()
-        site = web.TCPSite(runner, host, port)
+        site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
         await site.start()
         self._runner = runner
         sockets = runner.addresses
         bound_host, bound_port = sockets[0][0], sockets[0][1]
         shown = f"[{bound_host}]" if ":" in bound_host else bound_host
-        self._url = f"http://{shown}:{bound_port}"
+        scheme = "https" if ssl_context is not None else "http"
+        self._url = f"{scheme}://{shown}:{bound_port}"
 
     async def stop(self) -> None:
         """Stop serving; hanging and dripping answers are released first."""

@@ -6,6 +6,8 @@ import re
 
 from deploy_support import REPO, describe, run, tool
 
+from exporter.cli import DEFAULT_LISTEN_ADDRESS
+
 DOCKERFILE = REPO / "Dockerfile"
 
 
@@ -65,7 +67,11 @@ def test_exposes_default_port_and_entrypoints_the_console_script() -> None:
     entrypoints = [args for keyword, args in final if keyword == "ENTRYPOINT"]
     assert entrypoints, "ENTRYPOINT missing"
     assert entrypoints[-1].startswith('["datadog-cnm-exporter"'), "exec form, console script"
-    assert '"--web.listen-address=:10173"' in entrypoints[-1]
+    # --web.listen-address adds an address each time it is given: set in the entrypoint, it
+    # would turn an address given to `docker run` into a second one instead of a replacement.
+    # The image relies on the CLI's default, all interfaces on the exposed port.
+    assert "--web.listen-address" not in entrypoints[-1]
+    assert DEFAULT_LISTEN_ADDRESS == ":10173"
     assert not any(keyword == "CMD" for keyword, _ in final), "flags append to ENTRYPOINT"
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from exporter.settings import ConnectionsQuery, DnsQuery, WindowedQuery, parse_config
+from exporter.config.schema import ConnectionsQuery, DnsQuery, WindowedQuery, parse_config
 from exporter.simulator import Scenario, Simulator, SimulatorOptions
 from tests.helpers import (
     Process,

@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from exporter.collectors.base import QueryJob
-from exporter.credentials import Credentials, KeySource, Secret
-from exporter.datadog import DatadogClient
+from exporter.datadog.client import DatadogClient
+from exporter.datadog.credentials import Credentials, KeySource, Secret
 from exporter.logs import Redactor
 from exporter.scheduler import Scheduler
 from exporter.selfmetrics import QueryState, SelfMetrics

@@ -12,10 +12,10 @@ import aiohttp
 import pytest
 
 from exporter import scheduler as scheduler_module
-from exporter.credentials import CredentialsError
+from exporter.app import Exporter, RunOptions
+from exporter.config.schema import parse_config
+from exporter.datadog.credentials import CredentialsError
 from exporter.logs import Redactor
-from exporter.runtime import Exporter, RunOptions
-from exporter.settings import parse_config
 from exporter.simulator import Fault, Simulator, SimulatorOptions
 from tests.helpers import parse_metrics
 from tests.integration.conftest import credentials

@@ -8,7 +8,8 @@ import time
 import pytest
 
 from exporter.collectors.connections import ConnectionsJob
-from exporter.datadog import (
+from exporter.config.schema import ConnectionsQuery
+from exporter.datadog.client import (
     DatadogClient,
     HttpError,
     RateLimited,
@@ -17,7 +18,6 @@ from exporter.datadog import (
     ServerError,
 )
 from exporter.logs import Redactor
-from exporter.settings import ConnectionsQuery
 from exporter.simulator import Fault, Simulator
 
 from .conftest import API_KEY, APP_KEY, credentials

@@ -6,20 +6,20 @@ import time
 
 import pytest
 
+from exporter.app import build_jobs
 from exporter.collectors.audience import AudienceJob
 from exporter.collectors.base import QueryJob
 from exporter.collectors.cases import CasesJob
 from exporter.collectors.connections import ConnectionsJob
 from exporter.collectors.dns import DnsJob
-from exporter.runtime import build_jobs
-from exporter.scheduler import Scheduler
-from exporter.settings import (
+from exporter.config.schema import (
     AudienceQuery,
     CasesQuery,
     ConnectionsQuery,
     DnsQuery,
     parse_config,
 )
+from exporter.scheduler import Scheduler
 from exporter.simulator import Fault, Simulator, SimulatorOptions
 
 from .conftest import API_KEY, APP_KEY, deadline, register, served

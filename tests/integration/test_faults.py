@@ -11,12 +11,12 @@ import aiohttp
 import pytest
 
 from exporter import scheduler as scheduler_module
-from exporter.datadog import DatadogClient
+from exporter.app import Exporter, RunOptions
+from exporter.config.schema import parse_config
+from exporter.datadog.client import DatadogClient
 from exporter.logs import Redactor
-from exporter.runtime import Exporter, RunOptions
 from exporter.scheduler import Scheduler
 from exporter.selfmetrics import SelfMetrics
-from exporter.settings import parse_config
 from exporter.simulator import Fault, Simulator
 from exporter.snapshot import SnapshotStore
 

@@ -11,9 +11,9 @@ from aiohttp.test_utils import TestClient
 
 from exporter import server
 from exporter.collectors.connections import ConnectionsJob
+from exporter.config.schema import ConnectionsQuery
 from exporter.selfmetrics import SelfMetrics
 from exporter.server import ServerContext, create_app
-from exporter.settings import ConnectionsQuery
 from exporter.snapshot import SnapshotStore, prepare_snapshot
 from tests.helpers import parse_metrics
 

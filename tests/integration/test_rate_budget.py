@@ -10,11 +10,11 @@ from collections.abc import AsyncIterator
 import pytest
 
 from exporter.collectors.connections import ConnectionsJob
-from exporter.datadog import DatadogClient
+from exporter.config.schema import ConnectionsQuery
+from exporter.datadog.client import DatadogClient
 from exporter.logs import Redactor
 from exporter.scheduler import Scheduler
 from exporter.selfmetrics import SelfMetrics
-from exporter.settings import ConnectionsQuery
 from exporter.simulator import Simulator, SimulatorOptions
 from exporter.snapshot import SnapshotStore
 

@@ -11,9 +11,9 @@ import aiohttp
 import pytest
 
 from exporter import scheduler as scheduler_module
+from exporter.app import Exporter, RunOptions
+from exporter.config.schema import Config, load_config
 from exporter.logs import Redactor
-from exporter.runtime import Exporter, RunOptions
-from exporter.settings import Config, load_config
 from exporter.simulator import Simulator
 from tests.helpers import parse_metrics
 

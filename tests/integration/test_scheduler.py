@@ -9,8 +9,8 @@ import pytest
 
 from exporter import scheduler as scheduler_module
 from exporter.collectors.connections import ConnectionsJob
+from exporter.config.schema import ConnectionsQuery
 from exporter.scheduler import Scheduler
-from exporter.settings import ConnectionsQuery
 from exporter.simulator import Fault, Simulator
 
 from .conftest import deadline, register, served

@@ -15,12 +15,12 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from exporter.app import Exporter, RunOptions
 from exporter.collectors.connections import ConnectionsJob
-from exporter.credentials import Credentials, KeySource
-from exporter.datadog import ApiError, DatadogClient
+from exporter.config.schema import ConnectionsQuery, parse_config
+from exporter.datadog.client import ApiError, DatadogClient
+from exporter.datadog.credentials import Credentials, KeySource
 from exporter.logs import Redactor, setup_logging
-from exporter.runtime import Exporter, RunOptions
-from exporter.settings import ConnectionsQuery, parse_config
 from exporter.simulator import Fault, Simulator
 
 from .conftest import API_KEY, APP_KEY, credentials, deadline

@@ -12,10 +12,10 @@ import bcrypt
 import pytest
 import trustme
 
+from exporter.app import Exporter, RunOptions
+from exporter.config.schema import Config
+from exporter.config.web import WebSecurity, load_web_config
 from exporter.logs import Redactor
-from exporter.runtime import Exporter, RunOptions
-from exporter.settings import Config
-from exporter.webconfig import WebSecurity, load_web_config
 
 from .conftest import credentials
 

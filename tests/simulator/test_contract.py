@@ -33,7 +33,7 @@ from exporter.collectors.audience import AudienceJob
 from exporter.collectors.base import ApiRequest
 from exporter.collectors.cases import CasesJob
 from exporter.collectors.dns import DnsJob
-from exporter.settings import AudienceQuery, CasesQuery, DnsQuery
+from exporter.config.schema import AudienceQuery, CasesQuery, DnsQuery
 from exporter.simulator import Fault, Simulator, SimulatorOptions
 from exporter.simulator.data import TRICKY_SERVICES
 from tests.helpers import parse_metrics, rendered_text

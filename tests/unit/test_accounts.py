@@ -6,16 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from exporter.credentials import Credentials, CredentialsError
+from exporter.config.accounts import Environment, base_url, resolve_accounts
+from exporter.config.errors import ConfigError
+from exporter.config.schema import DEFAULT_ACCOUNT, parse_config
+from exporter.datadog.credentials import Credentials, CredentialsError
 from exporter.logs import Redactor
-from exporter.settings import (
-    DEFAULT_ACCOUNT,
-    ConfigError,
-    Environment,
-    base_url,
-    parse_config,
-    resolve_accounts,
-)
 
 TWO_ACCOUNTS = """
 datadog: {timeout: 7s}

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from exporter.collectors.audience import AudienceJob, parse_timestamp
 from exporter.collectors.base import DecodeError
-from exporter.settings import AudienceQuery
+from exporter.config.schema import AudienceQuery
 from tests.helpers import parse_metrics, rendered_text
 from tests.unit.collector_support import UNPARSABLE_BODIES, json_values, renders_or_fails_cleanly
 

@@ -15,8 +15,8 @@ from exporter.backfill.openmetrics import (
     target_labels,
 )
 from exporter.backfill.source import WINDOW_FAMILY, render, select_queries
+from exporter.config.schema import parse_config
 from exporter.exposition import Family
-from exporter.settings import parse_config
 from exporter.simulator import Simulator
 
 CONFIG = parse_config(

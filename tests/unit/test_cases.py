@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from exporter.collectors.base import DecodeError
 from exporter.collectors.cases import CasesJob
-from exporter.settings import CasesQuery
+from exporter.config.schema import CasesQuery
 from tests.helpers import parse_metrics, rendered_text
 from tests.unit.collector_support import UNPARSABLE_BODIES, json_values, renders_or_fails_cleanly
 

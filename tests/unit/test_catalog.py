@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 from exporter.catalog import data_metric_names, exported_metric_names
 from exporter.collectors.connections import ConnectionsJob
+from exporter.config.schema import ConnectionsQuery
+from exporter.scheduler import ERROR_REASONS
 from exporter.selfmetrics import SelfMetrics
-from exporter.settings import ConnectionsQuery
 from tests.helpers import parse_metrics
 
 
@@ -47,3 +50,22 @@ def test_catalog_lists_every_self_metric_on_metrics() -> None:
     assert served <= exported_metric_names()
     assert "datadog_exporter_api_requests_total" in served
     assert not any(name.endswith("_created") for name in served)
+
+
+def test_every_poll_error_reason_is_documented_in_the_readme_and_the_help() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    (row,) = [
+        line
+        for line in readme.splitlines()
+        if line.startswith("| `datadog_exporter_poll_errors_total` |")
+    ]
+    assert set(re.findall(r"`([a-z_]+)`", row.split("|")[4])) == set(ERROR_REASONS)
+    metrics = SelfMetrics()
+    metrics.poll_errors.labels("connections", "q", "timeout").inc()
+    (help_line,) = [
+        line
+        for line in metrics.render().decode().splitlines()
+        if line.startswith("# HELP datadog_exporter_poll_errors_total")
+    ]
+    listed = help_line.split("(", 1)[1].split(")", 1)[0]
+    assert set(listed.split(", ")) == set(ERROR_REASONS)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from exporter.runtime import build_jobs
-from exporter.settings import parse_config
+from exporter.app import build_jobs
+from exporter.config.schema import parse_config
 from tests.helpers import parse_metrics, rendered_text
 
 CONFIG = """

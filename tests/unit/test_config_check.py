@@ -7,7 +7,8 @@ import re
 import pytest
 
 from exporter.cli import UNKNOWN_LIMIT_NOTE, summary
-from exporter.settings import ConfigError, parse_config
+from exporter.config.errors import ConfigError
+from exporter.config.schema import parse_config
 
 QUERIES = """
 connections:

@@ -12,8 +12,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.collectors.base import DecodeError
 from exporter.collectors.connections import FAMILIES, FIELDS, ConnectionsJob
+from exporter.config.schema import DEFAULT_MAX_SERIES, ConnectionsQuery
 from exporter.exposition import format_labels, format_value
-from exporter.settings import DEFAULT_MAX_SERIES, ConnectionsQuery
 from tests.helpers import parse_metrics as samples
 
 

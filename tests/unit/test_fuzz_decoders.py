@@ -10,10 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from exporter.app import build_jobs
 from exporter.collectors.base import DecodeError, QueryJob
+from exporter.config.schema import parse_config
 from exporter.exposition import Rendered
-from exporter.runtime import build_jobs
-from exporter.settings import parse_config
 from tests.helpers import parse_metrics
 
 CONFIG = """

@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from exporter.ratebudget import Slot, calls_per_hour, limit_per_hour, low_budget, next_slot
+from exporter.datadog.budget import Slot, calls_per_hour, limit_per_hour, low_budget, next_slot
 
 
 @pytest.mark.parametrize(

@@ -5,13 +5,9 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from exporter.settings import (
-    ConfigError,
-    Environment,
-    base_url,
-    costly_interval_warnings,
-    parse_config,
-)
+from exporter.config.accounts import Environment, base_url
+from exporter.config.errors import ConfigError
+from exporter.config.schema import costly_interval_warnings, parse_config
 
 
 def problems(text: str) -> list[tuple[str, str]]:

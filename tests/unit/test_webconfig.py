@@ -8,8 +8,11 @@ from pathlib import Path
 import bcrypt
 import pytest
 import trustme
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
 
-from exporter.webconfig import WebConfigError, load_web_config, parse_basic
+from exporter.config.web import BasicAuth, WebConfig, WebConfigError, load_web_config, parse_basic
 
 HASH = bcrypt.hashpw(b"secret", bcrypt.gensalt(rounds=4)).decode()
 
@@ -110,6 +113,10 @@ def test_missing_or_mismatched_files_are_start_up_errors(certs: Path, tmp_path: 
     assert "cannot read" in problems(tmp_path / "absent.yml")
 
 
+def basic_header(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
 def test_basic_header_parsing_rejects_anything_but_user_colon_password() -> None:
     def basic(raw: bytes) -> str:
         return "Basic " + base64.b64encode(raw).decode()
@@ -119,3 +126,72 @@ def test_basic_header_parsing_rejects_anything_but_user_colon_password() -> None
     assert parse_basic("Bearer abc") is None
     assert parse_basic("Basic !!!") is None
     assert parse_basic(None) is None
+
+
+def _with_cost(hashed: str, cost: str) -> str:
+    return hashed[:4] + cost + hashed[6:]
+
+
+def _with_salt_end(hashed: str, char: str) -> str:
+    # The salt's 22nd character (index 28) holds only 2 of its 6 bits: ".", "O", "e", "u".
+    return hashed[:28] + char + hashed[29:]
+
+
+@pytest.mark.parametrize(
+    ("hashed", "expected"),
+    [
+        (_with_cost(HASH, "03"), "bcrypt cost 03 is out of range (04 to 31)"),
+        (_with_cost(HASH, "00"), "bcrypt cost 00 is out of range"),
+        (_with_cost(HASH, "32"), "bcrypt cost 32 is out of range"),
+        (_with_cost(HASH, "99"), "bcrypt cost 99 is out of range"),
+        (_with_salt_end(HASH, "A"), "bcrypt rejects this hash: its salt is malformed"),
+        (_with_salt_end(HASH, "/"), "bcrypt rejects this hash: its salt is malformed"),
+        (HASH[:-1], "must be a bcrypt hash"),
+        (HASH.replace("$2b$", "$2x$"), "must be a bcrypt hash"),
+    ],
+)
+def test_hashes_bcrypt_would_refuse_at_login_are_refused_at_start_naming_the_user(
+    tmp_path: Path, hashed: str, expected: str
+) -> None:
+    """Before, these loaded and the right password then got HTTP 500 (bcrypt raising)."""
+    path = write(tmp_path, f"basic_auth_users:\n  alice: '{HASH}'\n  bob: '{hashed}'\n")
+    assert f"basic_auth_users.bob: {expected}" in problems(path)
+    assert "alice" not in problems(path)
+
+
+@pytest.mark.parametrize("prefix", ["$2a$", "$2b$", "$2y$"])
+@pytest.mark.parametrize("cost", [4, 5])
+async def test_valid_hashes_load_and_check_passwords(
+    tmp_path: Path, prefix: str, cost: int
+) -> None:
+    hashed = bcrypt.hashpw(b"secret", bcrypt.gensalt(rounds=cost)).decode()
+    hashed = prefix + hashed[4:]
+    path = write(tmp_path, f"basic_auth_users:\n  alice: '{hashed}'\n")
+    assert len(load_web_config(path).middlewares) == 1
+    auth = BasicAuth({"alice": hashed.encode()})
+    assert await auth.allows(basic_header("alice", "secret"))
+    assert not await auth.allows(basic_header("alice", "wrong"))
+
+
+def test_the_highest_cost_is_accepted_without_computing_it(tmp_path: Path) -> None:
+    """Cost 31 takes days per check; validating it must not."""
+    path = write(tmp_path, f"basic_auth_users:\n  alice: '{_with_cost(HASH, '31')}'\n")
+    assert len(load_web_config(path).middlewares) == 1
+
+
+_BCRYPT_ALPHABET = "./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    prefix=st.sampled_from(["$2a$", "$2b$", "$2y$"]),
+    rest=st.text(alphabet=_BCRYPT_ALPHABET, min_size=53, max_size=53),
+)
+def test_every_hash_that_loads_is_one_bcrypt_can_check(prefix: str, rest: str) -> None:
+    """Whatever passes validation never makes bcrypt raise at login (cost 04 keeps it fast)."""
+    hashed = f"{prefix}04${rest}"
+    try:
+        WebConfig.model_validate({"basic_auth_users": {"u": hashed}})
+    except ValidationError:
+        return
+    bcrypt.checkpw(b"password", hashed.encode())  # must not raise

@@ -6,29 +6,36 @@ Owns start-up and shutdown order; holds no business logic of its own.
 from __future__ import annotations
 
 import asyncio
+import errno
+import ipaddress
 import logging
+import os
+import re
 import signal
+import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from .clients import ClientPool
 from .collectors.audience import AudienceJob
 from .collectors.base import QueryJob
 from .collectors.cases import CasesJob
 from .collectors.connections import ConnectionsJob
 from .collectors.dns import DnsJob
-from .credentials import Credentials, CredentialsError
+from .config.accounts import resolve_accounts
+from .config.errors import ConfigError
+from .config.schema import Config, costly_interval_warnings
+from .config.web import WebSecurity
+from .datadog.credentials import Credentials, CredentialsError
+from .datadog.pool import ClientPool
 from .logs import Redactor
 from .scheduler import Scheduler
 from .selfmetrics import SelfMetrics
 from .server import ServerContext, create_app
-from .settings import Config, ConfigError, costly_interval_warnings, resolve_accounts
 from .sharding import QueryIdentity, Shard
 from .snapshot import SnapshotStore
-from .webconfig import WebSecurity
 
 log = logging.getLogger(__name__)
 
@@ -50,13 +57,70 @@ def job_identity(job: QueryJob) -> QueryIdentity:
     return (job.account, job.collector, job.name)
 
 
+# A host name or IPv4 address: dot-separated labels of letters, digits, '-' and '_'.
+_HOST_NAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9_-]{1,63}(\.[A-Za-z0-9_-]{1,63})*\.?")
+_PORT = re.compile(r"[0-9]{1,5}")
+DEFAULT_MAX_REQUESTS = 40
+
+
 def parse_listen_address(address: str) -> tuple[str | None, int]:
-    """``:10173`` -> (None = all interfaces, 10173); ``127.0.0.1:80``; ``[::1]:80``."""
-    host, sep, port_text = address.rpartition(":")
-    if not sep or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
-        raise ValueError(f"invalid listen address {address!r}: expected HOST:PORT or :PORT")
-    host = host.strip("[]")
+    """``:10173`` -> (None = all interfaces, 10173); ``127.0.0.1:80``; ``[::1]:80``; ``host:80``.
+
+    Raises ValueError saying what is wrong; the rules are Go's ``net.SplitHostPort`` (an IPv6
+    address needs brackets), so the flag reads as it does for every other exporter.
+    """
+    if address.startswith("["):
+        end = address.find("]")
+        if end < 0:
+            raise ValueError("missing ']' after the IPv6 address")
+        host, rest = address[1:end], address[end + 1 :]
+        if not rest.startswith(":"):
+            raise ValueError("missing :PORT after the IPv6 address")
+        port_text = rest[1:]
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ValueError(f"{host!r} in brackets is not an IPv6 address") from None
+    else:
+        host, sep, port_text = address.rpartition(":")
+        if not sep:
+            raise ValueError("missing :PORT (expected HOST:PORT or :PORT)")
+        if "[" in host or "]" in host:
+            raise ValueError("unexpected bracket (write an IPv6 address as [::1]:PORT)")
+        if ":" in host:
+            raise ValueError("too many colons (write an IPv6 address as [::1]:PORT)")
+        if host and not _HOST_NAME.fullmatch(host):
+            raise ValueError(f"{host!r} is not a host name or IP address")
+    if not _PORT.fullmatch(port_text) or int(port_text) > 65535:
+        raise ValueError(f"port {port_text!r} is not a number from 0 to 65535")
     return (host or None), int(port_text)
+
+
+class ListenError(Exception):
+    """A listen address that parses but cannot be served: it does not resolve, or binding
+    fails. The message names the address and the cause, in the words of the system call."""
+
+
+# What to do about the common bind failures, after the system's own words.
+_BIND_HINTS = {
+    errno.EADDRINUSE: "another process listens there; stop it or choose another port",
+    errno.EACCES: "a port below 1024 needs root or CAP_NET_BIND_SERVICE",
+    errno.EADDRNOTAVAIL: "the address is not one of this machine's",
+}
+
+
+def describe_listen_failure(address: str, host: str | None, port: int, exc: OSError) -> str:
+    """One line: the flag, the address, and why it cannot be served (with a hint if known)."""
+    if isinstance(exc, socket.gaierror):
+        reason = exc.strerror or str(exc)
+        return f"--web.listen-address {address}: cannot resolve {host}: {reason}"
+    if exc.errno is None:
+        return f"--web.listen-address {address}: cannot listen: {exc}"
+    hint = _BIND_HINTS.get(exc.errno)
+    if exc.errno == errno.EACCES and port >= 1024:
+        hint = None  # not the privileged-port rule: a security module, say
+    reason = os.strerror(exc.errno) + (f" ({hint})" if hint else "")
+    return f"--web.listen-address {address}: cannot listen: {reason}"
 
 
 # Re-reads the configuration for a reload: the new Config and the base URL it implies.
@@ -65,10 +129,20 @@ ConfigSource = Callable[[], tuple[Config, str]]
 
 @dataclass
 class RunOptions:
-    listen_address: str
+    # One address or several (--web.listen-address may be repeated); each gets the same
+    # routes, TLS and basic auth.
+    listen_address: str | Sequence[str]
     telemetry_path: str
     web: WebSecurity | None = None  # TLS and basic auth from --web.config.file
     shard: Shard = field(default_factory=Shard)
+    # Concurrent /metrics requests served at once (--web.max-requests); 0: no limit.
+    max_requests: int = DEFAULT_MAX_REQUESTS
+
+    @property
+    def listen_addresses(self) -> tuple[str, ...]:
+        if isinstance(self.listen_address, str):
+            return (self.listen_address,)
+        return tuple(self.listen_address)
 
 
 class Exporter:
@@ -106,40 +180,51 @@ class Exporter:
             telemetry_path=options.telemetry_path,
             reload=self.reload if config_source is not None else None,
             shard=options.shard,
+            max_requests=options.max_requests,
         )
         self._runner: web.AppRunner | None = None
-        self.port: int | None = None
+        self.port: int | None = None  # the first address's (the bound one when given as 0)
+        self.ports: list[int] = []
         self._reload_lock = asyncio.Lock()
         self._signalled_reloads: set[asyncio.Task[tuple[bool, str]]] = set()
 
     async def start(self) -> None:
-        host, port = parse_listen_address(self.options.listen_address)
+        """Listen on every address, then start polling. Raises ListenError (nothing polled)
+        when an address does not resolve or cannot be bound; stop() closes what was opened."""
+        addresses = [(a, *parse_listen_address(a)) for a in self.options.listen_addresses]
         security = self.options.web or WebSecurity(None, ())
         app = create_app(self.context, security.middlewares)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port, ssl_context=security.ssl_context)
-        await site.start()
-        server = getattr(site, "_server", None)
-        sockets = getattr(server, "sockets", None) or []
-        self.port = sockets[0].getsockname()[1] if sockets else port
+        for address, host, port in addresses:
+            site = web.TCPSite(self._runner, host, port, ssl_context=security.ssl_context)
+            try:
+                await site.start()
+            except OSError as exc:
+                raise ListenError(describe_listen_failure(address, host, port, exc)) from None
+            server = getattr(site, "_server", None)
+            sockets = getattr(server, "sockets", None) or []
+            self.ports.append(sockets[0].getsockname()[1] if sockets else port)
+        self.port = self.ports[0]
         self.scheduler.start(self._owned_jobs(self.config))
         self.metrics.config_loaded(True, time.time())
         self.metrics.watch_loop(asyncio.get_running_loop())
         self.context.ready = True
         shard = self.options.shard
-        log.info(
-            "listening",
-            extra={
-                "address": self.options.listen_address,
-                "port": self.port,
-                "scheme": security.scheme,
-                "basic_auth": bool(security.middlewares),
-                "queries": len(self.scheduler.jobs),
-                "configured_queries": self.context.configured_queries,
-                "shard": f"{shard.index}/{shard.count}",
-            },
-        )
+        for (address, _, _), port in zip(addresses, self.ports, strict=True):
+            log.info(
+                "listening",
+                extra={
+                    "address": address,
+                    "port": port,
+                    "scheme": security.scheme,
+                    "basic_auth": bool(security.middlewares),
+                    "max_requests": self.options.max_requests,
+                    "queries": len(self.scheduler.jobs),
+                    "configured_queries": self.context.configured_queries,
+                    "shard": f"{shard.index}/{shard.count}",
+                },
+            )
 
     async def reload(self) -> tuple[bool, str]:
         """Re-read the configuration and apply it; on any error keep the running one."""
@@ -210,8 +295,9 @@ async def serve_until_signalled(exporter: Exporter) -> None:
         loop.add_signal_handler(signum, stop.set)
     if exporter.config_source is not None:
         loop.add_signal_handler(signal.SIGHUP, exporter.reload_soon)
-    await exporter.start()
     try:
+        # Inside the try: when the second of two addresses fails, the first is closed too.
+        await exporter.start()
         await stop.wait()
         log.info("shutting down")
     finally:

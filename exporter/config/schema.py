@@ -1,16 +1,15 @@
-"""Configuration: the YAML file and the ``DD_*`` environment, validated once and frozen.
+"""The configuration schema: the YAML file's models, validated once and frozen.
 
-Owns the schema (pydantic models with ``extra="forbid"``), the duration type, and the
-translation of every validation failure into a :class:`ConfigError` whose lines name the
-offending key path (``connections[1].limit``). Nothing here performs network I/O.
+Owns the pydantic models (``extra="forbid"``), the duration types and reading the file; every
+failure becomes a :class:`~exporter.config.errors.ConfigError` naming the offending key path
+(``connections[1].limit``). Nothing here performs network I/O.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass
+import ssl
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
@@ -25,9 +24,9 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .durations import format_duration, parse_duration
+from ..durations import format_duration, parse_duration
+from .errors import ConfigError, KeyedError, problems_from, read_text_file
 
 log = logging.getLogger(__name__)
 
@@ -48,22 +47,6 @@ SITES: tuple[str, ...] = get_args(Site)
 COSTLY_INTERVAL_SECONDS = 30.0
 # One query at the API's row limit yields 7,500 x 17 = 127,500 connection series.
 DEFAULT_MAX_SERIES = 200_000
-
-
-class ConfigError(Exception):
-    """The configuration is invalid; ``problems`` holds one ``(key_path, message)`` per fault."""
-
-    def __init__(self, problems: Iterable[tuple[str, str]], source: str = "configuration"):
-        self.problems = list(problems)
-        self.source = source
-        super().__init__(self.render())
-
-    def render(self) -> str:
-        lines = [f"invalid {self.source}:"]
-        lines += [
-            f"  {path}: {message}" if path else f"  {message}" for path, message in self.problems
-        ]
-        return "\n".join(lines)
 
 
 def _to_seconds(value: Any) -> Any:
@@ -99,6 +82,33 @@ def _http_url(value: str | None) -> str | None:
 ApiUrl = Annotated[str, AfterValidator(_http_url)]
 
 
+def _load_cas(context: ssl.SSLContext, path: Path) -> ssl.SSLContext:
+    """Add the CAs of the PEM file at ``path`` to ``context``; ValueError says why not."""
+    try:
+        context.load_verify_locations(cafile=str(path))
+    except ssl.SSLError as exc:  # before OSError, its base class
+        what = exc.reason or str(exc)
+        raise ValueError(f"{str(path)!r} is not a PEM bundle of CA certificates ({what})") from None
+    except OSError as exc:
+        raise ValueError(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
+    return context
+
+
+def load_ca_bundle(path: Path) -> ssl.SSLContext:
+    """A client TLS context trusting the system's CAs plus those in the PEM file at ``path``
+    (hostnames verified, as always); ValueError with a one-line reason when it cannot."""
+    return _load_cas(ssl.create_default_context(), path)
+
+
+def _usable_ca_bundle(path: Path) -> Path:
+    # Only the file is checked here: a context without the system's CAs loads it faster.
+    _load_cas(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT), path)
+    return path
+
+
+CaBundle = Annotated[Path, AfterValidator(_usable_ca_bundle)]
+
+
 class RateLimitExpectation(_Strict):
     """A rate limit you expect (Datadog publishes none; it only sends X-RateLimit-* headers).
 
@@ -118,6 +128,9 @@ class DatadogSettings(_Strict):
     timeout: PositiveDuration = 30.0
     # Answers larger than this are abandoned while reading: a runaway body must not eat memory.
     max_response_size: int = Field(default=64 * 1024 * 1024, ge=1024)
+    # Extra CAs to trust for Datadog traffic (a TLS-inspecting egress proxy), added to the
+    # system's. One setting for every account: the egress is the machine's, not an account's.
+    ca_file: CaBundle | None = None
     # Per endpoint (connections, dns, cases, audience), per account.
     rate_limits: dict[Literal["connections", "dns", "cases", "audience"], RateLimitExpectation] = (
         Field(default_factory=dict)
@@ -276,7 +289,7 @@ class Config(_Strict):
         for index, query in enumerate(self.audience):
             key = (self.account_of(query), query.entity)
             if key in seen:
-                raise _KeyedError(
+                raise KeyedError(
                     ("audience", index, "entity"), f"duplicate entity {query.entity!r}"
                 )
             seen.add(key)
@@ -287,7 +300,7 @@ class Config(_Strict):
         seen: set[str] = set()
         for index, account in enumerate(self.accounts):
             if account.name in seen:
-                raise _KeyedError(("accounts", index, "name"), f"duplicate name {account.name!r}")
+                raise KeyedError(("accounts", index, "name"), f"duplicate name {account.name!r}")
             seen.add(account.name)
             for key in ("api_key", "app_key"):
                 given = [
@@ -297,7 +310,7 @@ class Config(_Strict):
                 ]
                 if len(given) != 1:
                     problem = "give only one of" if given else "required: one of"
-                    raise _KeyedError(
+                    raise KeyedError(
                         ("accounts", index, f"{key}_file"),
                         f"{problem} {key}_file or {key}_env",
                     )
@@ -306,7 +319,7 @@ class Config(_Strict):
             # silently ignored, so it is refused.
             for key in ("site", "api_url"):
                 if getattr(self.datadog, key) is not None:
-                    raise _KeyedError(("datadog", key), f"set {key} per account (accounts[].{key})")
+                    raise KeyedError(("datadog", key), f"set {key} per account (accounts[].{key})")
         return self
 
     @model_validator(mode="after")
@@ -317,7 +330,7 @@ class Config(_Strict):
                 loc = (section, index, "account")
                 if query.account is None:
                     if len(names) > 1:
-                        raise _KeyedError(
+                        raise KeyedError(
                             loc,
                             f"required when several accounts are configured "
                             f"(one of {', '.join(names)})",
@@ -328,7 +341,7 @@ class Config(_Strict):
                         if self.accounts
                         else f"no accounts: section, so only {DEFAULT_ACCOUNT!r}"
                     )
-                    raise _KeyedError(loc, f"unknown account {query.account!r} ({known})")
+                    raise KeyedError(loc, f"unknown account {query.account!r} ({known})")
         return self
 
     @property
@@ -357,68 +370,8 @@ def _require_unique(section: str, key: str, values: list[str]) -> None:
     seen: set[str] = set()
     for index, value in enumerate(values):
         if value in seen:
-            raise _KeyedError((section, index, key), f"duplicate {key} {value!r}")
+            raise KeyedError((section, index, key), f"duplicate {key} {value!r}")
         seen.add(value)
-
-
-class _KeyedError(ValueError):
-    """A model-level error that knows which key it belongs to."""
-
-    def __init__(self, loc: tuple[str | int, ...], message: str):
-        super().__init__(message)
-        self.loc = loc
-        self.message = message
-
-
-class Environment(BaseSettings):
-    """``DD_SITE`` and ``DD_API_URL`` (the keys are read by credentials.py, never here)."""
-
-    model_config = SettingsConfigDict(env_prefix="DD_", extra="ignore", frozen=True)
-
-    site: str | None = None
-    api_url: str | None = None
-
-
-def format_loc(loc: Iterable[str | int]) -> str:
-    """``("connections", 0, "limit")`` -> ``connections[0].limit``."""
-    path = ""
-    for part in loc:
-        if isinstance(part, int):
-            path += f"[{part}]"
-        else:
-            path += f".{part}" if path else str(part)
-    return path
-
-
-def _problems(error: ValidationError) -> list[tuple[str, str]]:
-    problems = []
-    for item in error.errors(include_url=False):
-        ctx_error = (item.get("ctx") or {}).get("error")
-        if isinstance(ctx_error, _KeyedError):
-            problems.append((format_loc(ctx_error.loc), ctx_error.message))
-            continue
-        loc = [part for part in item["loc"] if not _is_union_tag(part)]
-        message = item["msg"].removeprefix("Value error, ")
-        if item["type"] == "extra_forbidden":
-            message = "unknown key"
-        elif (
-            item["type"] != "missing"
-            and not isinstance(item["input"], dict | list)
-            and repr(item["input"]) not in message
-        ):
-            message = f"{message} (got {item['input']!r})"
-        problems.append((format_loc(loc), message))
-    return problems
-
-
-def _is_union_tag(part: str | int) -> bool:
-    # pydantic adds the chosen union member (e.g. "str") to the location; users never wrote it.
-    return isinstance(part, str) and part in {
-        "str",
-        "float",
-        "int",
-        "function-before[_to_seconds(), float]",
-    }
 
 
 def parse_config(text: str, source: str = "configuration") -> Config:
@@ -437,18 +390,12 @@ def parse_config(text: str, source: str = "configuration") -> Config:
     try:
         return Config.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(_problems(exc), source) from None
+        raise ConfigError(problems_from(exc), source) from None
 
 
 def load_config(path: Path) -> Config:
     """Read and validate the configuration file at ``path``."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError([("", f"cannot read {path}: {exc.strerror or exc}")], str(path)) from None
-    except UnicodeDecodeError:
-        raise ConfigError([("", f"{path} is not UTF-8 text")], str(path)) from None
-    return parse_config(text, str(path))
+    return parse_config(read_text_file(path, "configuration file"), str(path))
 
 
 def costly_interval_warnings(config: Config) -> list[str]:
@@ -458,63 +405,4 @@ def costly_interval_warnings(config: Config) -> list[str]:
         f"below {format_duration(COSTLY_INTERVAL_SECONDS)} this spends API budget quickly"
         for collector, query in config.all_queries()
         if query.interval < COSTLY_INTERVAL_SECONDS
-    ]
-
-
-def base_url(config: DatadogSettings, env: Environment) -> str:
-    """The API base URL: DD_API_URL, then datadog.api_url, then the site (file, env, default)."""
-    if env.api_url:
-        return env.api_url.rstrip("/")
-    if config.api_url:
-        return config.api_url
-    site = config.site or env.site or "datadoghq.com"
-    if site not in SITES:
-        raise ConfigError(
-            [("DD_SITE", f"unknown Datadog site {site!r}; one of {', '.join(SITES)}")]
-        )
-    return f"https://api.{site}"
-
-
-@dataclass(frozen=True)
-class Account:
-    """One Datadog organisation as the exporter talks to it: URL, limits and key sources.
-
-    All four key fields None means the ``DD_API_KEY``/``DD_APP_KEY`` (or ``_FILE``) variables.
-    """
-
-    name: str
-    base_url: str
-    timeout: float
-    max_response_size: int
-    api_key_file: Path | None = None
-    app_key_file: Path | None = None
-    api_key_env: str | None = None
-    app_key_env: str | None = None
-
-
-def resolve_accounts(config: Config, default_url: str) -> list[Account]:
-    """The accounts to build clients for: the ``accounts:`` list, or else the default account
-    at ``default_url`` (from :func:`base_url`: the datadog: block and DD_* variables)."""
-    defaults = config.datadog
-    if not config.accounts:
-        return [
-            Account(
-                DEFAULT_ACCOUNT,
-                default_url.rstrip("/"),
-                defaults.timeout,
-                defaults.max_response_size,
-            )
-        ]
-    return [
-        Account(
-            name=account.name,
-            base_url=account.api_url or f"https://api.{account.site or 'datadoghq.com'}",
-            timeout=account.timeout if account.timeout is not None else defaults.timeout,
-            max_response_size=account.max_response_size or defaults.max_response_size,
-            api_key_file=account.api_key_file,
-            app_key_file=account.app_key_file,
-            api_key_env=account.api_key_env,
-            app_key_env=account.app_key_env,
-        )
-        for account in config.accounts
     ]

@@ -1,8 +1,11 @@
-"""The Datadog HTTP client: auth headers, error shapes, size limits and rate-limit state.
+"""The Datadog HTTP client: auth headers, error shapes, size limits and rate-limit state,
+and the way out: the proxy (``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY``, see proxies.py) and
+the TLS trust (``datadog.ca_file``) of every request.
 
 It sends one :class:`ApiRequest` and returns the body bytes or raises an :class:`ApiError`
 that carries a one-line, secret-free description and a ``reason`` used as a metric label.
-It does not retry or sleep: the scheduler decides when to call again.
+It never follows a redirect: the keys go to the configured host (or through the proxy to
+it) and nowhere else. It does not retry or sleep: the scheduler decides when to call again.
 """
 
 from __future__ import annotations
@@ -10,17 +13,22 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import re
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import aiohttp
+from aiohttp.abc import AbstractResolver
+from yarl import URL
 
-from . import __version__
-from .collectors.base import ApiRequest
+from .. import __version__
+from ..collectors.base import ApiRequest
+from ..logs import Redactor
 from .credentials import Credentials, CredentialsError
-from .logs import Redactor
+from .proxies import Proxy, ProxyRules
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +62,11 @@ class HttpError(ApiError):
         self.status = status
 
 
+class RedirectRefused(HttpError):
+    """A 3xx answer. Datadog's API does not redirect; following one would send the keys to
+    whatever host the answer names."""
+
+
 class ServerError(HttpError):
     """A 5xx answer: worth retrying after a pause."""
 
@@ -69,6 +82,18 @@ class RequestTimeout(ApiError):
 class ConnectionFailed(ApiError):
     reason = "connection_error"
     retryable = True
+
+
+class TlsRejected(ConnectionFailed):
+    """The server's certificate was not accepted: retrying within seconds will not change it."""
+
+    retryable = False
+
+
+class ProxyRefused(ConnectionFailed):
+    """The proxy refused the tunnel or the login (407): not worth retrying either."""
+
+    retryable = False
 
 
 class ResponseTooLarge(ApiError):
@@ -147,6 +172,46 @@ def describe_error_body(body: bytes, content_type: str) -> str:
     return "; ".join(_describe_error_item(item) for item in errors[:5])
 
 
+# What an error body may say and still say nothing about the cause.
+_NO_DETAIL = frozenset({"", "400", "bad request", "bad_request", "error"})
+# The endpoints of Cloud Network Monitoring: an organisation without CNM gets a bare 400.
+CNM_ENDPOINTS = frozenset({"connections", "dns"})
+NO_CNM_HINT = (
+    "Bad Request with no details; is Cloud Network Monitoring enabled for this organisation?"
+)
+
+
+def has_no_details(body: bytes) -> bool:
+    """True for an error body that names no cause: empty, ``{}``, ``{"errors": []}``, or
+    errors that only repeat the status (``["Bad Request"]``, ``[{"status": "400",
+    "title": "Bad Request"}]``)."""
+    text = body.strip()
+    if not text:
+        return True
+    try:
+        document = json.loads(text)
+    except ValueError:
+        return False
+    if not isinstance(document, dict) or set(document) - {"errors"}:
+        return False
+    errors = document.get("errors", [])
+    if not isinstance(errors, list):
+        return False
+    for item in errors:
+        if isinstance(item, str):
+            words = [item]
+        elif isinstance(item, dict):
+            said = {key: value for key, value in item.items() if value not in (None, "")}
+            if not set(said) <= {"status", "title", "code"}:
+                return False
+            words = [str(value) for value in said.values()]
+        else:
+            return False
+        if any(word.strip().lower() not in _NO_DETAIL for word in words):
+            return False
+    return True
+
+
 def _describe_error_item(item: object) -> str:
     if isinstance(item, str):
         return _clip(item)
@@ -162,8 +227,17 @@ def _clip(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
+# A certificate from an unknown issuer is most often a TLS-inspecting egress proxy's.
+CA_HINT = "; if a TLS-inspecting proxy re-signs traffic, trust its CA with datadog.ca_file"
+
+
 class DatadogClient:
-    """One aiohttp session against one Datadog base URL with one pair of keys."""
+    """One aiohttp session against one Datadog base URL with one pair of keys.
+
+    ``proxies`` says which proxy carries the requests (default: read from the process
+    environment); ``ssl_context`` the TLS trust (default: the system's, which honours
+    ``SSL_CERT_FILE``); ``resolver`` how host names become addresses (default: the system's).
+    """
 
     def __init__(
         self,
@@ -175,25 +249,62 @@ class DatadogClient:
         max_response_size: int,
         on_response: Callable[[str, str], None] = lambda endpoint, code: None,
         clock: Callable[[], float] = time.monotonic,
+        proxies: ProxyRules | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        resolver: AbstractResolver | None = None,
     ):
-        self.base_url = base_url.rstrip("/")
         self.credentials = credentials
         self.redactor = redactor
         self.timeout = timeout
         self.max_response_size = max_response_size
         self.on_response = on_response
         self.clock = clock
+        self.proxies = proxies if proxies is not None else ProxyRules.from_environ(os.environ)
+        for secret in self.proxies.secrets:
+            redactor.add(secret)
+        self.ssl_context = ssl_context
+        self.resolver = resolver
         self.rate_limits: dict[str, RateLimitState] = {}
         self._session: aiohttp.ClientSession | None = None
+        self.base_url = ""
+        self.proxy: Proxy | None = None
+        self._set_base_url(base_url)
 
-    def reconfigure(self, base_url: str, *, timeout: float, max_response_size: int) -> None:
-        """Apply reloaded settings to the next request (a new base URL forgets rate limits)."""
+    def _set_base_url(self, base_url: str) -> None:
         base_url = base_url.rstrip("/")
-        if base_url != self.base_url:
-            self.rate_limits.clear()
+        if base_url == self.base_url:
+            return
         self.base_url = base_url
+        url = URL(base_url)
+        self.proxy = self.proxies.proxy_for(url)
+        if self.proxy is not None:
+            log.info(
+                "Datadog requests go through a proxy",
+                extra={
+                    "host": url.host_port_subcomponent,
+                    "proxy": self.proxy.shown,
+                    "from": self.proxy.variable,
+                },
+            )
+        elif self.proxies.http is not None or self.proxies.https is not None:
+            # Set but not used: NO_PROXY, loopback, or the other scheme's variable.
+            log.debug("Datadog requests go direct", extra={"host": url.host_port_subcomponent})
+
+    def reconfigure(
+        self,
+        base_url: str,
+        *,
+        timeout: float,
+        max_response_size: int,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        """Apply reloaded settings to the next request (a new base URL forgets rate limits)."""
+        if base_url.rstrip("/") != self.base_url:
+            self.rate_limits.clear()
+        self._set_base_url(base_url)
         self.timeout = timeout
         self.max_response_size = max_response_size
+        self.ssl_context = ssl_context
 
     async def close(self) -> None:
         if self._session is not None:
@@ -202,11 +313,18 @@ class DatadogClient:
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
+            connector = None
+            if self.resolver is not None:
+                connector = aiohttp.TCPConnector(resolver=self.resolver)
             self._session = aiohttp.ClientSession(
+                connector=connector,
                 headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
                 # Bodies are decompressed by aiohttp and counted after that, against the limit.
                 auto_decompress=True,
                 raise_for_status=False,
+                # Proxies come from ProxyRules (Go's reading of the variables, which aiohttp's
+                # own differs from), and ~/.netrc must not add credentials of its own.
+                trust_env=False,
             )
         return self._session
 
@@ -231,6 +349,15 @@ class DatadogClient:
         url = self.base_url + request.path
         session = self._get_session()
         state = self.rate_limit(endpoint)
+        proxy = self.proxy
+        proxy_headers = None
+        if proxy is not None and proxy.authorization is not None:
+            # aiohttp sends proxy_headers only on a CONNECT; a plain-HTTP request goes to the
+            # proxy as it is, so there the login travels with the request itself.
+            if url.startswith("https:"):
+                proxy_headers = {"Proxy-Authorization": proxy.authorization}
+            else:
+                headers = {**headers, "Proxy-Authorization": proxy.authorization}
         state.in_flight += 1
         try:
             async with asyncio.timeout(self.timeout):
@@ -240,6 +367,10 @@ class DatadogClient:
                     params=request.params or None,
                     json=request.json_body,
                     headers=headers,
+                    allow_redirects=False,
+                    proxy=proxy.url if proxy is not None else None,
+                    proxy_headers=proxy_headers,
+                    ssl=self.ssl_context if self.ssl_context is not None else True,
                 ) as response:
                     self.rate_limit(endpoint).update(response.headers, self.clock())
                     self.on_response(endpoint, str(response.status))
@@ -252,9 +383,35 @@ class DatadogClient:
             ) from None
         except aiohttp.ClientError as exc:
             self.on_response(endpoint, "connection_error")
-            raise ConnectionFailed(f"{endpoint}: {type(exc).__name__}: {exc}") from None
+            raise self._connection_failure(endpoint, exc, proxy) from None
         finally:
             state.in_flight -= 1
+
+    @staticmethod
+    def _connection_failure(
+        endpoint: str, exc: aiohttp.ClientError, proxy: Proxy | None
+    ) -> ConnectionFailed:
+        """One line saying which hop failed: the proxy, the TLS handshake, or the connection."""
+        via = f"proxy {proxy.shown} (from {proxy.variable})" if proxy is not None else ""
+        if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+            error = exc.certificate_error
+            why = getattr(error, "verify_message", None) or str(error)
+            hint = "" if "mismatch" in why else CA_HINT
+            return TlsRejected(
+                f"{endpoint}: TLS certificate of {exc.host}:{exc.port} not accepted: {why}{hint}"
+            )
+        if isinstance(exc, aiohttp.ClientHttpProxyError):
+            message = f"{endpoint}: {via} answered {exc.status} {exc.message} to CONNECT"
+            if exc.status == 407:
+                return ProxyRefused(message + ": check the login in the proxy URL")
+            if exc.status in (400, 403, 405):
+                return ProxyRefused(message)
+            return ConnectionFailed(message)
+        if isinstance(exc, aiohttp.ClientProxyConnectionError):
+            return ConnectionFailed(f"{endpoint}: cannot connect to {via}: {exc.os_error}")
+        if isinstance(exc, aiohttp.ClientSSLError):
+            return ConnectionFailed(f"{endpoint}: TLS handshake failed: {exc}")
+        return ConnectionFailed(f"{endpoint}: {type(exc).__name__}: {exc}")
 
     async def _read_limited(self, response: aiohttp.ClientResponse) -> bytes:
         limit = self.max_response_size
@@ -275,8 +432,18 @@ class DatadogClient:
         status = response.status
         if 200 <= status < 300:
             return body
+        if 300 <= status < 400:
+            raise RedirectRefused(
+                f"{endpoint}: HTTP {status} redirect to {redirect_target(response)} refused: "
+                "Datadog's API does not redirect (check datadog.api_url / DD_API_URL)",
+                status,
+            )
+        if status == 400 and endpoint in CNM_ENDPOINTS and has_no_details(body):
+            raise HttpError(f"{endpoint}: HTTP 400: {NO_CNM_HINT}", status)
         what = describe_error_body(body, response.headers.get("Content-Type", ""))
         message = f"{endpoint}: HTTP {status}: {what}"
+        if status == 407 and self.proxy is not None:
+            message += f" (from {self.proxy.shown}; check the login in {self.proxy.variable})"
         if status == 429:
             state = self.rate_limit(endpoint)
             now = self.clock()
@@ -289,3 +456,17 @@ class DatadogClient:
         if status >= 500:
             raise ServerError(message, status)
         raise HttpError(message, status)
+
+
+def redirect_target(response: aiohttp.ClientResponse) -> str:
+    """Where a redirect points, as ``host[:port]`` only: its path and query may carry anything
+    (even a key echoed back), and the host is what a user needs to recognise it."""
+    location = response.headers.get("Location")
+    if not location:
+        return "nowhere (no Location header)"
+    try:
+        target = response.url.join(URL(location))
+        host = target.host_port_subcomponent
+    except (ValueError, TypeError):
+        return "an unreadable Location"
+    return _clip(host or "an unreadable Location", 200)

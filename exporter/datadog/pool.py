@@ -4,16 +4,22 @@ Datadog rate-limits each organisation separately, so every account gets its own 
 own session, keys and rate-limit state). On a reload, clients of accounts that stay keep
 their state (a changed base URL forgets it, see ``DatadogClient.reconfigure``); new accounts
 get a client and removed ones are closed once no query uses them.
+
+Every client goes out the same way: the proxy variables of one environment (read once, at
+start-up, as a Go program reads them) and the TLS trust of ``datadog.ca_file``.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping, Sequence
 
+from ..config.accounts import Account
+from ..config.errors import ConfigError
+from ..logs import Redactor
+from .client import DatadogClient
 from .credentials import Credentials
-from .datadog import DatadogClient
-from .logs import Redactor
-from .settings import Account
+from .proxies import ProxyError, ProxyRules
 
 # (account, endpoint, code) for every answer (or failure) of every client.
 ResponseCounter = Callable[[str, str, str], None]
@@ -36,10 +42,17 @@ class ClientPool:
         on_response: ResponseCounter,
         environ: Mapping[str, str] | None = None,
     ):
+        """``environ`` (default: the process environment) holds the accounts' ``*_key_env``
+        variables and HTTPS_PROXY / HTTP_PROXY / NO_PROXY; an unusable proxy variable is a
+        ConfigError naming it."""
         self.redactor = redactor
         self.default_credentials = default_credentials
         self.on_response = on_response
         self.environ = environ
+        try:
+            self.proxies = ProxyRules.from_environ(os.environ if environ is None else environ)
+        except ProxyError as exc:
+            raise ConfigError([(exc.variable, str(exc))], "environment") from None
         self.clients: dict[str, DatadogClient] = {}
 
     def credentials(self, accounts: Sequence[Account]) -> dict[str, Credentials]:
@@ -71,12 +84,15 @@ class ClientPool:
                     timeout=account.timeout,
                     max_response_size=account.max_response_size,
                     on_response=self._counter(name),
+                    proxies=self.proxies,
+                    ssl_context=account.ssl_context,
                 )
             else:
                 client.reconfigure(
                     account.base_url,
                     timeout=account.timeout,
                     max_response_size=account.max_response_size,
+                    ssl_context=account.ssl_context,
                 )
                 client.credentials = credentials[name]
         return removed

@@ -40,7 +40,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, model_validator
 
-from .settings import ConfigError, format_loc
+from .errors import ConfigError, UnreadableFileError, format_loc, read_text_file
 
 ClientAuthType = Literal[
     "NoClientCert",
@@ -60,7 +60,9 @@ UNSUPPORTED_CLIENT_AUTH = {
 # Probes (kubelet, load balancers) carry no credentials; these paths reveal nothing.
 OPEN_PATHS = frozenset({"/-/healthy", "/-/ready"})
 REALM = "datadog-cnm-exporter"
-_BCRYPT = re.compile(r"^\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}$")
+_BCRYPT = re.compile(r"^(\$2[aby]\$)(\d\d)(\$[./A-Za-z0-9]{53})$")
+# bcrypt's own bounds on the cost; outside them it refuses the hash when checking.
+BCRYPT_COSTS = range(4, 32)
 # Successful checks are remembered so a scrape every few seconds does not pay for bcrypt.
 AUTH_CACHE_SIZE = 256
 
@@ -69,9 +71,27 @@ class WebConfigError(ConfigError):
     """The web configuration file is invalid or names files that do not load."""
 
 
+class UnreadableWebConfigError(WebConfigError, UnreadableFileError):
+    """The web configuration file itself cannot be read (one line: the path and the cause)."""
+
+
 def _bcrypt_hash(value: str) -> str:
-    if not _BCRYPT.match(value):
+    """A hash bcrypt will check: its shape, its cost, and a salt bcrypt accepts.
+
+    The salt is tried by bcrypt itself, on a copy of the hash at the lowest cost (about a
+    millisecond), so a hash it would refuse at the first login fails here instead of turning
+    the right password into an HTTP 500.
+    """
+    match = _BCRYPT.match(value)
+    if match is None:
         raise ValueError("must be a bcrypt hash ($2a$, $2b$ or $2y$, 60 characters)")
+    prefix, cost, rest = match.groups()
+    if int(cost) not in BCRYPT_COSTS:
+        raise ValueError(f"bcrypt cost {cost} is out of range (04 to 31)")
+    try:
+        bcrypt.checkpw(b"", f"{prefix}{BCRYPT_COSTS.start:02d}{rest}".encode())
+    except ValueError:
+        raise ValueError("bcrypt rejects this hash: its salt is malformed") from None
     return value
 
 
@@ -139,12 +159,11 @@ class WebSecurity:
 def load_web_config(path: Path) -> WebSecurity:
     """Read, validate and apply ``path``; raise WebConfigError naming the bad key or file."""
     source = f"web configuration {path}"
+    text = read_text_file(path, "web configuration file", UnreadableWebConfigError)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise WebConfigError([("", f"cannot read {path}: {exc.strerror or exc}")], source) from None
-    except (UnicodeDecodeError, yaml.YAMLError) as exc:
-        problem = getattr(exc, "problem", None) or "not UTF-8 YAML"
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        problem = getattr(exc, "problem", None) or "not YAML"
         raise WebConfigError([("", f"invalid YAML: {problem}")], source) from None
     if raw is None:
         raw = {}
@@ -153,11 +172,11 @@ def load_web_config(path: Path) -> WebSecurity:
     try:
         config = WebConfig.model_validate(raw)
     except ValidationError as exc:
-        raise WebConfigError(_problems(exc), source) from None
+        raise WebConfigError(problems_from(exc), source) from None
     return build_security(config, path.parent, source)
 
 
-def _problems(error: ValidationError) -> list[tuple[str, str]]:
+def problems_from(error: ValidationError) -> list[tuple[str, str]]:
     return [
         (
             format_loc(item["loc"]),

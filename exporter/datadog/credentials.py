@@ -12,8 +12,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .logs import Redactor
-from .settings import Account
+from ..config.accounts import Account
+from ..logs import Redactor
 
 
 class CredentialsError(Exception):
@@ -58,14 +58,21 @@ class KeySource:
     def current(self, redactor: Redactor) -> Secret:
         if self.path is not None:
             self._reload_if_changed(redactor)
+            if self.value is None or not self.value.reveal():
+                # Named like a missing file: "not set" would send the user to the variable.
+                raise CredentialsError(f"{self._file_label} {self.path} is empty")
         if self.value is None or not self.value.reveal():
             hint = self.missing_hint or f"export {self.label} or {self.label}_FILE"
             raise CredentialsError(f"{self.label} is not set: {hint}")
         return self.value
 
+    @property
+    def _file_label(self) -> str:
+        return self.file_label or f"{self.label}_FILE"
+
     def _reload_if_changed(self, redactor: Redactor) -> None:
         assert self.path is not None
-        what = self.file_label or f"{self.label}_FILE"
+        what = self._file_label
         try:
             stat = self.path.stat()
         except OSError as exc:

@@ -1,0 +1,106 @@
+"""Configuration errors: every failure becomes one :class:`ConfigError` naming its key path.
+
+The one translator of pydantic's ``ValidationError`` lives here (:func:`problems_from`), so no
+other module reads pydantic's error locations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from pydantic import ValidationError
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; ``problems`` holds one ``(key_path, message)`` per fault."""
+
+    def __init__(self, problems: Iterable[tuple[str, str]], source: str = "configuration"):
+        self.problems = list(problems)
+        self.source = source
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        if len(self.problems) == 1:  # one line, as start-up errors and log lines want
+            path, message = self.problems[0]
+            return f"invalid {self.source}: {path + ': ' if path else ''}{message}"
+        lines = [f"invalid {self.source}:"]
+        lines += [
+            f"  {path}: {message}" if path else f"  {message}" for path, message in self.problems
+        ]
+        return "\n".join(lines)
+
+
+class UnreadableFileError(ConfigError):
+    """A configuration file that cannot be read at all (missing, a directory, no permission,
+    not UTF-8): one line naming the file and the cause."""
+
+    def __init__(self, what: str, path: Path, reason: str):
+        self.line = f"cannot read {what} {path}: {reason}"
+        super().__init__([("", self.line)], str(path))
+
+    def render(self) -> str:
+        return self.line
+
+
+class KeyedError(ValueError):
+    """A model-level error that knows which key it belongs to."""
+
+    def __init__(self, loc: tuple[str | int, ...], message: str):
+        super().__init__(message)
+        self.loc = loc
+        self.message = message
+
+
+def format_loc(loc: Iterable[str | int]) -> str:
+    """``("connections", 0, "limit")`` -> ``connections[0].limit``."""
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    return path
+
+
+def problems_from(error: ValidationError) -> list[tuple[str, str]]:
+    problems = []
+    for item in error.errors(include_url=False):
+        ctx_error = (item.get("ctx") or {}).get("error")
+        if isinstance(ctx_error, KeyedError):
+            problems.append((format_loc(ctx_error.loc), ctx_error.message))
+            continue
+        loc = [part for part in item["loc"] if not _is_union_tag(part)]
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown key"
+        elif (
+            item["type"] != "missing"
+            and not isinstance(item["input"], dict | list)
+            and repr(item["input"]) not in message
+        ):
+            message = f"{message} (got {item['input']!r})"
+        problems.append((format_loc(loc), message))
+    return problems
+
+
+def _is_union_tag(part: str | int) -> bool:
+    # pydantic adds the chosen union member (e.g. "str") to the location; users never wrote it.
+    return isinstance(part, str) and part in {
+        "str",
+        "float",
+        "int",
+        "function-before[_to_seconds(), float]",
+    }
+
+
+def read_text_file(
+    path: Path, what: str, error: type[UnreadableFileError] = UnreadableFileError
+) -> str:
+    """The UTF-8 text of ``path``; ``error`` naming ``what`` and the cause if unreadable."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise error(what, path, exc.strerror or str(exc)) from None
+    except UnicodeDecodeError:
+        raise error(what, path, "not UTF-8 text") from None

@@ -1,0 +1,368 @@
+"""Poll loops cannot die, and the truth is told: unexpected exceptions are failed polls, a
+loop that ends anyway is restarted and counted, and a query whose polls stop coming is shown
+late and down, its series dropped after stale_after, by the clock alone."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from exporter.collectors.base import ApiRequest
+from exporter.datadog.client import DatadogClient
+from exporter.exposition import Rendered
+from exporter.logs import LogfmtFormatter, Redactor
+from exporter.scheduler import Backoff, Scheduler
+from exporter.selfmetrics import SelfMetrics
+from exporter.server import ServerContext, create_app
+from exporter.simulator import Fault, Simulator
+from exporter.snapshot import SnapshotStore
+
+from .conftest import API_KEY, credentials, deadline, register, served
+from .test_faults import error_counts
+from .test_scheduler import job, query_series
+
+Sleep = Callable[[float], Awaitable[None]]
+QUICK_RESTARTS = Backoff(base=0.05, cap=0.2)
+
+
+async def fast_sleep(seconds: float) -> None:
+    """The loops' wait between polls, shortened: a 1s schedule runs in a few milliseconds."""
+    await asyncio.sleep(min(seconds, 0.02))
+
+
+class RenderFails:
+    """A real connections query whose next renders raise the given exceptions, one per poll,
+    then render Datadog's answers as usual: a stand-in for a bug nobody expected."""
+
+    collector = "connections"
+    endpoint = "connections"
+    account = "default"
+
+    def __init__(self, name: str, errors: list[BaseException], **settings: Any) -> None:
+        self.inner = job(name, **settings)
+        self.errors = errors
+        self.name = name
+        self.interval = self.inner.interval
+        self.window = self.inner.window
+        self.keep_stale_seconds = self.inner.keep_stale_seconds
+
+    def request(self, now: float) -> ApiRequest:
+        return self.inner.request(now)
+
+    def render(self, body: bytes) -> Rendered:
+        if self.errors:
+            raise self.errors.pop(0)
+        return self.inner.render(body)
+
+
+@asynccontextmanager
+async def scheduling(
+    simulator: Simulator,
+    *,
+    request_timeout: float = 1.0,
+    sleep: Sleep = fast_sleep,
+    wall_clock: Callable[[], float] = time.time,
+    restart_backoff: Backoff = QUICK_RESTARTS,
+) -> AsyncIterator[Scheduler]:
+    """A scheduler polling the simulator, its loops, supervisor and sweeper running."""
+    redactor = Redactor()
+    metrics = SelfMetrics()
+    client = DatadogClient(
+        simulator.url,
+        credentials=credentials(redactor),
+        redactor=redactor,
+        timeout=request_timeout,
+        max_response_size=1 << 24,
+        on_response=metrics.count_response,
+    )
+    scheduler = Scheduler(
+        client,
+        SnapshotStore(),
+        metrics,
+        wall_clock=wall_clock,
+        sleep=sleep,
+        restart_backoff=restart_backoff,
+        sweep_interval=0.02,
+    )
+    metrics.watch(scheduler.query_states, scheduler.rate_limit_views)
+    try:
+        yield scheduler
+    finally:
+        await scheduler.stop()
+        await client.close()
+
+
+async def until(condition: Callable[[], object], within: float = 10.0) -> None:
+    for _ in range(int(within / 0.01)):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"not true within {within}s")
+
+
+def labels(query: str) -> frozenset[tuple[str, str]]:
+    return frozenset({("collector", "connections"), ("query", query)})
+
+
+def self_metric(scheduler: Scheduler, name: str, query: str) -> float | None:
+    return served(scheduler).get((name, labels(query)))
+
+
+def restarts(scheduler: Scheduler, query: str) -> float | None:
+    return self_metric(scheduler, "datadog_exporter_poll_loop_restarts_total", query)
+
+
+def poll_tasks() -> list[asyncio.Task[Any]]:
+    return [task for task in asyncio.all_tasks() if task.get_name().startswith("poll ")]
+
+
+async def test_unexpected_exceptions_are_internal_errors_and_the_loop_polls_on(
+    simulator: Simulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Exceptions no decoder should raise (and a bug's ValueError) fail one poll each as
+    internal_error, logged once in one line without a traceback; the same loop then
+    publishes the next good answer."""
+    flaky = RenderFails(
+        "a",
+        [RecursionError("maximum recursion depth exceeded"), ValueError("bad\nvalue")],
+        interval="1s",
+    )
+    async with scheduling(simulator) as scheduler:
+        with caplog.at_level(logging.INFO, logger="exporter"):
+            scheduler.start([flaky])
+            await until(lambda: error_counts(scheduler, "a").get("internal_error") == 1)
+            assert scheduler.states[("connections", "a")].up is False
+            assert self_metric(scheduler, "datadog_exporter_up", "a") == 0
+            await until(lambda: scheduler.states[("connections", "a")].up)
+        samples = served(scheduler)
+        assert query_series(samples, "a")
+        assert error_counts(scheduler, "a") == {"internal_error": 2}
+        assert restarts(scheduler, "a") == 0  # the loop itself never ended
+        assert scheduler.states[("connections", "a")].last_error is None
+
+    failures = [r for r in caplog.records if r.getMessage() == "poll failed"]
+    assert [getattr(r, "reason", None) for r in failures] == ["internal_error"] * 2
+    assert getattr(failures[0], "error", "") == (
+        "internal error: RecursionError: maximum recursion depth exceeded"
+    )
+    assert not any(hasattr(r, "traceback") for r in failures)  # info level: no traceback
+    formatter = LogfmtFormatter(Redactor())
+    lines = [formatter.format(record) for record in failures]
+    assert all("\n" not in line for line in lines)
+    assert "RecursionError" in lines[0] and "ValueError: bad | value" in lines[1]
+
+
+async def test_internal_error_traceback_is_logged_at_debug_on_one_line(
+    simulator: Simulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    flaky = RenderFails("a", [KeyError("group_bys")], interval="1s")
+    async with scheduling(simulator) as scheduler:
+        with caplog.at_level(logging.DEBUG, logger="exporter"):
+            scheduler.start([flaky])
+            await until(lambda: error_counts(scheduler, "a").get("internal_error") == 1)
+    (failure,) = [r for r in caplog.records if r.getMessage() == "poll failed"]
+    trace = getattr(failure, "traceback", "")
+    assert trace.startswith("Traceback") and "in render" in trace and "KeyError" in trace
+    line = LogfmtFormatter(Redactor()).format(failure)
+    assert "\n" not in line and "traceback=" in line
+
+
+async def test_an_internal_error_message_never_shows_a_key(simulator: Simulator) -> None:
+    flaky = RenderFails("a", [RuntimeError(f"header DD-API-KEY: {API_KEY}")], interval="1s")
+    async with scheduling(simulator) as scheduler:
+        scheduler.start([flaky])
+        await until(lambda: error_counts(scheduler, "a").get("internal_error") == 1)
+        error = scheduler.states[("connections", "a")].last_error or ""
+    assert "RuntimeError" in error and API_KEY not in error
+
+
+class FailingSleep:
+    """The loops' wait, failing on the given calls (1-based): a bug between two polls."""
+
+    def __init__(self, failing: set[int]) -> None:
+        self.failing = failing
+        self.calls: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.calls.append(asyncio.get_running_loop().time())
+        if len(self.calls) in self.failing:
+            raise RuntimeError("bug in the loop")
+        await fast_sleep(seconds)
+
+
+async def test_a_loop_that_ends_is_restarted_counted_and_logged(
+    simulator: Simulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    sleep = FailingSleep({2})  # fails after the first poll
+    async with scheduling(simulator, sleep=sleep) as scheduler:
+        with caplog.at_level(logging.INFO, logger="exporter"):
+            scheduler.start([job("a", interval="1s")])
+            await until(lambda: restarts(scheduler, "a") == 1)
+            polled = len(simulator.requests_to("connections"))
+            await until(lambda: len(simulator.requests_to("connections")) > polled + 1)
+        assert restarts(scheduler, "a") == 1
+        assert scheduler.states[("connections", "a")].up is True
+        assert len(poll_tasks()) == 1
+    (line,) = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert line.getMessage() == "poll loop ended unexpectedly; restarting it"
+    assert getattr(line, "query", None) == "a"
+    assert getattr(line, "error", None) == "RuntimeError: bug in the loop"
+
+
+async def test_restarts_back_off_while_the_loop_keeps_ending(simulator: Simulator) -> None:
+    """A loop that fails as soon as it starts is restarted after 0.05, 0.1, 0.2, 0.2 s (the
+    cap), never in a tight loop; once it polls again, it polls as usual."""
+    sleep = FailingSleep({1, 2, 3, 4})
+    async with scheduling(simulator, sleep=sleep) as scheduler:
+        scheduler.start([job("a", interval="1s")])
+        await until(lambda: scheduler.states[("connections", "a")].up)
+        assert restarts(scheduler, "a") == 4
+    gaps = [later - earlier for earlier, later in itertools.pairwise(sleep.calls[:5])]
+    for gap, backoff in zip(gaps, [0.05, 0.1, 0.2, 0.2], strict=True):
+        assert gap >= backoff * 0.9, gaps
+    assert max(gaps) < 1.0, gaps
+
+
+async def test_a_loop_cancelled_from_elsewhere_is_restarted(simulator: Simulator) -> None:
+    async with scheduling(simulator) as scheduler:
+        scheduler.start([job("a", interval="1s")])
+        await until(lambda: scheduler.states[("connections", "a")].up)
+        (task,) = poll_tasks()
+        task.cancel()
+        await until(lambda: restarts(scheduler, "a") == 1)
+        polled = len(simulator.requests_to("connections"))
+        await until(lambda: len(simulator.requests_to("connections")) > polled)
+        (restarted,) = poll_tasks()
+        assert restarted is not task
+
+
+async def test_stop_and_reload_are_not_restarts(simulator: Simulator) -> None:
+    async with scheduling(simulator) as scheduler:
+        scheduler.start([job(name, interval="1s") for name in ("a", "b", "c")])
+        await until(lambda: all(state.up for state in scheduler.query_states()))
+        await scheduler.apply([job("a", interval="1s"), job("b", interval="2s")])
+        await asyncio.sleep(0.2)  # a restart would come after 0.05 s
+        assert restarts(scheduler, "a") == 0
+        assert restarts(scheduler, "b") == 0
+        assert restarts(scheduler, "c") is None  # removed with its query
+        await scheduler.stop()
+        await asyncio.sleep(0.2)
+        assert poll_tasks() == []
+
+
+class Clock:
+    """A wall clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def landing(scheduler: Scheduler) -> str:
+    context = ServerContext(scheduler.store, scheduler.metrics, scheduler.query_states)
+    async with TestClient(TestServer(create_app(context), host="127.0.0.1")) as client:
+        response = await client.get("/")
+        assert response.status == 200
+        return await response.text()
+
+
+async def test_a_hung_upstream_makes_the_query_late_then_drops_its_series_by_the_clock(
+    simulator: Simulator,
+) -> None:
+    """No poll completes while Datadog hangs: past two intervals the query is late (down,
+    still serving its last good series), past stale_after its series are gone; when the
+    hung poll ends, the loop carries on by itself."""
+    clock = Clock()
+    async with scheduling(
+        simulator, request_timeout=60.0, sleep=asyncio.sleep, wall_clock=clock
+    ) as scheduler:
+        scheduler.start([job("a", interval="1s", stale_after="1m")])
+        state = scheduler.states[("connections", "a")]
+        await until(lambda: state.up)
+        good = query_series(served(scheduler), "a")
+        assert good and "<td>up</td>" in await landing(scheduler)
+
+        # The next poll is about a second away; it meets the hang.
+        before = len(simulator.requests_to("connections"))
+        simulator.set_fault("connections", Fault(kind="hang", seconds=3, count=1))
+        await until(lambda: len(simulator.requests_to("connections")) > before)
+        hung = len(simulator.requests_to("connections"))
+        completed = state.last_completed
+
+        clock.now += 3  # three intervals without a finished poll
+        await until(lambda: state.late)
+        samples = served(scheduler)
+        assert samples[("datadog_exporter_up", labels("a"))] == 0
+        assert samples[("datadog_exporter_serving_stale", labels("a"))] == 1
+        assert query_series(samples, "a") == good
+        assert "<td>late (serving last good data)</td>" in await landing(scheduler)
+
+        clock.now += 58  # the last good poll is now 61 s old: past stale_after
+        await until(lambda: not query_series(served(scheduler), "a"))
+        samples = served(scheduler)
+        assert samples[("datadog_exporter_up", labels("a"))] == 0
+        assert samples[("datadog_exporter_serving_stale", labels("a"))] == 0
+        assert samples[("datadog_exporter_series", labels("a"))] == 0
+        assert "<td>late</td>" in await landing(scheduler)
+        # All of it without a poll completing: the hung request is still the last one.
+        assert len(simulator.requests_to("connections")) == hung
+        assert state.last_completed == completed
+        assert error_counts(scheduler, "a") == {}
+
+        await until(lambda: state.up, within=10)  # the hang ends; polls come again
+        assert query_series(served(scheduler), "a")
+        assert "<td>up</td>" in await landing(scheduler)
+
+
+async def test_a_failed_query_drops_its_series_at_stale_after_without_another_poll(
+    simulator: Simulator,
+) -> None:
+    """Polled once an hour, a query that failed loses its series when they pass stale_after,
+    not an hour later at its next poll."""
+    clock = Clock()
+    async with scheduling(simulator, wall_clock=clock) as scheduler:
+        scheduler.start([])  # the sweeper runs; this test drives the polls
+        register(scheduler, job("a", interval="1h", stale_after="5m"))
+        key = ("connections", "a")
+        state = scheduler.states[key]
+        await scheduler.poll_once(key, deadline(5))
+        assert query_series(served(scheduler), "a")
+        simulator.set_fault("connections", Fault(kind="status", status=400))
+        clock.now += 60
+        await scheduler.poll_once(key, deadline(5))
+        assert state.up is False and state.serving_stale is True
+        polled = len(simulator.requests_to("connections"))
+
+        clock.now += 241  # the last good poll is 301 s old
+        await until(lambda: not query_series(served(scheduler), "a"))
+        assert state.serving_stale is False and state.series == 0
+        assert len(simulator.requests_to("connections")) == polled
+
+
+async def test_a_healthy_query_keeps_its_series_whatever_its_stale_after(
+    simulator: Simulator,
+) -> None:
+    """stale_after counts while a query is down; between two good polls nothing is dropped,
+    even when stale_after is shorter than the interval."""
+    clock = Clock()
+    async with scheduling(simulator, wall_clock=clock) as scheduler:
+        scheduler.start([])
+        register(scheduler, job("a", interval="10s", stale_after="1s"))
+        key = ("connections", "a")
+        await scheduler.poll_once(key, deadline(5))
+        clock.now += 5
+        await asyncio.sleep(0.2)  # several sweeps
+        state = scheduler.states[key]
+        assert state.up is True and not state.late
+        assert query_series(served(scheduler), "a")
+        assert "<td>up</td>" in await landing(scheduler)

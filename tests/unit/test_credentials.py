@@ -1,0 +1,60 @@
+"""Key files: an empty one is named for what it is, not reported as an unset variable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from exporter.config.accounts import resolve_accounts
+from exporter.config.schema import parse_config
+from exporter.datadog.credentials import Credentials, CredentialsError
+from exporter.logs import Redactor
+
+API_KEY = "api-key-0123456789abcdef"
+APP_KEY = "app-key-0123456789abcdef"
+
+
+@pytest.mark.parametrize("content", ["", "\n", "  \n\t\n"])
+@pytest.mark.parametrize("variable", ["DD_API_KEY_FILE", "DD_APP_KEY_FILE"])
+def test_an_empty_dd_key_file_is_named(tmp_path: Path, variable: str, content: str) -> None:
+    empty = tmp_path / "key"
+    empty.write_text(content)
+    env = {"DD_API_KEY": API_KEY, "DD_APP_KEY": APP_KEY, variable: str(empty)}
+    credentials = Credentials.from_environment(Redactor(), env)
+    with pytest.raises(CredentialsError) as caught:
+        credentials.check()
+    assert str(caught.value) == f"{variable} {empty} is empty"
+
+
+def test_a_key_file_emptied_while_running_is_named_then_recovers(tmp_path: Path) -> None:
+    key = tmp_path / "api-key"
+    key.write_text(API_KEY)
+    env = {"DD_API_KEY_FILE": str(key), "DD_APP_KEY": APP_KEY}
+    credentials = Credentials.from_environment(Redactor(), env)
+    assert credentials.headers()["DD-API-KEY"] == API_KEY
+    key.write_text("")
+    with pytest.raises(CredentialsError, match=r"^DD_API_KEY_FILE .* is empty$"):
+        credentials.headers()
+    key.write_text(API_KEY + "-rotated")
+    assert credentials.headers()["DD-API-KEY"] == API_KEY + "-rotated"
+
+
+@pytest.mark.parametrize("key", ["api_key", "app_key"])
+def test_an_empty_account_key_file_is_named(tmp_path: Path, key: str) -> None:
+    for name in ("api-key", "app-key"):
+        (tmp_path / name).write_text(f"eu-{name}-0123456789")
+    (tmp_path / key.replace("_", "-")).write_text("")
+    text = f"""
+accounts:
+  - name: eu
+    site: datadoghq.eu
+    api_key_file: {tmp_path / "api-key"}
+    app_key_file: {tmp_path / "app-key"}
+connections: [{{name: svc, account: eu}}]
+"""
+    (account,) = resolve_accounts(parse_config(text), "https://unused.example")
+    with pytest.raises(CredentialsError) as caught:
+        Credentials.for_account(account, Redactor(), {}).check()
+    path = tmp_path / key.replace("_", "-")
+    assert str(caught.value) == f"accounts[eu].{key}_file {path} is empty"

@@ -1,0 +1,45 @@
+"""Which error bodies say nothing about their cause (the bare 400 of an organisation
+without Cloud Network Monitoring), whatever shape Datadog chose."""
+
+from __future__ import annotations
+
+import pytest
+
+from exporter.datadog.client import has_no_details
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"  \n",
+        b"{}",
+        b'{"errors": []}',
+        b'{"errors": ["Bad Request"]}',
+        b'{"errors": ["bad request", "Bad Request"]}',
+        b'{"errors": [{"status": "400", "title": "Bad Request"}]}',
+        b'{"errors": [{"status": 400}]}',
+        b'{"errors": [{"code": "bad_request", "title": "Bad Request"}]}',
+        b'{"errors": [{"title": "Bad Request", "detail": ""}]}',
+    ],
+)
+def test_bodies_that_only_repeat_the_status_have_no_details(body: bytes) -> None:
+    assert has_no_details(body)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"errors": ["Invalid limit"]}',
+        b'{"errors": [{"status": "400", "title": "Bad Request", "detail": "limit > 7500"}]}',
+        b'{"errors": [{"title": "Generic Error", "detail": "oops"}]}',
+        b'{"errors": [{"title": "Bad Request", "source": {"parameter": "limit"}}]}',
+        b'{"errors": "Bad Request"}',
+        b'{"errors": ["Bad Request"], "message": "CNM is not enabled"}',
+        b"<html><title>400 Bad Request</title></html>",
+        b"Bad Request",
+        b"[]",
+    ],
+)
+def test_bodies_that_say_something_keep_their_say(body: bytes) -> None:
+    assert not has_no_details(body)
