@@ -300,7 +300,7 @@ def _print_plan(
         calls[key] = calls.get(key, 0) + len(t.pending)
     lanes = []
     for (account, endpoint), count in sorted(calls.items()):
-        expected = config.datadog.rate_limits.get(endpoint)  # type: ignore[call-overload]
+        expected = config.datadog.rate_limits.get(endpoint)
         lanes.append(
             Lane(
                 account,
@@ -326,7 +326,7 @@ def _summarize(
     stats = source.stats
     hours = outcome.elapsed / 3600
     for (account, endpoint), calls in sorted(outcome.lane_calls.items()):
-        state = source.client(account).rate_limit(endpoint)
+        state = source.client(account).rate_limits.limits(endpoint)
         rate = calls / hours if hours else 0.0
         text = (
             f"{endpoint} ({account}): {calls:,} calls in {format_duration(round(outcome.elapsed))}"

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections import defaultdict
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -147,7 +146,7 @@ class Runner:
     # -- the run --------------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> Outcome:
-        started = time.monotonic()
+        started = self.source.clock.monotonic()
         progress = Progress(
             self.outcome.total, self.outcome.done, self.source.stats, self.console, bar=self.bar
         )
@@ -181,7 +180,7 @@ class Runner:
             await asyncio.get_running_loop().run_in_executor(self._thread, lambda: None)
             self._thread.shutdown(wait=True)
             progress.close()
-        self.outcome.elapsed = time.monotonic() - started
+        self.outcome.elapsed = self.source.clock.monotonic() - started
         return self.outcome
 
     async def _worker(self, items: Iterator[tuple[Target, int]]) -> None:
@@ -262,7 +261,7 @@ class Runner:
     def _on_answer(self, account: str, endpoint: str) -> None:
         lane = (account, endpoint)
         self.outcome.lane_calls[lane] = self.outcome.lane_calls.get(lane, 0) + 1
-        state = self.source.client(account).rate_limit(endpoint)
+        state = self.source.client(account).rate_limits.limits(endpoint)
         if state.limit is None or not state.period:
             return
         self._count_period(lane, state.limit, state.remaining, state.reset_at, state.period)

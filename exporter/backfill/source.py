@@ -4,32 +4,31 @@ Two services, and nothing else of the exporter is touched by the backfill:
 
 - :meth:`WindowSource.fetch`: the answer of query Q for the window a live poll at ``t``
   asks for (``[t - delay - window, t - delay]``), through the same :class:`DatadogClient`
-  (one per account), its 429 handling and the budget pacing of ``datadog.budget``; retryable
-  failures are retried with the scheduler's backoff;
+  (one per account), waiting for each call's slot in the client's :class:`RateLimits` (429
+  blocks and budget pacing, as the scheduler does, without a poll deadline: a backfill window
+  has no next tick to give up for); retryable failures are retried with the scheduler's
+  backoff (``PollPolicy().retry``);
 - :func:`render`: that answer as the live exporter renders it (same collector job, same
   families, label sets and values), plus ``datadog_exporter_window_seconds``.
 
-The pacing below repeats the scheduler's ``_wait_for_rate_limit``/``_pace`` without a poll
-deadline: a backfill window has no next tick to give up for, so it waits for its slot.
+Which collectors have history is the registry's ``history`` flag.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
 import random
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
+from ..clock import SYSTEM_CLOCK, Clock
 from ..collectors.base import DecodeError, QueryJob
-from ..collectors.connections import ConnectionsJob
-from ..collectors.dns import DnsJob
+from ..collectors.registry import REGISTRY
 from ..config.accounts import Environment, base_url, resolve_accounts
 from ..config.schema import Config, WindowedQuery
-from ..datadog.budget import next_slot
 from ..datadog.client import (
     ApiError,
     DatadogClient,
@@ -41,13 +40,11 @@ from ..datadog.credentials import Credentials
 from ..datadog.pool import ClientPool
 from ..exposition import Family, escape_label_value, format_value
 from ..logs import Redactor
-from ..scheduler import backoff_delay
+from ..scheduler.policy import PollPolicy
 from .openmetrics import header, split_samples
 
 log = logging.getLogger(__name__)
 
-# Collectors whose endpoints take any from/to; cases and audience answer only "now".
-HISTORY_COLLECTORS = ("connections", "dns")
 # Requests of one (account, endpoint) in flight at once: enough to hide latency, few enough
 # to hold at most this many answers in memory.
 IN_FLIGHT_PER_ENDPOINT = 2
@@ -62,7 +59,7 @@ WINDOW_FAMILY = Family(
 
 @dataclass(frozen=True)
 class HistoryQuery:
-    """A configured connections or dns query, as the backfill fetches it."""
+    """A configured query of a collector with history, as the backfill fetches it."""
 
     collector: str
     name: str
@@ -99,17 +96,17 @@ def select_queries(config: Config, wanted: Sequence[str]) -> Selection:
     """The queries ``--query`` names (``NAME`` or ``COLLECTOR/NAME``; none: every one)."""
     labelled = config.labels_accounts
     history: list[HistoryQuery] = []
-    for q in config.connections:
-        job = ConnectionsJob(q, config.account_of(q), labelled)
-        history.append(
-            HistoryQuery("connections", q.name, job.account, q, job, _labels(job.label_names))
-        )
-    for d in config.dns:
-        dns_job = DnsJob(d, config.account_of(d), labelled)
-        history.append(
-            HistoryQuery("dns", d.name, dns_job.account, d, dns_job, _labels(dns_job.label_names))
-        )
-    others = [(c, q.name) for c, q in config.all_queries() if c not in HISTORY_COLLECTORS]
+    others: list[tuple[str, str]] = []
+    for entry in REGISTRY:
+        for q in getattr(config, entry.section):
+            if not entry.history:
+                others.append((entry.section, q.name))
+                continue
+            # A past window is asked for with from/to: only windowed queries have history.
+            assert isinstance(q, WindowedQuery)
+            job = entry.job(q, config.account_of(q), labelled)
+            names = job.label_names if isinstance(job, _Labelled) else []
+            history.append(HistoryQuery(entry.section, q.name, job.account, q, job, _labels(names)))
 
     def matches(collector: str, name: str, spec: str) -> bool:
         return spec in (name, f"{collector}/{name}")
@@ -126,6 +123,14 @@ def select_queries(config: Config, wanted: Sequence[str]) -> Selection:
             and not any(matches(c, n, w) for c, n in others)
         ],
     )
+
+
+@runtime_checkable
+class _Labelled(Protocol):
+    """A job whose series carry labels named after its query's fields (``group_by``)."""
+
+    @property
+    def label_names(self) -> list[str]: ...
 
 
 def _labels(names: Sequence[str]) -> tuple[str, ...]:
@@ -145,7 +150,7 @@ class RenderedWindow:
 def render(query: HistoryQuery, body: bytes, targets: bytes) -> RenderedWindow:
     """The answer as the live exporter would serve it, with ``targets`` in front of every
     series' labels; raises DecodeError for an answer the collector cannot use."""
-    rendered = query.job.render(body)
+    rendered = query.job.render(query.job.decode(body))
     samples: list[tuple[str, bytes, bytes]] = []
     headers: dict[str, bytes] = {}
     for item in rendered.families:
@@ -200,15 +205,20 @@ class WindowSource:
         *,
         rng: random.Random | None = None,
         on_answer: Callable[[str, str], None] = lambda account, endpoint: None,
+        clock: Clock = SYSTEM_CLOCK,
+        policy: PollPolicy | None = None,
     ) -> None:
         """Keys and site come from the environment as for the live exporter. Raises
-        ConfigError (unknown site) or CredentialsError (keys missing)."""
+        ConfigError (unknown site) or CredentialsError (keys missing). ``clock`` is what
+        waits (rate limits, retries) run on; ``policy`` gives the retry backoff."""
         self.stats = Stats()
         self.rng = rng or random.Random()
         self.on_answer = on_answer
+        self.clock = clock
+        self.retry = (policy or PollPolicy()).retry
         url = base_url(config.datadog, Environment())
         credentials = Credentials.from_environment(redactor, dict(os.environ))
-        self.pool = ClientPool(redactor, credentials, self._count)
+        self.pool = ClientPool(redactor, credentials, self._count, clock=clock)
         accounts = resolve_accounts(config, url)
         self.pool.apply(accounts, self.pool.credentials(accounts))
 
@@ -231,7 +241,7 @@ class WindowSource:
         request = query.job.request(float(t))
         attempt = 0
         while True:
-            await self._wait_for_budget(client, query.endpoint)
+            await self._acquire(client, query.endpoint)
             try:
                 return await client.fetch(request)
             except RateLimited:
@@ -246,42 +256,33 @@ class WindowSource:
             except ApiError as exc:
                 if not exc.retryable or attempt + 1 >= MAX_ATTEMPTS:
                     raise WindowFailed(exc.reason, str(exc)) from None
-            delay = backoff_delay(attempt, self.rng)
+            delay = self.retry.jittered(attempt, self.rng)
             attempt += 1
             log.debug("retrying window", extra={"query": query.name, "t": t, "delay": delay})
-            await asyncio.sleep(delay)
+            await self.clock.sleep(delay)
 
-    async def _wait_for_budget(self, client: DatadogClient, endpoint: str) -> None:
-        state = client.rate_limit(endpoint)
-        wait = state.blocked_until - time.monotonic()
-        if wait > 0:
-            await self._pause(wait, endpoint, "rate limited by Datadog (429)")
-        now = time.monotonic()
-        available = state.available
-        if available is not None:
-            # Answers of concurrent requests can arrive out of order, so the last one read
-            # may count up to IN_FLIGHT - 1 fewer calls than Datadog has seen: keep that many
-            # in reserve rather than meet the limit with a 429.
-            available = max(0, available - (IN_FLIGHT_PER_ENDPOINT - 1))
-        slot = next_slot(now, state.free_at, available, state.limit, state.reset_at)
-        state.free_at = slot.next_free
-        if slot.at > now:
-            await self._pause(slot.at - now, endpoint, "")
-
-    async def _pause(self, seconds: float, endpoint: str, why: str) -> None:
-        self.stats.pauses += 1
-        self.stats.paused_seconds += seconds
-        if why:
+    async def _acquire(self, client: DatadogClient, endpoint: str) -> None:
+        """Wait for the endpoint's next slot (no deadline), counting the wait as a pause."""
+        limits = client.rate_limits
+        blocked = limits.limits(endpoint).blocked_until - self.clock.monotonic()
+        if blocked > 0:
             log.info(
-                f"{why}; waiting for the reset",
-                extra={"endpoint": endpoint, "wait_seconds": round(seconds, 1)},
+                "rate limited by Datadog (429); waiting for the reset",
+                extra={"endpoint": endpoint, "wait_seconds": round(blocked, 1)},
             )
-        await asyncio.sleep(seconds)
+        before = self.clock.monotonic()
+        # Answers of concurrent requests can arrive out of order, so the last one read may
+        # count up to IN_FLIGHT - 1 fewer calls than Datadog has seen: keep that many in
+        # reserve rather than meet the limit with a 429.
+        await limits.acquire(endpoint, reserve=IN_FLIGHT_PER_ENDPOINT - 1)
+        waited = self.clock.monotonic() - before
+        if waited > 0:
+            self.stats.pauses += 1
+            self.stats.paused_seconds += waited
 
 
 # DecodeError is what render() raises: the runner takes it from here, like everything else.
 __all__ = [
-    "HISTORY_COLLECTORS",
     "IN_FLIGHT_PER_ENDPOINT",
     "WINDOW_FAMILY",
     "DecodeError",

@@ -212,7 +212,7 @@ class Expected:
         )
         assert isinstance(query, ConnectionsQuery | DnsQuery)
         body = self.simulator.answer(collector, job.request(float(t)).params)  # type: ignore[arg-type]
-        samples = parse_metrics(rendered_text(job.render(body)))
+        samples = parse_metrics(rendered_text(job.render(job.decode(body))))
         samples[
             (
                 "datadog_exporter_window_seconds",

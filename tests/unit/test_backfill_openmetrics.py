@@ -108,7 +108,7 @@ def test_backfilled_labels_and_values_are_the_live_ones(collector: str) -> None:
     body = Simulator().answer(query.collector, query.job.request(1_714_521_600).params)  # type: ignore[arg-type]
     live = {
         (item.family.name, labels, value)
-        for item in query.job.render(body).families
+        for item in query.job.render(query.job.decode(body)).families
         for labels, value in split_samples(item.family.name, item.samples)
     }
     backfilled = {
