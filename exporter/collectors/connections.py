@@ -5,7 +5,17 @@ A poll of query ``svc_to_svc`` grouped by ``client_service, server_service`` ren
     datadog_cnm_tcp_retransmits{query="svc_to_svc",client_service="web",server_service="db"} 42
     datadog_cnm_tcp_rtt_seconds{query="svc_to_svc",client_service="web",server_service="db"} 0.0012
 
-A metric missing from a row yields no sample (absent is unknown, not zero).
+A metric missing from a row yields no sample (absent is unknown, not zero), and so does a
+number beyond float64's range, which Prometheus could not read: it is counted in
+``Rendered.invalid_values`` instead.
+
+The documented exception to how collectors are written: to render 7,500-row answers cheaply,
+values stay the JSON text Datadog sent until rendering checks them column by column (so
+``render`` may raise DecodeError too), label text is cached from one poll to the next, and
+families are built column by column in C-level list operations rather than row by row. Which
+rows are rendered is decided by the shared :func:`~exporter.collectors.common.keep_rows`, as
+everywhere: a row's series there are its fields present (a value later found unreadable
+included), and ``invalid_values`` counts what the rows kept could not give.
 """
 
 from __future__ import annotations
@@ -22,16 +32,26 @@ from msgspec.structs import astuple
 from ..config.schema import ConnectionsQuery
 from ..exposition import Family, Rendered, RenderedFamily, format_value, label_names_for
 from .base import ApiRequest, DecodeError
-from .common import Number, PolledJob, group_labels, label_prefix, windowed_params
+from .common import (
+    Number,
+    PolledJob,
+    UnreadableNumber,
+    decode,
+    decoding,
+    group_labels,
+    keep_rows,
+    label_prefix,
+    number,
+    windowed_params,
+)
 
-ENDPOINT = "connections"
 PATH = "/api/v2/network/connections/aggregate"
 
 
 # Values are kept as the JSON text Datadog sent (``msgspec.Raw``): a JSON number without an
 # exponent is already valid exposition text, so most samples are copied, never parsed and
-# re-formatted. Rendering checks that they are numbers (see _value_texts). An absent field
-# keeps the shared empty _ABSENT (JSON null arrives as the text ``null``).
+# re-formatted. Rendering checks that they are numbers Prometheus can read (see _value_texts).
+# An absent field keeps the shared empty _ABSENT (JSON null arrives as the text ``null``).
 _ABSENT = msgspec.Raw()
 
 
@@ -64,12 +84,38 @@ class _Response(msgspec.Struct, gc=False):
     data: list[_Row]
 
 
+class _RawRttAttributes(_Attributes, gc=False):
+    """The attributes with the round-trip time kept as text too, for the rare answer whose
+    round-trip time is beyond float64 (msgspec then rejects the whole answer as typed above):
+    decoded this way, that value costs only its own sample (see _rtt_texts)."""
+
+    rtt_micro_seconds: msgspec.Raw = _ABSENT  # type: ignore[assignment]
+
+
+class _RawRttRow(msgspec.Struct, gc=False):
+    attributes: _RawRttAttributes | None = None
+
+
+class _RawRttResponse(msgspec.Struct, gc=False):
+    data: list[_RawRttRow]
+
+
 _decoder = msgspec.json.Decoder(_Response)
+_raw_rtt_decoder = msgspec.json.Decoder(_RawRttResponse)
 _GROUP_BYS = attrgetter("group_bys")
 _group_bys_decoder = msgspec.json.Decoder(dict[str, list[str]] | None)
-_number_decoder = msgspec.json.Decoder(Number | None)
-# What remains of a JSON number without exponent once its digits, sign and point are removed.
-_PLAIN_NUMBER_CHARS = b"0123456789-.\n"
+# Maps a column of JSON values joined by "\n" so that one translation (in C) answers whether
+# they are all numbers without exponent: digits become "0", sign, point and newline stay,
+# anything else becomes "x".
+_PLAIN_NUMBER_TABLE = bytes(
+    ord("0") if chr(byte).isdigit() and byte < 128 else byte if byte in b"-.\n" else ord("x")
+    for byte in range(256)
+)
+# A number with at most 308 digits before the point is inside float64's range (which ends
+# near 1.8e308), so Prometheus reads it. A run of 32 digits or more (never in a real answer:
+# counters stay far below 1e31) takes the slow path, which checks the value itself; the
+# shorter needle is the one CPython finds fastest.
+_LONG_DIGITS = b"0" * 32
 
 # (Datadog attribute, family). Order is the order families appear on /metrics.
 FIELDS: tuple[tuple[str, Family], ...] = tuple(
@@ -193,55 +239,88 @@ class _LabelCache:
     def _render(self, key: bytes) -> bytes:
         try:
             group_bys = _group_bys_decoder.decode(key or b"null")
-        except msgspec.ValidationError as exc:
+        except (msgspec.ValidationError, msgspec.DecodeError, RecursionError) as exc:
+            # The raw text is valid JSON, but may nest deeper than the recursion limit or
+            # hold strings that are not UTF-8 (only decoding to str checks that).
             raise DecodeError(f"unexpected connections answer: group_bys: {exc}") from None
         return (self.prefix + group_labels(group_bys, self.fields, self.names) + "} ").encode()
 
 
 def decode_rows(body: bytes) -> list[_Attributes]:
     """The attributes of every row (rows without attributes carry nothing to export)."""
+    response: _Response | _RawRttResponse
     try:
-        rows = _decoder.decode(body).data
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        response = _decoder.decode(body)
+    except msgspec.ValidationError:
+        # Most likely a round-trip time beyond float64 ("Number out of range"). Any other
+        # mistake fails this second decoding too, and is reported from there.
+        response = decode(_raw_rtt_decoder, body, "connections")
+    except (msgspec.DecodeError, RecursionError) as exc:
         raise DecodeError(f"unexpected connections answer: {exc}") from None
-    return [row.attributes for row in rows if row.attributes is not None]
+    return [row.attributes for row in response.data if row.attributes is not None]
 
 
 def _value_texts(
     labels: Sequence[bytes], values: Sequence[msgspec.Raw], attribute: str
-) -> tuple[Sequence[bytes], Sequence[msgspec.Raw | bytes]]:
-    """The samples' labels and values as exposition text; raise DecodeError for non-numbers.
+) -> tuple[Sequence[bytes], Sequence[msgspec.Raw | bytes], int]:
+    """The samples' labels and values as exposition text, and how many were left out.
 
     The fast path checks a whole column at once in C: a JSON value made only of digits,
     ``-`` and ``.`` can only be a number without exponent, which the text format accepts
-    as it is. Anything else (exponents, null, strings, booleans) takes the slow path, where
-    null means unknown and yields no sample.
+    as it is unless it is too long for float64. Anything else (exponents, long numbers,
+    null, strings, booleans) takes the slow path, where null means unknown and yields no
+    sample, a number beyond float64 is left out and counted, and a non-number is a
+    DecodeError.
     """
-    if not b"\n".join(values).translate(None, _PLAIN_NUMBER_CHARS):
-        return labels, values
-    kept: list[bytes] = []
-    texts: list[msgspec.Raw | bytes] = []
-    for row_labels, raw in zip(labels, values, strict=True):
+    mapped = b"\n".join(values).translate(_PLAIN_NUMBER_TABLE)
+    if b"x" not in mapped and _LONG_DIGITS not in mapped:
+        return labels, values, 0
+    numbers, invalid = _numbers(values, attribute)
+    kept = [
+        row_labels for row_labels, value in zip(labels, numbers, strict=True) if value is not None
+    ]
+    texts = [format_value(value).encode() for value in numbers if value is not None]
+    return kept, texts, invalid
+
+
+def _numbers(
+    values: Sequence[msgspec.Raw | Number | None], attribute: str
+) -> tuple[list[Number | None], int]:
+    """Each value decoded, None where it is null or beyond float64; and how many were beyond."""
+    what = f"unexpected connections answer: {attribute}"
+    numbers: list[Number | None] = []
+    invalid = 0
+    for raw in values:
         try:
-            number = _number_decoder.decode(raw)
-        except msgspec.ValidationError as exc:
-            raise DecodeError(f"unexpected connections answer: {attribute}: {exc}") from None
-        if number is not None:
-            kept.append(row_labels)
-            texts.append(format_value(number).encode())
-    return kept, texts
+            numbers.append(number(raw, what))
+        except UnreadableNumber:
+            numbers.append(None)
+            invalid += 1
+    return numbers, invalid
 
 
 def _rtt_texts(
-    labels: Sequence[bytes], microseconds: Sequence[Number | None]
-) -> tuple[Sequence[bytes], Sequence[bytes]]:
-    """The round-trip times present, in seconds, as exposition text."""
+    labels: Sequence[bytes], microseconds: Sequence[Number | msgspec.Raw | None]
+) -> tuple[Sequence[bytes], Sequence[bytes], int]:
+    """The round-trip times present, in seconds, as exposition text; and how many were left out.
+
+    Normally the values are numbers, converted a column at a time in C. They are text when
+    the answer held one beyond float64 (see _RawRttAttributes), and a JSON integer of any
+    size decodes to a Python int that overflows float division: then they are decoded and
+    checked one by one.
+    """
+    invalid = 0
     present = list(map(is_not, microseconds, repeat(None)))  # 0 is a value: test identity
-    seconds = list(map(truediv, compress(microseconds, present), repeat(1e6)))
-    # JSON numbers are finite, so repr() is the exposition spelling; one repr of the whole
-    # list formats every float in C, and ", " never occurs inside a float's repr.
+    try:
+        seconds = list(map(truediv, compress(microseconds, present), repeat(1e6)))
+    except (TypeError, OverflowError):
+        numbers, invalid = _numbers(microseconds, _RTT_ATTRIBUTE)
+        present = list(map(is_not, numbers, repeat(None)))
+        seconds = list(map(truediv, compress(numbers, present), repeat(1e6)))
+    # Finite floats divided by 1e6 stay finite, so repr() is the exposition spelling; one
+    # repr of the whole list formats every float in C, and ", " never occurs inside a repr.
     texts = repr(seconds)[1:-1].encode().split(b", ") if seconds else []
-    return list(compress(labels, present)), texts
+    return list(compress(labels, present)), texts, invalid
 
 
 def _family_text(
@@ -260,30 +339,30 @@ def render_rows(rows: list[_Attributes], labels: list[bytes], max_series: int) -
     """Render decoded rows (with their label text) into one chunk per family.
 
     Rows are turned into columns so each family is a handful of C-level list operations;
-    no Python object is made per sample. Rows beyond ``max_series`` series are dropped, the
-    first rows (Datadog's biggest) kept.
+    no Python object is made per sample. Which rows are kept is :func:`keep_rows`' rule.
     """
-    kept_labels = labels
     value_rows = list(map(astuple, rows))
-    if len(set(labels)) < len(labels):
-        # Two rows with the same label set would be a duplicate series: keep the first.
-        first = {row_labels: index for index, row_labels in reversed(list(enumerate(labels)))}
-        keep = sorted(first.values())
-        kept_labels = [labels[index] for index in keep]
-        value_rows = [value_rows[index] for index in keep]
-    kept = _rows_within(value_rows, max_series)
-    dropped = len(value_rows) - kept
-    if not kept:
-        return Rendered(families=(), series=0, dropped_rows=dropped)
-    value_rows, kept_labels = value_rows[:kept], kept_labels[:kept]
+    kept = keep_rows(
+        labels,
+        lambda index: _present_fields(value_rows[index]),
+        max_series,
+        most_per_row=len(FIELDS),
+    )
+    if not kept.indexes:
+        return Rendered(families=(), series=0, dropped_rows=kept.dropped)
+    kept_labels = labels
+    if not kept.everything:
+        kept_labels = [labels[index] for index in kept.indexes]
+        value_rows = [value_rows[index] for index in kept.indexes]
     columns: list[Any] = list(zip(*value_rows, strict=True))[1:]  # column 0 is group_bys
     families = []
     series = 0
+    invalid = 0
     for (attribute, family), column in zip(FIELDS, columns, strict=True):
         family_labels: Sequence[bytes]
         texts: Sequence[msgspec.Raw | bytes]
         if attribute == _RTT_ATTRIBUTE:
-            family_labels, texts = _rtt_texts(kept_labels, column)
+            family_labels, texts, left_out = _rtt_texts(kept_labels, column)
         else:
             # An absent field is the empty Raw, the only falsy one: compress() and filter()
             # test that in C, without a Python call per value.
@@ -292,33 +371,34 @@ def render_rows(rows: list[_Attributes], labels: list[bytes], max_series: int) -
             else:
                 family_labels = list(compress(kept_labels, column))
                 values = list(filter(None, column))
-            family_labels, texts = _value_texts(family_labels, values, attribute)
+            family_labels, texts, left_out = _value_texts(family_labels, values, attribute)
+        invalid += left_out
         if not texts:
             continue
         series += len(family_labels)
         name = family.name.encode()
         families.append(RenderedFamily(family, _family_text(name, family_labels, texts)))
-    return Rendered(families=tuple(families), series=series, dropped_rows=dropped)
+    return Rendered(
+        families=tuple(families),
+        series=series,
+        dropped_rows=kept.dropped,
+        invalid_values=invalid,
+    )
 
 
-def _rows_within(value_rows: list[tuple[object, ...]], max_series: int) -> int:
-    """How many leading rows fit in ``max_series`` series (a row has one per present field)."""
-    if len(value_rows) * len(FIELDS) <= max_series:
-        return len(value_rows)
-    series = 0
-    for index, values in enumerate(value_rows):
-        series += sum(1 for value in values[1:] if value is not None and value is not _ABSENT)
-        if series > max_series:
-            return index
-    return len(value_rows)
+def _present_fields(values: tuple[object, ...]) -> int:
+    """The series a row can have: one per field present (``values[0]`` is its group_bys).
+
+    An absent field is ``_ABSENT``, or ``None`` for the round-trip time, which is decoded as a
+    number (or as raw text when the answer held one beyond float64, where absent is _ABSENT).
+    """
+    return sum(1 for value in values[1:] if value is not _ABSENT and value is not None)
 
 
 @dataclass(frozen=True)
 class ConnectionsJob(PolledJob[ConnectionsQuery]):
     """A configured connections query, ready to poll."""
 
-    collector: str = "connections"
-    endpoint: str = ENDPOINT
     _labels: _LabelCache = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -334,9 +414,13 @@ class ConnectionsJob(PolledJob[ConnectionsQuery]):
         return label_names_for(self.settings.group_by)
 
     def request(self, now: float) -> ApiRequest:
-        return ApiRequest(ENDPOINT, "GET", PATH, windowed_params(self.settings, now))
+        return ApiRequest(self.endpoint, "GET", PATH, windowed_params(self.settings, now))
 
-    def render(self, body: bytes) -> Rendered:
-        rows = decode_rows(body)
-        labels = self._labels.labels_of(rows)
-        return render_rows(rows, labels, self.settings.max_series)
+    def decode(self, body: bytes) -> list[_Attributes]:
+        with decoding("connections"):
+            return decode_rows(body)
+
+    def render(self, answer: list[_Attributes]) -> Rendered:
+        with decoding("connections"):
+            labels = self._labels.labels_of(answer)
+            return render_rows(answer, labels, self.settings.max_series)

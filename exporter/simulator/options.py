@@ -6,13 +6,13 @@ routes or as CLI flags); it must not know how they are applied.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
-EndpointName = Literal["connections", "dns", "cases", "audience"]
-FaultTarget = Literal["connections", "dns", "cases", "audience", "*"]
 FaultKind = Literal[
     "status",
     "rate_limit",
@@ -25,13 +25,12 @@ FaultKind = Literal[
     "wrong_shape",
     "huge",
     "redirect",
+    "raw",
 ]
 ErrorShape = Literal["strings", "jsonapi", "jsonapi_no_detail", "generic", "code"]
 ScenarioKind = Literal["retransmit_storm", "rtt_spike", "resets_spike"]
 CasesMultiGroup = Literal["combined", "facets", "first_field"]
 
-ENDPOINTS: tuple[EndpointName, ...] = get_args(EndpointName)
-FAULT_TARGETS: tuple[FaultTarget, ...] = get_args(FaultTarget)
 FAULT_KINDS: tuple[FaultKind, ...] = get_args(FaultKind)
 ERROR_SHAPES: tuple[ErrorShape, ...] = get_args(ErrorShape)
 SCENARIO_KINDS: tuple[ScenarioKind, ...] = get_args(ScenarioKind)
@@ -84,7 +83,10 @@ class Fault:
     - chunk_size: `drip`;
     - size_bytes: `huge`;
     - body: `wrong_shape` (any JSON value; default `{"data": {"unexpected": 1}}`);
-    - location: `redirect` (the Location header; `status` default 302).
+    - location: `redirect` (the Location header; `status` default 302);
+    - raw_body, content_type: `raw`, which answers exactly these bytes with `status`
+      (default 200) and this Content-Type, whatever they are: not JSON, not UTF-8, nested
+      100,000 deep. Over the control API `raw_body` is base64.
     """
 
     kind: FaultKind
@@ -98,6 +100,8 @@ class Fault:
     size_bytes: int = 100 * 1024 * 1024
     body: Any = None
     location: str = "https://elsewhere.example/"
+    raw_body: bytes = b""
+    content_type: str = "application/json"
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
@@ -114,6 +118,11 @@ class Fault:
             raise OptionError("a redirect's status must be 3xx")
         if self.reset_seconds < 1 or self.chunk_size < 1 or self.size_bytes < 16:
             raise OptionError("reset_seconds, chunk_size and size_bytes must be positive")
+        if not isinstance(self.raw_body, bytes):
+            raise OptionError("raw_body must be bytes (base64 over the control API)")
+        if not (self.content_type.isascii() and self.content_type.isprintable()):
+            # It becomes a header line: a newline in it would end the header early.
+            raise OptionError("content_type must be printable ASCII")
 
     @property
     def http_status(self) -> int:
@@ -130,12 +139,16 @@ class Scenario:
 
     `match` maps a tag key to a value the connection must carry (all must match).
     `factor` multiplies tcp_retransmits (retransmit_storm), rtt_micro_seconds
-    (rtt_spike) or tcp_resets (resets_spike).
+    (rtt_spike) or tcp_resets (resets_spike). `start`/`end` (Unix seconds) bound it in
+    time: it shapes the answers of windows whose `to` lies in [start, end), so history
+    can hold an incident at a known time (None: from/until forever).
     """
 
     kind: ScenarioKind
     match: Mapping[str, str] = field(default_factory=dict)
     factor: float = 50.0
+    start: int | None = None
+    end: int | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in SCENARIO_KINDS:
@@ -144,7 +157,16 @@ class Scenario:
             )
         if self.factor <= 0:
             raise OptionError("factor must be positive")
+        for bound in (self.start, self.end):
+            if bound is not None and (not isinstance(bound, int) or isinstance(bound, bool)):
+                raise OptionError("start and end must be Unix seconds (integers)")
+        if self.start is not None and self.end is not None and self.start >= self.end:
+            raise OptionError("start must be before end")
         object.__setattr__(self, "match", dict(self.match))
+
+    def active_at(self, to: int) -> bool:
+        """Whether the scenario shapes a window ending at Unix time ``to``."""
+        return (self.start is None or to >= self.start) and (self.end is None or to < self.end)
 
 
 def _from_mapping(cls: type[Any], raw: Mapping[str, Any], skip: set[str]) -> Any:
@@ -158,13 +180,24 @@ def _from_mapping(cls: type[Any], raw: Mapping[str, Any], skip: set[str]) -> Any
         raise OptionError(str(exc)) from exc
 
 
-def fault_from_json(raw: object) -> tuple[FaultTarget, Fault]:
-    """Parse `{"endpoint": "connections", "kind": "status", ...}` from the control API."""
+def fault_from_json(raw: object) -> tuple[str, Fault]:
+    """Parse `{"endpoint": "connections", "kind": "status", ...}` from the control API.
+
+    The endpoint is checked where the fault is armed (`FaultBook.set`), which knows them.
+    """
     if not isinstance(raw, dict):
         raise OptionError("expected a JSON object")
     endpoint = raw.get("endpoint", "*")
-    if endpoint not in FAULT_TARGETS:
-        raise OptionError(f"endpoint must be one of {FAULT_TARGETS}")
+    if not isinstance(endpoint, str):
+        raise OptionError("endpoint must be a string")
+    if "raw_body" in raw:
+        encoded = raw["raw_body"]
+        if not isinstance(encoded, str):
+            raise OptionError("raw_body must be a base64 string")
+        try:
+            raw = {**raw, "raw_body": base64.b64decode(encoded, validate=True)}
+        except binascii.Error as exc:
+            raise OptionError(f"raw_body is not base64: {exc}") from None
     fault = _from_mapping(Fault, raw, {"endpoint"})
     assert isinstance(fault, Fault)
     return endpoint, fault
@@ -191,7 +224,7 @@ def _number(text: str) -> float:
         raise OptionError(f"not a number: {text!r}") from exc
 
 
-def fault_from_cli(spec: str) -> tuple[FaultTarget, Fault]:
+def fault_from_cli(spec: str) -> tuple[str, Fault]:
     """Parse `endpoint:kind[:arg]`, e.g. `connections:status:500`, `*:latency:2.5`.
 
     The optional arg is the status (status, html), seconds (latency, drip, hang),
@@ -206,8 +239,6 @@ def fault_from_cli(spec: str) -> tuple[FaultTarget, Fault]:
     if len(parts) not in (2, 3):
         raise OptionError(f"fault {spec!r}: expected endpoint:kind[:arg]")
     endpoint, kind = parts[0], parts[1]
-    if endpoint not in FAULT_TARGETS:
-        raise OptionError(f"fault {spec!r}: endpoint must be one of {FAULT_TARGETS}")
     raw: dict[str, Any] = {"endpoint": endpoint, "kind": kind}
     if len(parts) == 3:
         value = _number(parts[2])
@@ -225,10 +256,10 @@ def fault_from_cli(spec: str) -> tuple[FaultTarget, Fault]:
 
 
 def scenario_from_cli(spec: str) -> Scenario:
-    """Parse `kind:key=value,key=value[:factor]`."""
+    """Parse `kind:key=value,key=value[:factor[:START-END]]` (START, END: Unix seconds)."""
     parts = spec.split(":")
-    if len(parts) not in (2, 3):
-        raise OptionError(f"scenario {spec!r}: expected kind:key=value,...[:factor]")
+    if len(parts) not in (2, 3, 4):
+        raise OptionError(f"scenario {spec!r}: expected kind:key=value,...[:factor[:START-END]]")
     match: dict[str, str] = {}
     for pair in filter(None, parts[1].split(",")):
         key, sep, value = pair.partition("=")
@@ -236,6 +267,11 @@ def scenario_from_cli(spec: str) -> Scenario:
             raise OptionError(f"scenario {spec!r}: {pair!r} is not key=value")
         match[key] = value
     raw: dict[str, Any] = {"kind": parts[0], "match": match}
-    if len(parts) == 3:
+    if len(parts) >= 3:
         raw["factor"] = _number(parts[2])
+    if len(parts) == 4:
+        start, sep, end = parts[3].partition("-")
+        if not sep or not start.isdigit() or not end.isdigit():
+            raise OptionError(f"scenario {spec!r}: expected START-END in Unix seconds")
+        raw["start"], raw["end"] = int(start), int(end)
     return scenario_from_json(raw)

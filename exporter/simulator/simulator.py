@@ -5,12 +5,13 @@ from __future__ import annotations
 import dataclasses
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from aiohttp import web
 
 from exporter.simulator.app import build_app
-from exporter.simulator.options import Fault, FaultTarget, OptionError, Scenario, SimulatorOptions
+from exporter.simulator.history import NetworkEndpoint, network_answer, network_query
+from exporter.simulator.options import Fault, Scenario, SimulatorOptions
 from exporter.simulator.state import RequestRecord, SimulatorState
 
 SHUTDOWN_TIMEOUT = 2.0
@@ -71,10 +72,9 @@ class Simulator:
             raise RuntimeError("simulator not started; call await sim.start()")
         return self._url
 
-    def set_fault(self, endpoint: FaultTarget, fault: Fault) -> None:
-        """Arm `fault` for `endpoint` ("connections", "dns", "cases", "audience" or "*")."""
-        if endpoint not in ("connections", "dns", "cases", "audience", "*"):
-            raise OptionError(f"unknown endpoint {endpoint!r}")
+    def set_fault(self, endpoint: str, fault: Fault) -> None:
+        """Arm `fault` for `endpoint` (a name from `endpoints.ENDPOINTS`, or "*" for all);
+        OptionError for any other name."""
         self._state.faults.set(endpoint, fault)
 
     def set_keys(self, api_key: str, app_key: str) -> None:
@@ -85,11 +85,21 @@ class Simulator:
     def clear_faults(self) -> None:
         self._state.clear_faults()
 
+    def active_faults(self) -> dict[str, Fault]:
+        """The faults still armed, by target (one with a count goes once it is used up)."""
+        return self._state.faults.active()
+
     def set_scenario(self, scenario: Scenario) -> None:
         self._state.set_scenario(scenario)
 
     def clear_scenarios(self) -> None:
         self._state.clear_scenarios()
+
+    def answer(self, endpoint: NetworkEndpoint, params: Mapping[str, str]) -> bytes:
+        """What the connections or DNS endpoint answers to ``params`` now (no server needed;
+        with ``from``/``to`` given, the answer for that window whenever it is asked)."""
+        query = network_query(endpoint, params, int(self._state.clock()))
+        return network_answer(self._state.network, endpoint, query, self._state.scenarios)
 
     @property
     def request_log(self) -> list[RequestRecord]:

@@ -11,6 +11,7 @@ from typing import Any
 
 from exporter.simulator.cases import Case, build_cases
 from exporter.simulator.data import NetworkData
+from exporter.simulator.endpoints import ENDPOINTS, FAULT_TARGETS
 from exporter.simulator.faults import FaultBook
 from exporter.simulator.options import Scenario, SimulatorOptions
 from exporter.simulator.ratelimit import RateLimiter
@@ -23,7 +24,7 @@ class RequestRecord:
     """One request to a simulated Datadog endpoint, as the tests count them.
 
     `status` is None while no status has been decided (e.g. a hanging request).
-    `time` is `time.monotonic()` when the request arrived.
+    `time` is `time.monotonic()` when the request arrived; `at` the simulator's own clock.
     """
 
     endpoint: str
@@ -33,6 +34,7 @@ class RequestRecord:
     body: Any
     status: int | None
     time: float = field(default_factory=time.monotonic)
+    at: float = 0.0  # the simulator's clock (Unix time) on arrival: which rate-limit period
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -42,8 +44,13 @@ class SimulatorState:
     def __init__(self, options: SimulatorOptions, clock: Callable[[], float] = time.time) -> None:
         self.options = options
         self.clock = clock
-        self.limiter = RateLimiter(options.rate_limit, options.rate_limit_period, clock)
-        self.faults = FaultBook()
+        self.limiter = RateLimiter(
+            options.rate_limit,
+            options.rate_limit_period,
+            clock,
+            {endpoint.name: endpoint.rate_limit_name for endpoint in ENDPOINTS},
+        )
+        self.faults = FaultBook(FAULT_TARGETS)
         self.scenarios: list[Scenario] = []
         self.request_log: list[RequestRecord] = []
         self.network = NetworkData(options.seed, options.connections_universe)
@@ -63,9 +70,12 @@ class SimulatorState:
         self.limiter.unblock()
 
     def set_scenario(self, scenario: Scenario) -> None:
-        """Add a scenario (replacing one of the same kind and match)."""
+        """Add a scenario (replacing one of the same kind, match and time bounds)."""
         self.scenarios = [
-            s for s in self.scenarios if (s.kind, s.match) != (scenario.kind, scenario.match)
+            s
+            for s in self.scenarios
+            if (s.kind, s.match, s.start, s.end)
+            != (scenario.kind, scenario.match, scenario.start, scenario.end)
         ]
         self.scenarios.append(scenario)
         self.answers.clear()

@@ -190,7 +190,7 @@ async def test_huge_fault_streams_valid_json_of_the_requested_size(
     sim: Simulator, http: aiohttp.ClientSession, endpoint: str
 ) -> None:
     size = 20 * 1024 * 1024
-    sim.set_fault(endpoint, Fault(kind="huge", size_bytes=size, count=1))  # type: ignore[arg-type]
+    sim.set_fault(endpoint, Fault(kind="huge", size_bytes=size, count=1))
     if endpoint == "connections":
         request = http.get(CONNECTIONS)
     else:
