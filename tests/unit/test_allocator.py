@@ -6,15 +6,15 @@ import ctypes.util
 
 import pytest
 
-from exporter import allocator
+from exporter import process
 
 
 def test_pinning_succeeds_on_glibc() -> None:
     if ctypes.util.find_library("c") is None:
         pytest.skip("no C library to tune")
-    assert allocator.pin_mmap_threshold() is True
+    assert process.pin_mmap_threshold() is True
 
 
 def test_missing_c_library_is_a_no_op(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(allocator.ctypes.util, "find_library", lambda name: None)
-    assert allocator.pin_mmap_threshold() is False
+    monkeypatch.setattr(process.ctypes.util, "find_library", lambda name: None)
+    assert process.pin_mmap_threshold() is False
