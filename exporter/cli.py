@@ -47,6 +47,7 @@ from .sharding import (
     resolve_count,
     resolve_shard,
 )
+from .server import OWN_PATHS
 from .simulator import Simulator, SimulatorOptions
 
 log = logging.getLogger("exporter")
@@ -151,7 +152,8 @@ class UsageError(Exception):
 
 
 def check_usage(args: argparse.Namespace) -> None:
-    """What argparse cannot check itself: the listen addresses and a configuration source."""
+    """What argparse cannot check itself: the listen addresses, the metrics path and a
+    configuration source."""
     if args.listen_addresses is None:
         # Not argparse's default: with action="append" a default is extended, not replaced.
         args.listen_addresses = [DEFAULT_LISTEN_ADDRESS]
@@ -160,6 +162,14 @@ def check_usage(args: argparse.Namespace) -> None:
             parse_listen_address(address)
         except ValueError as exc:
             raise UsageError(f"--web.listen-address {address!r}: {exc}") from None
+    path = args.telemetry_path
+    if not path.startswith("/"):
+        raise UsageError(f"--web.telemetry-path {path!r}: must start with /")
+    if path in OWN_PATHS:
+        raise UsageError(
+            f"--web.telemetry-path {path!r}: one of the exporter's own paths "
+            f"({', '.join(OWN_PATHS)}); choose another"
+        )
     if args.config_file is None and not args.demo:
         raise UsageError("--config.file is required (or use --demo)")
 

@@ -26,6 +26,8 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 INFLATE_BATCH_BYTES = 1 << 20
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# The paths the server keeps for itself; the metrics path (--web.telemetry-path) is another.
+OWN_PATHS = ("/", "/-/healthy", "/-/ready", "/-/reload")
 
 
 @dataclass
