@@ -38,6 +38,7 @@ from .datadog.credentials import Credentials, CredentialsError, KeySource, Secre
 from .durations import format_duration
 from .logs import LEVELS, Redactor, setup_logging
 from .process import pin_mmap_threshold
+from .server import OWN_PATHS
 from .sharding import (
     COUNT_ENV,
     INDEX_ENV,
@@ -47,7 +48,6 @@ from .sharding import (
     resolve_count,
     resolve_shard,
 )
-from .server import OWN_PATHS
 from .simulator import Simulator, SimulatorOptions
 
 log = logging.getLogger("exporter")

@@ -81,14 +81,12 @@ def test_json_logs_are_one_object_per_line_with_the_documented_fields(tmp_path: 
         match = exporter.wait_for_output(r'"msg": "listening".*"port": (\d+)')
         base = f"http://127.0.0.1:{match.group(1)}"
         exporter.wait_for_output(r'"msg": "poll failed"')
-        wait_for(
-            lambda: parse_metrics(http_get(base + "/metrics").decode()).get(
-                ("datadog_exporter_up", frozenset({("collector", "connections"), ("query", "pairs")}))
-            )
-            == 1,
-            timeout=20,
-            what="the connections query up",
-        )
+        up = ("datadog_exporter_up", frozenset({("collector", "connections"), ("query", "pairs")}))
+
+        def pairs_up() -> bool:
+            return parse_metrics(http_get(base + "/metrics").decode()).get(up) == 1
+
+        wait_for(pairs_up, timeout=20, what="the connections query up")
         exporter.popen.send_signal(1)  # SIGHUP: reload the (unchanged) file
         exporter.wait_for_output(r'"msg": "configuration reloaded"')
     finally:

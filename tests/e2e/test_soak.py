@@ -21,7 +21,8 @@ import pytest
 
 from tests.helpers import http_get, parse_metrics, start_exporter, start_simulator, wait_for
 
-pytestmark = [pytest.mark.e2e, pytest.mark.soak]
+# About two minutes by design, more on a busy machine: above the suite's default timeout.
+pytestmark = [pytest.mark.e2e, pytest.mark.soak, pytest.mark.timeout(900)]
 
 API_KEY = "soak-api-key-00112233445566778899aabb"
 APP_KEY = "soak-app-key-ffeeddccbbaa99887766554433221100"
