@@ -13,6 +13,8 @@ from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from . import __version__
 from .app import (
     DEFAULT_MAX_REQUESTS,
@@ -34,7 +36,7 @@ from .config.schema import (
 )
 from .config.web import WebSecurity, load_web_config
 from .datadog.budget import limit_per_hour
-from .datadog.credentials import Credentials, CredentialsError, KeySource, Secret
+from .datadog.credentials import Credentials, CredentialsError, KeySource
 from .durations import format_duration
 from .logs import LEVELS, Redactor, setup_logging
 from .process import pin_mmap_threshold
@@ -296,8 +298,8 @@ async def _run(
         await simulator.start(host="127.0.0.1", port=0)
         log.info("demo mode: serving the built-in Datadog simulator", extra={"url": simulator.url})
         credentials = Credentials(
-            KeySource("DD_API_KEY", Secret(DEMO_API_KEY)),
-            KeySource("DD_APP_KEY", Secret(DEMO_APP_KEY)),
+            KeySource("DD_API_KEY", SecretStr(DEMO_API_KEY)),
+            KeySource("DD_APP_KEY", SecretStr(DEMO_APP_KEY)),
             redactor,
         )
         try:

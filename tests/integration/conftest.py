@@ -4,10 +4,11 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
+from pydantic import SecretStr
 
 from exporter.collectors.base import QueryJob
 from exporter.datadog.client import DatadogClient
-from exporter.datadog.credentials import Credentials, KeySource, Secret
+from exporter.datadog.credentials import Credentials, KeySource
 from exporter.logs import Redactor
 from exporter.scheduler import Scheduler
 from exporter.selfmetrics import QueryState, SelfMetrics
@@ -37,7 +38,9 @@ async def simulator(simulator_options: SimulatorOptions) -> AsyncIterator[Simula
 
 def credentials(redactor: Redactor, api_key: str = API_KEY, app_key: str = APP_KEY) -> Credentials:
     return Credentials(
-        KeySource("DD_API_KEY", Secret(api_key)), KeySource("DD_APP_KEY", Secret(app_key)), redactor
+        KeySource("DD_API_KEY", SecretStr(api_key)),
+        KeySource("DD_APP_KEY", SecretStr(app_key)),
+        redactor,
     )
 
 
