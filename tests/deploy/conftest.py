@@ -1,0 +1,43 @@
+"""Images for the container tests, built once per test session (the base once per
+recipe); the terminal summary says what was built or reused, how long it took and how
+much the exporter image adds over its base."""
+
+from __future__ import annotations
+
+import pytest
+from podman_support import Built, base_image, exporter_image, prometheus_image, require_podman
+
+_BUILT: dict[str, Built] = {}
+
+
+@pytest.fixture(scope="session")
+def base() -> Built:
+    require_podman()
+    _BUILT["base"] = base_image()
+    return _BUILT["base"]
+
+
+@pytest.fixture(scope="session")
+def exporter(base: Built) -> Built:
+    _BUILT["exporter"] = exporter_image(base)
+    return _BUILT["exporter"]
+
+
+@pytest.fixture(scope="session")
+def prometheus(base: Built) -> Built:
+    _BUILT["prometheus"] = prometheus_image(base)
+    return _BUILT["prometheus"]
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not _BUILT:
+        return
+    terminalreporter.section("container images")
+    for role, built in _BUILT.items():
+        how = f"built in {built.seconds:.0f} s" if built.seconds else "reused from the store"
+        terminalreporter.write_line(
+            f"{role:<11} {built.tag}  {built.size_bytes / 1e6:.1f} MB, {how}"
+        )
+    if {"base", "exporter"} <= set(_BUILT):
+        added = _BUILT["exporter"].size_bytes - _BUILT["base"].size_bytes
+        terminalreporter.write_line(f"the exporter image adds {added / 1e6:.1f} MB over its base")
