@@ -47,7 +47,9 @@ from podman_support import (
     wait_for,
 )
 
-pytestmark = pytest.mark.container
+# The first test's set-up builds the images (on a fresh machine a debootstrapped base too):
+# longer than the suite's default timeout allows.
+pytestmark = [pytest.mark.container, pytest.mark.timeout(1800)]
 
 EXAMPLE = KUSTOMIZE / "examples" / "prometheus-sidecar"
 POD = "prometheus-pod-0"  # podman's name for the Deployment's pod
