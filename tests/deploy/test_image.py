@@ -12,8 +12,17 @@ import urllib.request
 from collections.abc import Iterator
 
 import pytest
-from deploy_support import REPO
-from podman_support import Built, free_port, ok, podman, python_inside, samples, wait_for
+
+from tests.deploy.deploy_support import REPO
+from tests.deploy.podman_support import (
+    Built,
+    free_port,
+    ok,
+    podman,
+    python_inside,
+    samples,
+    wait_for,
+)
 
 # The first test's set-up builds the images (on a fresh machine a debootstrapped base too):
 # longer than the suite's default timeout allows.

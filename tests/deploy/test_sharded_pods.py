@@ -24,8 +24,10 @@ from typing import Any
 
 import pytest
 import yaml
-from deploy_support import EXPORTER_CONTAINER, KUSTOMIZE
-from podman_support import (
+
+from exporter.sharding import assignment
+from tests.deploy.deploy_support import EXPORTER_CONTAINER, KUSTOMIZE
+from tests.deploy.podman_support import (
     SIMULATOR_CONTAINER,
     SIMULATOR_URL,
     Built,
@@ -41,8 +43,6 @@ from podman_support import (
     simulator_container,
     wait_for,
 )
-
-from exporter.sharding import assignment
 
 # The first test's set-up builds the images (on a fresh machine a debootstrapped base too):
 # longer than the suite's default timeout allows.

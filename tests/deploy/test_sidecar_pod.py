@@ -28,8 +28,9 @@ from urllib.parse import quote
 
 import pytest
 import yaml
-from deploy_support import EXPORTER_CONTAINER, KUSTOMIZE, RULE_FILES, load_yaml
-from podman_support import (
+
+from tests.deploy.deploy_support import EXPORTER_CONTAINER, KUSTOMIZE, RULE_FILES, load_yaml
+from tests.deploy.podman_support import (
     SIMULATOR_CONTAINER,
     SIMULATOR_URL,
     Built,

@@ -14,7 +14,7 @@ from exporter.scheduler import Scheduler
 from exporter.selfmetrics import QueryState, SelfMetrics
 from exporter.simulator import Simulator, SimulatorOptions
 from exporter.snapshot import SnapshotStore
-from tests.helpers import parse_metrics
+from tests.helpers import Samples, parse_metrics
 
 API_KEY = "integration-api-key-1234567890abcdef"
 APP_KEY = "integration-app-key-abcdef1234567890abcdef"
@@ -92,7 +92,7 @@ def register(scheduler: Scheduler, *jobs: QueryJob) -> None:
     scheduler.store.set_order(scheduler.jobs)
 
 
-def served(scheduler: Scheduler) -> dict:  # type: ignore[type-arg]
+def served(scheduler: Scheduler) -> Samples:
     body = scheduler.store.body
     return parse_metrics(b"".join(body.plain_with(scheduler.metrics.render())).decode())
 

@@ -21,25 +21,27 @@ from exporter.config.schema import (
 )
 from exporter.scheduler import Scheduler
 from exporter.simulator import Fault, Simulator, SimulatorOptions
+from exporter.simulator.options import FaultTarget
+from tests.helpers import SampleKey, Samples
 
 from .conftest import API_KEY, APP_KEY, deadline, register, served
 
 DNS = DnsJob(DnsQuery(name="by_query"))
 CASES = CasesJob(CasesQuery(name="by_status", group_by=["status"]))
 CASES_MULTI = CasesJob(CasesQuery(name="by_status_priority", group_by=["status", "priority"]))
-USERS = AudienceJob(AudienceQuery(entity="users"))
+USERS = AudienceJob(AudienceQuery.model_validate({"entity": "users"}))
 ACCOUNTS = AudienceJob(AudienceQuery(entity="accounts", name="accts"))
 
 
-def up(samples: dict, collector: str, query: str) -> float:  # type: ignore[type-arg]
+def up(samples: dict[SampleKey, float], collector: str, query: str) -> float:
     return samples[("datadog_exporter_up", frozenset({("collector", collector), ("query", query)}))]
 
 
-def family(samples: dict, name: str) -> dict:  # type: ignore[type-arg]
+def family(samples: Samples, name: str) -> dict[str, float]:
     return {dict(labels).get("query", ""): v for (n, labels), v in samples.items() if n == name}
 
 
-async def poll_all(scheduler: Scheduler, *jobs: QueryJob) -> dict:  # type: ignore[type-arg]
+async def poll_all(scheduler: Scheduler, *jobs: QueryJob) -> Samples:
     register(scheduler, *jobs)
     for item in jobs:
         await scheduler.poll_once((item.collector, item.name), deadline(5))
@@ -138,7 +140,7 @@ async def test_audience_entities_publish_connections_and_omit_unset_times(
 async def test_unknown_audience_entity_fails_the_poll_not_the_others(
     polling: Scheduler,
 ) -> None:
-    planets = AudienceJob(AudienceQuery(entity="planets"))
+    planets = AudienceJob(AudienceQuery.model_validate({"entity": "planets"}))
     samples = await poll_all(polling, planets, USERS)
     assert up(samples, "audience", "planets") == 0
     assert up(samples, "audience", "users") == 1
@@ -151,7 +153,7 @@ async def test_unknown_audience_entity_fails_the_poll_not_the_others(
 
 @pytest.mark.parametrize(("job", "endpoint"), [(DNS, "dns"), (CASES, "cases"), (USERS, "audience")])
 async def test_bad_answer_keeps_last_good_data_as_decode_error(
-    polling: Scheduler, simulator: Simulator, job: QueryJob, endpoint: str
+    polling: Scheduler, simulator: Simulator, job: QueryJob, endpoint: FaultTarget
 ) -> None:
     before = await poll_all(polling, job)
     data = {k for k in before if not k[0].startswith(("datadog_exporter_", "process_"))}

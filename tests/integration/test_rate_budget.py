@@ -17,6 +17,7 @@ from exporter.scheduler import Scheduler
 from exporter.selfmetrics import SelfMetrics
 from exporter.simulator import Simulator, SimulatorOptions
 from exporter.snapshot import SnapshotStore
+from tests.helpers import Samples
 
 from .conftest import API_KEY, APP_KEY, credentials
 
@@ -87,7 +88,7 @@ async def test_a_low_budget_is_spread_instead_of_bursting_into_429(
     assert len(statuses) > LIMIT
 
 
-def _errors(scheduler: Scheduler) -> dict:  # type: ignore[type-arg]
+def _errors(scheduler: Scheduler) -> Samples:
     from tests.helpers import parse_metrics
 
     return parse_metrics(scheduler.metrics.render().decode())

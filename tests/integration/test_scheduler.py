@@ -12,15 +12,16 @@ from exporter.collectors.connections import ConnectionsJob
 from exporter.config.schema import ConnectionsQuery
 from exporter.scheduler import Scheduler
 from exporter.simulator import Fault, Simulator
+from tests.helpers import SampleKey, Samples
 
 from .conftest import deadline, register, served
 
 
 def job(name: str, **settings: object) -> ConnectionsJob:
-    return ConnectionsJob(ConnectionsQuery(name=name, group_by=["client_service"], **settings))  # type: ignore[arg-type]
+    return ConnectionsJob(ConnectionsQuery(name=name, group_by=["client_service"], **settings))
 
 
-def query_series(samples: dict, query: str) -> set:  # type: ignore[type-arg]
+def query_series(samples: Samples, query: str) -> set[SampleKey]:
     return {k for k in samples if k[0].startswith("datadog_cnm_") and ("query", query) in k[1]}
 
 
@@ -136,7 +137,7 @@ async def test_malformed_body_fails_cleanly_as_decode_error(
 ) -> None:
     register(polling, job("a"))
     for kind in ("malformed", "truncated", "wrong_shape"):
-        simulator.set_fault("connections", Fault(kind=kind, count=1))  # type: ignore[arg-type]
+        simulator.set_fault("connections", Fault(kind=kind, count=1))
         await polling.poll_once(("connections", "a"), deadline(5))
         assert polling.states[("connections", "a")].up is False
         assert "connections" in (polling.states[("connections", "a")].last_error or "")

@@ -15,7 +15,7 @@ from exporter.config.schema import AudienceQuery
 from tests.helpers import parse_metrics, rendered_text
 from tests.unit.collector_support import UNPARSABLE_BODIES, json_values, renders_or_fails_cleanly
 
-JOB = AudienceJob(AudienceQuery(entity="users"))
+JOB = AudienceJob(AudienceQuery.model_validate({"entity": "users"}))
 
 
 def answer(*connections: dict[str, Any]) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from exporter.app import build_jobs
 from exporter.collectors.base import DecodeError, QueryJob
 from exporter.config.schema import parse_config
 from exporter.exposition import Rendered
-from tests.helpers import parse_metrics
+from tests.helpers import Samples, parse_metrics
 
 CONFIG = """
 connections:
@@ -52,7 +52,7 @@ def exposition(rendered: Rendered) -> str:
     )
 
 
-def check(job: QueryJob, body: bytes) -> dict:  # type: ignore[type-arg]
+def check(job: QueryJob, body: bytes) -> Samples:
     """Render ``body``; a DecodeError is fine, any other exception fails the test."""
     try:
         rendered = job.render(body)
