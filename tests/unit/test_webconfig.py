@@ -100,6 +100,15 @@ def test_invalid_settings_name_the_key(certs: Path, text: str, expected: str) ->
     assert expected in problems(write(certs, text))
 
 
+def test_a_password_written_where_its_hash_belongs_is_never_echoed(tmp_path: Path) -> None:
+    """The start-up error names the user and the key, not the value: a plaintext password
+    (a common slip) or a hash would otherwise land in the logs."""
+    for value in ("correct-horse-battery-staple", HASH[:-1], HASH.replace("$2b$", "$2x$")):
+        shown = problems(write(tmp_path, f"basic_auth_users:\n  admin: '{value}'\n"))
+        assert "basic_auth_users.admin: " in shown
+        assert value not in shown and value[7:29] not in shown, shown
+
+
 def test_missing_or_mismatched_files_are_start_up_errors(certs: Path, tmp_path: Path) -> None:
     missing = write(tmp_path, "tls_server_config:\n  cert_file: nope.crt\n  key_file: nope.key\n")
     assert "cannot load" in problems(missing) and "nope.crt" in problems(missing)
