@@ -105,3 +105,5 @@ class Rendered:
     families: tuple[RenderedFamily, ...]
     series: int
     dropped_rows: int = 0
+    # Samples left out because Datadog sent a number Prometheus cannot read (beyond float64).
+    invalid_values: int = 0

@@ -6,19 +6,15 @@ stream. The body is then a gzip header, the pieces, an empty final block and a t
 CRC-32 is combined from the pieces' own CRCs. So a scrape asking for gzip costs a copy of
 already-compressed bytes, and every HTTP client sees one ordinary gzip member.
 
-Compression uses ISA-L (``isal``): at its level 1 it is about five times faster than zlib's
-level 1 on exposition text and compresses as well, which is what keeps compressing every poll
-cheap (see the benchmark). Its output is ordinary deflate, readable by any gzip decoder. ISA-L
-releases the GIL while it compresses, so a poll's pieces are compressed by two threads at once
-(:func:`compress_pieces`).
+Compression uses ISA-L (``isal``): at its level 1 it is much faster than zlib's level 1 on
+exposition text and compresses about as well, which is what keeps compressing every poll
+cheap. Its output is ordinary deflate, readable by any gzip decoder.
 """
 
 from __future__ import annotations
 
-import queue
 import struct
-from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from isal import isal_zlib
@@ -28,8 +24,6 @@ _HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # gzip, deflate, no name/
 _FINAL_EMPTY_BLOCK = b"\x03\x00"  # BFINAL=1, fixed Huffman, end-of-block
 
 crc32_combine = isal_zlib.crc32_combine  # CRC-32 of A+B from crc(A), crc(B) and len(B)
-# Shared by all polls; idle between them. One helper is enough: the caller is the other thread.
-_helper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="compress")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,44 +42,18 @@ def compress_piece(data: bytes) -> Piece:
     return Piece(deflated, isal_zlib.crc32(data), len(data))
 
 
-def compress_pieces(texts: Sequence[bytes]) -> tuple[Piece, ...]:
-    """:func:`compress_piece` of each text, by the calling thread and a helper thread together.
-
-    With a core to spare this takes about half the wall time of compressing the texts one
-    after the other (the CPU time is the same). Both threads take texts from one queue, so if
-    the helper is busy with another poll's texts the caller simply does them all.
-    """
-    if len(texts) < 2:
-        return tuple(map(compress_piece, texts))
-    work: queue.SimpleQueue[tuple[int, bytes]] = queue.SimpleQueue()
-    for item in enumerate(texts):
-        work.put(item)
-    done: dict[int, Piece] = {}
-
-    def drain() -> None:
-        while True:
-            try:
-                index, text = work.get_nowait()
-            except queue.Empty:
-                return
-            done[index] = compress_piece(text)
-
-    helper = _helper.submit(drain)
-    drain()
-    if not helper.cancel():
-        helper.result()  # it is finishing the text it took
-    return tuple(done[index] for index in range(len(texts)))
-
-
-def inflate(piece: Piece) -> bytes:
-    """The text a piece was compressed from (pieces need no neighbours to be read)."""
-    return isal_zlib.decompressobj(-15).decompress(piece.deflated)
+def inflate(deflated: bytes) -> bytes:
+    """The text a piece's raw-deflate bytes were compressed from (pieces need no neighbours
+    to be read)."""
+    return isal_zlib.decompressobj(-15).decompress(deflated)
 
 
 def combine(first: Piece, second: Piece) -> Piece:
     """The CRC and size of ``first`` followed by ``second`` (``deflated`` is left empty)."""
     if not second.size:
         return first
+    if not first.size:
+        return Piece(b"", second.crc, second.size)
     return Piece(b"", crc32_combine(first.crc, second.crc, second.size), first.size + second.size)
 
 

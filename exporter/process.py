@@ -1,12 +1,13 @@
-"""Keep the C allocator from hoarding the memory of finished polls.
+"""The process's one piece of tuning: keep the C allocator from hoarding finished polls.
 
 Every poll allocates and frees megabyte-sized buffers (the answer, the rendered text of each
 family before it is compressed). glibc's malloc raises its mmap threshold each time such a
-buffer is freed, so later buffers land in per-thread heaps that are rarely given back:
-measured with ten 7,500-row queries, resident memory kept growing (~155 MB after 5 polls,
-~195 MB after 15). Pinned at 4 MiB, the answers (5 MB each) stay in mmap, which returns them
-to the system when freed, and memory stayed at ~180 MB. A lower pin (256 KiB) kept ~155 MB
-but put every family's text (~1 MB) in fresh pages: the page faults made polls ~15% slower.
+buffer is freed, so later buffers land in per-thread heaps that are rarely given back, and
+resident memory creeps up poll after poll. Pinned at 4 MiB, the answers of 7,500-row queries
+stay in mmap, which returns them to the system when freed, while a family's text stays on
+the heap: a lower pin would put it in fresh pages every poll, and page faults cost time.
+(The README's Performance section has the figures.) ``MALLOC_MMAP_THRESHOLD_=4194304`` in the
+environment has the same effect; this call makes it hold however the exporter is started.
 """
 
 from __future__ import annotations

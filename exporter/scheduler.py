@@ -389,6 +389,8 @@ class Scheduler:
         state.serving_stale = False
         if rendered.dropped_rows:
             self._record_dropped_rows(key, rendered)
+        if rendered.invalid_values:
+            self._record_invalid_values(key, rendered)
         log.debug(
             "poll succeeded",
             extra={"collector": key[0], "query": key[1], "series": snapshot.series},
@@ -404,6 +406,13 @@ class Scheduler:
                 "dropped_rows": rendered.dropped_rows,
                 "series_kept": rendered.series,
             },
+        )
+
+    def _record_invalid_values(self, key: QueryKey, rendered: Rendered) -> None:
+        self.metrics.invalid_values.labels(key[0], key[1]).inc(rendered.invalid_values)
+        log.warning(
+            "values left out: numbers beyond the float64 range Prometheus reads",
+            extra={"collector": key[0], "query": key[1], "invalid_values": rendered.invalid_values},
         )
 
     async def _fetch_with_retries(self, job: QueryJob, deadline: float) -> bytes:

@@ -1,8 +1,9 @@
 """The exporter's own metrics, in a prometheus_client registry of their own.
 
-These are a few dozen series, so prometheus_client's usual machinery is fine here (the data
-series are rendered elsewhere, as text). Per-query state is read from the scheduler at scrape
-time by a Collector that builds fresh families, so a removed query's series vanish with it.
+Counters and process figures are a few dozen series, so prometheus_client's usual machinery
+is fine for them (the data series are rendered elsewhere, as text). Per-query state is read
+from the scheduler at scrape time and rendered as text (one sample per query each, thousands
+with thousands of queries), so a removed query's series vanish with it.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from prometheus_client.registry import Collector
 
 from . import __version__
 from .config.schema import DEFAULT_ACCOUNT
+from .exposition import Family, escape_label_value, format_value
 
 
 @dataclass
@@ -60,67 +62,66 @@ class RateLimitView:
     blocked_until_unix: float | None
 
 
-class _StateCollector(Collector):
-    def __init__(
-        self,
-        states: Callable[[], Iterable[QueryState]],
-        rate_limits: Callable[[], Iterable[RateLimitView]],
-    ):
-        self._states = states
+# One sample per query each. At thousands of queries these are most of the self-metrics, so
+# they are rendered as text here (prometheus_client formats each sample in Python, which would
+# make every scrape cost a multiple of copying the data series).
+UP = Family(
+    "datadog_exporter_up",
+    "1 if the last poll of the query succeeded and the next one is not overdue, else 0.",
+)
+LAST_SUCCESS = Family(
+    "datadog_exporter_last_success_timestamp_seconds",
+    "Unix time of the query's last successful poll.",
+)
+DURATION = Family(
+    "datadog_exporter_poll_duration_seconds",
+    "Wall time of the query's last poll, retries and rendering included.",
+)
+SERIES = Family(
+    "datadog_exporter_series", "Data series the query currently contributes to /metrics."
+)
+WINDOW = Family(
+    "datadog_exporter_window_seconds",
+    "Length of the query's time window; divide window totals by it for per-second rates.",
+)
+INTERVAL = Family("datadog_exporter_interval_seconds", "How often the query is polled.")
+STALE = Family(
+    "datadog_exporter_serving_stale",
+    "1 while the query is down (last poll failed, or overdue) and an earlier poll's "
+    "series are still served.",
+)
+QUERY_FAMILIES = (UP, LAST_SUCCESS, DURATION, SERIES, WINDOW, INTERVAL, STALE)
+
+
+def render_query_states(states: Iterable[QueryState]) -> bytes:
+    """The per-query families, every query's sample of each (headers even with none)."""
+    lines: dict[Family, list[str]] = {family: [] for family in QUERY_FAMILIES}
+    for state in states:
+        labels = (
+            f'{{collector="{escape_label_value(state.collector)}",'
+            f'query="{escape_label_value(state.name)}"}} '
+        )
+        lines[UP].append(labels + ("1\n" if state.up else "0\n"))
+        if state.last_success is not None:
+            lines[LAST_SUCCESS].append(f"{labels}{format_value(state.last_success)}\n")
+        if state.last_duration is not None:
+            lines[DURATION].append(f"{labels}{format_value(state.last_duration)}\n")
+        lines[SERIES].append(f"{labels}{state.series}\n")
+        if state.window is not None:
+            lines[WINDOW].append(f"{labels}{format_value(state.window)}\n")
+        lines[INTERVAL].append(f"{labels}{format_value(state.interval)}\n")
+        lines[STALE].append(labels + ("1\n" if state.serving_stale else "0\n"))
+    return b"".join(
+        family.header() + "".join(family.name + line for line in samples).encode()
+        for family, samples in lines.items()
+    )
+
+
+class _RateLimitCollector(Collector):
+    def __init__(self, rate_limits: Callable[[], Iterable[RateLimitView]]):
         self._rate_limits = rate_limits
 
     def collect(self) -> Iterator[Metric]:
-        labels = ["collector", "query"]
-        up = GaugeMetricFamily(
-            "datadog_exporter_up",
-            "1 if the last poll of the query succeeded and the next one is not overdue, else 0.",
-            labels=labels,
-        )
-        last = GaugeMetricFamily(
-            "datadog_exporter_last_success_timestamp_seconds",
-            "Unix time of the query's last successful poll.",
-            labels=labels,
-        )
-        duration = GaugeMetricFamily(
-            "datadog_exporter_poll_duration_seconds",
-            "Wall time of the query's last poll, retries and rendering included.",
-            labels=labels,
-        )
-        series = GaugeMetricFamily(
-            "datadog_exporter_series",
-            "Data series the query currently contributes to /metrics.",
-            labels=labels,
-        )
-        window = GaugeMetricFamily(
-            "datadog_exporter_window_seconds",
-            "Length of the query's time window; divide window totals by it for per-second rates.",
-            labels=labels,
-        )
-        interval = GaugeMetricFamily(
-            "datadog_exporter_interval_seconds",
-            "How often the query is polled.",
-            labels=labels,
-        )
-        stale = GaugeMetricFamily(
-            "datadog_exporter_serving_stale",
-            "1 while the query is down (last poll failed, or overdue) and an earlier poll's "
-            "series are still served.",
-            labels=labels,
-        )
-        for state in self._states():
-            values = [state.collector, state.name]
-            up.add_metric(values, 1.0 if state.up else 0.0)
-            if state.last_success is not None:
-                last.add_metric(values, state.last_success)
-            if state.last_duration is not None:
-                duration.add_metric(values, state.last_duration)
-            series.add_metric(values, float(state.series))
-            if state.window is not None:
-                window.add_metric(values, state.window)
-            interval.add_metric(values, state.interval)
-            stale.add_metric(values, 1.0 if state.serving_stale else 0.0)
-        yield from (up, last, duration, series, window, interval, stale)
-
         limit = GaugeMetricFamily(
             "datadog_exporter_rate_limit_limit",
             "Requests allowed per rate-limit period (X-RateLimit-Limit).",
@@ -201,6 +202,13 @@ class SelfMetrics:
             ["collector", "query"],
             registry=self.registry,
         )
+        self.invalid_values = Counter(
+            "datadog_exporter_invalid_values",
+            "Samples left out because Datadog sent a number Prometheus cannot read "
+            "(beyond the float64 range).",
+            ["collector", "query"],
+            registry=self.registry,
+        )
         self.build_info = Gauge(
             "datadog_exporter_build_info",
             "Always 1; labels carry the exporter and Python versions.",
@@ -241,6 +249,7 @@ class SelfMetrics:
             "Queries in the configuration, over all shards.",
             registry=self.registry,
         )
+        self._states: Callable[[], Iterable[QueryState]] = list
         # promhttp's promhttp_metric_handler_requests_in_flight, under this exporter's prefix.
         self.scrapes_in_flight = Gauge(
             "datadog_exporter_scrapes_in_flight",
@@ -266,7 +275,8 @@ class SelfMetrics:
         rate_limits: Callable[[], Iterable[RateLimitView]],
     ) -> None:
         """Register the per-query and per-endpoint state readers (once, at start-up)."""
-        self.registry.register(_StateCollector(states, rate_limits))
+        self._states = states
+        self.registry.register(_RateLimitCollector(rate_limits))
 
     def config_loaded(self, ok: bool, now: float) -> None:
         self.reload_successful.set(1 if ok else 0)
@@ -288,12 +298,12 @@ class SelfMetrics:
         for reason in reasons:
             with contextlib.suppress(KeyError):
                 self.poll_errors.remove(collector, name, reason)
-        for counter in (self.dropped_rows, self.loop_restarts):
+        for counter in (self.dropped_rows, self.invalid_values, self.loop_restarts):
             with contextlib.suppress(KeyError):
                 counter.remove(collector, name)
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        return generate_latest(self.registry) + render_query_states(self._states())
 
 
 def self_metric_names() -> frozenset[str]:
@@ -303,4 +313,4 @@ def self_metric_names() -> frozenset[str]:
     names = set()
     for family in metrics.registry.collect():
         names.add(family.name + "_total" if family.type == "counter" else family.name)
-    return frozenset(names)
+    return frozenset(names | {family.name for family in QUERY_FAMILIES})

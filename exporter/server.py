@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import html
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -16,14 +16,11 @@ from aiohttp.typedefs import Middleware
 
 from . import __version__
 from .durations import format_duration
-from .gzipjoin import Piece, inflate
 from .selfmetrics import QueryState, SelfMetrics
 from .sharding import Shard
-from .snapshot import Body, SnapshotStore
+from .snapshot import SnapshotStore
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-# Plain scrapes inflate about this much text per worker-thread hop.
-INFLATE_BATCH_BYTES = 1 << 20
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # The paths the server keeps for itself; the metrics path (--web.telemetry-path) is another.
@@ -83,36 +80,6 @@ def _quality(text: str) -> float | None:
     return value if 0 <= value <= 1 else None
 
 
-def plain_text(body: Body) -> Iterator[bytes]:
-    """The text of the body in order: kept text as it is, the rest inflated in batches.
-
-    Pieces whose text is not kept (beyond the snapshot store's plain-text budget) are
-    inflated about INFLATE_BATCH_BYTES at a time on the event loop, between writes: a batch
-    takes about a millisecond, and a worker thread was measured slower, the loop then waiting
-    for the GIL on every hand-over.
-    """
-    batch: list[Piece] = []
-    size = 0
-    for piece, text in zip(body.pieces, body.texts, strict=True):
-        if text is not None:
-            if batch:
-                yield _inflate_batch(batch)
-                batch, size = [], 0
-            yield text
-            continue
-        batch.append(piece)
-        size += piece.size
-        if size >= INFLATE_BATCH_BYTES:
-            yield _inflate_batch(batch)
-            batch, size = [], 0
-    if batch:
-        yield _inflate_batch(batch)
-
-
-def _inflate_batch(pieces: list[Piece]) -> bytes:
-    return b"".join(inflate(piece) for piece in pieces)
-
-
 def create_app(context: ServerContext, middlewares: Sequence[Middleware] = ()) -> web.Application:
     app = web.Application(middlewares=list(middlewares))
 
@@ -144,21 +111,14 @@ def create_app(context: ServerContext, middlewares: Sequence[Middleware] = ()) -
         # Several Accept-Encoding headers are one comma-separated list (RFC 9110).
         compressed = accepts_gzip(",".join(request.headers.getall("Accept-Encoding", ())))
         response = web.StreamResponse(headers={"Content-Type": CONTENT_TYPE})
+        payload = body.gzip(tail) if compressed else body.plain(tail)
         if compressed:
-            parts = body.gzip_with(tail)
             response.headers["Content-Encoding"] = "gzip"
-            response.content_length = sum(len(part) for part in parts)
-        else:
-            response.content_length = body.total.size + len(tail)
+        response.content_length = payload.size
         await response.prepare(request)
         try:
-            if compressed:
-                for part in parts:
-                    await response.write(part)
-            else:
-                for text in plain_text(body):
-                    await response.write(text)
-                await response.write(tail)
+            for part in payload.parts:
+                await response.write(part)
             await response.write_eof()
         except ConnectionError:
             # The scraper went away mid-body (timeout, cancelled curl): nothing to report.

@@ -26,7 +26,7 @@ import msgspec
 from ..config.schema import DEFAULT_MAX_SERIES, AudienceQuery
 from ..exposition import Family, Rendered, RenderedFamily, escape_label_value, format_value
 from .base import ApiRequest
-from .common import PolledJob, decode
+from .common import PolledJob, decode, decoding
 
 ENDPOINT = "audience"
 PATH = "/api/v2/product-analytics/{entity}/mapping/connections"
@@ -163,6 +163,7 @@ class AudienceJob(PolledJob[AudienceQuery]):
         return ApiRequest(ENDPOINT, "GET", PATH.format(entity=self.settings.entity))
 
     def render(self, body: bytes) -> Rendered:
-        return render_answer(
-            body, self.settings.entity, self.series_account, self.settings.max_series
-        )
+        with decoding("audience"):
+            return render_answer(
+                body, self.settings.entity, self.series_account, self.settings.max_series
+            )

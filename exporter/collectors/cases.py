@@ -11,6 +11,9 @@ schema has room for one string only), so the string is never split: the label is
 all the fields joined with ``_`` (``[status, priority]`` -> ``status_priority``) and carries
 the group exactly as Datadog sent it (for example ``OPEN,P1``). A wrong guess at splitting
 would put values under the wrong field; this cannot.
+
+A count beyond float64's range, which Prometheus could not read, yields no sample and is
+counted in ``Rendered.invalid_values``.
 """
 
 from __future__ import annotations
@@ -28,8 +31,8 @@ from ..exposition import (
     format_value,
     label_names_for,
 )
-from .base import ApiRequest
-from .common import Number, PolledJob, decode, label_prefix
+from .base import ApiRequest, DecodeError
+from .common import PolledJob, UnreadableNumber, decode, decoding, label_prefix, number
 
 ENDPOINT = "cases"
 PATH = "/api/v2/cases/aggregate"
@@ -45,13 +48,15 @@ ALL_GROUPS = Family(
 FAMILIES = (CASES, ALL_GROUPS)
 
 
+# Counts are kept as JSON text and decoded one by one, so a number beyond float64 costs only
+# its own sample (decoding it as a number would fail the whole answer).
 class _Group(msgspec.Struct, gc=False):
     group: str
-    value: list[Number]
+    value: list[msgspec.Raw]
 
 
 class _Attributes(msgspec.Struct, gc=False):
-    total: Number | None = None
+    total: msgspec.Raw = msgspec.Raw()
     groups: list[_Group] = []
 
 
@@ -93,8 +98,13 @@ def render_answer(
 ) -> Rendered:
     """Render one answer; groups past ``max_series`` (the total included) are dropped."""
     attributes = decode(_decoder, body, "cases").data.attributes
+    invalid = 0
+    try:
+        total = number(attributes.total, "unexpected cases answer: total")
+    except UnreadableNumber:
+        total, invalid = None, 1
     prefix = "{" + label_prefix(query_name, account)
-    room = max_series - (attributes.total is not None)
+    room = max_series - (total is not None)
     lines: list[str] = []
     seen: set[str] = set()
     dropped = 0
@@ -106,16 +116,25 @@ def render_answer(
             dropped = len(attributes.groups) - index
             break
         seen.add(group.group)
+        try:
+            count = number(group.value[0], "unexpected cases answer: value")
+        except UnreadableNumber:
+            invalid += 1
+            continue
+        if count is None:
+            raise DecodeError("unexpected cases answer: value: Expected `int | float`, got `null`")
         labels = f'{prefix},{label_name}="{escape_label_value(group.group)}"}} '
-        lines.append(f"{CASES.name}{labels}{format_value(group.value[0])}\n")
+        lines.append(f"{CASES.name}{labels}{format_value(count)}\n")
     families = []
     if lines:
         families.append(RenderedFamily(CASES, "".join(lines).encode()))
-    if attributes.total is not None:
-        total = f"{ALL_GROUPS.name}{prefix}}} {format_value(attributes.total)}\n"
-        families.append(RenderedFamily(ALL_GROUPS, total.encode()))
-    series = len(lines) + (attributes.total is not None)
-    return Rendered(families=tuple(families), series=series, dropped_rows=dropped)
+    if total is not None:
+        text = f"{ALL_GROUPS.name}{prefix}}} {format_value(total)}\n"
+        families.append(RenderedFamily(ALL_GROUPS, text.encode()))
+    series = len(lines) + (total is not None)
+    return Rendered(
+        families=tuple(families), series=series, dropped_rows=dropped, invalid_values=invalid
+    )
 
 
 @dataclass(frozen=True)
@@ -129,10 +148,11 @@ class CasesJob(PolledJob[CasesQuery]):
         return ApiRequest(ENDPOINT, "POST", PATH, json_body=request_body(self.settings))
 
     def render(self, body: bytes) -> Rendered:
-        return render_answer(
-            body,
-            self.name,
-            group_label_name(self.settings.group_by),
-            self.series_account,
-            self.settings.max_series,
-        )
+        with decoding("cases"):
+            return render_answer(
+                body,
+                self.name,
+                group_label_name(self.settings.group_by),
+                self.series_account,
+                self.settings.max_series,
+            )

@@ -1,4 +1,5 @@
-"""What the collector modules share: the job shell, window parameters, labels, safe decoding.
+"""What the collector modules share: the job shell, window parameters, labels, safe decoding,
+and the check that a JSON number is one Prometheus can read.
 
 Pure helpers only; each collector module keeps its own request, schema and families.
 """
@@ -6,7 +7,8 @@ Pure helpers only; each collector module keeps its own request, schema and famil
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -21,6 +23,30 @@ T = TypeVar("T")
 
 # JSON numbers as the answers carry them; msgspec rejects booleans and strings for these.
 Number = int | float
+_number_decoder = msgspec.json.Decoder(Number | None)
+# The largest integer that rounds to a finite float64 (one below the midpoint between the
+# largest float and 2**1024, where round-half-even goes to infinity).
+_FLOAT_MAX_INT = 2**1024 - 2**970 - 1
+# What a hostile body can make decoding or rendering raise besides msgspec's own errors:
+# nesting deeper than the interpreter's recursion limit, and shape surprises that reach
+# Python code (a huge integer where a float is computed, say).
+_SHAPE_ERRORS = (
+    RecursionError,
+    UnicodeError,
+    ValueError,
+    OverflowError,
+    TypeError,
+    KeyError,
+    IndexError,
+)
+
+
+class UnreadableNumber(Exception):
+    """A JSON number Prometheus cannot read: beyond float64's range (``1e999``, 400 digits).
+
+    Such a value costs only its own sample: the collector leaves it out and counts it in
+    ``Rendered.invalid_values``; the rest of the answer is rendered.
+    """
 
 
 @dataclass(frozen=True)
@@ -99,8 +125,52 @@ def group_labels(
 
 
 def decode(decoder: msgspec.json.Decoder[T], body: bytes, what: str) -> T:
-    """Decode ``body``; any malformed or mistyped answer becomes a DecodeError naming ``what``."""
+    """Decode ``body``; any malformed or mistyped answer becomes a DecodeError naming ``what``.
+
+    Nesting deeper than the recursion limit (msgspec raises RecursionError) and strings that
+    are not UTF-8 count as malformed too.
+    """
     try:
         return decoder.decode(body)
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
+        raise DecodeError(f"unexpected {what} answer: {exc}") from None
+
+
+@contextmanager
+def decoding(what: str) -> Iterator[None]:
+    """Turn whatever decoding and rendering a bad body raise into a DecodeError naming ``what``.
+
+    The decoders already reject what they foresee with a precise message; this is the net
+    under them, so a body of a shape nobody foresaw fails its poll as ``decode_error`` rather
+    than ending the query's loop.
+    """
+    try:
+        yield
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise DecodeError(f"unexpected {what} answer: {exc}") from None
+    except _SHAPE_ERRORS as exc:
+        raise DecodeError(f"unexpected {what} answer: {type(exc).__name__}: {exc}") from None
+
+
+def number(value: Number | msgspec.Raw | None, what: str) -> Number | None:
+    """The JSON number ``value`` (decoded first if still raw text); None for null or absent.
+
+    Raises UnreadableNumber for a number beyond float64's range, which Prometheus' parser
+    rejects, and DecodeError (naming ``what``) for anything that is not a number at all.
+    """
+    decoded: Number | None
+    if isinstance(value, msgspec.Raw):
+        if not value:
+            return None
+        try:
+            decoded = _number_decoder.decode(value)
+        except msgspec.ValidationError as exc:
+            if bytes(value)[:1] in b"-0123456789":
+                raise UnreadableNumber(what) from None  # msgspec: "Number out of range"
+            raise DecodeError(f"{what}: {exc}") from None
+    else:
+        decoded = value
+    if isinstance(decoded, int) and not -_FLOAT_MAX_INT <= decoded <= _FLOAT_MAX_INT:
+        # Python keeps integers of any size; Prometheus reads values as float64.
+        raise UnreadableNumber(what)
+    return decoded

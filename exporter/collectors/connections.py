@@ -5,7 +5,9 @@ A poll of query ``svc_to_svc`` grouped by ``client_service, server_service`` ren
     datadog_cnm_tcp_retransmits{query="svc_to_svc",client_service="web",server_service="db"} 42
     datadog_cnm_tcp_rtt_seconds{query="svc_to_svc",client_service="web",server_service="db"} 0.0012
 
-A metric missing from a row yields no sample (absent is unknown, not zero).
+A metric missing from a row yields no sample (absent is unknown, not zero), and so does a
+number beyond float64's range, which Prometheus could not read: it is counted in
+``Rendered.invalid_values`` instead.
 """
 
 from __future__ import annotations
@@ -21,9 +23,18 @@ from msgspec.structs import astuple
 
 from ..config.schema import ConnectionsQuery
 from ..exposition import Family, Rendered, RenderedFamily, format_value, label_names_for
-from ..gcpause import gc_paused
 from .base import ApiRequest, DecodeError
-from .common import Number, PolledJob, group_labels, label_prefix, windowed_params
+from .common import (
+    Number,
+    PolledJob,
+    UnreadableNumber,
+    decode,
+    decoding,
+    group_labels,
+    label_prefix,
+    number,
+    windowed_params,
+)
 
 ENDPOINT = "connections"
 PATH = "/api/v2/network/connections/aggregate"
@@ -31,8 +42,10 @@ PATH = "/api/v2/network/connections/aggregate"
 
 # Values are kept as the JSON text Datadog sent (``msgspec.Raw``): a JSON number without an
 # exponent is already valid exposition text, so most samples are copied, never parsed and
-# re-formatted. Rendering checks that they are numbers (see _value_texts). An absent field
-# keeps the shared empty _ABSENT (JSON null arrives as the text ``null``).
+# re-formatted. Rendering checks that they are numbers Prometheus can read (see _value_texts).
+# An absent field keeps the shared empty _ABSENT (JSON null arrives as the text ``null``).
+# The round-trip time is raw too, so one number beyond float64 costs only its own sample
+# rather than failing the whole answer's decoding.
 _ABSENT = msgspec.Raw()
 
 
@@ -42,7 +55,7 @@ class _Attributes(msgspec.Struct, gc=False):
     bytes_sent_by_server: msgspec.Raw = _ABSENT
     packets_sent_by_client: msgspec.Raw = _ABSENT
     packets_sent_by_server: msgspec.Raw = _ABSENT
-    rtt_micro_seconds: Number | None = None  # scaled to seconds, so decoded
+    rtt_micro_seconds: msgspec.Raw = _ABSENT  # scaled to seconds, so decoded per column
     tcp_retransmits: msgspec.Raw = _ABSENT
     tcp_resets: msgspec.Raw = _ABSENT
     tcp_rto_count: msgspec.Raw = _ABSENT
@@ -68,9 +81,18 @@ class _Response(msgspec.Struct, gc=False):
 _decoder = msgspec.json.Decoder(_Response)
 _GROUP_BYS = attrgetter("group_bys")
 _group_bys_decoder = msgspec.json.Decoder(dict[str, list[str]] | None)
-_number_decoder = msgspec.json.Decoder(Number | None)
-# What remains of a JSON number without exponent once its digits, sign and point are removed.
-_PLAIN_NUMBER_CHARS = b"0123456789-.\n"
+_numbers_decoder = msgspec.json.Decoder(list[Number | None])
+# Maps a column of JSON values joined by "\n" so that one translation (in C) answers whether
+# they are all numbers without exponent: digits become "0", sign, point and newline stay,
+# anything else becomes "x".
+_PLAIN_NUMBER_TABLE = bytes(
+    ord("0") if chr(byte).isdigit() and byte < 128 else byte if byte in b"-.\n" else ord("x")
+    for byte in range(256)
+)
+# A number with at most 308 digits before the point is below 1e308, inside float64's range
+# (up to about 1.8e308), so Prometheus reads it. A run of 309 digits (a longer integer part,
+# or merely a long fraction) takes the slow path, which checks the value itself.
+_LONG_DIGITS = b"0" * 309
 
 # (Datadog attribute, family). Order is the order families appear on /metrics.
 FIELDS: tuple[tuple[str, Family], ...] = tuple(
@@ -194,55 +216,78 @@ class _LabelCache:
     def _render(self, key: bytes) -> bytes:
         try:
             group_bys = _group_bys_decoder.decode(key or b"null")
-        except msgspec.ValidationError as exc:
+        except (msgspec.ValidationError, msgspec.DecodeError, RecursionError) as exc:
+            # The raw text is valid JSON, but may nest deeper than the recursion limit or
+            # hold strings that are not UTF-8 (only decoding to str checks that).
             raise DecodeError(f"unexpected connections answer: group_bys: {exc}") from None
         return (self.prefix + group_labels(group_bys, self.fields, self.names) + "} ").encode()
 
 
 def decode_rows(body: bytes) -> list[_Attributes]:
     """The attributes of every row (rows without attributes carry nothing to export)."""
-    try:
-        rows = _decoder.decode(body).data
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise DecodeError(f"unexpected connections answer: {exc}") from None
+    rows = decode(_decoder, body, "connections").data
     return [row.attributes for row in rows if row.attributes is not None]
 
 
 def _value_texts(
     labels: Sequence[bytes], values: Sequence[msgspec.Raw], attribute: str
-) -> tuple[Sequence[bytes], Sequence[msgspec.Raw | bytes]]:
-    """The samples' labels and values as exposition text; raise DecodeError for non-numbers.
+) -> tuple[Sequence[bytes], Sequence[msgspec.Raw | bytes], int]:
+    """The samples' labels and values as exposition text, and how many were left out.
 
     The fast path checks a whole column at once in C: a JSON value made only of digits,
     ``-`` and ``.`` can only be a number without exponent, which the text format accepts
-    as it is. Anything else (exponents, null, strings, booleans) takes the slow path, where
-    null means unknown and yields no sample.
+    as it is unless it is too long for float64. Anything else (exponents, long numbers,
+    null, strings, booleans) takes the slow path, where null means unknown and yields no
+    sample, a number beyond float64 is left out and counted, and a non-number is a
+    DecodeError.
     """
-    if not b"\n".join(values).translate(None, _PLAIN_NUMBER_CHARS):
-        return labels, values
-    kept: list[bytes] = []
-    texts: list[msgspec.Raw | bytes] = []
-    for row_labels, raw in zip(labels, values, strict=True):
+    mapped = b"\n".join(values).translate(_PLAIN_NUMBER_TABLE)
+    if b"x" not in mapped and _LONG_DIGITS not in mapped:
+        return labels, values, 0
+    numbers, invalid = _numbers(values, attribute)
+    kept = [
+        row_labels for row_labels, value in zip(labels, numbers, strict=True) if value is not None
+    ]
+    texts = [format_value(value).encode() for value in numbers if value is not None]
+    return kept, texts, invalid
+
+
+def _numbers(values: Sequence[msgspec.Raw], attribute: str) -> tuple[list[Number | None], int]:
+    """Each value decoded, None where it is null or beyond float64; and how many were beyond."""
+    what = f"unexpected connections answer: {attribute}"
+    numbers: list[Number | None] = []
+    invalid = 0
+    for raw in values:
         try:
-            number = _number_decoder.decode(raw)
-        except msgspec.ValidationError as exc:
-            raise DecodeError(f"unexpected connections answer: {attribute}: {exc}") from None
-        if number is not None:
-            kept.append(row_labels)
-            texts.append(format_value(number).encode())
-    return kept, texts
+            numbers.append(number(raw, what))
+        except UnreadableNumber:
+            numbers.append(None)
+            invalid += 1
+    return numbers, invalid
 
 
 def _rtt_texts(
-    labels: Sequence[bytes], microseconds: Sequence[Number | None]
-) -> tuple[Sequence[bytes], Sequence[bytes]]:
-    """The round-trip times present, in seconds, as exposition text."""
-    present = list(map(is_not, microseconds, repeat(None)))  # 0 is a value: test identity
-    seconds = list(map(truediv, compress(microseconds, present), repeat(1e6)))
-    # JSON numbers are finite, so repr() is the exposition spelling; one repr of the whole
-    # list formats every float in C, and ", " never occurs inside a float's repr.
+    labels: Sequence[bytes], values: Sequence[msgspec.Raw]
+) -> tuple[Sequence[bytes], Sequence[bytes], int]:
+    """The round-trip times present, in seconds, as exposition text; and how many were left out.
+
+    The column is decoded in one call; only when that meets a number beyond float64 (or
+    something that is not a number) is it decoded value by value.
+    """
+    invalid = 0
+    try:
+        microseconds = _numbers_decoder.decode(b"[" + b",".join(values) + b"]")
+        present = list(map(is_not, microseconds, repeat(None)))  # 0 is a value: test identity
+        # A huge JSON integer decodes to a Python int that overflows float division.
+        seconds = list(map(truediv, compress(microseconds, present), repeat(1e6)))
+    except (msgspec.ValidationError, OverflowError):
+        microseconds, invalid = _numbers(values, _RTT_ATTRIBUTE)
+        present = list(map(is_not, microseconds, repeat(None)))
+        seconds = list(map(truediv, compress(microseconds, present), repeat(1e6)))
+    # Finite floats divided by 1e6 stay finite, so repr() is the exposition spelling; one
+    # repr of the whole list formats every float in C, and ", " never occurs inside a repr.
     texts = repr(seconds)[1:-1].encode().split(b", ") if seconds else []
-    return list(compress(labels, present)), texts
+    return list(compress(labels, present)), texts, invalid
 
 
 def _family_text(
@@ -280,26 +325,30 @@ def render_rows(rows: list[_Attributes], labels: list[bytes], max_series: int) -
     columns: list[Any] = list(zip(*value_rows, strict=True))[1:]  # column 0 is group_bys
     families = []
     series = 0
+    invalid = 0
     for (attribute, family), column in zip(FIELDS, columns, strict=True):
         family_labels: Sequence[bytes]
         texts: Sequence[msgspec.Raw | bytes]
-        if attribute == _RTT_ATTRIBUTE:
-            family_labels, texts = _rtt_texts(kept_labels, column)
+        # An absent field is the empty Raw, the only falsy one: compress() and filter()
+        # test that in C, without a Python call per value.
+        if all(column):
+            family_labels, values = kept_labels, column
         else:
-            # An absent field is the empty Raw, the only falsy one: compress() and filter()
-            # test that in C, without a Python call per value.
-            if all(column):
-                family_labels, values = kept_labels, column
-            else:
-                family_labels = list(compress(kept_labels, column))
-                values = list(filter(None, column))
-            family_labels, texts = _value_texts(family_labels, values, attribute)
+            family_labels = list(compress(kept_labels, column))
+            values = list(filter(None, column))
+        if attribute == _RTT_ATTRIBUTE:
+            family_labels, texts, left_out = _rtt_texts(family_labels, values)
+        else:
+            family_labels, texts, left_out = _value_texts(family_labels, values, attribute)
+        invalid += left_out
         if not texts:
             continue
         series += len(family_labels)
         name = family.name.encode()
         families.append(RenderedFamily(family, _family_text(name, family_labels, texts)))
-    return Rendered(families=tuple(families), series=series, dropped_rows=dropped)
+    return Rendered(
+        families=tuple(families), series=series, dropped_rows=dropped, invalid_values=invalid
+    )
 
 
 def _rows_within(value_rows: list[tuple[object, ...]], max_series: int) -> int:
@@ -338,7 +387,7 @@ class ConnectionsJob(PolledJob[ConnectionsQuery]):
         return ApiRequest(ENDPOINT, "GET", PATH, windowed_params(self.settings, now))
 
     def render(self, body: bytes) -> Rendered:
-        with gc_paused():
+        with decoding("connections"):
             rows = decode_rows(body)
             labels = self._labels.labels_of(rows)
             return render_rows(rows, labels, self.settings.max_series)

@@ -11,6 +11,8 @@ so every series of a query has the same label names); a key repeated in a row jo
 with ``,``. A metric key this module does not know is exported as ``datadog_dns_<key>``
 (sanitized, leading ``dns_`` dropped) rather than lost; a name already taken by a documented
 family, or by another unknown key of the same answer, gets ``_2``, ``_3``... in key order.
+A value beyond float64's range, which Prometheus could not read, yields no sample and is
+counted in ``Rendered.invalid_values``.
 """
 
 from __future__ import annotations
@@ -23,7 +25,17 @@ import msgspec
 from ..config.schema import DEFAULT_MAX_SERIES, DnsQuery
 from ..exposition import Family, Rendered, RenderedFamily, format_value, label_names_for
 from .base import ApiRequest
-from .common import Number, PolledJob, decode, group_labels, label_prefix, windowed_params
+from .common import (
+    Number,
+    PolledJob,
+    UnreadableNumber,
+    decode,
+    decoding,
+    group_labels,
+    label_prefix,
+    number,
+    windowed_params,
+)
 
 ENDPOINT = "dns"
 PATH = "/api/v2/network/dns/aggregate"
@@ -42,7 +54,9 @@ class _Pair(msgspec.Struct, gc=False):
 
 class _Metric(msgspec.Struct, gc=False):
     key: str
-    value: Number | None = None
+    # Kept as JSON text and decoded one by one, so a number beyond float64 costs only its
+    # own sample (decoding it as a number would fail the whole answer).
+    value: msgspec.Raw = msgspec.Raw()
 
 
 class _Attributes(msgspec.Struct, gc=False):
@@ -161,6 +175,7 @@ def render_rows(
     lines: dict[str, list[str]] = {}
     seen: set[str] = set()
     series = 0
+    invalid = 0
     for index, row in enumerate(rows):
         attrs = row.attributes
         if attrs is None or not attrs.metrics:
@@ -174,13 +189,20 @@ def render_rows(
             continue
         seen.add(labels)
         values: dict[str, Number] = {}
+        unreadable = 0
         for metric in attrs.metrics:
-            if metric.value is not None:
-                values.setdefault(metric.key, metric.value)
+            try:
+                value = number(metric.value, f"unexpected dns answer: {metric.key}")
+            except UnreadableNumber:
+                unreadable += 1  # like null: a later value of the same key may stand in
+                continue
+            if value is not None:
+                values.setdefault(metric.key, value)
         if series + len(values) > max_series:
             dropped = len(rows) - index
             break
         series += len(values)
+        invalid += unreadable
         for key, value in values.items():
             lines.setdefault(key, []).append(f"{labels}{format_value(value)}\n")
     else:
@@ -192,7 +214,9 @@ def render_rows(
         for key, family in families.items()
         if key in lines
     ]
-    return Rendered(families=tuple(rendered), series=series, dropped_rows=dropped)
+    return Rendered(
+        families=tuple(rendered), series=series, dropped_rows=dropped, invalid_values=invalid
+    )
 
 
 @dataclass(frozen=True)
@@ -210,12 +234,12 @@ class DnsJob(PolledJob[DnsQuery]):
         return ApiRequest(ENDPOINT, "GET", PATH, windowed_params(self.settings, now))
 
     def render(self, body: bytes) -> Rendered:
-        rows = decode_rows(body)
-        return render_rows(
-            rows,
-            self.name,
-            self.settings.label_fields,
-            self.label_names,
-            account=self.series_account,
-            max_series=self.settings.max_series,
-        )
+        with decoding("dns"):
+            return render_rows(
+                decode_rows(body),
+                self.name,
+                self.settings.label_fields,
+                self.label_names,
+                account=self.series_account,
+                max_series=self.settings.max_series,
+            )

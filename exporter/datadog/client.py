@@ -164,7 +164,7 @@ def describe_error_body(body: bytes, content_type: str) -> str:
         return f"HTML error page{f' ({title})' if title else ''}"
     try:
         document = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested too deep to read
         return "non-JSON body: " + _clip(text.decode("utf-8", "replace"))
     errors = document.get("errors") if isinstance(document, dict) else None
     if not isinstance(errors, list) or not errors:

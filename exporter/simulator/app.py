@@ -237,8 +237,13 @@ async def _on_shutdown(app: web.Application) -> None:
     app[STATE].closing.set()  # releases hanging and dripping handlers
 
 
+# Requests may carry a raw fault's body (base64, a third larger) as big as the exporter's
+# default max_response_size; aiohttp's own limit is 1 MiB.
+MAX_REQUEST_BYTES = 128 * 1024 * 1024
+
+
 def build_app(state: SimulatorState) -> web.Application:
-    app = web.Application()
+    app = web.Application(client_max_size=MAX_REQUEST_BYTES)
     app[STATE] = state
     app.on_shutdown.append(_on_shutdown)
     app.router.add_get(

@@ -22,7 +22,17 @@ DEFAULT_DRIP_PAUSE = 0.05
 
 # Faults that replace the answer outright (the request is never looked at).
 REPLACING_KINDS = frozenset(
-    ("status", "rate_limit", "html", "malformed", "wrong_shape", "huge", "hang", "redirect")
+    (
+        "status",
+        "rate_limit",
+        "html",
+        "malformed",
+        "wrong_shape",
+        "huge",
+        "hang",
+        "redirect",
+        "raw",
+    )
 )
 
 MALFORMED_BODY = b'{"data": [{"id": "broken", "attributes": {"bytes_sent_by_client": 12,, }]'
@@ -168,6 +178,10 @@ async def replace_answer(
         )
     if fault.kind == "huge":
         return await _stream_huge(request, endpoint, fault.size_bytes, headers, closing)
+    if fault.kind == "raw":
+        # The header, not content_type=: aiohttp would refuse parameters such as charset.
+        headers = {**headers, "Content-Type": fault.content_type}
+        return web.Response(status=status, body=fault.raw_body, headers=headers)
     # hang: answer nothing until the client gives up or the simulator stops.
     await _wait(closing, fault.seconds)
     return json_response(503, error_body(503, detail="hang fault ended"), headers)

@@ -6,6 +6,8 @@ routes or as CLI flags); it must not know how they are applied.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -25,6 +27,7 @@ FaultKind = Literal[
     "wrong_shape",
     "huge",
     "redirect",
+    "raw",
 ]
 ErrorShape = Literal["strings", "jsonapi", "jsonapi_no_detail", "generic", "code"]
 ScenarioKind = Literal["retransmit_storm", "rtt_spike", "resets_spike"]
@@ -84,7 +87,10 @@ class Fault:
     - chunk_size: `drip`;
     - size_bytes: `huge`;
     - body: `wrong_shape` (any JSON value; default `{"data": {"unexpected": 1}}`);
-    - location: `redirect` (the Location header; `status` default 302).
+    - location: `redirect` (the Location header; `status` default 302);
+    - raw_body, content_type: `raw`, which answers exactly these bytes with `status`
+      (default 200) and this Content-Type, whatever they are: not JSON, not UTF-8, nested
+      100,000 deep. Over the control API `raw_body` is base64.
     """
 
     kind: FaultKind
@@ -98,6 +104,8 @@ class Fault:
     size_bytes: int = 100 * 1024 * 1024
     body: Any = None
     location: str = "https://elsewhere.example/"
+    raw_body: bytes = b""
+    content_type: str = "application/json"
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
@@ -114,6 +122,11 @@ class Fault:
             raise OptionError("a redirect's status must be 3xx")
         if self.reset_seconds < 1 or self.chunk_size < 1 or self.size_bytes < 16:
             raise OptionError("reset_seconds, chunk_size and size_bytes must be positive")
+        if not isinstance(self.raw_body, bytes):
+            raise OptionError("raw_body must be bytes (base64 over the control API)")
+        if not (self.content_type.isascii() and self.content_type.isprintable()):
+            # It becomes a header line: a newline in it would end the header early.
+            raise OptionError("content_type must be printable ASCII")
 
     @property
     def http_status(self) -> int:
@@ -165,6 +178,14 @@ def fault_from_json(raw: object) -> tuple[FaultTarget, Fault]:
     endpoint = raw.get("endpoint", "*")
     if endpoint not in FAULT_TARGETS:
         raise OptionError(f"endpoint must be one of {FAULT_TARGETS}")
+    if "raw_body" in raw:
+        encoded = raw["raw_body"]
+        if not isinstance(encoded, str):
+            raise OptionError("raw_body must be a base64 string")
+        try:
+            raw = {**raw, "raw_body": base64.b64decode(encoded, validate=True)}
+        except binascii.Error as exc:
+            raise OptionError(f"raw_body is not base64: {exc}") from None
     fault = _from_mapping(Fault, raw, {"endpoint"})
     assert isinstance(fault, Fault)
     return endpoint, fault

@@ -85,6 +85,10 @@ class Simulator:
     def clear_faults(self) -> None:
         self._state.clear_faults()
 
+    def active_faults(self) -> dict[str, Fault]:
+        """The faults still armed, by target (one with a count goes once it is used up)."""
+        return self._state.faults.active()
+
     def set_scenario(self, scenario: Scenario) -> None:
         self._state.set_scenario(scenario)
 

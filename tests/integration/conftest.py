@@ -94,7 +94,7 @@ def register(scheduler: Scheduler, *jobs: QueryJob) -> None:
 
 def served(scheduler: Scheduler) -> Samples:
     body = scheduler.store.body
-    return parse_metrics(b"".join(body.plain_with(scheduler.metrics.render())).decode())
+    return parse_metrics(b"".join(body.plain(scheduler.metrics.render()).parts).decode())
 
 
 def deadline(seconds: float) -> float:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import gzip
 import json
+import time
 
 import pytest
 from pytest_aiohttp import AiohttpClient
 
-from exporter import server
 from exporter.collectors.connections import ConnectionsJob
 from exporter.config.schema import ConnectionsQuery
 from exporter.selfmetrics import SelfMetrics
@@ -34,12 +34,11 @@ def answer(rows: int) -> bytes:
 
 @pytest.mark.parametrize("plain_budget", [0, 100_000, 10**9], ids=["none", "one", "all"])
 async def test_plain_and_gzip_scrapes_carry_identical_series(
-    aiohttp_client: AiohttpClient, monkeypatch: pytest.MonkeyPatch, plain_budget: int
+    aiohttp_client: AiohttpClient, plain_budget: int
 ) -> None:
     """Whether a query's text is kept (within the budget) or inflated per scrape."""
     # Small inflate batches, so a plain scrape crosses many batch boundaries.
-    monkeypatch.setattr(server, "INFLATE_BATCH_BYTES", 2000)
-    store = SnapshotStore(plain_budget=plain_budget)
+    store = SnapshotStore(plain_budget=plain_budget, inflate_batch_bytes=2000)
     for name in ("a", "b"):
         job = ConnectionsJob(
             ConnectionsQuery(name=name, group_by=["client_service", "server_service"])
@@ -67,3 +66,35 @@ async def test_plain_and_gzip_scrapes_carry_identical_series(
     assert data_series(plain_text) == data_series(gzip_text)
     assert len(data_series(plain_text)) == 2 * 300 * 3
     assert plain_text.count(b"# TYPE datadog_cnm_tcp_resets gauge") == 1
+
+
+async def test_two_thousand_small_queries_all_appear_on_metrics_with_bounded_publish_work(
+    aiohttp_client: AiohttpClient,
+) -> None:
+    """Start-up with many queries: each publish costs its own query's work, so 2,000 of them
+    take a bounded total, not the square of the query count."""
+    names = [f"q{index:04d}" for index in range(2000)]
+    store = SnapshotStore([("connections", name) for name in names])
+    body = answer(2)
+    spent = 0.0
+    for name in names:
+        job = ConnectionsJob(
+            ConnectionsQuery(name=name, group_by=["client_service", "server_service"])
+        )
+        snapshot = prepare_snapshot(("connections", name), job.render(body), 0.0)
+        started = time.thread_time()
+        store.publish(snapshot)
+        spent += time.thread_time() - started
+        # 1 ms per publish on average; rebuilding the body each time needs several seconds.
+        assert spent < 2.0, f"{spent:.1f} s of CPU after publishing {name}"
+    context = ServerContext(store, SelfMetrics(), lambda: [], ready=True)
+    client = await aiohttp_client(create_app(context))
+    packed = await client.get("/metrics", headers={"Accept-Encoding": "gzip"})
+    plain = await client.get("/metrics", headers={"Accept-Encoding": "identity"})
+    for response in (packed, plain):
+        samples = parse_metrics(await response.text())
+        queries = {
+            dict(labels).get("query") for name, labels in samples if name.startswith("datadog_cnm_")
+        }
+        assert queries == set(names)
+        assert len([key for key in samples if key[0].startswith("datadog_cnm_")]) == 2000 * 2 * 3

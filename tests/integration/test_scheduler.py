@@ -11,6 +11,7 @@ from exporter import scheduler as scheduler_module
 from exporter.collectors.connections import ConnectionsJob
 from exporter.config.schema import ConnectionsQuery
 from exporter.scheduler import Scheduler
+from exporter.selfmetrics import SelfMetrics
 from exporter.simulator import Fault, Simulator
 from tests.helpers import SampleKey, Samples
 
@@ -180,3 +181,43 @@ async def test_rows_over_max_series_are_dropped_counted_and_logged(
     # The next poll drops again, and says so again.
     await polling.poll_once(("connections", "capped"), deadline(5))
     assert served(polling)[("datadog_exporter_dropped_rows_total", labels)] == 2 * dropped
+
+
+async def test_unreadable_numbers_are_left_out_counted_and_logged_once_per_poll(
+    polling: Scheduler, simulator: Simulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two values beyond float64 in one answer: the poll succeeds without those two samples."""
+    register(polling, job("a"))
+    rows = [
+        '{"attributes":{"group_bys":{"client_service":["web"]},"tcp_resets":1e999,'
+        '"tcp_timeouts":3,"rtt_micro_seconds":' + "9" * 400 + "}}",
+        '{"attributes":{"group_bys":{"client_service":["db"]},"tcp_resets":2}}',
+    ]
+    body = ('{"data":[' + ",".join(rows) + "]}").encode()
+    labels = frozenset({("collector", "connections"), ("query", "a")})
+    for poll in (1, 2):
+        simulator.set_fault("connections", Fault(kind="raw", raw_body=body, count=1))
+        with caplog.at_level("WARNING", logger="exporter.scheduler"):
+            caplog.clear()
+            await polling.poll_once(("connections", "a"), deadline(5))
+        samples = served(polling)
+        assert samples[("datadog_exporter_up", labels)] == 1
+        assert {(name, dict(k)["client_service"]) for name, k in query_series(samples, "a")} == {
+            ("datadog_cnm_tcp_timeouts", "web"),
+            ("datadog_cnm_tcp_resets", "db"),
+        }
+        assert samples[("datadog_exporter_invalid_values_total", labels)] == 2 * poll
+        (record,) = caplog.records
+        assert "float64" in record.getMessage()
+        assert record.invalid_values == 2  # type: ignore[attr-defined]
+
+
+def test_a_removed_query_takes_its_loss_counters_with_it() -> None:
+    metrics = SelfMetrics()
+    for counter in (metrics.dropped_rows, metrics.invalid_values):
+        counter.labels("connections", "gone").inc(3)
+        counter.labels("connections", "kept").inc(1)
+    metrics.forget_query("connections", "gone", scheduler_module.ERROR_REASONS)
+    text = metrics.render().decode()
+    assert 'query="gone"' not in text
+    assert text.count('query="kept"') == 2

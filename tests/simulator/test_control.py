@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+
 import aiohttp
 
 from exporter.simulator import Scenario, Simulator
 
-from .support import CONNECTIONS
+from .support import CONNECTIONS, DNS
 
 PAIR = {"client_service": "checkout", "server_service": "payments-db"}
 
@@ -114,3 +116,48 @@ async def test_rtt_and_resets_scenarios_only_touch_matching_connections(
     assert during["bytes_sent_by_client"] == before["bytes_sent_by_client"]
     sim.clear_scenarios()
     assert await _pair_row(http) == before
+
+
+async def test_raw_fault_answers_exactly_the_bytes_status_and_type_it_was_given(
+    sim: Simulator, http: aiohttp.ClientSession
+) -> None:
+    """Any body at all (here not UTF-8 and nested deep) reaches the client byte for byte."""
+    body = b'{"data": [{"attributes": {"group_bys": {"s": ["\xff"]}}}], "x": ' + b"[" * 5000
+    fault = {
+        "endpoint": "connections",
+        "kind": "raw",
+        "count": 1,
+        "status": 418,
+        "content_type": "text/x-anything; charset=latin-1",
+        "raw_body": base64.b64encode(body).decode(),
+    }
+    async with http.post("/_simulator/faults", json=fault) as response:
+        assert response.status == 200
+    async with http.get("/_simulator/faults") as response:
+        assert base64.b64decode((await response.json())["connections"]["raw_body"]) == body
+    async with http.get(CONNECTIONS) as response:
+        assert response.status == 418
+        assert response.headers["Content-Type"] == "text/x-anything; charset=latin-1"
+        assert "X-RateLimit-Limit" in response.headers
+        assert await response.read() == body
+    async with http.get(CONNECTIONS) as response:  # count 1: the next answer is real again
+        assert response.status == 200 and (await response.json())["data"]
+
+
+async def test_raw_fault_defaults_to_200_json_and_rejects_what_is_not_base64(
+    http: aiohttp.ClientSession,
+) -> None:
+    fault = {"endpoint": "dns", "kind": "raw", "count": 1, "raw_body": "bm90IGpzb24="}
+    async with http.post("/_simulator/faults", json=fault) as response:
+        assert response.status == 200
+    async with http.get(DNS) as response:
+        assert response.status == 200
+        assert response.headers["Content-Type"] == "application/json"
+        assert await response.read() == b"not json"
+    for bad in (
+        {"endpoint": "dns", "kind": "raw", "raw_body": "not base64!"},
+        {"endpoint": "dns", "kind": "raw", "raw_body": 12},
+        {"endpoint": "dns", "kind": "raw", "content_type": "text/plain\r\nX-Evil: 1"},
+    ):
+        async with http.post("/_simulator/faults", json=bad) as response:
+            assert response.status == 400, bad
