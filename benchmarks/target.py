@@ -15,7 +15,8 @@ do not mix). It talks JSON lines on stdout and waits for commands on stdin:
 3. reports its resident memory and exits.
 
 It uses only what the exporter's scheduler, snapshot store and server offer to their own
-callers, so the driver can run it against an older checkout of ``exporter`` (``--compare``).
+callers (constructors, ``Scheduler.add``, ``poll_once``, ``state``), so the driver can run it
+against another checkout of ``exporter`` with that API (``--compare``).
 """
 
 from __future__ import annotations
@@ -39,10 +40,11 @@ from benchmarks.reference import ReferenceExporter
 from exporter.collectors.base import ApiRequest
 from exporter.collectors.connections import ConnectionsJob
 from exporter.config.schema import ConnectionsQuery
-from exporter.datadog.client import RateLimitState
+from exporter.datadog.ratelimit import RateLimits
+from exporter.logs import Redactor
 from exporter.process import pin_mmap_threshold
 from exporter.scheduler import Scheduler
-from exporter.selfmetrics import QueryState, SelfMetrics
+from exporter.selfmetrics import SelfMetrics
 from exporter.server import ServerContext, create_app
 from exporter.snapshot import QuerySnapshot, SnapshotStore
 
@@ -88,18 +90,17 @@ class StallWatch:
 
 
 class CannedClient:
-    """Stands in for DatadogClient: every request answers with the same body at once.
+    """Stands in for DatadogClient (a scheduler Client): every request answers with the same
+    body at once.
 
     It notes when each query's call returned, by the query's tag (each query has its own).
     """
 
     def __init__(self, body: bytes) -> None:
         self.body = body
-        self.rate_limits: dict[str, RateLimitState] = {}
+        self.redactor = Redactor()
+        self.rate_limits = RateLimits()
         self.answered_at: dict[str, float] = {}
-
-    def rate_limit(self, endpoint: str) -> RateLimitState:
-        return self.rate_limits.setdefault(endpoint, RateLimitState())
 
     async def fetch(self, request: ApiRequest) -> bytes:
         self.answered_at[request.params["tags"]] = time.perf_counter()
@@ -136,43 +137,43 @@ class ExporterTarget:
         self.metrics = SelfMetrics()
         self.store = TimedStore()
         self.client = CannedClient(body)
-        self.scheduler = Scheduler(self.client, self.store, self.metrics)  # type: ignore[arg-type]
-        self.metrics.watch(self.scheduler.query_states, self.scheduler.rate_limit_views)
+        self.scheduler = Scheduler(self.client, self.store, self.metrics)
+        self.metrics.watch(self.scheduler.query_states, self.client.rate_limits.views)
         self.burst = burst
         self.floor_bodies: dict[str, bytes] = {}  # filled by copy_floor
-        for name in names:
-            query = ConnectionsQuery(
-                name=name, group_by=group_by, tags=[tag_of(name)], limit=7500, interval=3600
+        self.jobs = [
+            ConnectionsJob(
+                ConnectionsQuery(
+                    name=name, group_by=group_by, tags=[tag_of(name)], limit=7500, interval=3600
+                )
             )
-            self._register(ConnectionsJob(query))
-        self.store.set_order(self.scheduler.jobs)
+            for name in names
+        ]
 
-    def _register(self, job: ConnectionsJob) -> None:
-        key = (job.collector, job.name)
-        self.scheduler.jobs[key] = job
-        self.scheduler.states[key] = QueryState(
-            job.collector, job.name, job.endpoint, job.interval, job.window
-        )
+    async def prepare(self) -> None:
+        """The queries taken on, not started: the rounds poll them."""
+        await self.scheduler.add(*self.jobs)
 
     async def poll_round(self) -> int:
         """Poll every query once through the scheduler's own path; return the series served.
 
         In turn, or with ``burst`` all at once (each still publishes on its own).
         """
-        deadline = asyncio.get_running_loop().time() + 3600
+        deadline = self.scheduler.clock.monotonic() + 3600
         if self.burst:
             await asyncio.gather(*(self.scheduler.poll_once(key, deadline) for key in self.keys))
         else:
             for key in self.keys:
                 await self.scheduler.poll_once(key, deadline)
         for key in self.keys:
-            if not self.scheduler.states[key].up:
-                raise RuntimeError(f"poll failed: {self.scheduler.states[key].last_error}")
-        return sum(state.series for state in self.scheduler.states.values())
+            state = self.scheduler.state(key)
+            if not state.up:
+                raise RuntimeError(f"poll failed: {state.last_error}")
+        return sum(state.series for state in self.scheduler.query_states())
 
     async def poll_steadily(self) -> None:
         """Forever: one query after the other, each once per STEADY_INTERVAL_SECONDS."""
-        deadline = asyncio.get_running_loop().time() + 3600
+        deadline = self.scheduler.clock.monotonic() + 3600
         while True:
             for key in self.keys:
                 await self.scheduler.poll_once(key, deadline)
@@ -180,7 +181,7 @@ class ExporterTarget:
 
     @property
     def keys(self) -> list[tuple[str, str]]:
-        return list(self.scheduler.jobs)
+        return [(job.collector, job.name) for job in self.jobs]
 
     def on_metrics_after_call(self) -> list[float]:
         """Per query: seconds from its last API call returning to its data being served."""
@@ -224,6 +225,9 @@ class ReferenceTarget:
         self.body = body
         self.names = names
         self.reference = ReferenceExporter(group_by)
+
+    async def prepare(self) -> None:
+        pass
 
     async def poll_round(self) -> int:
         # On the event loop, as the usual exporters do it.
@@ -303,6 +307,7 @@ async def main_async(args: argparse.Namespace, body: bytes) -> None:
     target: ExporterTarget | ReferenceTarget
     if args.impl == "exporter":
         target = ExporterTarget(body, names, group_by, burst=args.burst)
+        await target.prepare()
         await measure_polls(target.poll_round, args.repeats, target)
     else:
         target = ReferenceTarget(body, names, group_by)

@@ -13,17 +13,14 @@ import os
 import re
 import signal
 import socket
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from .collectors.audience import AudienceJob
+from .clock import SYSTEM_CLOCK, Clock
 from .collectors.base import QueryJob
-from .collectors.cases import CasesJob
-from .collectors.connections import ConnectionsJob
-from .collectors.dns import DnsJob
+from .collectors.registry import configured_jobs
 from .config.accounts import resolve_accounts
 from .config.errors import ConfigError
 from .config.schema import Config, costly_interval_warnings
@@ -31,7 +28,7 @@ from .config.web import WebSecurity
 from .datadog.credentials import Credentials, CredentialsError
 from .datadog.pool import ClientPool
 from .logs import Redactor
-from .scheduler import Scheduler
+from .scheduler import PollPolicy, Scheduler
 from .selfmetrics import SelfMetrics
 from .server import ServerContext, create_app
 from .sharding import QueryIdentity, Shard
@@ -42,15 +39,7 @@ log = logging.getLogger(__name__)
 
 def build_jobs(config: Config, shard: Shard | None = None) -> list[QueryJob]:
     """One job per configured query this shard owns (all of them unsharded), in file order."""
-    labelled = config.labels_accounts
-    account = config.account_of
-    jobs: list[QueryJob] = [
-        *(ConnectionsJob(q, account(q), labelled) for q in config.connections),
-        *(DnsJob(q, account(q), labelled) for q in config.dns),
-        *(CasesJob(q, account(q), labelled) for q in config.cases),
-        *(AudienceJob(q, account(q), labelled) for q in config.audience),
-    ]
-    return (shard or Shard()).select(jobs, job_identity)
+    return (shard or Shard()).select(list(configured_jobs(config)), job_identity)
 
 
 def job_identity(job: QueryJob) -> QueryIdentity:
@@ -158,21 +147,29 @@ class Exporter:
         *,
         config_source: ConfigSource | None = None,
         environ: Mapping[str, str] | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        poll_policy: PollPolicy | None = None,
     ):
         """``base_url`` and ``credentials`` are the default account's (the datadog: block and
         DD_* variables); accounts from an ``accounts:`` list read their own keys from
         ``environ`` (default: the process environment) or files. Raises CredentialsError
-        when an account's keys are missing."""
+        when an account's keys are missing. ``clock`` and ``poll_policy`` go to the clients
+        and the scheduler (defaults: the system clock, the shipped policy)."""
         self.config = config
         self.options = options
         self.config_source = config_source
+        self.clock = clock
         self.metrics = SelfMetrics()
         self.store = SnapshotStore()
-        self.pool = ClientPool(redactor, credentials, self.metrics.count_response, environ)
+        self.pool = ClientPool(
+            redactor, credentials, self.metrics.count_response, environ, clock=clock
+        )
         accounts = resolve_accounts(config, base_url)
         self.pool.apply(accounts, self.pool.credentials(accounts))
-        self.scheduler = Scheduler(self.pool.clients, self.store, self.metrics)
-        self.metrics.watch(self.scheduler.query_states, self.scheduler.rate_limit_views)
+        self.scheduler = Scheduler(
+            self.pool.clients, self.store, self.metrics, clock=clock, policy=poll_policy
+        )
+        self.metrics.watch(self.scheduler.query_states, self.pool.rate_limit_views)
         self.context = ServerContext(
             store=self.store,
             metrics=self.metrics,
@@ -198,16 +195,18 @@ class Exporter:
         await self._runner.setup()
         for address, host, port in addresses:
             site = web.TCPSite(self._runner, host, port, ssl_context=security.ssl_context)
+            bound_before = len(self._runner.addresses)
             try:
                 await site.start()
             except OSError as exc:
                 raise ListenError(describe_listen_failure(address, host, port, exc)) from None
-            server = getattr(site, "_server", None)
-            sockets = getattr(server, "sockets", None) or []
-            self.ports.append(sockets[0].getsockname()[1] if sockets else port)
+            # The runner lists every site's sockets in order; this site's come last (several
+            # for all interfaces, IPv4 and IPv6, all on the one port).
+            bound = self._runner.addresses[bound_before:]
+            self.ports.append(bound[0][1] if bound else port)
         self.port = self.ports[0]
-        self.scheduler.start(self._owned_jobs(self.config))
-        self.metrics.config_loaded(True, time.time())
+        await self.scheduler.start(self._owned_jobs(self.config))
+        self.metrics.config_loaded(True, self.clock.wall())
         self.metrics.watch_loop(asyncio.get_running_loop())
         self.context.ready = True
         shard = self.options.shard
@@ -220,7 +219,7 @@ class Exporter:
                     "scheme": security.scheme,
                     "basic_auth": bool(security.middlewares),
                     "max_requests": self.options.max_requests,
-                    "queries": len(self.scheduler.jobs),
+                    "queries": len(self.scheduler.query_states()),
                     "configured_queries": self.context.configured_queries,
                     "shard": f"{shard.index}/{shard.count}",
                 },
@@ -236,7 +235,7 @@ class Exporter:
                 accounts = resolve_accounts(config, url)
                 credentials = self.pool.credentials(accounts)
             except (ConfigError, CredentialsError) as exc:
-                self.metrics.config_loaded(False, time.time())
+                self.metrics.config_loaded(False, self.clock.wall())
                 log.error(
                     "reload failed; the running configuration stays in effect",
                     extra={"error": str(exc)},
@@ -247,7 +246,7 @@ class Exporter:
             for client in removed:
                 await client.close()
             self.config = config
-            self.metrics.config_loaded(True, time.time())
+            self.metrics.config_loaded(True, self.clock.wall())
             for warning in costly_interval_warnings(config):
                 log.warning(warning)
             counts = {

@@ -6,14 +6,12 @@ ahead of time; everything else is here.
 
 from __future__ import annotations
 
-from .collectors import audience, cases, connections, dns
+from .collectors.registry import REGISTRY
 from .selfmetrics import self_metric_names
 
 
 def data_metric_names() -> frozenset[str]:
-    return frozenset(
-        family.name for module in (connections, dns, cases, audience) for family in module.FAMILIES
-    )
+    return frozenset(family.name for entry in REGISTRY for family in entry.families)
 
 
 def exported_metric_names() -> frozenset[str]:

@@ -8,7 +8,6 @@ import logging
 import os
 import sys
 import traceback
-from collections import defaultdict
 from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
@@ -27,17 +26,10 @@ from .app import (
 )
 from .config.accounts import Environment, base_url
 from .config.errors import ConfigError
-from .config.schema import (
-    Config,
-    RateLimitExpectation,
-    costly_interval_warnings,
-    load_config,
-    parse_config,
-)
+from .config.report import summary
+from .config.schema import Config, costly_interval_warnings, load_config, parse_config
 from .config.web import WebSecurity, load_web_config
-from .datadog.budget import limit_per_hour
 from .datadog.credentials import Credentials, CredentialsError, KeySource
-from .durations import format_duration
 from .logs import LEVELS, Redactor, setup_logging
 from .process import pin_mmap_threshold
 from .server import OWN_PATHS
@@ -46,7 +38,6 @@ from .sharding import (
     INDEX_ENV,
     Shard,
     ShardError,
-    assignment_report,
     resolve_count,
     resolve_shard,
 )
@@ -181,55 +172,6 @@ def load(args: argparse.Namespace) -> Config:
         text = resources.files("exporter").joinpath("demo.yml").read_text(encoding="utf-8")
         return parse_config(text, "demo configuration")
     return load_config(args.config_file)
-
-
-UNKNOWN_LIMIT_NOTE = (
-    "Rate limits are unknown before Datadog answers: it publishes no numbers and sends them "
-    "in X-RateLimit-* headers (see datadog_exporter_rate_limit_limit once running). Set "
-    "datadog.rate_limits to compare against a limit you know."
-)
-
-
-def budget_note(calls_per_hour: float, expected: RateLimitExpectation | None) -> str:
-    if expected is None:
-        return "limit unknown"
-    allowed = limit_per_hour(expected.limit, expected.period)
-    share = calls_per_hour / allowed
-    verdict = "  OVER THE LIMIT: polls will be paced and skipped" if share > 1 else ""
-    return (
-        f"of {round(allowed)} allowed ({expected.limit} per "
-        f"{format_duration(expected.period)}): {share:.0%}{verdict}"
-    )
-
-
-def summary(config: Config, shard_count: int | None = None) -> str:
-    """What --config.check prints: the queries, the API calls they cost per hour, and with
-    a shard count, which replica polls which query."""
-    lines = []
-    calls: dict[tuple[str, str], float] = defaultdict(float)
-    for collector, query in config.all_queries():
-        account = config.account_of(query)
-        calls[(account, collector)] += 3600 / query.interval
-        lines.append(
-            f"  {collector:<12} {query.name:<30} every {format_duration(query.interval):<8}"
-            f" account {account}"
-        )
-    head = f"configuration OK: {len(lines)} queries"
-    budget = ["API calls per hour, per account and endpoint (scheduled polls; retries add more):"]
-    for (account, endpoint), count in sorted(calls.items()):
-        line = f"  {account:<12} {endpoint:<12} {round(count):<8}"
-        expected = config.datadog.rate_limits.get(endpoint)  # type: ignore[call-overload]
-        budget.append(line + budget_note(count, expected))
-    if not config.datadog.rate_limits:
-        budget.append(UNKNOWN_LIMIT_NOTE)
-    out = [head, *lines, *budget]
-    if shard_count is not None:
-        queries = [
-            ((config.account_of(q), collector, q.name), q.interval)
-            for collector, q in config.all_queries()
-        ]
-        out.append(assignment_report(queries, shard_count))
-    return "\n".join(out)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

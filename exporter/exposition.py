@@ -61,11 +61,6 @@ def escape_label_value(value: str) -> str:
     return value
 
 
-def format_labels(pairs: Iterable[tuple[str, str]]) -> str:
-    """``{a="x",b="y"}`` with values escaped; names must already be valid."""
-    return "{" + ",".join(f'{name}="{escape_label_value(value)}"' for name, value in pairs) + "}"
-
-
 def format_value(value: float | int) -> str:
     """A sample value as the text format spells it."""
     if isinstance(value, int):

@@ -1,9 +1,11 @@
 """The exporter's own metrics, in a prometheus_client registry of their own.
 
 Counters and process figures are a few dozen series, so prometheus_client's usual machinery
-is fine for them (the data series are rendered elsewhere, as text). Per-query state is read
-from the scheduler at scrape time and rendered as text (one sample per query each, thousands
-with thousands of queries), so a removed query's series vanish with it.
+is fine for them (the data series are rendered elsewhere, as text). Per-query state (the
+scheduler's) is read at scrape time and rendered as text (one sample per query each,
+thousands with thousands of queries), so a removed query's series vanish with it; rate-limit
+state (each client's) is read at scrape time too. This module reads both through the shapes
+it declares (:class:`QueryStatus`, :class:`RateLimitView`) and imports neither owner.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import contextlib
 import platform
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
 from prometheus_client import (
     CollectorRegistry,
@@ -30,30 +33,24 @@ from .config.schema import DEFAULT_ACCOUNT
 from .exposition import Family, escape_label_value, format_value
 
 
-@dataclass
-class QueryState:
-    """What the scheduler knows about one query; read by /metrics and the landing page."""
+class QueryStatus(Protocol):
+    """What the per-query families read of a query (the scheduler's QueryState is one)."""
 
     collector: str
     name: str
-    endpoint: str
     interval: float
     window: float | None
-    up: bool = False
-    last_success: float | None = None  # Unix time
-    last_attempt: float | None = None  # when the last poll started
-    last_completed: float | None = None  # when the last poll finished, success or failure
-    last_duration: float | None = None
-    last_error: str | None = None
-    series: int = 0
-    serving_stale: bool = False
-    account: str = DEFAULT_ACCOUNT
-    added_at: float | None = None  # when the scheduler took the query on
-    late: bool = False  # no poll finished for over two intervals (then up is False too)
+    up: bool
+    last_success: float | None  # Unix time
+    last_duration: float | None
+    series: int
+    serving_stale: bool
 
 
 @dataclass
 class RateLimitView:
+    """One endpoint of one account as /metrics shows it (made by datadog.ratelimit)."""
+
     account: str
     endpoint: str
     limit: int | None
@@ -93,7 +90,7 @@ STALE = Family(
 QUERY_FAMILIES = (UP, LAST_SUCCESS, DURATION, SERIES, WINDOW, INTERVAL, STALE)
 
 
-def render_query_states(states: Iterable[QueryState]) -> bytes:
+def render_query_states(states: Iterable[QueryStatus]) -> bytes:
     """The per-query families, every query's sample of each (headers even with none)."""
     lines: dict[Family, list[str]] = {family: [] for family in QUERY_FAMILIES}
     for state in states:
@@ -249,7 +246,7 @@ class SelfMetrics:
             "Queries in the configuration, over all shards.",
             registry=self.registry,
         )
-        self._states: Callable[[], Iterable[QueryState]] = list
+        self._states: Callable[[], Iterable[QueryStatus]] = list
         # promhttp's promhttp_metric_handler_requests_in_flight, under this exporter's prefix.
         self.scrapes_in_flight = Gauge(
             "datadog_exporter_scrapes_in_flight",
@@ -271,7 +268,7 @@ class SelfMetrics:
 
     def watch(
         self,
-        states: Callable[[], Iterable[QueryState]],
+        states: Callable[[], Iterable[QueryStatus]],
         rate_limits: Callable[[], Iterable[RateLimitView]],
     ) -> None:
         """Register the per-query and per-endpoint state readers (once, at start-up)."""

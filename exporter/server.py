@@ -16,7 +16,8 @@ from aiohttp.typedefs import Middleware
 
 from . import __version__
 from .durations import format_duration
-from .selfmetrics import QueryState, SelfMetrics
+from .scheduler.state import QueryState
+from .selfmetrics import SelfMetrics
 from .sharding import Shard
 from .snapshot import SnapshotStore
 

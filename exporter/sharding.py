@@ -138,31 +138,3 @@ def resolve_shard(
     if index is None:
         index, source = 0, "default"
     return Shard(index, count), source
-
-
-def assignment_report(queries: Sequence[tuple[QueryIdentity, float]], count: int) -> str:
-    """What ``--config.check --shard.count N`` prints: who polls what, and what it costs.
-
-    ``queries`` holds each query's identity and polling interval in seconds.
-    """
-    intervals = dict(queries)
-    owned = assignment([identity for identity, _ in queries], count)
-    lines = [f"shard assignment over {count} replicas (rendezvous hashing):"]
-    for shard, identities in owned.items():
-        lines.append(f"  shard {shard}: {len(identities)} queries")
-        lines += [
-            f"    {account:<12} {collector:<12} {name}" for account, collector, name in identities
-        ]
-    lines.append("API calls per hour, per shard and account:")
-    for shard, identities in owned.items():
-        calls: dict[tuple[str, str], float] = {}
-        for account, collector, name in identities:
-            key = (account, collector)
-            calls[key] = calls.get(key, 0.0) + 3600 / intervals[(account, collector, name)]
-        if not calls:
-            lines.append(f"  shard {shard:<4} (nothing to poll)")
-        lines += [
-            f"  shard {shard:<4} {account:<12} {collector:<12} {round(count_)}"
-            for (account, collector), count_ in sorted(calls.items())
-        ]
-    return "\n".join(lines)

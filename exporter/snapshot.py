@@ -33,13 +33,15 @@ _EMPTY = Piece(b"", 0, 0)
 # query (~18 MB of text) fits, so plain scrapes of a typical deployment are a copy; at a
 # million samples and more the compressed form alone keeps memory small.
 PLAIN_TEXT_BUDGET_BYTES = 24 * 1024 * 1024
-# Plain scrapes inflate about this much text per step, on the event loop between socket writes:
-# small enough not to stall other requests, and a worker thread would make the loop wait for
-# the GIL at every hand-over.
+# Plain scrapes inflate (and join) about this much text per step, on the event loop between
+# socket writes: small enough not to stall other requests, and a worker thread would make the
+# loop wait for the GIL at every hand-over.
 INFLATE_BATCH_BYTES = 1 << 20
-# Scrapes join chunks into writes of about this size: one write per chunk would cost more
-# than the copy at thousands of queries, and each write is a wait for the event loop.
+# Scrapes join small chunks into writes of about this size: one write per chunk would cost
+# more than the copy at thousands of queries, and each write is a wait for the event loop.
+# Chunks of at least DIRECT_WRITE_BYTES (on average over a block) are written as they are.
 WRITE_BATCH_BYTES = 1 << 20
+DIRECT_WRITE_BYTES = 1 << 16
 # Queries per block of a family's chunk list: a publish rebuilds one block of this many slots
 # and the list of blocks (queries / BLOCK_QUERIES entries), both reference copies.
 BLOCK_QUERIES = 64
@@ -97,13 +99,14 @@ class Block:
     deflated: tuple[bytes, ...] = ()
     deflated_size: int = 0
     texts: tuple[bytes, ...] | None = ()  # None when some chunk's text is not kept
+    text_size: int = 0  # of the kept texts
 
     @classmethod
     def of(cls, chunks: tuple[Chunk, ...]) -> Block:
         deflated = tuple(chunk[0] for chunk in chunks)
         texts = tuple(chunk[1] for chunk in chunks if chunk[1] is not None)
         kept = texts if len(texts) == len(chunks) else None
-        return cls(chunks, deflated, sum(map(len, deflated)), kept)
+        return cls(chunks, deflated, sum(map(len, deflated)), kept, sum(map(len, texts)))
 
 
 _NO_CHUNKS = Block()
@@ -123,9 +126,10 @@ class Section:
 class Body:
     """The data part of /metrics, immutable: a scrape that started on it finishes on it.
 
-    Scrapes join whole blocks of chunks into writes of about WRITE_BATCH_BYTES (plain ones
-    inflate the chunks whose text is not kept about ``inflate_batch_bytes`` at a time): a
-    copy of bytes, with Python work per block rather than per chunk.
+    Scrapes write big chunks as they are and join small ones, a block at a time, into writes
+    of about WRITE_BATCH_BYTES (plain ones: ``inflate_batch_bytes``, inflating the chunks
+    whose text is not kept as they go): a copy of bytes, with Python work per block rather
+    than per chunk where the chunks are small.
     """
 
     sections: tuple[Section, ...] = ()
@@ -138,50 +142,57 @@ class Body:
         return Payload(self.total.size + len(tail), self._plain_parts(tail))
 
     def _plain_parts(self, tail: bytes) -> Iterator[bytes]:
-        pending: list[bytes] = []
-        size = 0
+        yield from _writes(self._plain_runs(tail), self.inflate_batch_bytes)
+
+    def _plain_runs(self, tail: bytes) -> Iterator[tuple[tuple[bytes, ...], int]]:
         for section in self.sections:
             header = section.header[1]
             assert header is not None  # headers are always kept
-            pending.append(header)
-            size += len(header)
+            yield (header,), len(header)
             for block in section.blocks:
                 if block.texts is not None:
-                    pending.extend(block.texts)
-                    size += sum(map(len, block.texts))
-                    if size >= WRITE_BATCH_BYTES:
-                        yield b"".join(pending)
-                        pending, size = [], 0
+                    yield block.texts, block.text_size
                     continue
                 for deflated, kept in block.chunks:
                     text = inflate(deflated) if kept is None else kept
-                    pending.append(text)
-                    size += len(text)
-                    if size >= self.inflate_batch_bytes:
-                        yield b"".join(pending)
-                        pending, size = [], 0
-        pending.append(tail)
-        yield b"".join(pending)
+                    yield (text,), len(text)
+        yield (tail,), len(tail)
 
     def gzip(self, tail: bytes) -> Payload:
         """A single gzip member: the compressed chunks as they are, then ``tail`` compressed."""
         last = compress_piece(tail)
         ends = gzip_member([last.deflated], combine(self.total, last))
         size = self.deflated_size + sum(map(len, ends))
-        return Payload(size, self._gzip_parts(ends))
+        return Payload(size, _writes(self._gzip_runs(ends), WRITE_BATCH_BYTES))
 
-    def _gzip_parts(self, ends: list[bytes]) -> Iterator[bytes]:
-        pending: list[bytes] = [ends[0]]
-        size = 0
+    def _gzip_runs(self, ends: list[bytes]) -> Iterator[tuple[tuple[bytes, ...], int]]:
+        yield (ends[0],), len(ends[0])
         for section in self.sections:
-            pending.append(section.header[0])
+            yield (section.header[0],), len(section.header[0])
             for block in section.blocks:
-                pending.extend(block.deflated)
-                size += block.deflated_size
-                if size >= WRITE_BATCH_BYTES:
-                    yield b"".join(pending)
-                    pending, size = [], 0
-        pending.extend(ends[1:])
+                yield block.deflated, block.deflated_size
+        rest = tuple(ends[1:])
+        yield rest, sum(map(len, rest))
+
+
+def _writes(runs: Iterable[tuple[tuple[bytes, ...], int]], batch: int) -> Iterator[bytes]:
+    """The parts of ``runs`` (each: parts and their total length) as writes: runs of small
+    parts joined into about ``batch`` bytes, big parts (a large query's family) as they are."""
+    pending: list[bytes] = []
+    size = 0
+    for parts, total in runs:
+        if total >= DIRECT_WRITE_BYTES * len(parts):
+            if pending:
+                yield b"".join(pending)
+                pending, size = [], 0
+            yield from parts
+            continue
+        pending.extend(parts)
+        size += total
+        if size >= batch:
+            yield b"".join(pending)
+            pending, size = [], 0
+    if pending:
         yield b"".join(pending)
 
 

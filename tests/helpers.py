@@ -19,7 +19,8 @@ from typing import TypeVar
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.exposition import Rendered
+from exporter.collectors.base import QueryJob
+from exporter.exposition import Rendered, escape_label_value
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 BIN = Path(sys.executable).parent
@@ -52,6 +53,27 @@ def parse_metrics(text: str) -> Samples:
             assert key not in samples, f"duplicate series {key}"
             samples[key] = sample.value
     return samples
+
+
+# One valid query per configuration section, each with what its section requires: tests that
+# cover every registered collector build their queries from this (tests/unit/test_registry.py
+# fails when a registered collector has no example here).
+EXAMPLE_QUERIES: dict[str, dict[str, object]] = {
+    "connections": {"name": "q", "group_by": ["client_service", "server_service"]},
+    "dns": {"name": "q"},
+    "cases": {"name": "q", "group_by": ["status"]},
+    "audience": {"name": "q", "entity": "users"},
+}
+
+
+def render_body(job: QueryJob, body: bytes) -> Rendered:
+    """One poll's pure work on an answer, as the scheduler does it: decode, then render."""
+    return job.render(job.decode(body))
+
+
+def format_labels(pairs: list[tuple[str, str]]) -> str:
+    """``{a="x",b="y"}`` with values escaped: the obvious way, to check the collectors by."""
+    return "{" + ",".join(f'{name}="{escape_label_value(value)}"' for name, value in pairs) + "}"
 
 
 def rendered_text(rendered: Rendered) -> str:

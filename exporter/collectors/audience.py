@@ -14,6 +14,7 @@ Absent means unknown: no ``fields`` list, no timestamp, no sample. Go's zero tim
 With an ``accounts:`` section every series also carries ``account`` (after ``entity``).
 A connection without an id cannot be told apart from another, so it only counts towards
 ``datadog_audience_connections``; of two connections with the same id the first is kept.
+``max_series`` keeps the count and as many connections, each with all its series, as fit.
 """  # noqa: E501
 
 from __future__ import annotations
@@ -26,9 +27,8 @@ import msgspec
 from ..config.schema import DEFAULT_MAX_SERIES, AudienceQuery
 from ..exposition import Family, Rendered, RenderedFamily, escape_label_value, format_value
 from .base import ApiRequest
-from .common import PolledJob, decode, decoding
+from .common import PolledJob, decode, decoding, keep_rows
 
-ENDPOINT = "audience"
 PATH = "/api/v2/product-analytics/{entity}/mapping/connections"
 
 INFO = Family(
@@ -98,72 +98,77 @@ def parse_timestamp(text: str | None) -> float | None:
     return seconds if seconds >= 0 else None
 
 
+def decode_answer(body: bytes) -> list[_Connection]:
+    data = decode(_decoder, body, "audience").data
+    return data.attributes.connections if data.attributes else []
+
+
+def _connection_lines(entity_label: str, connection: _Connection) -> list[tuple[Family, str]]:
+    """The samples of one connection (which has an id): info, and what Datadog says of it."""
+    assert connection.id is not None
+    labels = f'{{{entity_label},connection_id="{escape_label_value(connection.id)}"'
+    join = connection.join or _Join()
+    described = (
+        f'{labels},type="{escape_label_value(connection.type or "")}"'
+        f',join_attribute="{escape_label_value(join.attribute or "")}"'
+        f',join_type="{escape_label_value(join.type or "")}"}}'
+    )
+    lines = [(INFO, f"{INFO.name}{described} 1\n")]
+    if connection.fields is not None:
+        lines.append((FIELDS, f"{FIELDS.name}{labels}}} {len(connection.fields)}\n"))
+    for family, text in ((CREATED, connection.created_at), (UPDATED, connection.updated_at)):
+        seconds = parse_timestamp(text)
+        if seconds is not None:
+            lines.append((family, f"{family.name}{labels}}} {format_value(seconds)}\n"))
+    return lines
+
+
 def render_answer(
-    body: bytes,
+    connections: list[_Connection],
     entity: str,
     account: str | None = None,
     max_series: int = DEFAULT_MAX_SERIES,
 ) -> Rendered:
-    """Render one answer; connections past ``max_series`` (the count included) are dropped."""
-    data = decode(_decoder, body, "audience").data
-    connections = data.attributes.connections if data.attributes else []
+    """Render one answer; the count is always kept, connections as :func:`keep_rows` says."""
     entity_label = f'entity="{escape_label_value(entity)}"'
     if account is not None:
         entity_label += f',account="{escape_label_value(account)}"'
-    info: list[str] = []
-    fields: list[str] = []
-    created: list[str] = []
-    updated: list[str] = []
-    seen: set[str] = set()
-    dropped = 0
-    for index, connection in enumerate(connections):
-        if connection.id is None or connection.id in seen:
-            continue
-        # At most four series per connection: info, fields and the two timestamps.
-        # The count of connections is always one series more.
-        if 1 + len(info) + len(fields) + len(created) + len(updated) + 4 > max_series:
-            dropped = len(connections) - index
-            break
-        seen.add(connection.id)
-        labels = f'{{{entity_label},connection_id="{escape_label_value(connection.id)}"'
-        join = connection.join or _Join()
-        described = (
-            f'{labels},type="{escape_label_value(connection.type or "")}"'
-            f',join_attribute="{escape_label_value(join.attribute or "")}"'
-            f',join_type="{escape_label_value(join.type or "")}"}}'
-        )
-        info.append(f"{INFO.name}{described} 1\n")
-        if connection.fields is not None:
-            fields.append(f"{FIELDS.name}{labels}}} {len(connection.fields)}\n")
-        for family, text, out in (
-            (CREATED, connection.created_at, created),
-            (UPDATED, connection.updated_at, updated),
-        ):
-            seconds = parse_timestamp(text)
-            if seconds is not None:
-                out.append(f"{family.name}{labels}}} {format_value(seconds)}\n")
-    total = [f"{CONNECTIONS.name}{{{entity_label}}} {len(connections)}\n"]
-    rendered = tuple(
-        RenderedFamily(family, "".join(lines).encode())
-        for family, lines in zip(FAMILIES, (info, fields, created, updated, total), strict=True)
-        if lines
+    identified = [connection for connection in connections if connection.id is not None]
+    samples = [_connection_lines(entity_label, connection) for connection in identified]
+    # The count of connections takes one series of the budget.
+    kept = keep_rows(
+        [connection.id for connection in identified],
+        lambda index: len(samples[index]),
+        max_series - 1,
+        most_per_row=4,
     )
-    series = len(info) + len(fields) + len(created) + len(updated) + 1
-    return Rendered(families=rendered, series=series, dropped_rows=dropped)
+    lines: dict[Family, list[str]] = {family: [] for family in FAMILIES}
+    for index in kept.indexes:
+        for family, line in samples[index]:
+            lines[family].append(line)
+    lines[CONNECTIONS].append(f"{CONNECTIONS.name}{{{entity_label}}} {len(connections)}\n")
+    rendered = tuple(
+        RenderedFamily(family, "".join(family_lines).encode())
+        for family, family_lines in lines.items()
+        if family_lines
+    )
+    series = sum(len(family_lines) for family_lines in lines.values())
+    return Rendered(families=rendered, series=series, dropped_rows=kept.dropped)
 
 
 @dataclass(frozen=True)
 class AudienceJob(PolledJob[AudienceQuery]):
     """A configured audience entity, ready to poll."""
 
-    collector: str = "audience"
-    endpoint: str = ENDPOINT
-
     def request(self, now: float) -> ApiRequest:
-        return ApiRequest(ENDPOINT, "GET", PATH.format(entity=self.settings.entity))
+        return ApiRequest(self.endpoint, "GET", PATH.format(entity=self.settings.entity))
 
-    def render(self, body: bytes) -> Rendered:
+    def decode(self, body: bytes) -> list[_Connection]:
+        with decoding("audience"):
+            return decode_answer(body)
+
+    def render(self, answer: list[_Connection]) -> Rendered:
         with decoding("audience"):
             return render_answer(
-                body, self.settings.entity, self.series_account, self.settings.max_series
+                answer, self.settings.entity, self.series_account, self.settings.max_series
             )

@@ -25,7 +25,12 @@ class ApiRequest:
 
 
 class QueryJob(Protocol):
-    """One configured query of any collector: builds its request, renders its answer."""
+    """One configured query of any collector: builds its request, decodes and renders its answer.
+
+    ``render(decode(body))`` is one poll's work, and all of it is pure. ``decode`` checks the
+    answer's shape; ``render`` turns what it gives into families. Both raise DecodeError on a
+    body that cannot be used, and only that.
+    """
 
     @property
     def collector(self) -> str: ...
@@ -54,6 +59,10 @@ class QueryJob(Protocol):
         """The request for a poll starting at Unix time ``now``."""
         ...
 
-    def render(self, body: bytes) -> Rendered:
-        """Decode ``body`` and render its families; raise DecodeError on a body we cannot use."""
+    def decode(self, body: bytes) -> Any:
+        """The answer in ``body``, typed as the collector reads it; DecodeError when unusable."""
+        ...
+
+    def render(self, answer: Any) -> Rendered:
+        """The families of a decoded answer (``decode``'s result)."""
         ...

@@ -32,9 +32,17 @@ from ..exposition import (
     label_names_for,
 )
 from .base import ApiRequest, DecodeError
-from .common import PolledJob, UnreadableNumber, decode, decoding, label_prefix, number
+from .common import (
+    Number,
+    PolledJob,
+    UnreadableNumber,
+    decode,
+    decoding,
+    keep_rows,
+    label_prefix,
+    number,
+)
 
-ENDPOINT = "cases"
 PATH = "/api/v2/cases/aggregate"
 
 CASES = Family(
@@ -89,41 +97,63 @@ def request_body(query: CasesQuery) -> dict[str, object]:
     }
 
 
+def decode_answer(body: bytes) -> _Attributes:
+    return decode(_decoder, body, "cases").data.attributes
+
+
+def _count(group: _Group) -> Number | None:
+    """The group's count; None when it is a number Prometheus cannot read."""
+    try:
+        count = number(group.value[0], "unexpected cases answer: value")
+    except UnreadableNumber:
+        return None
+    if count is None:
+        raise DecodeError("unexpected cases answer: value: Expected `int | float`, got `null`")
+    return count
+
+
 def render_answer(
-    body: bytes,
+    attributes: _Attributes,
     query_name: str,
     label_name: str,
     account: str | None = None,
     max_series: int = DEFAULT_MAX_SERIES,
 ) -> Rendered:
-    """Render one answer; groups past ``max_series`` (the total included) are dropped."""
-    attributes = decode(_decoder, body, "cases").data.attributes
+    """Render one answer; the total is always kept, groups as :func:`keep_rows` says.
+
+    A count Prometheus cannot read costs its own sample (the group then takes no series) and
+    is counted in ``invalid_values``, over the groups kept.
+    """
     invalid = 0
     try:
         total = number(attributes.total, "unexpected cases answer: total")
     except UnreadableNumber:
         total, invalid = None, 1
     prefix = "{" + label_prefix(query_name, account)
-    room = max_series - (total is not None)
+    # An empty value list is a group without a count: unknown, so no sample.
+    groups = [group for group in attributes.groups if group.value]
+    # Each group's count, read once, when keep_rows first asks about the group.
+    counts: dict[int, Number | None] = {}
+
+    def count_of(index: int) -> Number | None:
+        if index not in counts:
+            counts[index] = _count(groups[index])
+        return counts[index]
+
+    has_total = total is not None
+    kept = keep_rows(
+        [group.group for group in groups],
+        lambda index: 0 if count_of(index) is None else 1,
+        max_series - has_total,
+        most_per_row=1,
+    )
     lines: list[str] = []
-    seen: set[str] = set()
-    dropped = 0
-    for index, group in enumerate(attributes.groups):
-        # An empty value list is a group without a count: unknown, so no sample.
-        if not group.value or group.group in seen:
-            continue
-        if len(lines) >= room:
-            dropped = len(attributes.groups) - index
-            break
-        seen.add(group.group)
-        try:
-            count = number(group.value[0], "unexpected cases answer: value")
-        except UnreadableNumber:
+    for index in kept.indexes:
+        count = count_of(index)
+        if count is None:
             invalid += 1
             continue
-        if count is None:
-            raise DecodeError("unexpected cases answer: value: Expected `int | float`, got `null`")
-        labels = f'{prefix},{label_name}="{escape_label_value(group.group)}"}} '
+        labels = f'{prefix},{label_name}="{escape_label_value(groups[index].group)}"}} '
         lines.append(f"{CASES.name}{labels}{format_value(count)}\n")
     families = []
     if lines:
@@ -131,9 +161,12 @@ def render_answer(
     if total is not None:
         text = f"{ALL_GROUPS.name}{prefix}}} {format_value(total)}\n"
         families.append(RenderedFamily(ALL_GROUPS, text.encode()))
-    series = len(lines) + (total is not None)
+    series = len(lines) + has_total
     return Rendered(
-        families=tuple(families), series=series, dropped_rows=dropped, invalid_values=invalid
+        families=tuple(families),
+        series=series,
+        dropped_rows=kept.dropped,
+        invalid_values=invalid,
     )
 
 
@@ -141,16 +174,17 @@ def render_answer(
 class CasesJob(PolledJob[CasesQuery]):
     """A configured Case Management query, ready to poll."""
 
-    collector: str = "cases"
-    endpoint: str = ENDPOINT
-
     def request(self, now: float) -> ApiRequest:
-        return ApiRequest(ENDPOINT, "POST", PATH, json_body=request_body(self.settings))
+        return ApiRequest(self.endpoint, "POST", PATH, json_body=request_body(self.settings))
 
-    def render(self, body: bytes) -> Rendered:
+    def decode(self, body: bytes) -> _Attributes:
+        with decoding("cases"):
+            return decode_answer(body)
+
+    def render(self, answer: _Attributes) -> Rendered:
         with decoding("cases"):
             return render_answer(
-                body,
+                answer,
                 self.name,
                 group_label_name(self.settings.group_by),
                 self.series_account,

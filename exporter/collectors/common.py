@@ -1,5 +1,6 @@
 """What the collector modules share: the job shell, window parameters, labels, safe decoding,
-and the check that a JSON number is one Prometheus can read.
+the check that a JSON number is one Prometheus can read (:func:`number`), and the one rule
+for which rows of an answer are rendered (:func:`keep_rows`).
 
 Pure helpers only; each collector module keeps its own request, schema and families.
 """
@@ -7,7 +8,7 @@ Pure helpers only; each collector module keeps its own request, schema and famil
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -57,6 +58,14 @@ class PolledJob(Generic[Q]):
     account: str = DEFAULT_ACCOUNT
     # Series carry ``account="..."`` only when the configuration has an ``accounts:`` list.
     account_label: bool = False
+
+    @property
+    def collector(self) -> str:
+        return self.settings.section
+
+    @property
+    def endpoint(self) -> str:
+        return self.settings.endpoint
 
     @property
     def name(self) -> str:
@@ -174,3 +183,48 @@ def number(value: Number | msgspec.Raw | None, what: str) -> Number | None:
         # Python keeps integers of any size; Prometheus reads values as float64.
         raise UnreadableNumber(what)
     return decoded
+
+
+@dataclass(frozen=True, slots=True)
+class Kept:
+    """The rows of an answer to render, by index in answer order, and how many were dropped."""
+
+    indexes: Sequence[int]
+    dropped: int = 0
+    # True when every row is kept (``indexes`` is then ``range(len(rows))``).
+    everything: bool = False
+
+
+def keep_rows(
+    label_sets: Sequence[Hashable],
+    series_of: Callable[[int], int],
+    max_series: int,
+    *,
+    most_per_row: int | None = None,
+) -> Kept:
+    """Which rows to render: the first row of each label set, then as many leading rows as fit.
+
+    Two rows with the same label set would be one series exported twice, so only the first
+    is kept. Then rows are kept in answer order (Datadog sorts them biggest first) while
+    their series (``series_of(index)``) fit in ``max_series``; from the first that does not
+    fit on, distinct rows are dropped and counted. ``most_per_row``, the most series a row
+    can have, lets an answer that fits whatever its rows hold skip counting them.
+
+    ``series_of`` is asked only about first rows of their label set, in order, up to the
+    first that does not fit: a collector that reads a row's values there (see
+    :func:`number`) reads no duplicate and nothing past the cut-off.
+    """
+    count = len(label_sets)
+    if len(set(label_sets)) == count:
+        indexes: Sequence[int] = range(count)
+    else:
+        first = {labels: index for index, labels in reversed(list(enumerate(label_sets)))}
+        indexes = sorted(first.values())
+    if most_per_row is not None and len(indexes) * most_per_row <= max_series:
+        return Kept(indexes, 0, len(indexes) == count)
+    series = 0
+    for position, index in enumerate(indexes):
+        series += series_of(index)
+        if series > max_series:
+            return Kept(indexes[:position], len(indexes) - position)
+    return Kept(indexes, 0, len(indexes) == count)

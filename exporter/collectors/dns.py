@@ -32,12 +32,12 @@ from .common import (
     decode,
     decoding,
     group_labels,
+    keep_rows,
     label_prefix,
     number,
     windowed_params,
 )
 
-ENDPOINT = "dns"
 PATH = "/api/v2/network/dns/aggregate"
 _PREFIX = "datadog_dns_"
 _INVALID_NAME_CHARS = re.compile(r"[^a-zA-Z0-9_]")
@@ -157,6 +157,23 @@ def decode_rows(body: bytes) -> list[_Row]:
     return decode(_decoder, body, "dns").data
 
 
+def _row_values(metrics: list[_Metric]) -> tuple[dict[str, Number], int]:
+    """A row's values by key (the first one of a key that is not null), and how many values
+    were numbers Prometheus cannot read (like null: a later value of the same key may stand
+    in)."""
+    values: dict[str, Number] = {}
+    unreadable = 0
+    for metric in metrics:
+        try:
+            value = number(metric.value, f"unexpected dns answer: {metric.key}")
+        except UnreadableNumber:
+            unreadable += 1
+            continue
+        if value is not None:
+            values.setdefault(metric.key, value)
+    return values, unreadable
+
+
 def render_rows(
     rows: list[_Row],
     query_name: str,
@@ -168,45 +185,40 @@ def render_rows(
 ) -> Rendered:
     """Render decoded rows into one text chunk per family (documented families first).
 
-    Rows that would take the query past ``max_series`` are dropped from the first one that
-    does not fit on (Datadog sorts rows biggest first), and counted in ``dropped_rows``.
+    Rows without metrics carry nothing; of the others, :func:`keep_rows` picks those to
+    render (the first of each label set, as many as fit in ``max_series``). Values
+    Prometheus cannot read count towards ``invalid_values`` in the rows kept.
     """
     prefix = "{" + label_prefix(query_name, account)
-    lines: dict[str, list[str]] = {}
-    seen: set[str] = set()
-    series = 0
-    invalid = 0
-    for index, row in enumerate(rows):
+    labels: list[str] = []
+    metrics: list[list[_Metric]] = []
+    for row in rows:
         attrs = row.attributes
         if attrs is None or not attrs.metrics:
             continue
         grouped: dict[str, list[str]] = {}
         for pair in attrs.group_bys or ():
             grouped.setdefault(pair.key, []).append(pair.value)
-        labels = prefix + group_labels(grouped, fields, names) + "} "
-        if labels in seen:
-            # Two rows with the same label set would be a duplicate series: keep the first.
-            continue
-        seen.add(labels)
-        values: dict[str, Number] = {}
-        unreadable = 0
-        for metric in attrs.metrics:
-            try:
-                value = number(metric.value, f"unexpected dns answer: {metric.key}")
-            except UnreadableNumber:
-                unreadable += 1  # like null: a later value of the same key may stand in
-                continue
-            if value is not None:
-                values.setdefault(metric.key, value)
-        if series + len(values) > max_series:
-            dropped = len(rows) - index
-            break
-        series += len(values)
+        labels.append(prefix + group_labels(grouped, fields, names) + "} ")
+        metrics.append(attrs.metrics)
+    # Each row's values, read once, when keep_rows first asks about the row.
+    values: dict[int, tuple[dict[str, Number], int]] = {}
+
+    def values_of(index: int) -> tuple[dict[str, Number], int]:
+        if index not in values:
+            values[index] = _row_values(metrics[index])
+        return values[index]
+
+    kept = keep_rows(labels, lambda index: len(values_of(index)[0]), max_series)
+    lines: dict[str, list[str]] = {}
+    series = 0
+    invalid = 0
+    for index in kept.indexes:
+        present, unreadable = values_of(index)
+        series += len(present)
         invalid += unreadable
-        for key, value in values.items():
-            lines.setdefault(key, []).append(f"{labels}{format_value(value)}\n")
-    else:
-        dropped = 0
+        for key, value in present.items():
+            lines.setdefault(key, []).append(f"{labels[index]}{format_value(value)}\n")
     families = dict(FAMILIES_BY_KEY)
     families.update(unknown_families(set(lines) - set(FAMILIES_BY_KEY)))
     rendered = [
@@ -215,7 +227,10 @@ def render_rows(
         if key in lines
     ]
     return Rendered(
-        families=tuple(rendered), series=series, dropped_rows=dropped, invalid_values=invalid
+        families=tuple(rendered),
+        series=series,
+        dropped_rows=kept.dropped,
+        invalid_values=invalid,
     )
 
 
@@ -223,20 +238,21 @@ def render_rows(
 class DnsJob(PolledJob[DnsQuery]):
     """A configured DNS query, ready to poll."""
 
-    collector: str = "dns"
-    endpoint: str = ENDPOINT
-
     @property
     def label_names(self) -> list[str]:
         return label_names_for(self.settings.label_fields)
 
     def request(self, now: float) -> ApiRequest:
-        return ApiRequest(ENDPOINT, "GET", PATH, windowed_params(self.settings, now))
+        return ApiRequest(self.endpoint, "GET", PATH, windowed_params(self.settings, now))
 
-    def render(self, body: bytes) -> Rendered:
+    def decode(self, body: bytes) -> list[_Row]:
+        with decoding("dns"):
+            return decode_rows(body)
+
+    def render(self, answer: list[_Row]) -> Rendered:
         with decoding("dns"):
             return render_rows(
-                decode_rows(body),
+                answer,
                 self.name,
                 self.settings.label_fields,
                 self.label_names,

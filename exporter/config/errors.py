@@ -63,14 +63,15 @@ def format_loc(loc: Iterable[str | int]) -> str:
     return path
 
 
-def problems_from(error: ValidationError) -> list[tuple[str, str]]:
+def problems_from(error: ValidationError, data: object) -> list[tuple[str, str]]:
+    """One ``(key_path, message)`` per error of validating ``data`` (the parsed YAML)."""
     problems = []
     for item in error.errors(include_url=False):
         ctx_error = (item.get("ctx") or {}).get("error")
         if isinstance(ctx_error, KeyedError):
             problems.append((format_loc(ctx_error.loc), ctx_error.message))
             continue
-        loc = [part for part in item["loc"] if not _is_union_tag(part)]
+        loc = user_loc(item["loc"], data, missing=item["type"] == "missing")
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
             message = "unknown key"
@@ -84,14 +85,30 @@ def problems_from(error: ValidationError) -> list[tuple[str, str]]:
     return problems
 
 
-def _is_union_tag(part: str | int) -> bool:
-    # pydantic adds the chosen union member (e.g. "str") to the location; users never wrote it.
-    return isinstance(part, str) and part in {
-        "str",
-        "float",
-        "int",
-        "function-before[_to_seconds(), float]",
-    }
+def user_loc(loc: Iterable[str | int], data: object, *, missing: bool = False) -> list[str | int]:
+    """The parts of a pydantic error location that are keys and indexes the user wrote.
+
+    pydantic adds parts of its own (the union member it tried, ``[key]`` for a mapping's
+    key); rather than knowing how it spells them, the location is followed through ``data``
+    and a part that leads nowhere is left out. The one exception is the last part of a
+    ``missing`` error: the key the user left out.
+    """
+    parts = list(loc)
+    kept: list[str | int] = []
+    here: object = data
+    for index, part in enumerate(parts):
+        if _leads_somewhere(here, part):
+            here = here[part]  # type: ignore[index]
+        elif not (missing and index == len(parts) - 1):
+            continue
+        kept.append(part)
+    return kept
+
+
+def _leads_somewhere(here: object, part: str | int) -> bool:
+    if isinstance(here, dict):
+        return part in here
+    return isinstance(here, list) and isinstance(part, int) and 0 <= part < len(here)
 
 
 def read_text_file(

@@ -7,11 +7,12 @@ failure becomes a :class:`~exporter.config.errors.ConfigError` naming the offend
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import ssl
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, ClassVar, Literal, get_args, get_origin
 
 import yaml
 from pydantic import (
@@ -57,7 +58,6 @@ def _to_seconds(value: Any) -> Any:
     return value  # numbers are taken as seconds
 
 
-Duration = Annotated[float, BeforeValidator(_to_seconds)]
 PositiveDuration = Annotated[float, BeforeValidator(_to_seconds), Field(gt=0)]
 NonNegativeDuration = Annotated[float, BeforeValidator(_to_seconds), Field(ge=0)]
 Interval = Annotated[float, BeforeValidator(_to_seconds), Field(ge=1.0)]
@@ -109,6 +109,16 @@ def _usable_ca_bundle(path: Path) -> Path:
 CaBundle = Annotated[Path, AfterValidator(_usable_ca_bundle)]
 
 
+def _known_endpoint(name: str) -> str:
+    endpoints = query_endpoints(Config)  # looked up when validating: Config comes later
+    if name not in endpoints:
+        raise ValueError(f"unknown endpoint {name!r} (one of {', '.join(endpoints)})")
+    return name
+
+
+EndpointName = Annotated[str, AfterValidator(_known_endpoint)]
+
+
 class RateLimitExpectation(_Strict):
     """A rate limit you expect (Datadog publishes none; it only sends X-RateLimit-* headers).
 
@@ -131,10 +141,8 @@ class DatadogSettings(_Strict):
     # Extra CAs to trust for Datadog traffic (a TLS-inspecting egress proxy), added to the
     # system's. One setting for every account: the egress is the machine's, not an account's.
     ca_file: CaBundle | None = None
-    # Per endpoint (connections, dns, cases, audience), per account.
-    rate_limits: dict[Literal["connections", "dns", "cases", "audience"], RateLimitExpectation] = (
-        Field(default_factory=dict)
-    )
+    # Per endpoint: the keys are the endpoints of Config's query sections.
+    rate_limits: dict[EndpointName, RateLimitExpectation] = Field(default_factory=dict)
 
 
 class AccountSettings(_Strict):
@@ -157,7 +165,15 @@ class AccountSettings(_Strict):
 
 
 class PolledQuery(_Strict):
-    """What every polled query has: a name, a schedule and a staleness bound."""
+    """What every polled query has: a name, a schedule and a staleness bound.
+
+    Each subclass is the model of one section of the file (a ``list[...]`` field of
+    :class:`Config` named ``section``) and names the Datadog endpoint it polls, which is also
+    its ``datadog.rate_limits`` key.
+    """
+
+    section: ClassVar[str]
+    endpoint: ClassVar[str]
 
     name: QueryName
     # The account (Datadog organisation) to ask; see Config.account_of for the default.
@@ -209,6 +225,9 @@ class WindowedQuery(PolledQuery):
 class ConnectionsQuery(WindowedQuery):
     """One ``GET /api/v2/network/connections/aggregate`` query."""
 
+    section = "connections"
+    endpoint = "connections"
+
 
 # A DNS row carries the same fields it was grouped by; this one is a switch, not a field.
 DNS_SERVER_UNGROUPED = "server_ungrouped"
@@ -216,6 +235,9 @@ DNS_SERVER_UNGROUPED = "server_ungrouped"
 
 class DnsQuery(WindowedQuery):
     """One ``GET /api/v2/network/dns/aggregate`` query."""
+
+    section = "dns"
+    endpoint = "dns"
 
     # Datadog groups by network.dns_query when no group_by is sent; saying so keeps the
     # exported labels in step with what the answer is grouped by.
@@ -230,6 +252,9 @@ class DnsQuery(WindowedQuery):
 
 class CasesQuery(PolledQuery):
     """One ``POST /api/v2/cases/aggregate`` query."""
+
+    section = "cases"
+    endpoint = "cases"
 
     group_by: list[str] = Field(min_length=1)
     query_filter: str = ""
@@ -252,6 +277,9 @@ ENTITY_PATTERN = r"^[A-Za-z0-9_-]+$"
 class AudienceQuery(PolledQuery):
     """One ``GET /api/v2/product-analytics/{entity}/mapping/connections`` query."""
 
+    section = "audience"
+    endpoint = "audience"
+
     entity: Annotated[str, Field(max_length=100, pattern=ENTITY_PATTERN)]
     interval: Interval = 300.0
 
@@ -267,11 +295,14 @@ class AudienceQuery(PolledQuery):
         return data
 
 
-COLLECTORS = ("connections", "dns", "cases", "audience")
-
-
 class Config(_Strict):
-    """The whole configuration file."""
+    """The whole configuration file.
+
+    Every ``list[<PolledQuery subclass>]`` field is a section of queries; the checks below
+    and :meth:`all_queries` find them from the fields (see :func:`query_sections`), so none
+    can be left out. The collector registry (``exporter.collectors.registry``) refuses to
+    load unless it has exactly one entry per section.
+    """
 
     datadog: DatadogSettings = Field(default_factory=DatadogSettings)
     accounts: list[AccountSettings] = Field(default_factory=list)
@@ -282,7 +313,7 @@ class Config(_Strict):
 
     @model_validator(mode="after")
     def _unique_names(self) -> Config:
-        for section in COLLECTORS:
+        for section in query_sections(type(self)):
             _require_unique(section, "name", [q.name for q in getattr(self, section)])
         # Two queries of one entity would export the same series; other accounts may share it.
         seen: set[tuple[str, str]] = set()
@@ -325,7 +356,7 @@ class Config(_Strict):
     @model_validator(mode="after")
     def _queries_name_known_accounts(self) -> Config:
         names = self.account_names
-        for section in COLLECTORS:
+        for section in query_sections(type(self)):
             for index, query in enumerate(getattr(self, section)):
                 loc = (section, index, "account")
                 if query.account is None:
@@ -359,11 +390,32 @@ class Config(_Strict):
 
     def all_queries(self) -> list[tuple[str, PolledQuery]]:
         """Every configured query with its collector name, section by section in file order."""
-        return [(section, q) for section in COLLECTORS for q in getattr(self, section)]
+        return [
+            (section, q) for section in query_sections(type(self)) for q in getattr(self, section)
+        ]
 
-    def query_identities(self) -> list[tuple[str, str, str]]:
-        """``(account, collector, name)`` of every query, in file order: what shards hash."""
-        return [(self.account_of(q), collector, q.name) for collector, q in self.all_queries()]
+
+@functools.cache
+def query_sections(model: type[BaseModel]) -> dict[str, type[PolledQuery]]:
+    """The query sections of a configuration model: field name -> query model, in order."""
+    sections: dict[str, type[PolledQuery]] = {}
+    for name, field in model.model_fields.items():
+        if get_origin(field.annotation) is list:
+            (item,) = get_args(field.annotation)
+            if isinstance(item, type) and issubclass(item, PolledQuery):
+                if item.section != name:
+                    raise TypeError(
+                        f"{model.__name__}.{name} holds {item.__name__}, whose "
+                        f"section is {item.section!r}"
+                    )
+                sections[name] = item
+    return sections
+
+
+@functools.cache
+def query_endpoints(model: type[BaseModel]) -> tuple[str, ...]:
+    """The endpoints the model's query sections poll (the ``datadog.rate_limits`` keys)."""
+    return tuple(dict.fromkeys(query.endpoint for query in query_sections(model).values()))
 
 
 def _require_unique(section: str, key: str, values: list[str]) -> None:
@@ -390,7 +442,7 @@ def parse_config(text: str, source: str = "configuration") -> Config:
     try:
         return Config.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(problems_from(exc), source) from None
+        raise ConfigError(problems_from(exc, raw), source) from None
 
 
 def load_config(path: Path) -> Config:

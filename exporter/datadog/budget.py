@@ -1,15 +1,15 @@
-"""Rate-limit budgeting: when the next call to an endpoint may go, and what a config costs.
+"""Rate-limit budgeting: when the next call to an endpoint may go.
 
 Datadog tells each answer how many calls are left in the current period
 (``X-RateLimit-Remaining``) and when it ends (``X-RateLimit-Reset``). While plenty is left,
 calls go when their schedule says. Once the budget runs low, calls are spread evenly over
 the rest of the period instead of bursting into a 429 that would block every query of the
-endpoint; with nothing left, the next call waits for the new period. Pure: no clock, no I/O.
+endpoint; with nothing left, the next call waits for the new period. Pure: no clock, no I/O;
+the state it is applied to lives in ratelimit.py.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 # Pacing starts when at most this share of the period's budget is left...
@@ -55,12 +55,3 @@ def next_slot(
         return Slot(reset_at, reset_at)  # the earlier reservations reach into a fresh period
     # The rest of the period, from this call on, divided evenly among the calls left.
     return Slot(at, at + (reset_at - at) / remaining)
-
-
-def calls_per_hour(intervals: Iterable[float]) -> float:
-    """Scheduled calls per hour of queries polled at these intervals (retries not included)."""
-    return sum(3600.0 / interval for interval in intervals)
-
-
-def limit_per_hour(limit: int, period: float) -> float:
-    return limit * 3600.0 / period

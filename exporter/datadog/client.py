@@ -1,11 +1,13 @@
-"""The Datadog HTTP client: auth headers, error shapes, size limits and rate-limit state,
-and the way out: the proxy (``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY``, see proxies.py) and
-the TLS trust (``datadog.ca_file``) of every request.
+"""The Datadog HTTP client: auth headers, error shapes and size limits, and the way out:
+the proxy (``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY``, see proxies.py) and the TLS trust
+(``datadog.ca_file``) of every request.
 
 It sends one :class:`ApiRequest` and returns the body bytes or raises an :class:`ApiError`
 that carries a one-line, secret-free description and a ``reason`` used as a metric label.
 It never follows a redirect: the keys go to the configured host (or through the proxy to
 it) and nowhere else. It does not retry or sleep: the scheduler decides when to call again.
+What each answer says about the rate limit it records in its :class:`RateLimits`, which
+owns that state (``client.rate_limits``).
 """
 
 from __future__ import annotations
@@ -16,19 +18,20 @@ import logging
 import os
 import re
 import ssl
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import aiohttp
 from aiohttp.abc import AbstractResolver
 from yarl import URL
 
 from .. import __version__
+from ..clock import SYSTEM_CLOCK, Clock
 from ..collectors.base import ApiRequest
+from ..collectors.registry import CNM_ENDPOINTS
 from ..logs import Redactor
 from .credentials import Credentials, CredentialsError
 from .proxies import Proxy, ProxyRules
+from .ratelimit import RateLimits
 
 log = logging.getLogger(__name__)
 
@@ -104,52 +107,6 @@ class MissingCredentials(ApiError):
     reason = "credentials"
 
 
-@dataclass
-class RateLimitState:
-    """What the last response of one endpoint said about its rate limit."""
-
-    limit: int | None = None
-    remaining: int | None = None
-    period: float | None = None
-    reset_at: float | None = None  # monotonic time the current period ends
-    blocked_until: float = 0.0  # monotonic; set by a 429
-    free_at: float = 0.0  # monotonic; earliest next call while pacing a low budget
-    in_flight: int = 0  # requests sent and not yet answered
-
-    @property
-    def available(self) -> int | None:
-        """Calls left for new requests: the last answer's count minus calls still in flight.
-
-        An answer's count may or may not include calls sent alongside it; assuming it does
-        not errs on the side of never bursting into a 429.
-        """
-        if self.remaining is None:
-            return None
-        return max(0, self.remaining - self.in_flight)
-
-    def update(self, headers: aiohttp.typedefs.LooseHeaders, now: float) -> None:
-        get = getattr(headers, "get", None)
-        if get is None:
-            return
-        self.limit = _int_header(get("X-RateLimit-Limit"), self.limit)
-        self.remaining = _int_header(get("X-RateLimit-Remaining"), self.remaining)
-        period = _int_header(get("X-RateLimit-Period"), None)
-        if period is not None:
-            self.period = float(period)
-        reset = _int_header(get("X-RateLimit-Reset"), None)
-        if reset is not None:
-            self.reset_at = now + reset
-
-
-def _int_header(raw: str | None, default: int | None) -> int | None:
-    if raw is None:
-        return default
-    try:
-        return int(float(raw.strip()))
-    except ValueError:
-        return default
-
-
 _TITLE = re.compile(rb"<title>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 
 
@@ -174,8 +131,6 @@ def describe_error_body(body: bytes, content_type: str) -> str:
 
 # What an error body may say and still say nothing about the cause.
 _NO_DETAIL = frozenset({"", "400", "bad request", "bad_request", "error"})
-# The endpoints of Cloud Network Monitoring: an organisation without CNM gets a bare 400.
-CNM_ENDPOINTS = frozenset({"connections", "dns"})
 NO_CNM_HINT = (
     "Bad Request with no details; is Cloud Network Monitoring enabled for this organisation?"
 )
@@ -236,7 +191,8 @@ class DatadogClient:
 
     ``proxies`` says which proxy carries the requests (default: read from the process
     environment); ``ssl_context`` the TLS trust (default: the system's, which honours
-    ``SSL_CERT_FILE``); ``resolver`` how host names become addresses (default: the system's).
+    ``SSL_CERT_FILE``); ``resolver`` how host names become addresses (default: the system's);
+    ``clock`` the time its rate-limit state is kept in.
     """
 
     def __init__(
@@ -248,7 +204,7 @@ class DatadogClient:
         timeout: float,
         max_response_size: int,
         on_response: Callable[[str, str], None] = lambda endpoint, code: None,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock = SYSTEM_CLOCK,
         proxies: ProxyRules | None = None,
         ssl_context: ssl.SSLContext | None = None,
         resolver: AbstractResolver | None = None,
@@ -258,13 +214,12 @@ class DatadogClient:
         self.timeout = timeout
         self.max_response_size = max_response_size
         self.on_response = on_response
-        self.clock = clock
         self.proxies = proxies if proxies is not None else ProxyRules.from_environ(os.environ)
         for secret in self.proxies.secrets:
             redactor.add(secret)
         self.ssl_context = ssl_context
         self.resolver = resolver
-        self.rate_limits: dict[str, RateLimitState] = {}
+        self.rate_limits = RateLimits(clock)
         self._session: aiohttp.ClientSession | None = None
         self.base_url = ""
         self.proxy: Proxy | None = None
@@ -300,7 +255,7 @@ class DatadogClient:
     ) -> None:
         """Apply reloaded settings to the next request (a new base URL forgets rate limits)."""
         if base_url.rstrip("/") != self.base_url:
-            self.rate_limits.clear()
+            self.rate_limits.forget()
         self._set_base_url(base_url)
         self.timeout = timeout
         self.max_response_size = max_response_size
@@ -328,9 +283,6 @@ class DatadogClient:
             )
         return self._session
 
-    def rate_limit(self, endpoint: str) -> RateLimitState:
-        return self.rate_limits.setdefault(endpoint, RateLimitState())
-
     async def fetch(self, request: ApiRequest) -> bytes:
         """Send ``request``; return the 2xx body or raise an ApiError (never anything else)."""
         try:
@@ -348,7 +300,6 @@ class DatadogClient:
         endpoint = request.endpoint
         url = self.base_url + request.path
         session = self._get_session()
-        state = self.rate_limit(endpoint)
         proxy = self.proxy
         proxy_headers = None
         if proxy is not None and proxy.authorization is not None:
@@ -358,34 +309,33 @@ class DatadogClient:
                 proxy_headers = {"Proxy-Authorization": proxy.authorization}
             else:
                 headers = {**headers, "Proxy-Authorization": proxy.authorization}
-        state.in_flight += 1
-        try:
-            async with asyncio.timeout(self.timeout):
-                async with session.request(
-                    request.method,
-                    url,
-                    params=request.params or None,
-                    json=request.json_body,
-                    headers=headers,
-                    allow_redirects=False,
-                    proxy=proxy.url if proxy is not None else None,
-                    proxy_headers=proxy_headers,
-                    ssl=self.ssl_context if self.ssl_context is not None else True,
-                ) as response:
-                    self.rate_limit(endpoint).update(response.headers, self.clock())
-                    self.on_response(endpoint, str(response.status))
-                    body = await self._read_limited(response)
-                    return self._check(endpoint, response, body)
-        except TimeoutError:
-            self.on_response(endpoint, "timeout")
-            raise RequestTimeout(
-                f"{endpoint}: no complete answer within {self.timeout:g}s"
-            ) from None
-        except aiohttp.ClientError as exc:
-            self.on_response(endpoint, "connection_error")
-            raise self._connection_failure(endpoint, exc, proxy) from None
-        finally:
-            state.in_flight -= 1
+        # Counted in flight until answered: pacing leaves room for answers still to come.
+        with self.rate_limits.sending(endpoint):
+            try:
+                async with asyncio.timeout(self.timeout):
+                    async with session.request(
+                        request.method,
+                        url,
+                        params=request.params or None,
+                        json=request.json_body,
+                        headers=headers,
+                        allow_redirects=False,
+                        proxy=proxy.url if proxy is not None else None,
+                        proxy_headers=proxy_headers,
+                        ssl=self.ssl_context if self.ssl_context is not None else True,
+                    ) as response:
+                        self.rate_limits.record(endpoint, response.headers)
+                        self.on_response(endpoint, str(response.status))
+                        body = await self._read_limited(response)
+                        return self._check(endpoint, response, body)
+            except TimeoutError:
+                self.on_response(endpoint, "timeout")
+                raise RequestTimeout(
+                    f"{endpoint}: no complete answer within {self.timeout:g}s"
+                ) from None
+            except aiohttp.ClientError as exc:
+                self.on_response(endpoint, "connection_error")
+                raise self._connection_failure(endpoint, exc, proxy) from None
 
     @staticmethod
     def _connection_failure(
@@ -445,14 +395,8 @@ class DatadogClient:
         if status == 407 and self.proxy is not None:
             message += f" (from {self.proxy.shown}; check the login in {self.proxy.variable})"
         if status == 429:
-            state = self.rate_limit(endpoint)
-            now = self.clock()
-            reset = _int_header(response.headers.get("X-RateLimit-Reset"), None)
-            # Without a usable reset header, wait out the period (or a minute) before retrying.
-            wait = float(reset) if reset is not None and reset >= 0 else (state.period or 60.0)
-            wait = max(wait, 1.0)  # a 429 with reset 0 must not turn into a tight loop
-            state.blocked_until = max(state.blocked_until, now + wait)
-            raise RateLimited(f"{message}; next call in {wait:g}s", state.blocked_until)
+            wait, until = self.rate_limits.record_429(endpoint, response.headers)
+            raise RateLimited(f"{message}; next call in {wait:g}s", until)
         if status >= 500:
             raise ServerError(message, status)
         raise HttpError(message, status)

@@ -14,9 +14,11 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping, Sequence
 
+from ..clock import SYSTEM_CLOCK, Clock
 from ..config.accounts import Account
 from ..config.errors import ConfigError
 from ..logs import Redactor
+from ..selfmetrics import RateLimitView
 from .client import DatadogClient
 from .credentials import Credentials
 from .proxies import ProxyError, ProxyRules
@@ -41,14 +43,16 @@ class ClientPool:
         default_credentials: Credentials,
         on_response: ResponseCounter,
         environ: Mapping[str, str] | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ):
         """``environ`` (default: the process environment) holds the accounts' ``*_key_env``
         variables and HTTPS_PROXY / HTTP_PROXY / NO_PROXY; an unusable proxy variable is a
-        ConfigError naming it."""
+        ConfigError naming it. ``clock`` is the clients' (their rate-limit state's)."""
         self.redactor = redactor
         self.default_credentials = default_credentials
         self.on_response = on_response
         self.environ = environ
+        self.clock = clock
         try:
             self.proxies = ProxyRules.from_environ(os.environ if environ is None else environ)
         except ProxyError as exc:
@@ -86,6 +90,7 @@ class ClientPool:
                     on_response=self._counter(name),
                     proxies=self.proxies,
                     ssl_context=account.ssl_context,
+                    clock=self.clock,
                 )
             else:
                 client.reconfigure(
@@ -102,6 +107,14 @@ class ClientPool:
             self.on_response(endpoint, code, account)
 
         return count
+
+    def rate_limit_views(self) -> list[RateLimitView]:
+        """Every account's endpoints, for /metrics."""
+        return [
+            view
+            for name, client in sorted(self.clients.items())
+            for view in client.rate_limits.views(name)
+        ]
 
     async def close(self) -> None:
         for client in self.clients.values():

@@ -1,4 +1,5 @@
-"""The aiohttp application: Datadog's four routes, auth, rate limits, faults, control routes.
+"""The aiohttp application: Datadog's routes (one per entry of `endpoints.ENDPOINTS`), auth,
+rate limits, faults, control routes.
 
 Each Datadog request goes through the same steps, in this order: log it,
 count it against its endpoint's budget (headers on every answer), answer 429
@@ -11,36 +12,20 @@ slowed or damaged by a fault).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal
+from typing import Any
 
 import msgspec
 from aiohttp import web
 
-from exporter.simulator.audience import list_connections
-from exporter.simulator.cases import aggregate_cases
+from exporter.simulator.endpoints import ENDPOINTS, Endpoint
 from exporter.simulator.errors import ApiError
-from exporter.simulator.faults import (
-    JSON_API,
-    REPLACING_KINDS,
-    deliver,
-    json_response,
-    replace_answer,
-)
-from exporter.simulator.options import (
-    EndpointName,
-    OptionError,
-    fault_from_json,
-    scenario_from_json,
-)
-from exporter.simulator.params import parse_cases_body, parse_network_params
+from exporter.simulator.faults import REPLACING_KINDS, deliver, json_response, replace_answer
+from exporter.simulator.options import OptionError, fault_from_json, scenario_from_json
 from exporter.simulator.state import RequestRecord, SimulatorState
 
 STATE: web.AppKey[SimulatorState] = web.AppKey("simulator_state", SimulatorState)
 
-Compute = Callable[[web.Request, SimulatorState, Any], web.Response]
-
 # An organisation without Cloud Network Monitoring: its CNM endpoints answer a bare 400.
-CNM_ENDPOINTS = frozenset({"connections", "dns"})
 NO_CNM_BODY = {"errors": ["Bad Request"]}
 
 
@@ -66,14 +51,14 @@ async def _read_json(request: web.Request) -> tuple[Any, bool]:
         return None, False
 
 
-def datadog_route(
-    endpoint: EndpointName, compute: Compute
-) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+def datadog_route(endpoint: Endpoint) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    name = endpoint.name
+
     async def handler(request: web.Request) -> web.StreamResponse:
         state = request.app[STATE]
         body, valid_json = await _read_json(request) if request.can_read_body else (None, True)
         record = RequestRecord(
-            endpoint=endpoint,
+            endpoint=name,
             method=request.method,
             path=request.path,
             query=dict(request.query),
@@ -81,16 +66,16 @@ def datadog_route(
             status=None,
         )
         state.request_log.append(record)
-        verdict = state.limiter.hit(endpoint)
+        verdict = state.limiter.hit(name)
         headers = verdict.headers
         response: web.StreamResponse
-        blocked = state.limiter.blocked_for(endpoint)
-        fault = None if blocked else state.faults.take(endpoint)
+        blocked = state.limiter.blocked_for(name)
+        fault = None if blocked else state.faults.take(name)
         if blocked:
             response = json_response(429, {"errors": ["Rate limit exceeded"]}, headers)
         elif fault is not None and fault.kind in REPLACING_KINDS:
             if fault.kind == "rate_limit":
-                state.limiter.block(endpoint, fault.reset_seconds)
+                state.limiter.block(name, fault.reset_seconds)
             if fault.kind != "hang":
                 record.status = fault.http_status
             response = await replace_answer(request, endpoint, fault, headers, state.closing)
@@ -100,7 +85,7 @@ def datadog_route(
             response = _forbidden(headers)
         elif not verdict.allowed:
             response = json_response(429, {"errors": ["Rate limit exceeded"]}, headers)
-        elif endpoint in CNM_ENDPOINTS and not state.options.cnm_enabled:
+        elif endpoint.cnm and not state.options.cnm_enabled:
             response = json_response(400, NO_CNM_BODY, headers)
         elif not valid_json:
             response = json_response(
@@ -108,7 +93,7 @@ def datadog_route(
             )
         else:
             try:
-                response = compute(request, state, body)
+                response = endpoint.compute(request, state, body)
             except ApiError as exc:
                 response = json_response(exc.status, exc.body(), headers)
             else:
@@ -118,63 +103,6 @@ def datadog_route(
         return await deliver(request, response, fault, state.closing)
 
     return handler
-
-
-def _ok(body: bytes) -> web.Response:
-    return web.Response(status=200, body=body, content_type=JSON_API)
-
-
-def _network_answer(
-    request: web.Request, state: SimulatorState, endpoint: Literal["connections", "dns"]
-) -> web.Response:
-    """The two CNM aggregate endpoints share parameters and caching; only the rows differ."""
-    query = parse_network_params(request.query, now=int(state.clock()), dns=endpoint == "dns")
-    key = (endpoint, query.keys, query.filter_key, query.start, query.end, query.limit)
-    scenarios = tuple(state.scenarios)
-
-    def build() -> bytes:
-        rows = state.network.rows(
-            endpoint,
-            keys=query.keys,
-            filter_key=query.filter_key,
-            predicate=query.predicate,
-            start=query.start,
-            end=query.end,
-            limit=query.limit,
-            scenarios=scenarios,
-        )
-        return msgspec.json.encode({"data": rows})
-
-    return _ok(state.cached_answer(key, build))
-
-
-def _connections(request: web.Request, state: SimulatorState, _body: Any) -> web.Response:
-    return _network_answer(request, state, "connections")
-
-
-def _dns(request: web.Request, state: SimulatorState, _body: Any) -> web.Response:
-    return _network_answer(request, state, "dns")
-
-
-def _cases(_request: web.Request, state: SimulatorState, body: Any) -> web.Response:
-    query = parse_cases_body(body)
-    answer = aggregate_cases(
-        state.cases,
-        predicate=query.predicate,
-        groups=query.groups,
-        limit=query.limit,
-        multi_group=state.options.cases_multi_group,
-        request_id=f"{query.query_filter}|{','.join(query.groups)}|{query.limit}",
-    )
-    return _ok(msgspec.json.encode(answer))
-
-
-def _audience(request: web.Request, _state: SimulatorState, _body: Any) -> web.Response:
-    entity = request.match_info["entity"]
-    answer = list_connections(entity)
-    if answer is None:
-        raise ApiError(404, "Not Found", f"entity {entity!r} does not exist", shape="code")
-    return _ok(msgspec.json.encode(answer))
 
 
 # -- control routes (no Datadog auth) ---------------------------------------
@@ -190,9 +118,9 @@ async def _post_fault(request: web.Request) -> web.Response:
         if not valid:
             raise OptionError("body is not valid JSON")
         target, fault = fault_from_json(body)
+        request.app[STATE].faults.set(target, fault)
     except OptionError as exc:
         return _bad_control(str(exc))
-    request.app[STATE].faults.set(target, fault)
     return json_response(200, {"endpoint": target, "fault": msgspec.to_builtins(fault)}, {})
 
 
@@ -246,15 +174,8 @@ def build_app(state: SimulatorState) -> web.Application:
     app = web.Application(client_max_size=MAX_REQUEST_BYTES)
     app[STATE] = state
     app.on_shutdown.append(_on_shutdown)
-    app.router.add_get(
-        "/api/v2/network/connections/aggregate", datadog_route("connections", _connections)
-    )
-    app.router.add_get("/api/v2/network/dns/aggregate", datadog_route("dns", _dns))
-    app.router.add_post("/api/v2/cases/aggregate", datadog_route("cases", _cases))
-    app.router.add_get(
-        "/api/v2/product-analytics/{entity}/mapping/connections",
-        datadog_route("audience", _audience),
-    )
+    for endpoint in ENDPOINTS:
+        app.router.add_route(endpoint.method, endpoint.path, datadog_route(endpoint))
     app.router.add_get("/_simulator/faults", _get_faults)
     app.router.add_post("/_simulator/faults", _post_fault)
     app.router.add_delete("/_simulator/faults", _delete_faults)

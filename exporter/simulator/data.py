@@ -93,18 +93,6 @@ _NEW_AGENT_ONLY = frozenset(
 )
 _IDX = {name: i for i, name in enumerate(CONNECTION_METRICS)}
 
-DNS_METRIC_KEYS = (
-    "dns_total_requests",
-    "dns_failures",
-    "dns_successful_responses",
-    "dns_failed_responses",
-    "dns_timeouts",
-    "dns_responses.nxdomain",
-    "dns_responses.servfail",
-    "dns_responses.other",
-    "dns_success_latency_percentile",
-    "dns_failure_latency_percentile",
-)
 DNS_QUERIES = (
     "api.stripe.com",
     "payments-db.payments.svc.cluster.local",

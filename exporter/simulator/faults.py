@@ -7,13 +7,18 @@ for every fault kind; it must not validate requests or compute data.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import msgspec
 from aiohttp import web
 
 from exporter.simulator.errors import error_body, html_page
-from exporter.simulator.options import EndpointName, Fault, FaultTarget
+from exporter.simulator.options import Fault, OptionError
+
+if TYPE_CHECKING:  # endpoints imports this module; only the type is needed here
+    from exporter.simulator.endpoints import Endpoint
 
 JSON_API = "application/vnd.api+json"
 JSON = "application/json"
@@ -37,50 +42,6 @@ REPLACING_KINDS = frozenset(
 
 MALFORMED_BODY = b'{"data": [{"id": "broken", "attributes": {"bytes_sent_by_client": 12,, }]'
 
-_HUGE_PARTS: dict[str, tuple[bytes, bytes, bytes]] = {
-    "connections": (
-        b'{"data":[',
-        msgspec.json.encode(
-            {
-                "id": "client_service:huge, server_service:huge",
-                "type": "aggregated_connection",
-                "attributes": {
-                    "group_bys": {"client_service": ["huge"], "server_service": ["huge"]},
-                    "bytes_sent_by_client": 123456789,
-                    "packets_sent_by_client": 12345,
-                    "tcp_retransmits": 12,
-                    "rtt_micro_seconds": 1234,
-                },
-            }
-        ),
-        b"]}",
-    ),
-    "dns": (
-        b'{"data":[',
-        msgspec.json.encode(
-            {
-                "id": "network.dns_query:huge.example",
-                "type": "aggregated_dns",
-                "attributes": {
-                    "group_bys": [{"key": "network.dns_query", "value": "huge.example"}],
-                    "metrics": [{"key": "dns_total_requests", "value": 1234}],
-                },
-            }
-        ),
-        b"]}",
-    ),
-    "cases": (
-        b'{"data":{"id":"agg-huge","type":"aggregate","attributes":{"total":1,"groups":[',
-        b'{"group":"OPEN","value":[1]}',
-        b"]}}}",
-    ),
-    "audience": (
-        b'{"data":{"id":"users","type":"list_connections_response","attributes":{"connections":[',
-        b'{"id":"huge","type":"ref_table","fields":[],"metadata":{"k":"v"}}',
-        b"]}}}",
-    ),
-}
-
 
 @dataclass(slots=True)
 class _Armed:
@@ -91,10 +52,16 @@ class _Armed:
 class FaultBook:
     """The armed faults: one per target ("*" applies where no specific one is armed)."""
 
-    def __init__(self) -> None:
-        self._armed: dict[FaultTarget, _Armed] = {}
+    def __init__(self, targets: Iterable[str]) -> None:
+        self.targets = tuple(targets)
+        self._armed: dict[str, _Armed] = {}
 
-    def set(self, target: FaultTarget, fault: Fault) -> None:
+    def set(self, target: str, fault: Fault) -> None:
+        """Arm ``fault`` for ``target``; OptionError when it names no endpoint."""
+        if target not in self.targets:
+            raise OptionError(
+                f"unknown endpoint {target!r}: must be one of {', '.join(self.targets)}"
+            )
         self._armed[target] = _Armed(fault, fault.count)
 
     def clear(self) -> None:
@@ -103,7 +70,7 @@ class FaultBook:
     def active(self) -> dict[str, Fault]:
         return {target: armed.fault for target, armed in self._armed.items()}
 
-    def take(self, endpoint: EndpointName) -> Fault | None:
+    def take(self, endpoint: str) -> Fault | None:
         """The fault for this request, if any, counting it against the fault's budget."""
         for target in (endpoint, "*"):
             armed = self._armed.get(target)
@@ -137,17 +104,9 @@ async def _wait(closing: asyncio.Event, seconds: float | None) -> bool:
     return True
 
 
-def _wrong_shape(endpoint: EndpointName, fault: Fault) -> object:
-    if fault.body is not None:
-        return fault.body
-    if endpoint in ("cases", "audience"):
-        return {"data": [{"unexpected": 1}]}
-    return {"data": {"unexpected": 1}}
-
-
 async def replace_answer(
     request: web.Request,
-    endpoint: EndpointName,
+    endpoint: Endpoint,
     fault: Fault,
     headers: dict[str, str],
     closing: asyncio.Event,
@@ -171,7 +130,8 @@ async def replace_answer(
     if fault.kind == "malformed":
         return web.Response(body=MALFORMED_BODY, headers=headers, content_type=JSON_API)
     if fault.kind == "wrong_shape":
-        return json_response(200, _wrong_shape(endpoint, fault), headers, JSON_API)
+        wrong = endpoint.wrong_shape if fault.body is None else fault.body
+        return json_response(200, wrong, headers, JSON_API)
     if fault.kind == "redirect":
         return web.Response(
             status=status, headers={**headers, "Location": fault.location}, text="moved"
@@ -189,13 +149,13 @@ async def replace_answer(
 
 async def _stream_huge(
     request: web.Request,
-    endpoint: EndpointName,
+    endpoint: Endpoint,
     size: int,
     headers: dict[str, str],
     closing: asyncio.Event,
 ) -> web.StreamResponse:
     """Valid JSON of exactly `size` bytes, sent chunked without a Content-Length."""
-    prefix, item, suffix = _HUGE_PARTS[endpoint]
+    prefix, item, suffix = endpoint.huge_parts
     response = web.StreamResponse(status=200, headers=headers)
     response.content_type = JSON_API
     response.enable_chunked_encoding()

@@ -8,15 +8,8 @@ reset time. The clock is injected.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-
-RATE_LIMIT_NAMES = {
-    "connections": "network_connections_aggregate",
-    "dns": "network_dns_aggregate",
-    "cases": "cases_aggregate",
-    "audience": "product_analytics_list_connections",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,8 +19,17 @@ class Verdict:
 
 
 class RateLimiter:
-    def __init__(self, limit: int, period: int, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        limit: int,
+        period: int,
+        clock: Callable[[], float],
+        names: Mapping[str, str] | None = None,
+    ) -> None:
+        """``names`` maps an endpoint to the X-RateLimit-Name of its budget (default: the
+        endpoint's own name)."""
         self.limit = limit
+        self.names = dict(names or {})
         self.period = period
         self._clock = clock
         self._windows: dict[str, tuple[int, int]] = {}  # endpoint -> (window index, used)
@@ -71,6 +73,6 @@ class RateLimiter:
             "X-RateLimit-Period": str(self.period),
             "X-RateLimit-Remaining": str(remaining),
             "X-RateLimit-Reset": str(reset),
-            "X-RateLimit-Name": RATE_LIMIT_NAMES.get(endpoint, endpoint),
+            "X-RateLimit-Name": self.names.get(endpoint, endpoint),
         }
         return Verdict(allowed=used <= self.limit and not blocked, headers=headers)

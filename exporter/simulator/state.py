@@ -11,6 +11,7 @@ from typing import Any
 
 from exporter.simulator.cases import Case, build_cases
 from exporter.simulator.data import NetworkData
+from exporter.simulator.endpoints import ENDPOINTS, FAULT_TARGETS
 from exporter.simulator.faults import FaultBook
 from exporter.simulator.options import Scenario, SimulatorOptions
 from exporter.simulator.ratelimit import RateLimiter
@@ -42,8 +43,13 @@ class SimulatorState:
     def __init__(self, options: SimulatorOptions, clock: Callable[[], float] = time.time) -> None:
         self.options = options
         self.clock = clock
-        self.limiter = RateLimiter(options.rate_limit, options.rate_limit_period, clock)
-        self.faults = FaultBook()
+        self.limiter = RateLimiter(
+            options.rate_limit,
+            options.rate_limit_period,
+            clock,
+            {endpoint.name: endpoint.rate_limit_name for endpoint in ENDPOINTS},
+        )
+        self.faults = FaultBook(FAULT_TARGETS)
         self.scenarios: list[Scenario] = []
         self.request_log: list[RequestRecord] = []
         self.network = NetworkData(options.seed, options.connections_universe)

@@ -2,16 +2,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 from pydantic import SecretStr
 
-from exporter.collectors.base import QueryJob
+from exporter.clock import SYSTEM_CLOCK, Clock
 from exporter.datadog.client import DatadogClient
 from exporter.datadog.credentials import Credentials, KeySource
 from exporter.logs import Redactor
-from exporter.scheduler import Scheduler
-from exporter.selfmetrics import QueryState, SelfMetrics
+from exporter.scheduler import PollPolicy, Scheduler
+from exporter.selfmetrics import SelfMetrics
 from exporter.simulator import Simulator, SimulatorOptions
 from exporter.snapshot import SnapshotStore
 from tests.helpers import Samples, parse_metrics
@@ -60,20 +61,29 @@ async def client(simulator: Simulator) -> AsyncIterator[DatadogClient]:
         await dd.close()
 
 
-@pytest.fixture
-async def polling(simulator: Simulator) -> AsyncIterator[Scheduler]:
+@asynccontextmanager
+async def scheduler_against(
+    url: str,
+    *,
+    request_timeout: float = 1.0,
+    clock: Clock = SYSTEM_CLOCK,
+    policy: PollPolicy | None = None,
+) -> AsyncIterator[Scheduler]:
+    """A scheduler polling ``url`` through a real client, self-metrics watching both; no
+    query added, nothing started."""
     redactor = Redactor()
     metrics = SelfMetrics()
     client = DatadogClient(
-        simulator.url,
+        url,
         credentials=credentials(redactor),
         redactor=redactor,
-        timeout=1.0,
+        timeout=request_timeout,
         max_response_size=1 << 24,
         on_response=metrics.count_response,
+        clock=clock,
     )
-    scheduler = Scheduler(client, SnapshotStore(), metrics)
-    metrics.watch(scheduler.query_states, scheduler.rate_limit_views)
+    scheduler = Scheduler(client, SnapshotStore(), metrics, clock=clock, policy=policy)
+    metrics.watch(scheduler.query_states, client.rate_limits.views)
     try:
         yield scheduler
     finally:
@@ -81,15 +91,10 @@ async def polling(simulator: Simulator) -> AsyncIterator[Scheduler]:
         await client.close()
 
 
-def register(scheduler: Scheduler, *jobs: QueryJob) -> None:
-    """Add jobs without starting their loops: tests drive poll_once themselves."""
-    for item in jobs:
-        key = (item.collector, item.name)
-        scheduler.jobs[key] = item
-        scheduler.states[key] = QueryState(
-            item.collector, item.name, item.endpoint, item.interval, item.window
-        )
-    scheduler.store.set_order(scheduler.jobs)
+@pytest.fixture
+async def polling(simulator: Simulator) -> AsyncIterator[Scheduler]:
+    async with scheduler_against(simulator.url) as scheduler:
+        yield scheduler
 
 
 def served(scheduler: Scheduler) -> Samples:

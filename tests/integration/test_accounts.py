@@ -11,11 +11,11 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from exporter import scheduler as scheduler_module
 from exporter.app import Exporter, RunOptions
 from exporter.config.schema import parse_config
 from exporter.datadog.credentials import CredentialsError
 from exporter.logs import Redactor
+from exporter.scheduler import PollPolicy
 from exporter.simulator import Fault, Simulator, SimulatorOptions
 from tests.helpers import Samples, parse_metrics
 from tests.integration.conftest import credentials
@@ -74,6 +74,7 @@ def build(
         redactor,
         RunOptions("127.0.0.1:0", "/metrics"),
         environ={"DD_EU_API_KEY": EU_KEYS[0], "DD_EU_APP_KEY": EU_KEYS[1]},
+        poll_policy=PollPolicy(startup_spread=0.0),
     )
 
 
@@ -101,9 +102,8 @@ async def until(condition: Callable[[], Awaitable[object]], within: float = 10.0
 
 
 async def test_each_query_uses_its_own_accounts_url_and_keys(
-    simulators: tuple[Simulator, Simulator], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    simulators: tuple[Simulator, Simulator], tmp_path: Path
 ) -> None:
-    monkeypatch.setattr(scheduler_module, "STARTUP_SPREAD_SECONDS", 0.0)
     eu, us = simulators
     exporter = build(simulators, tmp_path)
     await exporter.start()
@@ -135,9 +135,8 @@ async def test_each_query_uses_its_own_accounts_url_and_keys(
 
 
 async def test_a_429_in_one_account_does_not_slow_the_other(
-    simulators: tuple[Simulator, Simulator], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    simulators: tuple[Simulator, Simulator], tmp_path: Path
 ) -> None:
-    monkeypatch.setattr(scheduler_module, "STARTUP_SPREAD_SECONDS", 0.0)
     eu, us = simulators
     # Both organisations serve the same endpoint; only eu's is rate-limited, for a minute.
     eu.set_fault("connections", Fault(kind="rate_limit", reset_seconds=60))

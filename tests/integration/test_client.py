@@ -31,7 +31,7 @@ async def test_authenticated_request_returns_rows_and_records_rate_limit(
 ) -> None:
     body = await client.fetch(JOB.request(time.time()))
     assert len(json.loads(body)["data"]) > 0
-    state = client.rate_limit("connections")
+    state = client.rate_limits.limits("connections")
     assert state.limit == 1000 and state.remaining == 999 and state.period == 60
     assert state.reset_at is not None
 
@@ -98,7 +98,7 @@ async def test_429_blocks_until_reset(client: DatadogClient, simulator: Simulato
     with pytest.raises(RateLimited) as caught:
         await client.fetch(JOB.request(time.time()))
     assert 6 <= caught.value.retry_at - before <= 8
-    assert client.rate_limit("connections").blocked_until == caught.value.retry_at
+    assert client.rate_limits.limits("connections").blocked_until == caught.value.retry_at
 
 
 async def test_5xx_is_retryable_server_error(client: DatadogClient, simulator: Simulator) -> None:

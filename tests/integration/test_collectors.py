@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -21,10 +22,9 @@ from exporter.config.schema import (
 )
 from exporter.scheduler import Scheduler
 from exporter.simulator import Fault, Simulator, SimulatorOptions
-from exporter.simulator.options import FaultTarget
-from tests.helpers import SampleKey, Samples
+from tests.helpers import EXAMPLE_QUERIES, SampleKey, Samples
 
-from .conftest import API_KEY, APP_KEY, deadline, register, served
+from .conftest import API_KEY, APP_KEY, deadline, served
 
 DNS = DnsJob(DnsQuery(name="by_query"))
 CASES = CasesJob(CasesQuery(name="by_status", group_by=["status"]))
@@ -42,7 +42,7 @@ def family(samples: Samples, name: str) -> dict[str, float]:
 
 
 async def poll_all(scheduler: Scheduler, *jobs: QueryJob) -> Samples:
-    register(scheduler, *jobs)
+    await scheduler.add(*jobs)
     for item in jobs:
         await scheduler.poll_once((item.collector, item.name), deadline(5))
     return served(scheduler)
@@ -62,7 +62,7 @@ async def test_dns_query_publishes_its_families_and_window(polling: Scheduler) -
         frozenset({("collector", "dns"), ("query", "by_query")}),
     )
     assert samples[window] == 300
-    assert polling.states[("dns", "by_query")].series == len(
+    assert polling.state(("dns", "by_query")).series == len(
         [k for k in samples if k[0].startswith("datadog_dns_")]
     )
 
@@ -151,10 +151,15 @@ async def test_unknown_audience_entity_fails_the_poll_not_the_others(
     assert samples[errors] == 1
 
 
-@pytest.mark.parametrize(("job", "endpoint"), [(DNS, "dns"), (CASES, "cases"), (USERS, "audience")])
+# One query of every registered collector.
+EXAMPLES = build_jobs(parse_config(json.dumps({s: [q] for s, q in EXAMPLE_QUERIES.items()})))
+
+
+@pytest.mark.parametrize("job", EXAMPLES, ids=[job.collector for job in EXAMPLES])
 async def test_bad_answer_keeps_last_good_data_as_decode_error(
-    polling: Scheduler, simulator: Simulator, job: QueryJob, endpoint: FaultTarget
+    polling: Scheduler, simulator: Simulator, job: QueryJob
 ) -> None:
+    endpoint = job.endpoint
     before = await poll_all(polling, job)
     data = {k for k in before if not k[0].startswith(("datadog_exporter_", "process_"))}
     assert data
@@ -162,7 +167,7 @@ async def test_bad_answer_keeps_last_good_data_as_decode_error(
     await polling.poll_once((job.collector, job.name), deadline(5))
     after = served(polling)
     assert data <= set(after)
-    state = polling.states[(job.collector, job.name)]
+    state = polling.state((job.collector, job.name))
     assert state.up is False and state.serving_stale is True
     assert endpoint in (state.last_error or "")
     errors = (
@@ -176,7 +181,7 @@ async def test_429_on_one_endpoint_does_not_hold_the_others(
     polling: Scheduler, simulator: Simulator
 ) -> None:
     pairs = ConnectionsJob(ConnectionsQuery(name="pairs"))
-    register(polling, CASES, pairs, DNS)
+    await polling.add(CASES, pairs, DNS)
     simulator.set_fault("cases", Fault(kind="rate_limit", reset_seconds=30, count=1))
     await polling.poll_once(("cases", "by_status"), deadline(1))
     started = time.monotonic()

@@ -10,17 +10,13 @@ import socket
 import aiohttp
 import pytest
 
-from exporter import scheduler as scheduler_module
 from exporter.app import Exporter, RunOptions
 from exporter.config.schema import parse_config
-from exporter.datadog.client import DatadogClient
 from exporter.logs import Redactor
-from exporter.scheduler import Scheduler
-from exporter.selfmetrics import SelfMetrics
+from exporter.scheduler import PollPolicy, Scheduler
 from exporter.simulator import Fault, Simulator
-from exporter.snapshot import SnapshotStore
 
-from .conftest import credentials, deadline, register, served
+from .conftest import credentials, deadline, scheduler_against, served
 from .test_scheduler import job, query_series
 
 FAULTS = [
@@ -64,7 +60,7 @@ async def test_fault_fails_one_poll_cleanly_and_keeps_the_last_good_data(
     fault: Fault,
     reason: str,
 ) -> None:
-    register(polling, job("a"), job("b", tags=["client_env:prod"]))
+    await polling.add(job("a"), job("b", tags=["client_env:prod"]))
     for name in ("a", "b"):
         await polling.poll_once(("connections", name), deadline(5))
     before = served(polling)
@@ -77,7 +73,7 @@ async def test_fault_fails_one_poll_cleanly_and_keeps_the_last_good_data(
         await polling.poll_once(("connections", "a"), deadline(1.5))
     simulator.clear_faults()
 
-    state = polling.states[("connections", "a")]
+    state = polling.state(("connections", "a"))
     assert state.up is False and state.serving_stale is True
     assert error_counts(polling, "a") == {reason: 1}
     failures = poll_failures(caplog, "a")
@@ -90,7 +86,7 @@ async def test_fault_fails_one_poll_cleanly_and_keeps_the_last_good_data(
 
     if reason != "rate_limited":  # a 429 holds every query of the endpoint, by design
         await polling.poll_once(("connections", "b"), deadline(5))
-        assert polling.states[("connections", "b")].up is True
+        assert polling.state(("connections", "b")).up is True
         assert error_counts(polling, "b") == {}
 
 
@@ -100,31 +96,16 @@ async def test_connection_refused_counts_as_connection_error(
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    redactor = Redactor()
-    client = DatadogClient(
-        f"http://127.0.0.1:{port}",
-        credentials=credentials(redactor),
-        redactor=redactor,
-        timeout=1.0,
-        max_response_size=1 << 20,
-    )
-    scheduler = Scheduler(client, SnapshotStore(), SelfMetrics())
-    scheduler.metrics.watch(scheduler.query_states, scheduler.rate_limit_views)
-    register(scheduler, job("a"))
-    try:
+    async with scheduler_against(f"http://127.0.0.1:{port}") as scheduler:
+        await scheduler.add(job("a"))
         with caplog.at_level(logging.DEBUG, logger="exporter"):
             await scheduler.poll_once(("connections", "a"), deadline(1.0))
-    finally:
-        await client.close()
-    assert scheduler.states[("connections", "a")].up is False
-    assert error_counts(scheduler, "a") == {"connection_error": 1}
+        assert scheduler.state(("connections", "a")).up is False
+        assert error_counts(scheduler, "a") == {"connection_error": 1}
     assert len(poll_failures(caplog, "a")) == 1
 
 
-async def test_metrics_answer_promptly_while_datadog_hangs(
-    simulator: Simulator, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(scheduler_module, "STARTUP_SPREAD_SECONDS", 0.0)
+async def test_metrics_answer_promptly_while_datadog_hangs(simulator: Simulator) -> None:
     simulator.set_fault("connections", Fault(kind="hang"))
     redactor = Redactor()
     exporter = Exporter(
@@ -133,6 +114,7 @@ async def test_metrics_answer_promptly_while_datadog_hangs(
         credentials(redactor),
         redactor,
         RunOptions("127.0.0.1:0", "/metrics"),
+        poll_policy=PollPolicy(startup_spread=0.0),
     )
     await exporter.start()
     try:

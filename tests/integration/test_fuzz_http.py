@@ -30,6 +30,7 @@ from hypothesis import strategies as st
 from exporter.app import build_jobs
 from exporter.catalog import exported_metric_names
 from exporter.collectors.base import QueryJob
+from exporter.collectors.registry import BY_SECTION
 from exporter.config.schema import parse_config
 from exporter.datadog.client import DatadogClient
 from exporter.logs import Redactor
@@ -40,7 +41,7 @@ from exporter.simulator import Simulator
 from exporter.snapshot import SnapshotStore
 from tests.helpers import SampleKey, parse_metrics, require_tool
 
-from .conftest import credentials, register
+from .conftest import credentials
 
 CONFIG = """
 connections:
@@ -311,15 +312,15 @@ async def stack(simulator: Simulator, aiohttp_client: Any) -> AsyncIterator[Stac
         on_response=metrics.count_response,
     )
     scheduler = Scheduler(client, SnapshotStore(), metrics)
-    metrics.watch(scheduler.query_states, scheduler.rate_limit_views)
-    register(scheduler, *JOBS.values())
+    metrics.watch(scheduler.query_states, client.rate_limits.views)
+    await scheduler.add(*JOBS.values())
     context = ServerContext(scheduler.store, metrics, scheduler.query_states, ready=True)
     server = await aiohttp_client(create_app(context))
     async with aiohttp.ClientSession(base_url=simulator.url) as control:
         stack = Stack(simulator, scheduler, server, control)
         for job in JOBS.values():
             await poll(stack, job)
-            assert scheduler.states[(job.collector, job.name)].up
+            assert scheduler.state((job.collector, job.name)).up
         await metrics_page(stack)
         try:
             yield stack
@@ -406,7 +407,7 @@ async def check_hostile_answer(stack: Stack, job: QueryJob, answer: Answer) -> N
     await serve_raw(stack, job.endpoint, answer)
 
     await poll(stack, job)  # returning at all is what keeps the query's loop alive
-    state = stack.scheduler.states[(job.collector, job.name)]
+    state = stack.scheduler.state((job.collector, job.name))
     after = await metrics_page(stack)
     counts, earlier = poll_errors(after, job), poll_errors(before, job)
     new_errors = {reason: n - earlier.get(reason, 0) for reason, n in counts.items()}
@@ -478,6 +479,10 @@ for _answers in LOOP_KILLERS.values():
     _answers.append(Answer(b"[" * 100_000 + b"]" * 100_000, 500, "application/json"))
 
 
+def test_every_registered_collector_is_fuzzed_over_http() -> None:
+    assert set(JOBS) == set(WELL_SHAPED) == set(LOOP_KILLERS) == set(BY_SECTION)
+
+
 async def test_answers_that_ended_a_loop_leave_the_running_loops_polling(
     simulator: Simulator, aiohttp_client: Any
 ) -> None:
@@ -495,13 +500,13 @@ async def test_answers_that_ended_a_loop_leave_the_running_loops_polling(
         on_response=metrics.count_response,
     )
     scheduler = Scheduler(client, SnapshotStore(), metrics)
-    metrics.watch(scheduler.query_states, scheduler.rate_limit_views)
+    metrics.watch(scheduler.query_states, client.rate_limits.views)
     context = ServerContext(scheduler.store, metrics, scheduler.query_states, ready=True)
     server = await aiohttp_client(create_app(context))
-    scheduler.start(jobs.values())
+    await scheduler.start(jobs.values())
 
     async def published_after(job: QueryJob, moment: float) -> None:
-        state = scheduler.states[(job.collector, job.name)]
+        state = scheduler.state((job.collector, job.name))
         await eventually(lambda: state.up and (state.last_success or 0) > moment)
 
     async def run_through(stack: Stack, job: QueryJob, answers: list[Answer]) -> None:

@@ -50,6 +50,6 @@ async def test_a_failing_second_address_closes_the_first_and_polls_nothing(
         with pytest.raises(ListenError, match=f"127.0.0.1:{busy}: cannot listen: Address already"):
             await asyncio.wait_for(serve_until_signalled(exporter), timeout=10)
     assert can_bind(first), "the first address is closed again"
-    assert exporter.scheduler.jobs == {}, "no query was started"
+    assert exporter.scheduler.query_states() == [], "no query was started"
     assert not exporter.context.ready
     assert simulator.request_log == []

@@ -21,7 +21,7 @@ from exporter.config.schema import ConnectionsQuery
 from exporter.selfmetrics import SelfMetrics
 from exporter.server import ServerContext, create_app
 from exporter.snapshot import QuerySnapshot, SnapshotStore, prepare_snapshot
-from tests.helpers import parse_metrics
+from tests.helpers import parse_metrics, render_body
 
 ROWS = 60_000  # three families of 60,000 samples: over ten megabytes of text
 Serve = Callable[[int], Awaitable[tuple[str, SelfMetrics]]]
@@ -46,7 +46,7 @@ def big_snapshot() -> QuerySnapshot:
     job = ConnectionsJob(
         ConnectionsQuery(name="big", group_by=["client_service", "server_service"], limit=7500)
     )
-    rendered = job.render(json.dumps({"data": data}).encode())
+    rendered = render_body(job, json.dumps({"data": data}).encode())
     snapshot = prepare_snapshot(("connections", "big"), rendered, 0.0)
     assert snapshot.size > 10_000_000
     return snapshot

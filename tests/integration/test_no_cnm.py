@@ -18,7 +18,7 @@ from exporter.scheduler import Scheduler
 from exporter.simulator import Fault, Simulator, SimulatorOptions
 from exporter.simulator.options import ErrorShape
 
-from .conftest import API_KEY, APP_KEY, deadline, register
+from .conftest import API_KEY, APP_KEY, deadline
 from .test_faults import error_counts, poll_failures
 
 HINT = "Bad Request with no details; is Cloud Network Monitoring enabled for this organisation?"
@@ -80,12 +80,12 @@ async def test_a_bare_400_from_cases_gets_no_cnm_hint(
 async def test_the_poll_fails_with_http_error_and_logs_the_hint(
     polling: Scheduler, caplog: pytest.LogCaptureFixture
 ) -> None:
-    register(polling, CONNECTIONS, DNS)
+    await polling.add(CONNECTIONS, DNS)
     with caplog.at_level(logging.WARNING, logger="exporter"):
         await polling.poll_once(("connections", "pairs"), deadline(2))
         await polling.poll_once(("dns", "names"), deadline(2))
     for collector, name in (("connections", "pairs"), ("dns", "names")):
-        assert polling.states[(collector, name)].up is False
+        assert polling.state((collector, name)).up is False
         assert error_counts(polling, name) == {"http_error": 1}
         (failure,) = poll_failures(caplog, name)
         assert getattr(failure, "error", "") == f"{collector}: HTTP 400: {HINT}"

@@ -15,26 +15,26 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from exporter.clock import Clock
 from exporter.collectors.base import ApiRequest
-from exporter.datadog.client import DatadogClient
 from exporter.exposition import Rendered
 from exporter.logs import LogfmtFormatter, Redactor
-from exporter.scheduler import Backoff, Scheduler
-from exporter.selfmetrics import SelfMetrics
+from exporter.scheduler import Backoff, PollPolicy, Scheduler
 from exporter.server import ServerContext, create_app
-from exporter.simulator import Fault, Simulator
-from exporter.snapshot import SnapshotStore
+from exporter.simulator import Fault, Simulator, SimulatorOptions
+from tests.clocks import HandClock, SteppedClock
 
-from .conftest import API_KEY, credentials, deadline, register, served
+from .conftest import API_KEY, deadline, scheduler_against, served
 from .test_faults import error_counts
 from .test_scheduler import job, query_series
 
 Sleep = Callable[[float], Awaitable[None]]
-QUICK_RESTARTS = Backoff(base=0.05, cap=0.2)
+QUICK = PollPolicy(restart=Backoff(base=0.05, cap=0.2), sweep_interval=0.02)
+AT_ONCE = PollPolicy(startup_spread=0.0, restart=QUICK.restart, sweep_interval=0.02)
 
 
 async def fast_sleep(seconds: float) -> None:
-    """The loops' wait between polls, shortened: a 1s schedule runs in a few milliseconds."""
+    """Every wait shortened: a 1s schedule runs in a few milliseconds."""
     await asyncio.sleep(min(seconds, 0.02))
 
 
@@ -57,10 +57,13 @@ class RenderFails:
     def request(self, now: float) -> ApiRequest:
         return self.inner.request(now)
 
-    def render(self, body: bytes) -> Rendered:
+    def decode(self, body: bytes) -> Any:
+        return self.inner.decode(body)
+
+    def render(self, answer: Any) -> Rendered:
         if self.errors:
             raise self.errors.pop(0)
-        return self.inner.render(body)
+        return self.inner.render(answer)
 
 
 @asynccontextmanager
@@ -68,36 +71,18 @@ async def scheduling(
     simulator: Simulator,
     *,
     request_timeout: float = 1.0,
-    sleep: Sleep = fast_sleep,
-    wall_clock: Callable[[], float] = time.time,
-    restart_backoff: Backoff = QUICK_RESTARTS,
+    clock: Clock | None = None,
+    policy: PollPolicy = QUICK,
 ) -> AsyncIterator[Scheduler]:
-    """A scheduler polling the simulator, its loops, supervisor and sweeper running."""
-    redactor = Redactor()
-    metrics = SelfMetrics()
-    client = DatadogClient(
+    """A scheduler polling the simulator, not started; by default on a clock whose waits
+    are all short and whose wall clock moves only by hand."""
+    async with scheduler_against(
         simulator.url,
-        credentials=credentials(redactor),
-        redactor=redactor,
-        timeout=request_timeout,
-        max_response_size=1 << 24,
-        on_response=metrics.count_response,
-    )
-    scheduler = Scheduler(
-        client,
-        SnapshotStore(),
-        metrics,
-        wall_clock=wall_clock,
-        sleep=sleep,
-        restart_backoff=restart_backoff,
-        sweep_interval=0.02,
-    )
-    metrics.watch(scheduler.query_states, scheduler.rate_limit_views)
-    try:
+        request_timeout=request_timeout,
+        clock=clock or HandClock(sleep=fast_sleep),
+        policy=policy,
+    ) as scheduler:
         yield scheduler
-    finally:
-        await scheduler.stop()
-        await client.close()
 
 
 async def until(condition: Callable[[], object], within: float = 10.0) -> None:
@@ -137,16 +122,16 @@ async def test_unexpected_exceptions_are_internal_errors_and_the_loop_polls_on(
     )
     async with scheduling(simulator) as scheduler:
         with caplog.at_level(logging.INFO, logger="exporter"):
-            scheduler.start([flaky])
+            await scheduler.start([flaky])
             await until(lambda: error_counts(scheduler, "a").get("internal_error") == 1)
-            assert scheduler.states[("connections", "a")].up is False
+            assert scheduler.state(("connections", "a")).up is False
             assert self_metric(scheduler, "datadog_exporter_up", "a") == 0
-            await until(lambda: scheduler.states[("connections", "a")].up)
+            await until(lambda: scheduler.state(("connections", "a")).up)
         samples = served(scheduler)
         assert query_series(samples, "a")
         assert error_counts(scheduler, "a") == {"internal_error": 2}
         assert restarts(scheduler, "a") == 0  # the loop itself never ended
-        assert scheduler.states[("connections", "a")].last_error is None
+        assert scheduler.state(("connections", "a")).last_error is None
 
     failures = [r for r in caplog.records if r.getMessage() == "poll failed"]
     assert [getattr(r, "reason", None) for r in failures] == ["internal_error"] * 2
@@ -166,7 +151,7 @@ async def test_internal_error_traceback_is_logged_at_debug_on_one_line(
     flaky = RenderFails("a", [KeyError("group_bys")], interval="1s")
     async with scheduling(simulator) as scheduler:
         with caplog.at_level(logging.DEBUG, logger="exporter"):
-            scheduler.start([flaky])
+            await scheduler.start([flaky])
             await until(lambda: error_counts(scheduler, "a").get("internal_error") == 1)
     (failure,) = [r for r in caplog.records if r.getMessage() == "poll failed"]
     trace = getattr(failure, "traceback", "")
@@ -178,38 +163,43 @@ async def test_internal_error_traceback_is_logged_at_debug_on_one_line(
 async def test_an_internal_error_message_never_shows_a_key(simulator: Simulator) -> None:
     flaky = RenderFails("a", [RuntimeError(f"header DD-API-KEY: {API_KEY}")], interval="1s")
     async with scheduling(simulator) as scheduler:
-        scheduler.start([flaky])
+        await scheduler.start([flaky])
         await until(lambda: error_counts(scheduler, "a").get("internal_error") == 1)
-        error = scheduler.states[("connections", "a")].last_error or ""
+        error = scheduler.state(("connections", "a")).last_error or ""
     assert "RuntimeError" in error and API_KEY not in error
 
 
 class FailingSleep:
-    """The loops' wait, failing on the given calls (1-based): a bug between two polls."""
+    """The poll loops' waits, failing on the given ones (1-based) once waited: a bug between
+    two polls. Waits of other tasks (the sweeper's) only wait."""
 
-    def __init__(self, failing: set[int]) -> None:
+    def __init__(self, failing: set[int], sleep: Sleep = fast_sleep) -> None:
         self.failing = failing
-        self.calls: list[float] = []
+        self.sleep = sleep
+        self.woke: list[float] = []  # when each of the loops' waits ended
 
     async def __call__(self, seconds: float) -> None:
-        self.calls.append(asyncio.get_running_loop().time())
-        if len(self.calls) in self.failing:
+        await self.sleep(seconds)
+        task = asyncio.current_task()
+        if task is None or not task.get_name().startswith("poll "):
+            return
+        self.woke.append(time.monotonic())
+        if len(self.woke) in self.failing:
             raise RuntimeError("bug in the loop")
-        await fast_sleep(seconds)
 
 
 async def test_a_loop_that_ends_is_restarted_counted_and_logged(
     simulator: Simulator, caplog: pytest.LogCaptureFixture
 ) -> None:
     sleep = FailingSleep({2})  # fails after the first poll
-    async with scheduling(simulator, sleep=sleep) as scheduler:
+    async with scheduling(simulator, clock=HandClock(sleep)) as scheduler:
         with caplog.at_level(logging.INFO, logger="exporter"):
-            scheduler.start([job("a", interval="1s")])
+            await scheduler.start([job("a", interval="1s")])
             await until(lambda: restarts(scheduler, "a") == 1)
             polled = len(simulator.requests_to("connections"))
             await until(lambda: len(simulator.requests_to("connections")) > polled + 1)
         assert restarts(scheduler, "a") == 1
-        assert scheduler.states[("connections", "a")].up is True
+        assert scheduler.state(("connections", "a")).up is True
         assert len(poll_tasks()) == 1
     (line,) = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert line.getMessage() == "poll loop ended unexpectedly; restarting it"
@@ -220,12 +210,12 @@ async def test_a_loop_that_ends_is_restarted_counted_and_logged(
 async def test_restarts_back_off_while_the_loop_keeps_ending(simulator: Simulator) -> None:
     """A loop that fails as soon as it starts is restarted after 0.05, 0.1, 0.2, 0.2 s (the
     cap), never in a tight loop; once it polls again, it polls as usual."""
-    sleep = FailingSleep({1, 2, 3, 4})
-    async with scheduling(simulator, sleep=sleep) as scheduler:
-        scheduler.start([job("a", interval="1s")])
-        await until(lambda: scheduler.states[("connections", "a")].up)
+    sleep = FailingSleep({1, 2, 3, 4}, asyncio.sleep)  # waits as long as asked
+    async with scheduling(simulator, clock=HandClock(sleep), policy=AT_ONCE) as scheduler:
+        await scheduler.start([job("a", interval="1s")])
+        await until(lambda: scheduler.state(("connections", "a")).up)
         assert restarts(scheduler, "a") == 4
-    gaps = [later - earlier for earlier, later in itertools.pairwise(sleep.calls[:5])]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(sleep.woke[:5])]
     for gap, backoff in zip(gaps, [0.05, 0.1, 0.2, 0.2], strict=True):
         assert gap >= backoff * 0.9, gaps
     assert max(gaps) < 1.0, gaps
@@ -233,8 +223,8 @@ async def test_restarts_back_off_while_the_loop_keeps_ending(simulator: Simulato
 
 async def test_a_loop_cancelled_from_elsewhere_is_restarted(simulator: Simulator) -> None:
     async with scheduling(simulator) as scheduler:
-        scheduler.start([job("a", interval="1s")])
-        await until(lambda: scheduler.states[("connections", "a")].up)
+        await scheduler.start([job("a", interval="1s")])
+        await until(lambda: scheduler.state(("connections", "a")).up)
         (task,) = poll_tasks()
         task.cancel()
         await until(lambda: restarts(scheduler, "a") == 1)
@@ -246,7 +236,7 @@ async def test_a_loop_cancelled_from_elsewhere_is_restarted(simulator: Simulator
 
 async def test_stop_and_reload_are_not_restarts(simulator: Simulator) -> None:
     async with scheduling(simulator) as scheduler:
-        scheduler.start([job(name, interval="1s") for name in ("a", "b", "c")])
+        await scheduler.start([job(name, interval="1s") for name in ("a", "b", "c")])
         await until(lambda: all(state.up for state in scheduler.query_states()))
         await scheduler.apply([job("a", interval="1s"), job("b", interval="2s")])
         await asyncio.sleep(0.2)  # a restart would come after 0.05 s
@@ -256,16 +246,6 @@ async def test_stop_and_reload_are_not_restarts(simulator: Simulator) -> None:
         await scheduler.stop()
         await asyncio.sleep(0.2)
         assert poll_tasks() == []
-
-
-class Clock:
-    """A wall clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
 
 
 async def landing(scheduler: Scheduler) -> str:
@@ -282,12 +262,10 @@ async def test_a_hung_upstream_makes_the_query_late_then_drops_its_series_by_the
     """No poll completes while Datadog hangs: past two intervals the query is late (down,
     still serving its last good series), past stale_after its series are gone; when the
     hung poll ends, the loop carries on by itself."""
-    clock = Clock()
-    async with scheduling(
-        simulator, request_timeout=60.0, sleep=asyncio.sleep, wall_clock=clock
-    ) as scheduler:
-        scheduler.start([job("a", interval="1s", stale_after="1m")])
-        state = scheduler.states[("connections", "a")]
+    clock = HandClock()
+    async with scheduling(simulator, request_timeout=60.0, clock=clock) as scheduler:
+        await scheduler.start([job("a", interval="1s", stale_after="1m")])
+        state = scheduler.state(("connections", "a"))
         await until(lambda: state.up)
         good = query_series(served(scheduler), "a")
         assert good and "<td>up</td>" in await landing(scheduler)
@@ -329,22 +307,22 @@ async def test_a_failed_query_drops_its_series_at_stale_after_without_another_po
 ) -> None:
     """Polled once an hour, a query that failed loses its series when they pass stale_after,
     not an hour later at its next poll."""
-    clock = Clock()
-    async with scheduling(simulator, wall_clock=clock) as scheduler:
-        scheduler.start([])  # the sweeper runs; this test drives the polls
-        register(scheduler, job("a", interval="1h", stale_after="5m"))
+    clock = HandClock()
+    async with scheduling(simulator, clock=clock, policy=AT_ONCE) as scheduler:
+        await scheduler.start([job("a", interval="1h", stale_after="5m")])
         key = ("connections", "a")
-        state = scheduler.states[key]
-        await scheduler.poll_once(key, deadline(5))
+        state = scheduler.state(key)
+        await until(lambda: state.up)  # the first poll, at once; the next is an hour away
         assert query_series(served(scheduler), "a")
         simulator.set_fault("connections", Fault(kind="status", status=400))
         clock.now += 60
-        await scheduler.poll_once(key, deadline(5))
+        await scheduler.poll_once(key, deadline(5))  # one more, outside the schedule
         assert state.up is False and state.serving_stale is True
         polled = len(simulator.requests_to("connections"))
 
         clock.now += 241  # the last good poll is 301 s old
-        await until(lambda: not query_series(served(scheduler), "a"))
+        # The body is swapped in a worker thread, then the state follows: wait for both.
+        await until(lambda: not query_series(served(scheduler), "a") and state.series == 0)
         assert state.serving_stale is False and state.series == 0
         assert len(simulator.requests_to("connections")) == polled
 
@@ -354,15 +332,69 @@ async def test_a_healthy_query_keeps_its_series_whatever_its_stale_after(
 ) -> None:
     """stale_after counts while a query is down; between two good polls nothing is dropped,
     even when stale_after is shorter than the interval."""
-    clock = Clock()
-    async with scheduling(simulator, wall_clock=clock) as scheduler:
-        scheduler.start([])
-        register(scheduler, job("a", interval="10s", stale_after="1s"))
+    clock = HandClock()
+    async with scheduling(simulator, clock=clock, policy=AT_ONCE) as scheduler:
+        await scheduler.start([job("a", interval="10s", stale_after="1s")])
         key = ("connections", "a")
-        await scheduler.poll_once(key, deadline(5))
+        state = scheduler.state(key)
+        await until(lambda: state.up)  # the first poll, at once; the next is 10 s away
         clock.now += 5
         await asyncio.sleep(0.2)  # several sweeps
-        state = scheduler.states[key]
         assert state.up is True and not state.late
         assert query_series(served(scheduler), "a")
         assert "<td>up</td>" in await landing(scheduler)
+
+
+def polls_by_limit(simulator: Simulator) -> dict[int, list[int | None]]:
+    """The statuses of the connections requests, by the query's row limit (its identity)."""
+    seen: dict[int, list[int | None]] = {}
+    for request in simulator.requests_to("connections"):
+        seen.setdefault(int(request.query["limit"]), []).append(request.status)
+    return seen
+
+
+async def test_schedules_run_on_the_injected_clock(simulator: Simulator) -> None:
+    """Every wait and every age is the injected clock's: two hours of schedule pass in
+    moments, each query polled once per interval on the dot, none ever late."""
+    clock = SteppedClock()
+    async with scheduling(simulator, clock=clock, policy=AT_ONCE) as scheduler:
+        await scheduler.start(
+            [job("hourly", interval="1h", limit=11), job("half_hourly", interval="30m", limit=12)]
+        )
+        for _ in range(24):  # two hours, five minutes at a time
+            await until(lambda: clock.sleeping == 3)  # both loops and the sweeper wait
+            clock.advance(300)
+        await until(lambda: clock.sleeping == 3)
+        assert polls_by_limit(simulator) == {11: [200] * 3, 12: [200] * 5}
+        for name in ("hourly", "half_hourly"):
+            state = scheduler.state(("connections", name))
+            assert state.up and not state.late
+            assert state.last_success == clock.wall()  # both polled at the two-hour mark
+
+
+async def test_a_429_is_waited_out_on_the_injected_clock(
+    simulator_options: SimulatorOptions,
+) -> None:
+    """Datadog answers 429 with a two-minute reset: the poll waits exactly that long on the
+    clock, then goes through within its interval."""
+    clock = SteppedClock()
+    limited = Simulator(simulator_options, clock=clock.wall)
+    await limited.start(host="127.0.0.1", port=0)
+    limited.set_fault("connections", Fault(kind="rate_limit", reset_seconds=120, count=1))
+    try:
+        async with scheduling(limited, clock=clock, policy=AT_ONCE) as scheduler:
+            await scheduler.start([job("a", interval="5m")])
+            state = scheduler.state(("connections", "a"))
+            await until(lambda: clock.sleeping == 2)  # the poll waits for the reset
+            assert [r.status for r in limited.requests_to("connections")] == [429]
+            assert 120.0 in clock.slept
+            clock.advance(119)
+            await asyncio.sleep(0.1)
+            assert len(limited.requests_to("connections")) == 1 and not state.up
+            clock.advance(1)
+            await until(lambda: state.up)
+            assert [r.status for r in limited.requests_to("connections")] == [429, 200]
+            assert state.last_success == clock.wall()
+            assert error_counts(scheduler, "a") == {}  # one poll, late but good
+    finally:
+        await limited.stop()

@@ -14,7 +14,7 @@ from exporter.config.schema import Config, parse_config
 from exporter.logs import Redactor
 from exporter.simulator import Simulator, SimulatorOptions
 
-from .conftest import API_KEY, APP_KEY, credentials, deadline, register
+from .conftest import API_KEY, APP_KEY, credentials, deadline
 from .egress_support import PrivateCA
 from .test_faults import error_counts, poll_failures
 
@@ -43,12 +43,12 @@ async def trusted_name(private_ca: PrivateCA) -> AsyncIterator[Simulator]:
         await sim.stop()
 
 
-def exporter_for(config: Config, url: str) -> Exporter:
+async def exporter_for(config: Config, url: str) -> Exporter:
     redactor = Redactor()
     exporter = Exporter(
         config, url, credentials(redactor), redactor, RunOptions("127.0.0.1:0", "/metrics")
     )
-    register(exporter.scheduler, *build_jobs(config))  # polled by hand, not started
+    await exporter.scheduler.add(*build_jobs(config))  # polled by hand, not started
     return exporter
 
 
@@ -59,20 +59,20 @@ def with_ca(ca_file: Path) -> Config:
 async def test_ca_file_makes_a_privately_signed_api_trusted(
     trusted_name: Simulator, private_ca: PrivateCA
 ) -> None:
-    exporter = exporter_for(with_ca(private_ca.ca_file), trusted_name.url)
+    exporter = await exporter_for(with_ca(private_ca.ca_file), trusted_name.url)
     try:
         await exporter.scheduler.poll_once(KEY, deadline(3))
     finally:
         await exporter.stop()
     assert trusted_name.url.startswith("https://")
-    assert exporter.scheduler.states[KEY].up is True
+    assert exporter.scheduler.state(KEY).up is True
     assert len(trusted_name.requests_to("connections")) == 1
 
 
 async def test_without_ca_file_the_private_ca_is_refused_in_one_clear_line(
     trusted_name: Simulator, caplog: pytest.LogCaptureFixture
 ) -> None:
-    exporter = exporter_for(parse_config(QUERY), trusted_name.url)
+    exporter = await exporter_for(parse_config(QUERY), trusted_name.url)
     with caplog.at_level(logging.DEBUG, logger="exporter"):
         try:
             await exporter.scheduler.poll_once(KEY, deadline(3))
@@ -96,14 +96,14 @@ async def test_the_hostname_is_still_verified_with_a_ca_file(
     # Signed by the trusted CA, but for another name than the one the exporter asked for.
     other = await https_simulator(private_ca, "not-datadog.example")
     port = other.url.rsplit(":", 1)[1]
-    exporter = exporter_for(with_ca(private_ca.ca_file), other.url)
+    exporter = await exporter_for(with_ca(private_ca.ca_file), other.url)
     with caplog.at_level(logging.WARNING, logger="exporter"):
         try:
             await exporter.scheduler.poll_once(KEY, deadline(3))
         finally:
             await exporter.stop()
             await other.stop()
-    assert exporter.scheduler.states[KEY].up is False
+    assert exporter.scheduler.state(KEY).up is False
     (failure,) = poll_failures(caplog, "a")
     line = str(getattr(failure, "error", ""))
     assert line == (
@@ -125,13 +125,13 @@ async def test_a_reload_that_adds_ca_file_makes_the_next_poll_trusted(
         RunOptions("127.0.0.1:0", "/metrics"),
         config_source=lambda: (with_ca(private_ca.ca_file), trusted_name.url),
     )
-    register(exporter.scheduler, *build_jobs(exporter.config))
+    await exporter.scheduler.add(*build_jobs(exporter.config))
     try:
         await exporter.scheduler.poll_once(KEY, deadline(3))
-        assert exporter.scheduler.states[KEY].up is False
+        assert exporter.scheduler.state(KEY).up is False
         ok, message = await exporter.reload()
         assert ok, message
         await exporter.scheduler.poll_once(KEY, deadline(3))
     finally:
         await exporter.stop()
-    assert exporter.scheduler.states[KEY].up is True
+    assert exporter.scheduler.state(KEY).up is True

@@ -23,7 +23,7 @@ from exporter.datadog.proxies import ProxyRules
 from exporter.logs import Redactor, setup_logging
 from exporter.simulator import Simulator, SimulatorOptions
 
-from .conftest import API_KEY, APP_KEY, credentials, deadline, register
+from .conftest import API_KEY, APP_KEY, credentials, deadline
 from .egress_support import DATADOG_HOST, ForwardProxy, HostsResolver, PrivateCA
 
 JOB = ConnectionsJob(ConnectionsQuery(name="pairs", group_by=["client_service"]))
@@ -244,12 +244,12 @@ async def test_the_exporter_reads_proxies_from_its_environment(
         RunOptions("127.0.0.1:0", "/metrics"),
         environ={"HTTP_PROXY": proxy.url},
     )
-    register(exporter.scheduler, *build_jobs(exporter.config))  # polled by hand, not started
+    await exporter.scheduler.add(*build_jobs(exporter.config))  # polled by hand, not started
     try:
         await exporter.scheduler.poll_once(("connections", "a"), deadline(3))
     finally:
         await exporter.stop()
-    assert exporter.scheduler.states[("connections", "a")].up is True
+    assert exporter.scheduler.state(("connections", "a")).up is True
     assert len(proxy.forwarded) == 1
 
 

@@ -11,15 +11,11 @@ import pytest
 
 from exporter.collectors.connections import ConnectionsJob
 from exporter.config.schema import ConnectionsQuery
-from exporter.datadog.client import DatadogClient
-from exporter.logs import Redactor
-from exporter.scheduler import Scheduler
-from exporter.selfmetrics import SelfMetrics
+from exporter.scheduler import PollPolicy, Scheduler
 from exporter.simulator import Simulator, SimulatorOptions
-from exporter.snapshot import SnapshotStore
-from tests.helpers import Samples
+from tests.helpers import Samples, parse_metrics
 
-from .conftest import API_KEY, APP_KEY, credentials
+from .conftest import API_KEY, APP_KEY, scheduler_against
 
 PERIOD = 6
 LIMIT = 20
@@ -38,33 +34,20 @@ async def limited() -> AsyncIterator[tuple[Simulator, Scheduler]]:
         clock=lambda: origin + (time.time() - started),
     )
     await sim.start()
-    redactor = Redactor()
-    metrics = SelfMetrics()
-    client = DatadogClient(
-        sim.url,
-        credentials=credentials(redactor),
-        redactor=redactor,
-        timeout=2.0,
-        max_response_size=1 << 24,
-    )
-    scheduler = Scheduler(client, SnapshotStore(), metrics)
     try:
-        yield sim, scheduler
+        policy = PollPolicy(startup_spread=0.0)
+        async with scheduler_against(sim.url, request_timeout=2.0, policy=policy) as scheduler:
+            yield sim, scheduler
     finally:
-        await scheduler.stop()
-        await client.close()
         await sim.stop()
 
 
 async def test_a_low_budget_is_spread_instead_of_bursting_into_429(
-    limited: tuple[Simulator, Scheduler], monkeypatch: pytest.MonkeyPatch
+    limited: tuple[Simulator, Scheduler],
 ) -> None:
     sim, scheduler = limited
-    from exporter import scheduler as scheduler_module
-
-    monkeypatch.setattr(scheduler_module, "STARTUP_SPREAD_SECONDS", 0.0)
     # 10 queries every second want 60 calls per 6 s period; the budget is 20.
-    scheduler.start(
+    await scheduler.start(
         ConnectionsJob(ConnectionsQuery(name=f"q{i}", interval=1.0, limit=10 + i))
         for i in range(10)
     )
@@ -89,6 +72,4 @@ async def test_a_low_budget_is_spread_instead_of_bursting_into_429(
 
 
 def _errors(scheduler: Scheduler) -> Samples:
-    from tests.helpers import parse_metrics
-
     return parse_metrics(scheduler.metrics.render().decode())

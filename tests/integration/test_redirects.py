@@ -11,7 +11,7 @@ import pytest
 from exporter.scheduler import Scheduler
 from exporter.simulator import Fault, Simulator
 
-from .conftest import API_KEY, APP_KEY, deadline, register
+from .conftest import API_KEY, APP_KEY, deadline
 from .egress_support import Recorder
 from .test_faults import error_counts, poll_failures
 from .test_scheduler import job
@@ -39,13 +39,13 @@ async def test_a_redirect_fails_the_poll_and_nothing_reaches_its_target(
     # The query string of the target carries a key, as a hostile Location might.
     location = f"{elsewhere.url}/api/v2/network/connections/aggregate?api_key={API_KEY}"
     simulator.set_fault("connections", Fault(kind="redirect", status=status, location=location))
-    register(polling, job("a"))
+    await polling.add(job("a"))
     with caplog.at_level(logging.DEBUG, logger="exporter"):
         await polling.poll_once(("connections", "a"), deadline(2))
 
     assert elsewhere.requests == []
     assert len(simulator.requests_to("connections")) == 1  # asked once, not retried
-    state = polling.states[("connections", "a")]
+    state = polling.state(("connections", "a"))
     assert state.up is False
     assert error_counts(polling, "a") == {"http_error": 1}
     (failure,) = poll_failures(caplog, "a")
@@ -60,7 +60,7 @@ async def test_a_relative_redirect_names_the_api_host_itself(
     polling: Scheduler, simulator: Simulator, caplog: pytest.LogCaptureFixture
 ) -> None:
     simulator.set_fault("connections", Fault(kind="redirect", status=307, location="/login"))
-    register(polling, job("a"))
+    await polling.add(job("a"))
     with caplog.at_level(logging.WARNING, logger="exporter"):
         await polling.poll_once(("connections", "a"), deadline(2))
     (failure,) = poll_failures(caplog, "a")
@@ -74,7 +74,7 @@ async def test_a_redirect_host_that_carries_a_key_is_redacted(
 ) -> None:
     location = f"https://{API_KEY}.elsewhere.example/"
     simulator.set_fault("connections", Fault(kind="redirect", location=location))
-    register(polling, job("a"))
+    await polling.add(job("a"))
     with caplog.at_level(logging.WARNING, logger="exporter"):
         await polling.poll_once(("connections", "a"), deadline(2))
     (failure,) = poll_failures(caplog, "a")

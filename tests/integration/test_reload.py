@@ -10,10 +10,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from exporter import scheduler as scheduler_module
 from exporter.app import Exporter, RunOptions
 from exporter.config.schema import Config, load_config
 from exporter.logs import Redactor
+from exporter.scheduler import PollPolicy
 from exporter.simulator import Simulator
 from tests.helpers import Samples, parse_metrics
 
@@ -35,10 +35,7 @@ connections:
 
 
 @pytest.fixture
-async def exporter(
-    simulator: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[Exporter]:
-    monkeypatch.setattr(scheduler_module, "STARTUP_SPREAD_SECONDS", 0.0)
+async def exporter(simulator: Simulator, tmp_path: Path) -> AsyncIterator[Exporter]:
     path = tmp_path / "exporter.yml"
     path.write_text(V1)
     redactor = Redactor()
@@ -53,6 +50,7 @@ async def exporter(
         redactor,
         RunOptions("127.0.0.1:0", "/metrics"),
         config_source=source,
+        poll_policy=PollPolicy(startup_spread=0.0),
     )
     await running.start()
     try:
@@ -91,8 +89,17 @@ def polls(simulator: Simulator, limit: int) -> int:
 
 def polled_all(exporter: Exporter) -> bool:
     return all(
-        s.last_attempt is not None and s.last_duration for s in exporter.scheduler.states.values()
+        s.last_attempt is not None and s.last_duration for s in exporter.scheduler.query_states()
     )
+
+
+def poll_tasks() -> dict[str, asyncio.Task[None]]:
+    """The running poll loops' tasks, by query name (each task is named after its query)."""
+    return {
+        task.get_name().removeprefix("poll connections/"): task
+        for task in asyncio.all_tasks()
+        if task.get_name().startswith("poll ")
+    }
 
 
 async def test_reload_applies_only_the_differences(
@@ -105,8 +112,8 @@ async def test_reload_applies_only_the_differences(
         n == "datadog_exporter_poll_errors_total" and ("query", "broken") in lab
         for n, lab in before
     )
-    keep_state = exporter.scheduler.states[("connections", "keep")]
-    keep_task = exporter.scheduler._tasks[("connections", "keep")]
+    keep_state = exporter.scheduler.state(("connections", "keep"))
+    keep_task = poll_tasks()["keep"]
     keep_series = {
         k: v
         for k, v in before.items()
@@ -119,13 +126,13 @@ async def test_reload_applies_only_the_differences(
     assert status == 200, text
     assert "1 added, 1 changed, 2 removed, 1 unchanged" in text
     await until(lambda: polls(simulator, 14) == 1 and polls(simulator, 13) == 2)
-    await until(lambda: exporter.scheduler.states[("connections", "fresh")].up)
-    await until(lambda: exporter.scheduler.states[("connections", "reshaped")].up)
+    await until(lambda: exporter.scheduler.state(("connections", "fresh")).up)
+    await until(lambda: exporter.scheduler.state(("connections", "reshaped")).up)
     after = await scrape(exporter)
 
     # Unchanged: same task, same state, no extra poll, same series.
-    assert exporter.scheduler._tasks[("connections", "keep")] is keep_task
-    assert exporter.scheduler.states[("connections", "keep")] is keep_state
+    assert poll_tasks()["keep"] is keep_task
+    assert exporter.scheduler.state(("connections", "keep")) is keep_state
     assert polls(simulator, 11) == 1
     assert {k: v for k, v in after.items() if k in keep_series} == keep_series
     # Removed: no data series and no self-metric left, counters included.
@@ -149,7 +156,8 @@ async def test_invalid_configuration_is_rejected_and_the_old_one_keeps_running(
         ("datadog_exporter_config_last_reload_success_timestamp_seconds", frozenset())
     ]
     assert started > 0
-    tasks = dict(exporter.scheduler._tasks)
+    tasks = poll_tasks()
+    assert set(tasks) == {"keep", "gone", "reshaped", "broken"}
     (tmp_path / "exporter.yml").write_text("connections: [{name: a, limit: 8000}]\n")
     with caplog.at_level(logging.INFO, logger="exporter"):
         status, text = await request(exporter, "POST", "/-/reload")
@@ -162,7 +170,7 @@ async def test_invalid_configuration_is_rejected_and_the_old_one_keeps_running(
         samples[("datadog_exporter_config_last_reload_success_timestamp_seconds", frozenset())]
         == started
     )
-    assert exporter.scheduler._tasks == tasks and all(not t.done() for t in tasks.values())
+    assert poll_tasks() == tasks and all(not t.done() for t in tasks.values())
     assert queries_on(samples) == {"keep", "gone", "reshaped", "broken"}
 
     (tmp_path / "exporter.yml").write_text(V1)
@@ -174,7 +182,7 @@ async def test_invalid_configuration_is_rejected_and_the_old_one_keeps_running(
         samples[("datadog_exporter_config_last_reload_success_timestamp_seconds", frozenset())]
         > started
     )
-    assert exporter.scheduler._tasks == tasks  # identical configuration: nothing restarted
+    assert poll_tasks() == tasks  # identical configuration: nothing restarted
 
 
 async def test_reload_is_unavailable_without_a_configuration_file(simulator: Simulator) -> None:

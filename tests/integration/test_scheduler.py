@@ -7,15 +7,15 @@ import time
 
 import pytest
 
-from exporter import scheduler as scheduler_module
 from exporter.collectors.connections import ConnectionsJob
 from exporter.config.schema import ConnectionsQuery
-from exporter.scheduler import Scheduler
+from exporter.scheduler import ERROR_REASONS, Backoff, PollPolicy, Scheduler
 from exporter.selfmetrics import SelfMetrics
 from exporter.simulator import Fault, Simulator
+from tests.clocks import HandClock
 from tests.helpers import SampleKey, Samples
 
-from .conftest import deadline, register, served
+from .conftest import deadline, scheduler_against, served
 
 
 def job(name: str, **settings: object) -> ConnectionsJob:
@@ -27,13 +27,13 @@ def query_series(samples: Samples, query: str) -> set[SampleKey]:
 
 
 async def test_good_poll_publishes_series_and_marks_up(polling: Scheduler) -> None:
-    register(polling, job("a"))
+    await polling.add(job("a"))
     await polling.poll_once(("connections", "a"), deadline(5))
     samples = served(polling)
     assert query_series(samples, "a")
     up = ("datadog_exporter_up", frozenset({("collector", "connections"), ("query", "a")}))
     assert samples[up] == 1
-    state = polling.states[("connections", "a")]
+    state = polling.state(("connections", "a"))
     assert state.series == len(query_series(samples, "a"))
     assert state.last_success is not None and abs(state.last_success - time.time()) < 5
 
@@ -41,7 +41,7 @@ async def test_good_poll_publishes_series_and_marks_up(polling: Scheduler) -> No
 async def test_failing_query_keeps_last_good_data_and_spares_the_other(
     polling: Scheduler, simulator: Simulator
 ) -> None:
-    register(polling, job("a"), job("b", tags=["client_env:prod"]))
+    await polling.add(job("a"), job("b", tags=["client_env:prod"]))
     for name in ("a", "b"):
         await polling.poll_once(("connections", name), deadline(5))
     before = query_series(served(polling), "a")
@@ -50,9 +50,9 @@ async def test_failing_query_keeps_last_good_data_and_spares_the_other(
     await polling.poll_once(("connections", "b"), deadline(5))
     samples = served(polling)
     assert query_series(samples, "a") == before
-    assert polling.states[("connections", "a")].up is False
-    assert polling.states[("connections", "a")].serving_stale is True
-    assert polling.states[("connections", "b")].up is True
+    assert polling.state(("connections", "a")).up is False
+    assert polling.state(("connections", "a")).serving_stale is True
+    assert polling.state(("connections", "b")).up is True
     errors = (
         "datadog_exporter_poll_errors_total",
         frozenset({("collector", "connections"), ("query", "a"), ("reason", "http_error")}),
@@ -60,28 +60,28 @@ async def test_failing_query_keeps_last_good_data_and_spares_the_other(
     assert samples[errors] == 1
 
 
-async def test_5xx_is_retried_with_backoff_inside_the_interval(
-    polling: Scheduler, simulator: Simulator, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(scheduler_module, "BACKOFF_BASE_SECONDS", 0.2)
-    register(polling, job("a"))
-    simulator.set_fault("connections", Fault(kind="status", status=502, count=2))
-    await polling.poll_once(("connections", "a"), deadline(10))
-    assert polling.states[("connections", "a")].up is True
+def retrying_from(base: float) -> PollPolicy:
+    return PollPolicy(retry=Backoff(base=base, cap=30.0))
+
+
+async def test_5xx_is_retried_with_backoff_inside_the_interval(simulator: Simulator) -> None:
+    async with scheduler_against(simulator.url, policy=retrying_from(0.2)) as polling:
+        await polling.add(job("a"))
+        simulator.set_fault("connections", Fault(kind="status", status=502, count=2))
+        await polling.poll_once(("connections", "a"), deadline(10))
+        assert polling.state(("connections", "a")).up is True
     times = [r.time for r in simulator.request_log if r.endpoint == "connections"]
     assert len(times) == 3
 
 
-async def test_5xx_gives_up_at_the_deadline_without_a_tight_loop(
-    polling: Scheduler, simulator: Simulator, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(scheduler_module, "BACKOFF_BASE_SECONDS", 0.1)
-    register(polling, job("a"))
-    simulator.set_fault("connections", Fault(kind="status", status=500))
-    started = time.monotonic()
-    await polling.poll_once(("connections", "a"), deadline(2))
-    assert time.monotonic() - started <= 2.5
-    assert polling.states[("connections", "a")].up is False
+async def test_5xx_gives_up_at_the_deadline_without_a_tight_loop(simulator: Simulator) -> None:
+    async with scheduler_against(simulator.url, policy=retrying_from(0.1)) as polling:
+        await polling.add(job("a"))
+        simulator.set_fault("connections", Fault(kind="status", status=500))
+        started = time.monotonic()
+        await polling.poll_once(("connections", "a"), deadline(2))
+        assert time.monotonic() - started <= 2.5
+        assert polling.state(("connections", "a")).up is False
     # Exponential backoff from 0.1s over 2s: a handful of calls, not hundreds.
     assert 1 <= len(simulator.request_log) <= 12
 
@@ -89,16 +89,16 @@ async def test_5xx_gives_up_at_the_deadline_without_a_tight_loop(
 async def test_429_holds_every_query_of_the_endpoint_until_reset(
     polling: Scheduler, simulator: Simulator
 ) -> None:
-    register(polling, job("a"), job("b"))
+    await polling.add(job("a"), job("b"))
     simulator.set_fault("connections", Fault(kind="rate_limit", reset_seconds=2, count=1))
     await polling.poll_once(("connections", "a"), deadline(1))  # 429, reset beyond deadline
     limited_at = time.monotonic()
-    assert polling.states[("connections", "a")].up is False
+    assert polling.state(("connections", "a")).up is False
     await polling.poll_once(("connections", "b"), deadline(1))  # must not call at all
     assert len(simulator.request_log) == 1
-    assert polling.states[("connections", "b")].up is False
+    assert polling.state(("connections", "b")).up is False
     await polling.poll_once(("connections", "b"), deadline(10))  # waits for the reset
-    assert polling.states[("connections", "b")].up is True
+    assert polling.state(("connections", "b")).up is True
     second = simulator.request_log[1].time
     assert second - simulator.request_log[0].time >= 1.9
     assert time.monotonic() - limited_at >= 1.5
@@ -107,41 +107,39 @@ async def test_429_holds_every_query_of_the_endpoint_until_reset(
 async def test_vanished_rows_vanish_on_next_good_poll(
     polling: Scheduler, simulator: Simulator
 ) -> None:
-    register(polling, job("a"))
+    await polling.add(job("a"))
     await polling.poll_once(("connections", "a"), deadline(5))
     assert query_series(served(polling), "a")
     simulator.set_fault("connections", Fault(kind="wrong_shape", body={"data": []}, count=1))
     await polling.poll_once(("connections", "a"), deadline(5))
-    assert polling.states[("connections", "a")].up is True
+    assert polling.state(("connections", "a")).up is True
     assert query_series(served(polling), "a") == set()
 
 
-async def test_stale_series_are_dropped_after_stale_after(
-    polling: Scheduler, simulator: Simulator
-) -> None:
-    clock = [time.time()]
-    polling.wall_clock = lambda: clock[0]
-    register(polling, job("a", stale_after="1m"))
-    await polling.poll_once(("connections", "a"), deadline(5))
-    simulator.set_fault("connections", Fault(kind="status", status=400))
-    clock[0] += 30
-    await polling.poll_once(("connections", "a"), deadline(5))
-    assert query_series(served(polling), "a")
-    clock[0] += 31
-    await polling.poll_once(("connections", "a"), deadline(5))
-    assert query_series(served(polling), "a") == set()
-    assert polling.states[("connections", "a")].series == 0
+async def test_stale_series_are_dropped_after_stale_after(simulator: Simulator) -> None:
+    clock = HandClock()
+    async with scheduler_against(simulator.url, clock=clock) as polling:
+        await polling.add(job("a", stale_after="1m"))
+        await polling.poll_once(("connections", "a"), deadline(5))
+        simulator.set_fault("connections", Fault(kind="status", status=400))
+        clock.now += 30
+        await polling.poll_once(("connections", "a"), deadline(5))
+        assert query_series(served(polling), "a")
+        clock.now += 31
+        await polling.poll_once(("connections", "a"), deadline(5))
+        assert query_series(served(polling), "a") == set()
+        assert polling.state(("connections", "a")).series == 0
 
 
 async def test_malformed_body_fails_cleanly_as_decode_error(
     polling: Scheduler, simulator: Simulator
 ) -> None:
-    register(polling, job("a"))
+    await polling.add(job("a"))
     for kind in ("malformed", "truncated", "wrong_shape"):
         simulator.set_fault("connections", Fault(kind=kind, count=1))
         await polling.poll_once(("connections", "a"), deadline(5))
-        assert polling.states[("connections", "a")].up is False
-        assert "connections" in (polling.states[("connections", "a")].last_error or "")
+        assert polling.state(("connections", "a")).up is False
+        assert "connections" in (polling.state(("connections", "a")).last_error or "")
     errors = (
         "datadog_exporter_poll_errors_total",
         frozenset({("collector", "connections"), ("query", "a"), ("reason", "decode_error")}),
@@ -149,13 +147,11 @@ async def test_malformed_body_fails_cleanly_as_decode_error(
     assert served(polling)[errors] == 3
 
 
-async def test_loops_start_spread_and_poll_on_their_interval(
-    polling: Scheduler, simulator: Simulator, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(scheduler_module, "STARTUP_SPREAD_SECONDS", 0.5)
-    polling.start([job("a", interval="1s"), job("b", interval="1s")])
-    await asyncio.sleep(3.2)
-    await polling.stop()
+async def test_loops_start_spread_and_poll_on_their_interval(simulator: Simulator) -> None:
+    async with scheduler_against(simulator.url, policy=PollPolicy(startup_spread=0.5)) as polling:
+        await polling.start([job("a", interval="1s"), job("b", interval="1s")])
+        await asyncio.sleep(3.2)
+        await polling.stop()
     # Two queries, first polls within 0.5s, then one per second each: 6 calls, give or take
     # the one in flight at the edges.
     count = len(simulator.request_log)
@@ -165,7 +161,7 @@ async def test_loops_start_spread_and_poll_on_their_interval(
 async def test_rows_over_max_series_are_dropped_counted_and_logged(
     polling: Scheduler, caplog: pytest.LogCaptureFixture
 ) -> None:
-    register(polling, job("capped", limit=50, max_series=40))
+    await polling.add(job("capped", limit=50, max_series=40))
     with caplog.at_level("WARNING", logger="exporter.scheduler"):
         await polling.poll_once(("connections", "capped"), deadline(5))
     samples = served(polling)
@@ -187,7 +183,7 @@ async def test_unreadable_numbers_are_left_out_counted_and_logged_once_per_poll(
     polling: Scheduler, simulator: Simulator, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Two values beyond float64 in one answer: the poll succeeds without those two samples."""
-    register(polling, job("a"))
+    await polling.add(job("a"))
     rows = [
         '{"attributes":{"group_bys":{"client_service":["web"]},"tcp_resets":1e999,'
         '"tcp_timeouts":3,"rtt_micro_seconds":' + "9" * 400 + "}}",
@@ -217,7 +213,7 @@ def test_a_removed_query_takes_its_loss_counters_with_it() -> None:
     for counter in (metrics.dropped_rows, metrics.invalid_values):
         counter.labels("connections", "gone").inc(3)
         counter.labels("connections", "kept").inc(1)
-    metrics.forget_query("connections", "gone", scheduler_module.ERROR_REASONS)
+    metrics.forget_query("connections", "gone", ERROR_REASONS)
     text = metrics.render().decode()
     assert 'query="gone"' not in text
     assert text.count('query="kept"') == 2

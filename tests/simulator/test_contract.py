@@ -37,7 +37,7 @@ from exporter.config.schema import AudienceQuery, CasesQuery, DnsQuery
 from exporter.simulator import Fault, Simulator, SimulatorOptions
 from exporter.simulator.data import TRICKY_SERVICES
 from exporter.simulator.options import CasesMultiGroup
-from tests.helpers import parse_metrics, rendered_text
+from tests.helpers import parse_metrics, render_body, rendered_text
 
 from .support import AUTH
 
@@ -279,7 +279,7 @@ async def test_answers_to_the_exporters_own_requests_decode_in_both(
         limit=int(params["limit"]),
     )
     assert_parsed(dns_answer)
-    rendered = parse_metrics(rendered_text(dns.render(await fetch_raw(sim, dns_request))))
+    rendered = parse_metrics(rendered_text(render_body(dns, await fetch_raw(sim, dns_request))))
     exported = sorted(v for (name, _), v in rendered.items() if name == "datadog_dns_requests")
     official_totals = sorted(
         m.value
@@ -297,7 +297,9 @@ async def test_answers_to_the_exporters_own_requests_decode_in_both(
         case_request(groups["groups"], body["data"]["attributes"]["query_filter"]),
     )
     assert_parsed(official)
-    rendered = parse_metrics(rendered_text(cases.render(await fetch_raw(sim, cases.request(0)))))
+    rendered = parse_metrics(
+        rendered_text(render_body(cases, await fetch_raw(sim, cases.request(0))))
+    )
     assert rendered[("datadog_cases_all_groups", frozenset({("query", "c")}))] == (
         official.data.attributes.total
     )
@@ -306,7 +308,7 @@ async def test_answers_to_the_exporters_own_requests_decode_in_both(
     listed = await asyncio.to_thread(RumAudienceManagementApi(client).list_connections, "users")
     assert_parsed(listed)
     rendered = parse_metrics(
-        rendered_text(audience.render(await fetch_raw(sim, audience.request(0))))
+        rendered_text(render_body(audience, await fetch_raw(sim, audience.request(0))))
     )
     assert rendered[("datadog_audience_connections", frozenset({("entity", "users")}))] == len(
         listed.data.attributes.connections

@@ -8,7 +8,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from exporter.collectors.base import DecodeError, QueryJob
-from tests.helpers import parse_metrics, rendered_text
+from tests.helpers import parse_metrics, render_body, rendered_text
 
 # Not JSON at all: every collector must turn these into a DecodeError.
 UNPARSABLE_BODIES = [b"", b"not json", b"<html></html>", b'{"data": [']
@@ -23,7 +23,7 @@ json_values = st.recursive(
 def renders_or_fails_cleanly(job: QueryJob, document: Any) -> None:
     """Rendering ``document`` raises only DecodeError, or gives text that parses back."""
     try:
-        rendered = job.render(json.dumps(document).encode())
+        rendered = render_body(job, json.dumps(document).encode())
     except DecodeError:
         return
     parse_metrics(rendered_text(rendered))

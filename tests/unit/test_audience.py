@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from exporter.collectors.audience import AudienceJob, parse_timestamp
 from exporter.collectors.base import DecodeError
 from exporter.config.schema import AudienceQuery
-from tests.helpers import parse_metrics, rendered_text
+from tests.helpers import parse_metrics, render_body, rendered_text
 from tests.unit.collector_support import UNPARSABLE_BODIES, json_values, renders_or_fails_cleanly
 
 JOB = AudienceJob(AudienceQuery.model_validate({"entity": "users"}))
@@ -31,7 +31,7 @@ def answer(*connections: dict[str, Any]) -> dict[str, Any]:
 def served(
     document: Any, job: AudienceJob = JOB
 ) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    return parse_metrics(rendered_text(job.render(json.dumps(document).encode())))
+    return parse_metrics(rendered_text(render_body(job, json.dumps(document).encode())))
 
 
 def labels(**pairs: str) -> frozenset[tuple[str, str]]:
@@ -130,6 +130,21 @@ def test_connection_without_id_only_counts_and_repeated_id_keeps_the_first() -> 
     assert sum(1 for name, _ in got if name == "datadog_audience_connection_info") == 1
 
 
+def test_max_series_counts_the_series_each_connection_really_has() -> None:
+    job = AudienceJob(AudienceQuery.model_validate({"entity": "users", "max_series": 5}))
+    described = {"id": "a", "fields": [], "created_at": "2024-01-01T00:00:00Z"}  # 3 series
+    bare = {"id": "b"}  # only its info series
+    rendered = render_body(job, json.dumps(answer(described, bare)).encode())
+    # 1 count + 3 + 1 = 5: everything fits, nothing is dropped.
+    assert (rendered.series, rendered.dropped_rows) == (5, 0)
+    assert (
+        "datadog_audience_connection_info",
+        labels(entity="users", connection_id="b", type="", join_attribute="", join_type=""),
+    ) in parse_metrics(rendered_text(rendered))
+    rendered = render_body(job, json.dumps(answer(described, bare, {"id": "c"})).encode())
+    assert (rendered.series, rendered.dropped_rows) == (5, 1)
+
+
 def test_no_connections_exports_zero_for_the_entity() -> None:
     for document in (answer(), {"data": {"type": "list_connections_response"}}):
         assert served(document) == {("datadog_audience_connections", labels(entity="users")): 0}
@@ -182,7 +197,7 @@ def test_request_puts_the_entity_in_the_path() -> None:
 )
 def test_unusable_bodies_raise_decode_error(body: bytes) -> None:
     with pytest.raises(DecodeError, match="unexpected audience answer"):
-        JOB.render(body)
+        render_body(JOB, body)
 
 
 connection = st.fixed_dictionaries(

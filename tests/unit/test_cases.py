@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from exporter.collectors.base import DecodeError
 from exporter.collectors.cases import CasesJob
 from exporter.config.schema import CasesQuery
-from tests.helpers import parse_metrics, rendered_text
+from tests.helpers import parse_metrics, render_body, rendered_text
 from tests.unit.collector_support import UNPARSABLE_BODIES, json_values, renders_or_fails_cleanly
 
 JOB = CasesJob(CasesQuery(name="by_status", group_by=["status"]))
@@ -26,7 +26,7 @@ def answer(groups: list[tuple[str, list[Any]]], total: Any = 100) -> dict[str, A
 
 
 def served(job: CasesJob, document: Any) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    return parse_metrics(rendered_text(job.render(json.dumps(document).encode())))
+    return parse_metrics(rendered_text(render_body(job, json.dumps(document).encode())))
 
 
 def labels(**pairs: str) -> frozenset[tuple[str, str]]:
@@ -98,7 +98,7 @@ def test_repeated_group_keeps_the_first() -> None:
 
 
 def test_missing_total_and_groups_yield_nothing_rather_than_zero() -> None:
-    rendered = JOB.render(b'{"data": {"attributes": {}}}')
+    rendered = render_body(JOB, b'{"data": {"attributes": {}}}')
     assert rendered.families == () and rendered.series == 0
 
 
@@ -109,7 +109,7 @@ def test_empty_groups_still_export_the_total() -> None:
 
 
 def test_series_count_matches_samples() -> None:
-    rendered = JOB.render(json.dumps(answer([("A", [1]), ("B", [2])])).encode())
+    rendered = render_body(JOB, json.dumps(answer([("A", [1]), ("B", [2])])).encode())
     assert rendered.series == 3
 
 
@@ -128,7 +128,7 @@ def test_series_count_matches_samples() -> None:
 )
 def test_unusable_bodies_raise_decode_error(body: bytes) -> None:
     with pytest.raises(DecodeError, match="unexpected cases answer"):
-        JOB.render(body)
+        render_body(JOB, body)
 
 
 def test_request_is_a_post_with_the_documented_body() -> None:

@@ -11,7 +11,7 @@ from exporter.collectors.connections import ConnectionsJob
 from exporter.config.schema import ConnectionsQuery
 from exporter.scheduler import ERROR_REASONS
 from exporter.selfmetrics import SelfMetrics
-from tests.helpers import parse_metrics
+from tests.helpers import parse_metrics, render_body
 
 
 def test_catalog_lists_every_connections_family_a_full_row_renders() -> None:
@@ -38,7 +38,7 @@ def test_catalog_lists_every_connections_family_a_full_row_renders() -> None:
         )
     }
     body = json.dumps({"data": [{"attributes": attributes}]}).encode()
-    rendered = ConnectionsJob(ConnectionsQuery(name="q")).render(body)
+    rendered = render_body(ConnectionsJob(ConnectionsQuery(name="q")), body)
     names = {item.family.name for item in rendered.families}
     assert len(names) == 17 and names <= data_metric_names()
 

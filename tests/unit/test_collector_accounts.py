@@ -6,7 +6,7 @@ import json
 
 from exporter.app import build_jobs
 from exporter.config.schema import parse_config
-from tests.helpers import parse_metrics, rendered_text
+from tests.helpers import parse_metrics, render_body, rendered_text
 
 CONFIG = """
 accounts:
@@ -40,7 +40,7 @@ ANSWERS = {
 def test_every_collector_labels_its_series_with_the_account() -> None:
     got: dict[str, set[frozenset[tuple[str, str]]]] = {}
     for job in build_jobs(parse_config(CONFIG)):
-        text = rendered_text(job.render(json.dumps(ANSWERS[job.collector]).encode()))
+        text = rendered_text(render_body(job, json.dumps(ANSWERS[job.collector]).encode()))
         for (name, labels), _ in parse_metrics(text).items():
             got.setdefault(name, set()).add(labels)
     assert got["datadog_dns_timeouts"] == {
@@ -56,7 +56,7 @@ def test_every_collector_labels_its_series_with_the_account() -> None:
 
 def test_without_accounts_there_is_no_account_label() -> None:
     (job,) = build_jobs(parse_config("cases: [{name: c, group_by: [status]}]"))
-    text = rendered_text(job.render(json.dumps(ANSWERS["cases"]).encode()))
+    text = rendered_text(render_body(job, json.dumps(ANSWERS["cases"]).encode()))
     assert all("account" not in dict(labels) for _, labels in parse_metrics(text))
 
 
@@ -95,14 +95,15 @@ audience: [{entity: users, max_series: 5}]
                 "attributes": {
                     "connections": [
                         {"id": "a", "fields": [], "created_at": "2024-01-01T00:00:00Z"},
-                        {"id": "b"},
+                        # With a, 1 + 3 + 2 series: one past the limit.
+                        {"id": "b", "fields": []},
                     ]
                 }
             }
         },
     }
     for job in build_jobs(config):
-        rendered = job.render(json.dumps(answers[job.collector]).encode())
+        rendered = render_body(job, json.dumps(answers[job.collector]).encode())
         assert rendered.series <= job.settings.max_series  # type: ignore[attr-defined]
         assert rendered.dropped_rows == {"dns": 2, "cases": 1, "audience": 1}[job.collector]
         assert len(parse_metrics(rendered_text(rendered))) == rendered.series

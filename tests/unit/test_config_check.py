@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from exporter.cli import UNKNOWN_LIMIT_NOTE, summary
 from exporter.config.errors import ConfigError
+from exporter.config.report import UNKNOWN_LIMIT_NOTE, summary
 from exporter.config.schema import parse_config
 
 QUERIES = """

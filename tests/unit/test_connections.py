@@ -13,7 +13,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from exporter.collectors.base import DecodeError
 from exporter.collectors.connections import FAMILIES, FIELDS, ConnectionsJob
 from exporter.config.schema import DEFAULT_MAX_SERIES, ConnectionsQuery
-from exporter.exposition import format_labels, format_value
+from exporter.exposition import format_value
+from tests.helpers import format_labels, render_body
 from tests.helpers import parse_metrics as samples
 
 
@@ -22,7 +23,7 @@ def render_text(job: ConnectionsJob, document: Any) -> str:
 
 
 def render_text_bytes(job: ConnectionsJob, body: bytes) -> str:
-    rendered = job.render(body)
+    rendered = render_body(job, body)
     return "".join((item.family.header() + item.samples).decode() for item in rendered.families)
 
 
@@ -130,7 +131,7 @@ def test_no_group_by_gives_one_total_row() -> None:
 
 
 def test_empty_answer_renders_nothing() -> None:
-    rendered = JOB.render(b'{"data": []}')
+    rendered = render_body(JOB, b'{"data": []}')
     assert rendered.families == () and rendered.series == 0
 
 
@@ -139,7 +140,7 @@ def test_series_count_matches_samples() -> None:
         row({"client_service": [f"c{i}"], "server_service": ["s"]}, tcp_resets=1, tcp_timeouts=2)
         for i in range(5)
     ]
-    assert JOB.render(json.dumps({"data": rows}).encode()).series == 10
+    assert render_body(JOB, json.dumps({"data": rows}).encode()).series == 10
 
 
 @pytest.mark.parametrize(
@@ -157,7 +158,7 @@ def test_series_count_matches_samples() -> None:
 )
 def test_unusable_bodies_raise_decode_error(body: bytes) -> None:
     with pytest.raises(DecodeError):
-        JOB.render(body)
+        render_body(JOB, body)
 
 
 def test_request_carries_window_filters_and_limit() -> None:
@@ -196,7 +197,7 @@ json_values = st.recursive(
 @given(json_values)
 def test_decoder_only_ever_raises_its_own_error(document: Any) -> None:
     try:
-        rendered = JOB.render(json.dumps(document).encode())
+        rendered = render_body(JOB, json.dumps(document).encode())
     except DecodeError:
         return
     text = "".join((i.family.header() + i.samples).decode() for i in rendered.families)
@@ -252,7 +253,7 @@ def test_explicit_null_is_absent_like_a_missing_field() -> None:
 
 def test_booleans_are_not_numbers() -> None:
     with pytest.raises(DecodeError, match="tcp_resets"):
-        JOB.render(b'{"data": [{"attributes": {"tcp_resets": true}}]}')
+        render_body(JOB, b'{"data": [{"attributes": {"tcp_resets": true}}]}')
 
 
 def test_same_groups_render_the_same_on_every_poll() -> None:
@@ -289,7 +290,7 @@ def three_series_rows(count: int) -> bytes:
 
 
 def test_rows_beyond_max_series_are_dropped_and_counted() -> None:
-    rendered = guarded(max_series=7).render(three_series_rows(4))
+    rendered = render_body(guarded(max_series=7), three_series_rows(4))
     # Each row has 3 series: two rows fit in 7, the other two are dropped.
     assert (rendered.series, rendered.dropped_rows) == (6, 2)
     text = "".join((i.family.header() + i.samples).decode() for i in rendered.families)
@@ -298,7 +299,7 @@ def test_rows_beyond_max_series_are_dropped_and_counted() -> None:
 
 
 def test_answer_within_max_series_drops_nothing() -> None:
-    rendered = guarded(max_series=12).render(three_series_rows(4))
+    rendered = render_body(guarded(max_series=12), three_series_rows(4))
     assert (rendered.series, rendered.dropped_rows) == (12, 0)
 
 
@@ -371,7 +372,7 @@ def test_rendering_is_byte_identical_to_a_per_sample_reference(rows: list[dict[s
         ]
         documents.append('{"attributes": {' + ", ".join(members) + "}}")
     body = '{"data": [' + ", ".join(documents) + "]}"
-    rendered = job.render(body.encode())
+    rendered = render_body(job, body.encode())
     got = b"".join(item.samples for item in rendered.families)
     assert got == reference_text("ref", ["a", "b"], rows)
     assert rendered.series == got.count(b"\n")

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from exporter.collectors.base import DecodeError
 from exporter.collectors.dns import FAMILIES, DnsJob
 from exporter.config.schema import DnsQuery
-from tests.helpers import parse_metrics, rendered_text
+from tests.helpers import parse_metrics, render_body, rendered_text
 from tests.unit.collector_support import UNPARSABLE_BODIES, json_values, renders_or_fails_cleanly
 
 JOB = DnsJob(DnsQuery(name="by_client", group_by=["client_service", "network.dns_query"]))
@@ -46,7 +46,7 @@ def served(
 
 
 def render(job: DnsJob, *rows: dict[str, Any]) -> str:
-    return rendered_text(job.render(json.dumps({"data": list(rows)}).encode()))
+    return rendered_text(render_body(job, json.dumps({"data": list(rows)}).encode()))
 
 
 def labels(**pairs: str) -> frozenset[tuple[str, str]]:
@@ -144,7 +144,7 @@ def test_group_by_that_sanitizes_to_query_becomes_exported_query() -> None:
 def test_rows_without_metrics_and_null_values_yield_nothing() -> None:
     empty = {"id": "x", "attributes": {"group_bys": [{"key": "network.dns_query", "value": "q"}]}}
     nulls = row(WEB_DB, dns_timeouts=None)
-    rendered = JOB.render(json.dumps({"data": [empty, {"id": "y"}, nulls]}).encode())
+    rendered = render_body(JOB, json.dumps({"data": [empty, {"id": "y"}, nulls]}).encode())
     assert rendered.families == () and rendered.series == 0
 
 
@@ -156,7 +156,7 @@ def test_repeated_metric_key_in_a_row_keeps_the_first() -> None:
 
 def test_series_count_matches_samples() -> None:
     rows = [row([("network.dns_query", f"q{i}")], dns_timeouts=1, dns_failures=2) for i in range(4)]
-    assert DnsJob(DnsQuery(name="q")).render(json.dumps({"data": rows}).encode()).series == 8
+    assert render_body(DnsJob(DnsQuery(name="q")), json.dumps({"data": rows}).encode()).series == 8
 
 
 @pytest.mark.parametrize(
@@ -172,7 +172,7 @@ def test_series_count_matches_samples() -> None:
 )
 def test_unusable_bodies_raise_decode_error(body: bytes) -> None:
     with pytest.raises(DecodeError, match="unexpected dns answer"):
-        JOB.render(body)
+        render_body(JOB, body)
 
 
 def test_request_defaults_to_grouping_by_dns_query() -> None:

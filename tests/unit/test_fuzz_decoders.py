@@ -12,9 +12,10 @@ from hypothesis import strategies as st
 
 from exporter.app import build_jobs
 from exporter.collectors.base import DecodeError, QueryJob
+from exporter.collectors.registry import BY_SECTION
 from exporter.config.schema import parse_config
 from exporter.exposition import Rendered
-from tests.helpers import Samples, parse_metrics
+from tests.helpers import Samples, parse_metrics, render_body
 
 CONFIG = """
 connections:
@@ -46,6 +47,10 @@ json_values = st.recursive(
 )
 
 
+def test_every_registered_collector_is_fuzzed() -> None:
+    assert set(JOBS) == set(BY_SECTION)
+
+
 def exposition(rendered: Rendered) -> str:
     return "".join(
         (item.family.header() + item.samples).decode("utf-8") for item in rendered.families
@@ -55,7 +60,7 @@ def exposition(rendered: Rendered) -> str:
 def check(job: QueryJob, body: bytes) -> Samples:
     """Render ``body``; a DecodeError is fine, any other exception fails the test."""
     try:
-        rendered = job.render(body)
+        rendered = render_body(job, body)
     except DecodeError:
         return {}
     samples = parse_metrics(exposition(rendered))  # fails on a parse error or a duplicate

@@ -11,8 +11,9 @@ import pytest
 
 from exporter.app import build_jobs
 from exporter.collectors.base import DecodeError, QueryJob
+from exporter.collectors.registry import BY_SECTION
 from exporter.config.schema import parse_config
-from tests.helpers import SampleKey, parse_metrics, rendered_text, require_tool
+from tests.helpers import SampleKey, parse_metrics, render_body, rendered_text, require_tool
 
 CONFIG = """
 connections:
@@ -77,7 +78,7 @@ def test_deep_nesting_bytes_not_utf8_and_mistyped_values_are_decode_errors(
 ) -> None:
     """RecursionError, msgspec's own errors and the like never escape a decoder."""
     with pytest.raises(DecodeError, match=f"unexpected {collector} answer"):
-        JOBS[collector].render(body)
+        render_body(JOBS[collector], body)
 
 
 # JSON numbers beyond float64's range: Prometheus' parser rejects them (promtool: "expected
@@ -174,10 +175,10 @@ def test_a_number_beyond_float64_costs_only_its_own_sample(answer: str, value: s
     collector, make = ANSWERS[answer]
     body, bad = make(value)
     good, _ = make("4")
-    expected = parse_metrics(rendered_text(JOBS[collector].render(good)))
+    expected = parse_metrics(rendered_text(render_body(JOBS[collector], good)))
     del expected[bad]
 
-    rendered = JOBS[collector].render(body)
+    rendered = render_body(JOBS[collector], body)
     text = rendered_text(rendered)
     lint = promtool_check(text)
     assert lint.returncode == 0, lint.stderr
@@ -192,10 +193,77 @@ def test_a_number_beyond_float64_costs_only_its_own_sample(answer: str, value: s
 def test_numbers_inside_float64_are_kept(answer: str, value: str) -> None:
     collector, make = ANSWERS[answer]
     body, key = make(value)
-    rendered = JOBS[collector].render(body)
+    rendered = render_body(JOBS[collector], body)
     text = rendered_text(rendered)
     lint = promtool_check(text)
     assert lint.returncode == 0, lint.stderr
     expected = READABLE[value] / (1e6 if answer == "connections_rtt" else 1)
     assert float(parse_metrics(text)[key]) == expected  # the parser keeps integers as int
     assert rendered.invalid_values == 0
+
+
+def test_every_registered_collector_meets_hostile_answers() -> None:
+    assert set(JOBS) == set(HOSTILE_BODIES) == set(BY_SECTION)
+
+
+# Rows "a" (readable), "a" again and "c" with a number beyond float64, "b" readable: the
+# duplicate is never rendered, and with max_series 2 neither is anything from "b" on.
+def _connections_rows(values: list[tuple[str, str]]) -> bytes:
+    rows = [
+        f'{{"attributes":{{"group_bys":{{"client_service":["{name}"]}},'
+        f'"tcp_resets":{value},"tcp_timeouts":2}}}}'
+        for name, value in values
+    ]
+    return ('{"data":[' + ",".join(rows) + "]}").encode()
+
+
+def _dns_rows(values: list[tuple[str, str]]) -> bytes:
+    rows = [
+        f'{{"attributes":{{"group_bys":[{{"key":"network.dns_query","value":"{name}"}}],'
+        f'"metrics":[{{"key":"dns_total_requests","value":5}},'
+        f'{{"key":"dns_timeouts","value":{value}}}]}}}}'
+        for name, value in values
+    ]
+    return ('{"data":[' + ",".join(rows) + "]}").encode()
+
+
+def _cases_groups(values: list[tuple[str, str]]) -> bytes:
+    groups = [f'{{"group":"{name}","value":[{value}]}}' for name, value in values]
+    return ('{"data":{"attributes":{"total":7,"groups":[' + ",".join(groups) + "]}}}").encode()
+
+
+ROWS: dict[str, Callable[[list[tuple[str, str]]], bytes]] = {
+    "connections": _connections_rows,
+    "dns": _dns_rows,
+    "cases": _cases_groups,
+}
+CAPPED = """
+connections:
+  - {name: pairs, group_by: [client_service], max_series: %(max)d}
+dns:
+  - {name: lookups, group_by: [network.dns_query], max_series: %(max)d}
+cases:
+  - {name: by_status, group_by: [status], max_series: %(max)d}
+"""
+
+
+@pytest.mark.parametrize("collector", sorted(ROWS))
+def test_unreadable_numbers_count_only_in_the_rows_rendered(collector: str) -> None:
+    body = ROWS[collector]([("a", "1"), ("a", "1e999"), ("b", "3"), ("c", "1e999")])
+    for max_series, invalid, dropped in ((2, 0, 2), (100, 1, 0)):
+        (job,) = (
+            job
+            for job in build_jobs(parse_config(CAPPED % {"max": max_series}))
+            if job.collector == collector
+        )
+        rendered = render_body(job, body)
+        assert (rendered.invalid_values, rendered.dropped_rows) == (invalid, dropped)
+        rows = {
+            value
+            for _, labels in parse_metrics(rendered_text(rendered))
+            for name, value in labels
+            if name in ("client_service", "network_dns_query", "status")
+        }
+        assert rows == ({"a"} if max_series == 2 else {"a", "b", "c"}) - (
+            {"c"} if collector == "cases" else set()
+        )

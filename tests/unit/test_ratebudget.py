@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from exporter.datadog.budget import Slot, calls_per_hour, limit_per_hour, low_budget, next_slot
+from exporter.datadog.budget import Slot, low_budget, next_slot
 
 
 @pytest.mark.parametrize(
@@ -59,8 +59,3 @@ def test_spread_calls_never_outnumber_the_remaining_budget() -> None:
     assert len(placed) == 7
     gaps = [b - a for a, b in itertools.pairwise(placed)]
     assert all(gap == pytest.approx(30 / 7) for gap in gaps)
-
-
-def test_hourly_projection() -> None:
-    assert calls_per_hour([60.0, 60.0, 30.0]) == 240
-    assert limit_per_hour(1000, 60) == 60000

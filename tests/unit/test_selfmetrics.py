@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import time
 
-from exporter.selfmetrics import QueryState, SelfMetrics
+from exporter.scheduler import QueryState
+from exporter.selfmetrics import SelfMetrics
 from tests.helpers import parse_metrics
 
 

@@ -1,0 +1,116 @@
+"""The collector registry: one entry per Datadog API area, the one list of collectors.
+
+Everything that lists collectors derives from :data:`REGISTRY`: the jobs built from a
+configuration (``app.build_jobs``), the metric catalog, ``--config.check``, the
+``datadog.rate_limits`` keys and the endpoints whose bare 400 means "no Cloud Network
+Monitoring". The configuration model keeps one ``list[<query model>]`` field per section
+(``exporter.config`` must not import the collectors); this module refuses to load unless
+those fields and the entries match one to one, so a section cannot validate and stay
+unpolled, and an entry cannot lack its section.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+from ..config.schema import (
+    AudienceQuery,
+    CasesQuery,
+    Config,
+    ConnectionsQuery,
+    DnsQuery,
+    PolledQuery,
+    query_sections,
+)
+from ..exposition import Family
+from . import audience, cases, connections, dns
+from .base import QueryJob
+
+# Builds a query's job from its settings, its account and whether series carry the account.
+JobFactory = Callable[[Any, str, bool], QueryJob]
+
+
+@dataclass(frozen=True)
+class Collector:
+    """What the exporter knows about one API area."""
+
+    query: type[PolledQuery]  # the model of one query of its section; names section, endpoint
+    job: JobFactory  # the job class: request, decode, render
+    families: tuple[Family, ...]  # every family its answers can render (the catalog)
+    # Whether the endpoint answers for a past window (``from``/``to``): history can be fetched.
+    history: bool
+    # Whether Datadog answers a bare 400 when the organisation has no Cloud Network Monitoring.
+    cnm: bool = False
+
+    @property
+    def section(self) -> str:
+        """The configuration section, and the ``collector`` label of the self-metrics."""
+        return self.query.section
+
+    @property
+    def endpoint(self) -> str:
+        """The Datadog endpoint polled: rate-limit state, self-metrics, ``rate_limits`` key."""
+        return self.query.endpoint
+
+
+REGISTRY: tuple[Collector, ...] = (
+    Collector(
+        ConnectionsQuery, connections.ConnectionsJob, connections.FAMILIES, history=True, cnm=True
+    ),
+    Collector(DnsQuery, dns.DnsJob, dns.FAMILIES, history=True, cnm=True),
+    Collector(CasesQuery, cases.CasesJob, cases.FAMILIES, history=False),
+    Collector(AudienceQuery, audience.AudienceJob, audience.FAMILIES, history=False),
+)
+
+
+class RegistryMismatch(Exception):
+    """The registry and the configuration model disagree about the sections."""
+
+
+def check_sections(registry: tuple[Collector, ...], model: type[BaseModel]) -> None:
+    """Raise RegistryMismatch unless ``registry`` has one entry per query section of ``model``,
+    with the same query model, and every section and endpoint is named once."""
+    sections = query_sections(model)
+    problems: list[str] = []
+    names = [entry.section for entry in registry]
+    for name in sorted({n for n in names if names.count(n) > 1}):
+        problems.append(f"collector {name!r} is registered twice")
+    endpoints = [entry.endpoint for entry in registry]
+    for name in sorted({n for n in endpoints if endpoints.count(n) > 1}):
+        problems.append(f"endpoint {name!r} is registered twice")
+    for entry in registry:
+        if entry.section not in sections:
+            problems.append(
+                f"collector {entry.section!r} has no section in {model.__name__} "
+                f"(add `{entry.section}: list[{entry.query.__name__}]`)"
+            )
+        elif sections[entry.section] is not entry.query:
+            problems.append(
+                f"section {entry.section!r} holds {sections[entry.section].__name__}, "
+                f"the registry says {entry.query.__name__}"
+            )
+    for section, query in sections.items():
+        if section not in names:
+            problems.append(
+                f"section {section!r} ({query.__name__}) has no collector: its queries would "
+                "validate and never be polled"
+            )
+    if problems:
+        raise RegistryMismatch("; ".join(problems))
+
+
+check_sections(REGISTRY, Config)
+
+BY_SECTION: dict[str, Collector] = {entry.section: entry for entry in REGISTRY}
+# The endpoints of Cloud Network Monitoring: an organisation without CNM gets a bare 400.
+CNM_ENDPOINTS = frozenset(entry.endpoint for entry in REGISTRY if entry.cnm)
+
+
+def configured_jobs(config: Config) -> Iterator[QueryJob]:
+    """One job per configured query, section by section, in file order."""
+    for section, query in config.all_queries():
+        yield BY_SECTION[section].job(query, config.account_of(query), config.labels_accounts)

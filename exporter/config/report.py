@@ -1,0 +1,102 @@
+"""What ``--config.check`` prints: the queries, the API calls they cost, who polls them.
+
+Calls per hour are computed here and nowhere else (:func:`calls_per_hour`), for the budget
+per account and endpoint, for the comparison with ``datadog.rate_limits`` and for the shard
+table. Pure: a validated configuration in, text out.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+
+from ..durations import format_duration
+from ..sharding import QueryIdentity, assignment
+from .schema import Config, RateLimitExpectation
+
+UNKNOWN_LIMIT_NOTE = (
+    "Rate limits are unknown before Datadog answers: it publishes no numbers and sends them "
+    "in X-RateLimit-* headers (see datadog_exporter_rate_limit_limit once running). Set "
+    "datadog.rate_limits to compare against a limit you know."
+)
+
+
+def calls_per_hour(interval: float) -> float:
+    """The scheduled API calls per hour of one query polled every ``interval`` seconds
+    (retries not included)."""
+    return 3600.0 / interval
+
+
+def limit_per_hour(expected: RateLimitExpectation) -> float:
+    """An expected rate limit, in calls per hour."""
+    return expected.limit * 3600.0 / expected.period
+
+
+def budget_note(calls: float, expected: RateLimitExpectation | None) -> str:
+    """How ``calls`` per hour compare with the limit expected for their endpoint."""
+    if expected is None:
+        return "limit unknown"
+    allowed = limit_per_hour(expected)
+    share = calls / allowed
+    verdict = "  OVER THE LIMIT: polls will be paced and skipped" if share > 1 else ""
+    return (
+        f"of {round(allowed)} allowed ({expected.limit} per "
+        f"{format_duration(expected.period)}): {share:.0%}{verdict}"
+    )
+
+
+def summary(config: Config, shard_count: int | None = None) -> str:
+    """The report: the queries, the API calls they cost per hour per account and endpoint,
+    and with a shard count, which replica polls which query."""
+    lines = []
+    calls: dict[tuple[str, str], float] = defaultdict(float)
+    for collector, query in config.all_queries():
+        account = config.account_of(query)
+        calls[(account, query.endpoint)] += calls_per_hour(query.interval)
+        lines.append(
+            f"  {collector:<12} {query.name:<30} every {format_duration(query.interval):<8}"
+            f" account {account}"
+        )
+    head = f"configuration OK: {len(lines)} queries"
+    budget = ["API calls per hour, per account and endpoint (scheduled polls; retries add more):"]
+    for (account, endpoint), count in sorted(calls.items()):
+        line = f"  {account:<12} {endpoint:<12} {round(count):<8}"
+        budget.append(line + budget_note(count, config.datadog.rate_limits.get(endpoint)))
+    if not config.datadog.rate_limits:
+        budget.append(UNKNOWN_LIMIT_NOTE)
+    out = [head, *lines, *budget]
+    if shard_count is not None:
+        queries = [
+            ((config.account_of(q), collector, q.name), q.interval)
+            for collector, q in config.all_queries()
+        ]
+        out.append(assignment_report(queries, shard_count))
+    return "\n".join(out)
+
+
+def assignment_report(queries: Iterable[tuple[QueryIdentity, float]], count: int) -> str:
+    """What ``--config.check --shard.count N`` adds: who polls what, and what it costs.
+
+    ``queries`` holds each query's identity and polling interval in seconds.
+    """
+    intervals = dict(queries)
+    owned = assignment(list(intervals), count)
+    lines = [f"shard assignment over {count} replicas (rendezvous hashing):"]
+    for shard, identities in owned.items():
+        lines.append(f"  shard {shard}: {len(identities)} queries")
+        lines += [
+            f"    {account:<12} {collector:<12} {name}" for account, collector, name in identities
+        ]
+    lines.append("API calls per hour, per shard and account:")
+    for shard, identities in owned.items():
+        calls: dict[tuple[str, str], float] = defaultdict(float)
+        for identity in identities:
+            account, collector, _ = identity
+            calls[(account, collector)] += calls_per_hour(intervals[identity])
+        if not calls:
+            lines.append(f"  shard {shard:<4} (nothing to poll)")
+        lines += [
+            f"  shard {shard:<4} {account:<12} {collector:<12} {round(count_)}"
+            for (account, collector), count_ in sorted(calls.items())
+        ]
+    return "\n".join(lines)

@@ -1,0 +1,283 @@
+"""One query's polls, and the one writer of its :class:`QueryState`.
+
+A poll asks the endpoint's rate limits for a slot, fetches (retrying 5xx, timeouts and
+connection errors with capped, jittered backoff inside the interval; after a 429 the next
+slot waits out its block), renders the answer off the event loop, and publishes it. A failed
+poll — for any reason, an unexpected exception included — marks the query down and keeps its
+last good series until they are older than its staleness bound. What the clock decides
+without a poll (late, stale) is decided here too, when the sweeper asks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import traceback
+from collections.abc import Mapping
+from typing import Protocol
+
+from ..clock import Clock
+from ..collectors.base import ApiRequest, DecodeError, QueryJob
+from ..datadog.client import ApiError, RateLimited
+from ..datadog.ratelimit import NoSlot, RateLimits
+from ..exposition import Rendered
+from ..logs import Redactor
+from ..selfmetrics import SelfMetrics
+from ..snapshot import QueryKey, QuerySnapshot, prepare_snapshot
+from .policy import Backoff
+from .state import QueryState
+from .writer import StoreWriter
+
+log = logging.getLogger(__package__)
+
+# A query none of whose polls finished for this many intervals is late (and down).
+LATE_AFTER_INTERVALS = 2
+# Longest text of an unexpected exception kept for the log line and the landing page.
+MAX_ERROR_TEXT = 500
+ERROR_REASONS = (
+    "rate_limited",
+    "rate_budget",
+    "http_error",
+    "server_error",
+    "timeout",
+    "connection_error",
+    "too_large",
+    "decode_error",
+    "credentials",
+    "internal_error",
+)
+# What a poll that found no rate-limit slot before its deadline adds to the reason's text.
+_SKIPPED = {
+    "rate_limited": "; poll skipped",
+    "rate_budget": "; poll skipped to stay under the rate limit",
+}
+
+
+class Client(Protocol):
+    """What the scheduler needs of a Datadog client (:class:`DatadogClient` is one)."""
+
+    @property
+    def redactor(self) -> Redactor: ...
+
+    @property
+    def rate_limits(self) -> RateLimits: ...
+
+    async def fetch(self, request: ApiRequest) -> bytes:
+        """The 2xx body, or an ApiError."""
+        ...
+
+
+class PollFailed(Exception):
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
+
+
+class QueryPoller:
+    """Polls one query through the client of its account (looked up in ``clients`` at each
+    poll: the owner keeps that mapping current across reloads)."""
+
+    def __init__(
+        self,
+        job: QueryJob,
+        clients: Mapping[str, Client],
+        writer: StoreWriter,
+        metrics: SelfMetrics,
+        *,
+        clock: Clock,
+        retry: Backoff,
+        rng: random.Random,
+    ):
+        self.job = job
+        self.key: QueryKey = (job.collector, job.name)
+        self.clients = clients
+        self.writer = writer
+        self.metrics = metrics
+        self.clock = clock
+        self.retry = retry
+        self.rng = rng
+        self.state = QueryState(
+            collector=job.collector,
+            name=job.name,
+            endpoint=job.endpoint,
+            account=job.account,
+            interval=job.interval,
+            window=job.window,
+            added_at=clock.wall(),
+        )
+        self.in_flight = False
+
+    async def poll_once(self, deadline: float) -> None:
+        """One poll, given up at ``deadline`` (monotonic): fetch, render, publish; on failure
+        record it and maybe drop stale data.
+
+        Whatever is raised while fetching, decoding, rendering or publishing makes a failed
+        poll, never an ending loop: PollFailed carries its reason, any other exception is an
+        ``internal_error``. Only cancellation (stop, reload) passes through.
+        """
+        state = self.state
+        started = self.clock.monotonic()
+        state.last_attempt = self.clock.wall()
+        self.in_flight = True
+        try:
+            body = await self._fetch_with_retries(deadline)
+            rendered, snapshot = await asyncio.to_thread(self._render, body, self.clock.wall())
+            await self.writer.publish(snapshot)
+            self._record_success(rendered, snapshot)
+        except PollFailed as failure:
+            self._record_failure(failure)
+        except Exception as exc:  # a bug or an exception type nobody expected: still a poll
+            self._record_failure(self._internal_failure(exc), exc)
+        finally:
+            self.in_flight = False
+            state.last_duration = self.clock.monotonic() - started
+        state.last_completed = self.clock.wall()
+        state.late = False
+        if not state.up:
+            await self.enforce_staleness()
+
+    async def _fetch_with_retries(self, deadline: float) -> bytes:
+        job = self.job
+        attempt = 0
+        while True:
+            client = self.clients[job.account]
+            try:
+                await client.rate_limits.acquire(job.endpoint, deadline)
+            except NoSlot as exc:
+                raise PollFailed(exc.reason, str(exc) + _SKIPPED[exc.reason]) from None
+            try:
+                return await client.fetch(job.request(self.clock.wall()))
+            except RateLimited:
+                continue  # the next slot waits for the reset, or gives up at the deadline
+            except ApiError as exc:
+                if exc.retryable:
+                    delay = self.retry.jittered(attempt, self.rng)
+                    if self.clock.monotonic() + delay < deadline:
+                        log.debug(
+                            "retrying after error",
+                            extra={"query": job.name, "error": str(exc), "delay": round(delay, 2)},
+                        )
+                        attempt += 1
+                        await self.clock.sleep(delay)
+                        continue
+                raise PollFailed(exc.reason, str(exc)) from None
+
+    def _render(self, body: bytes, now: float) -> tuple[Rendered, QuerySnapshot]:
+        try:
+            rendered = self.job.render(self.job.decode(body))
+        except DecodeError as exc:
+            raise PollFailed("decode_error", str(exc)) from None
+        return rendered, prepare_snapshot(self.key, rendered, now)
+
+    def _record_success(self, rendered: Rendered, snapshot: QuerySnapshot) -> None:
+        state = self.state
+        state.up = True
+        state.last_success = snapshot.published_at
+        state.last_error = None
+        state.series = snapshot.series
+        state.serving_stale = False
+        if rendered.dropped_rows:
+            self._record_dropped_rows(rendered)
+        if rendered.invalid_values:
+            self._record_invalid_values(rendered)
+        log.debug(
+            "poll succeeded",
+            extra={"collector": self.key[0], "query": self.key[1], "series": snapshot.series},
+        )
+
+    def _record_dropped_rows(self, rendered: Rendered) -> None:
+        self.metrics.dropped_rows.labels(*self.key).inc(rendered.dropped_rows)
+        log.warning(
+            "rows dropped: the query would exceed its max_series",
+            extra={
+                "collector": self.key[0],
+                "query": self.key[1],
+                "dropped_rows": rendered.dropped_rows,
+                "series_kept": rendered.series,
+            },
+        )
+
+    def _record_invalid_values(self, rendered: Rendered) -> None:
+        self.metrics.invalid_values.labels(*self.key).inc(rendered.invalid_values)
+        log.warning(
+            "values left out: numbers beyond the float64 range Prometheus reads",
+            extra={
+                "collector": self.key[0],
+                "query": self.key[1],
+                "invalid_values": rendered.invalid_values,
+            },
+        )
+
+    def _internal_failure(self, exc: Exception) -> PollFailed:
+        text = truncate(f"{type(exc).__name__}: {exc}")
+        return PollFailed("internal_error", "internal error: " + self.redact(text))
+
+    def redact(self, text: str) -> str:
+        """Keys out of a text that is not the client's own error (it shows on the landing page)."""
+        client = self.clients.get(self.job.account) or next(iter(self.clients.values()), None)
+        return client.redactor.redact(text) if client is not None else text
+
+    def _record_failure(self, failure: PollFailed, exc: Exception | None = None) -> None:
+        state = self.state
+        state.up = False
+        state.last_error = str(failure)
+        self.metrics.poll_errors.labels(*self.key, failure.reason).inc()
+        fields: dict[str, object] = {
+            "collector": self.key[0],
+            "query": self.key[1],
+            "reason": failure.reason,
+            "error": str(failure),
+        }
+        if exc is not None and log.isEnabledFor(logging.DEBUG):
+            fields["traceback"] = "".join(traceback.format_exception(exc))
+        log.warning("poll failed", extra=fields)
+
+    # -- the clock: lateness and staleness ---------------------------------------------------
+
+    def mark_if_late(self, now: float) -> None:
+        """A query none of whose polls finished for LATE_AFTER_INTERVALS intervals is late.
+
+        Measured from the last finished poll (success or failure), or from when the query was
+        added: a query whose polls fail is down, not late; late means polls stop coming (hung,
+        overrunning, loop dead). A late query is down too, whatever its last poll said.
+        """
+        state = self.state
+        since = state.last_completed if state.last_completed is not None else state.added_at
+        if state.late or since is None or now - since <= LATE_AFTER_INTERVALS * state.interval:
+            return
+        state.late = True
+        state.up = False
+        log.warning(
+            "poll overdue: no poll finished for over two intervals",
+            extra={
+                "collector": self.key[0],
+                "query": self.key[1],
+                "seconds_since_last_poll": round(now - since),
+                "poll_in_flight": self.in_flight,
+            },
+        )
+
+    async def enforce_staleness(self) -> None:
+        """Serve a down query's last good series until they are older than its stale_after,
+        then drop them. The one place that decides; failed polls and the sweeper both ask."""
+        state = self.state
+        snapshot = self.writer.get(self.key)
+        if state.up or snapshot is None:
+            return
+        age = self.clock.wall() - snapshot.published_at
+        if age <= self.job.keep_stale_seconds:
+            state.serving_stale = True
+            return
+        if not await self.writer.drop_if_current(snapshot):
+            return  # a newer poll was published meanwhile, or the query went
+        state.series = 0
+        state.serving_stale = False
+        log.warning(
+            "dropped stale series",
+            extra={"collector": self.key[0], "query": self.key[1], "age_seconds": round(age)},
+        )
+
+
+def truncate(text: str) -> str:
+    return text if len(text) <= MAX_ERROR_TEXT else text[:MAX_ERROR_TEXT] + "..."

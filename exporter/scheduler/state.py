@@ -1,0 +1,31 @@
+"""What the scheduler knows about one query, read by /metrics and the landing page.
+
+Written only by the query's :class:`~exporter.scheduler.poll.QueryPoller` (poll outcomes,
+and what the clock decides: late, stale); everyone else reads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..config.schema import DEFAULT_ACCOUNT
+
+
+@dataclass
+class QueryState:
+    collector: str
+    name: str
+    endpoint: str
+    interval: float
+    window: float | None
+    up: bool = False
+    last_success: float | None = None  # Unix time
+    last_attempt: float | None = None  # when the last poll started
+    last_completed: float | None = None  # when the last poll finished, success or failure
+    last_duration: float | None = None
+    last_error: str | None = None
+    series: int = 0
+    serving_stale: bool = False
+    account: str = DEFAULT_ACCOUNT
+    added_at: float | None = None  # when the scheduler took the query on
+    late: bool = False  # no poll finished for over two intervals (then up is False too)

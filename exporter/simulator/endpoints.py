@@ -1,0 +1,188 @@
+"""The Datadog endpoints the simulator serves: the one list of them, and how each answers.
+
+An entry names the endpoint (as faults, budgets and the request log call it), its route, the
+``X-RateLimit-Name`` Datadog gives its budget, how it computes an answer, and what its
+``huge`` and ``wrong_shape`` faults send. Everything else that treats endpoints one by one
+(routes, budgets, faults) reads this list; adding an endpoint is one entry here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+import msgspec
+from aiohttp import web
+
+from exporter.simulator.audience import list_connections
+from exporter.simulator.cases import aggregate_cases
+from exporter.simulator.errors import ApiError
+from exporter.simulator.faults import JSON_API
+from exporter.simulator.params import parse_cases_body, parse_network_params
+
+if TYPE_CHECKING:  # the state module needs nothing from here; only the types are shared
+    from exporter.simulator.state import SimulatorState
+
+# Computes the answer of a request that passed auth, budget and fault checks; raises ApiError
+# for an answer Datadog gives on bad input (400, 404).
+Compute = Callable[[web.Request, "SimulatorState", Any], web.Response]
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    name: str
+    method: str
+    path: str
+    rate_limit_name: str  # the X-RateLimit-Name header Datadog sends for its budget
+    compute: Compute
+    # A huge answer is ``prefix + item,item,... + suffix``: valid JSON of any size.
+    huge_parts: tuple[bytes, bytes, bytes]
+    wrong_shape: object  # valid JSON of the wrong shape, the default of a wrong_shape fault
+    # Cloud Network Monitoring: answers a bare 400 when the organisation has no CNM.
+    cnm: bool = False
+
+
+def _ok(body: bytes) -> web.Response:
+    return web.Response(status=200, body=body, content_type=JSON_API)
+
+
+def _network_answer(
+    request: web.Request, state: SimulatorState, endpoint: Literal["connections", "dns"]
+) -> web.Response:
+    """The two CNM aggregate endpoints share parameters and caching; only the rows differ."""
+    query = parse_network_params(request.query, now=int(state.clock()), dns=endpoint == "dns")
+    key = (endpoint, query.keys, query.filter_key, query.start, query.end, query.limit)
+    scenarios = tuple(state.scenarios)
+
+    def build() -> bytes:
+        rows = state.network.rows(
+            endpoint,
+            keys=query.keys,
+            filter_key=query.filter_key,
+            predicate=query.predicate,
+            start=query.start,
+            end=query.end,
+            limit=query.limit,
+            scenarios=scenarios,
+        )
+        return msgspec.json.encode({"data": rows})
+
+    return _ok(state.cached_answer(key, build))
+
+
+def _connections(request: web.Request, state: SimulatorState, _body: Any) -> web.Response:
+    return _network_answer(request, state, "connections")
+
+
+def _dns(request: web.Request, state: SimulatorState, _body: Any) -> web.Response:
+    return _network_answer(request, state, "dns")
+
+
+def _cases(_request: web.Request, state: SimulatorState, body: Any) -> web.Response:
+    query = parse_cases_body(body)
+    answer = aggregate_cases(
+        state.cases,
+        predicate=query.predicate,
+        groups=query.groups,
+        limit=query.limit,
+        multi_group=state.options.cases_multi_group,
+        request_id=f"{query.query_filter}|{','.join(query.groups)}|{query.limit}",
+    )
+    return _ok(msgspec.json.encode(answer))
+
+
+def _audience(request: web.Request, _state: SimulatorState, _body: Any) -> web.Response:
+    entity = request.match_info["entity"]
+    answer = list_connections(entity)
+    if answer is None:
+        raise ApiError(404, "Not Found", f"entity {entity!r} does not exist", shape="code")
+    return _ok(msgspec.json.encode(answer))
+
+
+# A list where the exporter expects an object, and the other way round.
+_OBJECT_EXPECTED = {"data": [{"unexpected": 1}]}
+_LIST_EXPECTED = {"data": {"unexpected": 1}}
+
+ENDPOINTS: tuple[Endpoint, ...] = (
+    Endpoint(
+        "connections",
+        "GET",
+        "/api/v2/network/connections/aggregate",
+        "network_connections_aggregate",
+        _connections,
+        (
+            b'{"data":[',
+            msgspec.json.encode(
+                {
+                    "id": "client_service:huge, server_service:huge",
+                    "type": "aggregated_connection",
+                    "attributes": {
+                        "group_bys": {"client_service": ["huge"], "server_service": ["huge"]},
+                        "bytes_sent_by_client": 123456789,
+                        "packets_sent_by_client": 12345,
+                        "tcp_retransmits": 12,
+                        "rtt_micro_seconds": 1234,
+                    },
+                }
+            ),
+            b"]}",
+        ),
+        _LIST_EXPECTED,
+        cnm=True,
+    ),
+    Endpoint(
+        "dns",
+        "GET",
+        "/api/v2/network/dns/aggregate",
+        "network_dns_aggregate",
+        _dns,
+        (
+            b'{"data":[',
+            msgspec.json.encode(
+                {
+                    "id": "network.dns_query:huge.example",
+                    "type": "aggregated_dns",
+                    "attributes": {
+                        "group_bys": [{"key": "network.dns_query", "value": "huge.example"}],
+                        "metrics": [{"key": "dns_total_requests", "value": 1234}],
+                    },
+                }
+            ),
+            b"]}",
+        ),
+        _LIST_EXPECTED,
+        cnm=True,
+    ),
+    Endpoint(
+        "cases",
+        "POST",
+        "/api/v2/cases/aggregate",
+        "cases_aggregate",
+        _cases,
+        (
+            b'{"data":{"id":"agg-huge","type":"aggregate","attributes":{"total":1,"groups":[',
+            b'{"group":"OPEN","value":[1]}',
+            b"]}}}",
+        ),
+        _OBJECT_EXPECTED,
+    ),
+    Endpoint(
+        "audience",
+        "GET",
+        "/api/v2/product-analytics/{entity}/mapping/connections",
+        "product_analytics_list_connections",
+        _audience,
+        (
+            b'{"data":{"id":"users","type":"list_connections_response","attributes":'
+            b'{"connections":[',
+            b'{"id":"huge","type":"ref_table","fields":[],"metadata":{"k":"v"}}',
+            b"]}}}",
+        ),
+        _OBJECT_EXPECTED,
+    ),
+)
+
+BY_NAME: dict[str, Endpoint] = {endpoint.name: endpoint for endpoint in ENDPOINTS}
+# What a fault may be armed for: one endpoint, or "*" for every one without its own fault.
+FAULT_TARGETS: tuple[str, ...] = (*BY_NAME, "*")

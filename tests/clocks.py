@@ -1,0 +1,67 @@
+"""Clocks for tests: what the exporter's constructors take instead of patching ``time``."""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import time
+from collections.abc import Awaitable, Callable
+
+
+class HandClock:
+    """The system's monotonic time, a wall clock that stands still until the test moves it
+    (``now``), and ``sleep`` (default: the event loop's)."""
+
+    def __init__(self, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+        self.now = time.time()
+        self._sleep = sleep
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def wall(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        await self._sleep(seconds)
+
+
+class SteppedClock:
+    """Virtual time: both scales move only when the test calls :meth:`advance`, and a sleep
+    ends when the clock has been advanced past it. Hours pass in milliseconds."""
+
+    def __init__(self, wall: float = 1_700_000_000.0) -> None:
+        self.elapsed = 0.0
+        self._wall_at_start = wall
+        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._order = itertools.count()
+        self.slept: list[float] = []  # every wait asked for, in order
+
+    def monotonic(self) -> float:
+        return 1000.0 + self.elapsed
+
+    def wall(self) -> float:
+        return self._wall_at_start + self.elapsed
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        if seconds <= 0:
+            await asyncio.sleep(0)
+            return
+        wake = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._sleepers, (self.monotonic() + seconds, next(self._order), wake))
+        await wake
+
+    @property
+    def sleeping(self) -> int:
+        """Waits not ended yet (cancelled ones do not count)."""
+        return sum(1 for _, _, wake in self._sleepers if not wake.done())
+
+    def advance(self, seconds: float) -> None:
+        """Move both scales on; every wait that ends by then ends (in order)."""
+        self.elapsed += seconds
+        while self._sleepers and self._sleepers[0][0] <= self.monotonic():
+            _, _, wake = heapq.heappop(self._sleepers)
+            if not wake.done():
+                wake.set_result(None)
