@@ -52,8 +52,6 @@ PATH = "/api/v2/network/connections/aggregate"
 # exponent is already valid exposition text, so most samples are copied, never parsed and
 # re-formatted. Rendering checks that they are numbers Prometheus can read (see _value_texts).
 # An absent field keeps the shared empty _ABSENT (JSON null arrives as the text ``null``).
-# The round-trip time is raw too, so one number beyond float64 costs only its own sample
-# rather than failing the whole answer's decoding.
 _ABSENT = msgspec.Raw()
 
 
@@ -63,7 +61,7 @@ class _Attributes(msgspec.Struct, gc=False):
     bytes_sent_by_server: msgspec.Raw = _ABSENT
     packets_sent_by_client: msgspec.Raw = _ABSENT
     packets_sent_by_server: msgspec.Raw = _ABSENT
-    rtt_micro_seconds: msgspec.Raw = _ABSENT  # scaled to seconds, so decoded per column
+    rtt_micro_seconds: Number | None = None  # scaled to seconds, so decoded
     tcp_retransmits: msgspec.Raw = _ABSENT
     tcp_resets: msgspec.Raw = _ABSENT
     tcp_rto_count: msgspec.Raw = _ABSENT
@@ -86,10 +84,26 @@ class _Response(msgspec.Struct, gc=False):
     data: list[_Row]
 
 
+class _RawRttAttributes(_Attributes, gc=False):
+    """The attributes with the round-trip time kept as text too, for the rare answer whose
+    round-trip time is beyond float64 (msgspec then rejects the whole answer as typed above):
+    decoded this way, that value costs only its own sample (see _rtt_texts)."""
+
+    rtt_micro_seconds: msgspec.Raw = _ABSENT  # type: ignore[assignment]
+
+
+class _RawRttRow(msgspec.Struct, gc=False):
+    attributes: _RawRttAttributes | None = None
+
+
+class _RawRttResponse(msgspec.Struct, gc=False):
+    data: list[_RawRttRow]
+
+
 _decoder = msgspec.json.Decoder(_Response)
+_raw_rtt_decoder = msgspec.json.Decoder(_RawRttResponse)
 _GROUP_BYS = attrgetter("group_bys")
 _group_bys_decoder = msgspec.json.Decoder(dict[str, list[str]] | None)
-_numbers_decoder = msgspec.json.Decoder(list[Number | None])
 # Maps a column of JSON values joined by "\n" so that one translation (in C) answers whether
 # they are all numbers without exponent: digits become "0", sign, point and newline stay,
 # anything else becomes "x".
@@ -97,10 +111,11 @@ _PLAIN_NUMBER_TABLE = bytes(
     ord("0") if chr(byte).isdigit() and byte < 128 else byte if byte in b"-.\n" else ord("x")
     for byte in range(256)
 )
-# A number with at most 308 digits before the point is below 1e308, inside float64's range
-# (up to about 1.8e308), so Prometheus reads it. A run of 309 digits (a longer integer part,
-# or merely a long fraction) takes the slow path, which checks the value itself.
-_LONG_DIGITS = b"0" * 309
+# A number with at most 308 digits before the point is inside float64's range (which ends
+# near 1.8e308), so Prometheus reads it. A run of 32 digits or more (never in a real answer:
+# counters stay far below 1e31) takes the slow path, which checks the value itself; the
+# shorter needle is the one CPython finds fastest.
+_LONG_DIGITS = b"0" * 32
 
 # (Datadog attribute, family). Order is the order families appear on /metrics.
 FIELDS: tuple[tuple[str, Family], ...] = tuple(
@@ -233,8 +248,16 @@ class _LabelCache:
 
 def decode_rows(body: bytes) -> list[_Attributes]:
     """The attributes of every row (rows without attributes carry nothing to export)."""
-    rows = decode(_decoder, body, "connections").data
-    return [row.attributes for row in rows if row.attributes is not None]
+    response: _Response | _RawRttResponse
+    try:
+        response = _decoder.decode(body)
+    except msgspec.ValidationError:
+        # Most likely a round-trip time beyond float64 ("Number out of range"). Any other
+        # mistake fails this second decoding too, and is reported from there.
+        response = decode(_raw_rtt_decoder, body, "connections")
+    except (msgspec.DecodeError, RecursionError) as exc:
+        raise DecodeError(f"unexpected connections answer: {exc}") from None
+    return [row.attributes for row in response.data if row.attributes is not None]
 
 
 def _value_texts(
@@ -260,7 +283,9 @@ def _value_texts(
     return kept, texts, invalid
 
 
-def _numbers(values: Sequence[msgspec.Raw], attribute: str) -> tuple[list[Number | None], int]:
+def _numbers(
+    values: Sequence[msgspec.Raw | Number | None], attribute: str
+) -> tuple[list[Number | None], int]:
     """Each value decoded, None where it is null or beyond float64; and how many were beyond."""
     what = f"unexpected connections answer: {attribute}"
     numbers: list[Number | None] = []
@@ -275,23 +300,23 @@ def _numbers(values: Sequence[msgspec.Raw], attribute: str) -> tuple[list[Number
 
 
 def _rtt_texts(
-    labels: Sequence[bytes], values: Sequence[msgspec.Raw]
+    labels: Sequence[bytes], microseconds: Sequence[Number | msgspec.Raw | None]
 ) -> tuple[Sequence[bytes], Sequence[bytes], int]:
     """The round-trip times present, in seconds, as exposition text; and how many were left out.
 
-    The column is decoded in one call; only when that meets a number beyond float64 (or
-    something that is not a number) is it decoded value by value.
+    Normally the values are numbers, converted a column at a time in C. They are text when
+    the answer held one beyond float64 (see _RawRttAttributes), and a JSON integer of any
+    size decodes to a Python int that overflows float division: then they are decoded and
+    checked one by one.
     """
     invalid = 0
+    present = list(map(is_not, microseconds, repeat(None)))  # 0 is a value: test identity
     try:
-        microseconds = _numbers_decoder.decode(b"[" + b",".join(values) + b"]")
-        present = list(map(is_not, microseconds, repeat(None)))  # 0 is a value: test identity
-        # A huge JSON integer decodes to a Python int that overflows float division.
         seconds = list(map(truediv, compress(microseconds, present), repeat(1e6)))
-    except (msgspec.ValidationError, OverflowError):
-        microseconds, invalid = _numbers(values, _RTT_ATTRIBUTE)
-        present = list(map(is_not, microseconds, repeat(None)))
-        seconds = list(map(truediv, compress(microseconds, present), repeat(1e6)))
+    except (TypeError, OverflowError):
+        numbers, invalid = _numbers(microseconds, _RTT_ATTRIBUTE)
+        present = list(map(is_not, numbers, repeat(None)))
+        seconds = list(map(truediv, compress(numbers, present), repeat(1e6)))
     # Finite floats divided by 1e6 stay finite, so repr() is the exposition spelling; one
     # repr of the whole list formats every float in C, and ", " never occurs inside a repr.
     texts = repr(seconds)[1:-1].encode().split(b", ") if seconds else []
@@ -336,16 +361,16 @@ def render_rows(rows: list[_Attributes], labels: list[bytes], max_series: int) -
     for (attribute, family), column in zip(FIELDS, columns, strict=True):
         family_labels: Sequence[bytes]
         texts: Sequence[msgspec.Raw | bytes]
-        # An absent field is the empty Raw, the only falsy one: compress() and filter()
-        # test that in C, without a Python call per value.
-        if all(column):
-            family_labels, values = kept_labels, column
-        else:
-            family_labels = list(compress(kept_labels, column))
-            values = list(filter(None, column))
         if attribute == _RTT_ATTRIBUTE:
-            family_labels, texts, left_out = _rtt_texts(family_labels, values)
+            family_labels, texts, left_out = _rtt_texts(kept_labels, column)
         else:
+            # An absent field is the empty Raw, the only falsy one: compress() and filter()
+            # test that in C, without a Python call per value.
+            if all(column):
+                family_labels, values = kept_labels, column
+            else:
+                family_labels = list(compress(kept_labels, column))
+                values = list(filter(None, column))
             family_labels, texts, left_out = _value_texts(family_labels, values, attribute)
         invalid += left_out
         if not texts:
@@ -362,8 +387,12 @@ def render_rows(rows: list[_Attributes], labels: list[bytes], max_series: int) -
 
 
 def _present_fields(values: tuple[object, ...]) -> int:
-    """The series a row can have: one per field present (``values[0]`` is its group_bys)."""
-    return sum(1 for value in values[1:] if value is not _ABSENT)
+    """The series a row can have: one per field present (``values[0]`` is its group_bys).
+
+    An absent field is ``_ABSENT``, or ``None`` for the round-trip time, which is decoded as a
+    number (or as raw text when the answer held one beyond float64, where absent is _ABSENT).
+    """
+    return sum(1 for value in values[1:] if value is not _ABSENT and value is not None)
 
 
 @dataclass(frozen=True)
