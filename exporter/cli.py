@@ -24,6 +24,7 @@ from .app import (
     parse_listen_address,
     serve_until_signalled,
 )
+from .backfill.cli import main as backfill
 from .config.accounts import Environment, base_url
 from .config.errors import ConfigError
 from .config.report import summary
@@ -175,6 +176,9 @@ def load(args: argparse.Namespace) -> Config:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["backfill"]:
+        return backfill(argv[1:])
     args = build_parser().parse_args(argv)
     redactor = Redactor()
     setup_logging(args.log_level, args.log_format, redactor)

@@ -126,10 +126,16 @@ class RateLimits:
 
     # -- what callers ask --------------------------------------------------------------------
 
-    async def acquire(self, endpoint: str, deadline: float | None = None) -> None:
+    async def acquire(
+        self, endpoint: str, deadline: float | None = None, *, reserve: int = 0
+    ) -> None:
         """Wait until a call to ``endpoint`` may go: past any 429 block, then at this call's
         share of a running-low budget. Raises NoSlot instead when that moment is not before
-        ``deadline`` (monotonic; None: no deadline, wait as long as it takes)."""
+        ``deadline`` (monotonic; None: no deadline, wait as long as it takes).
+
+        ``reserve`` calls of the period are left unused: a caller with several requests in
+        flight reads answers out of order, so the last count it read may be up to that many
+        calls behind Datadog's."""
         state = self._endpoint(endpoint)
         wait = state.blocked_until - self.clock.monotonic()
         if wait > 0:
@@ -141,12 +147,15 @@ class RateLimits:
             await self.clock.sleep(wait)
             state = self._endpoint(endpoint)  # forget() may have run meanwhile
         now = self.clock.monotonic()
-        slot = next_slot(now, state.free_at, state.available, state.limit, state.reset_at)
+        available = state.available
+        if available is not None:
+            available = max(0, available - reserve)
+        slot = next_slot(now, state.free_at, available, state.limit, state.reset_at)
         wait = slot.at - now
         if wait > 0 and deadline is not None and self.clock.monotonic() + wait >= deadline:
             raise NoSlot(
                 "rate_budget",
-                f"{endpoint}: {state.available} of {state.limit or '?'} calls left for "
+                f"{endpoint}: {available} of {state.limit or '?'} calls left for "
                 f"{(state.reset_at or now) - now:.0f}s; next free slot in {wait:.0f}s",
             )
         state.free_at = slot.next_free

@@ -61,8 +61,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--scenario",
         action="append",
         default=[],
-        metavar="KIND:KEY=VALUE,...[:FACTOR]",
-        help="e.g. retransmit_storm:client_service=checkout,server_service=payments-db",
+        metavar="KIND:KEY=VALUE,...[:FACTOR[:START-END]]",
+        help="e.g. retransmit_storm:client_service=checkout,server_service=payments-db; "
+        "START-END (Unix seconds) limits it to windows ending in that time",
     )
     return parser.parse_args(argv)
 

@@ -65,6 +65,7 @@ def datadog_route(endpoint: Endpoint) -> Callable[[web.Request], Awaitable[web.S
             body=body,
             status=None,
         )
+        record.at = state.clock()
         state.request_log.append(record)
         verdict = state.limiter.hit(name)
         headers = verdict.headers

@@ -24,6 +24,8 @@ from exporter.simulator.options import Scenario
 from exporter.simulator.query import Predicate, term_predicate
 
 BUCKET_SECONDS = 300
+DAY_SECONDS = 86400
+DAILY_SWING = 0.3
 NA = "N/A"
 
 # Values a client must survive: quotes, backslashes, newlines, Unicode, N/A.
@@ -368,19 +370,28 @@ def time_factor(bucket: int, phase: float) -> float:
     return 1.0 + 0.45 * math.sin(bucket * 0.61 + phase)
 
 
+def daily_factor(bucket: int) -> float:
+    """The daily rhythm of traffic in a 5-minute bucket: busiest at 15:00 UTC (x1.3),
+    quietest at 03:00 UTC (x0.7). It scales volumes, not round-trip times, so ratios
+    (retransmits per packet) keep their level through the day."""
+    seconds_of_day = (bucket * BUCKET_SECONDS) % DAY_SECONDS
+    return 1.0 + DAILY_SWING * math.sin(2 * math.pi * (seconds_of_day - 9 * 3600) / DAY_SECONDS)
+
+
 def render_connection(
     keys: Sequence[str], group: Group, window: int, bucket: int
 ) -> dict[str, Any]:
     factor = time_factor(bucket, group.phase)
+    volume = factor * daily_factor(bucket)
     attributes: dict[str, Any] = {
         "group_bys": {k: list(v) for k, v in zip(keys, group.values, strict=True)}
     }
-    scale = window * factor
+    scale = window * volume
     for name, rate in zip(CONNECTION_METRICS, group.rates, strict=True):
         if rate is None:
             continue
         if name in CONNECTION_RATES:
-            attributes[name] = round(rate * factor)
+            attributes[name] = round(rate * volume)
         else:
             attributes[name] = int(rate * scale)
     if group.rtt is not None:
@@ -394,7 +405,7 @@ def render_connection(
 
 def render_dns(keys: Sequence[str], group: Group, window: int, bucket: int) -> dict[str, Any]:
     factor = time_factor(bucket, group.phase)
-    scale = window * factor
+    scale = window * factor * daily_factor(bucket)
     _total, ok, nxdomain, servfail, other, timeouts = group.dns
     n_nx, n_sf, n_other, n_to = (int(x * scale) for x in (nxdomain, servfail, other, timeouts))
     n_ok = int(ok * scale)
@@ -497,8 +508,8 @@ class NetworkData:
         scenarios: tuple[Scenario, ...] = (),
     ) -> list[dict[str, Any]]:
         """The answer rows of either CNM aggregate endpoint (scenarios apply to connections)."""
-        if kind == "dns":
-            scenarios = ()
+        # Scenarios apply to connections, and only to windows ending while they run.
+        scenarios = () if kind == "dns" else tuple(s for s in scenarios if s.active_at(end))
         groups = self._groups(kind, keys, filter_key, predicate, scenarios)
         window, bucket = end - start, end // BUCKET_SECONDS
         render = render_connection if kind == "connections" else render_dns

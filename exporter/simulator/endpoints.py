@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from aiohttp import web
@@ -19,7 +19,8 @@ from exporter.simulator.audience import list_connections
 from exporter.simulator.cases import aggregate_cases
 from exporter.simulator.errors import ApiError
 from exporter.simulator.faults import JSON_API
-from exporter.simulator.params import parse_cases_body, parse_network_params
+from exporter.simulator.history import NetworkEndpoint, network_answer, network_query
+from exporter.simulator.params import parse_cases_body
 
 if TYPE_CHECKING:  # the state module needs nothing from here; only the types are shared
     from exporter.simulator.state import SimulatorState
@@ -48,27 +49,15 @@ def _ok(body: bytes) -> web.Response:
 
 
 def _network_answer(
-    request: web.Request, state: SimulatorState, endpoint: Literal["connections", "dns"]
+    request: web.Request, state: SimulatorState, endpoint: NetworkEndpoint
 ) -> web.Response:
     """The two CNM aggregate endpoints share parameters and caching; only the rows differ."""
-    query = parse_network_params(request.query, now=int(state.clock()), dns=endpoint == "dns")
+    query = network_query(endpoint, request.query, int(state.clock()))
     key = (endpoint, query.keys, query.filter_key, query.start, query.end, query.limit)
     scenarios = tuple(state.scenarios)
-
-    def build() -> bytes:
-        rows = state.network.rows(
-            endpoint,
-            keys=query.keys,
-            filter_key=query.filter_key,
-            predicate=query.predicate,
-            start=query.start,
-            end=query.end,
-            limit=query.limit,
-            scenarios=scenarios,
-        )
-        return msgspec.json.encode({"data": rows})
-
-    return _ok(state.cached_answer(key, build))
+    return _ok(
+        state.cached_answer(key, lambda: network_answer(state.network, endpoint, query, scenarios))
+    )
 
 
 def _connections(request: web.Request, state: SimulatorState, _body: Any) -> web.Response:

@@ -139,12 +139,16 @@ class Scenario:
 
     `match` maps a tag key to a value the connection must carry (all must match).
     `factor` multiplies tcp_retransmits (retransmit_storm), rtt_micro_seconds
-    (rtt_spike) or tcp_resets (resets_spike).
+    (rtt_spike) or tcp_resets (resets_spike). `start`/`end` (Unix seconds) bound it in
+    time: it shapes the answers of windows whose `to` lies in [start, end), so history
+    can hold an incident at a known time (None: from/until forever).
     """
 
     kind: ScenarioKind
     match: Mapping[str, str] = field(default_factory=dict)
     factor: float = 50.0
+    start: int | None = None
+    end: int | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in SCENARIO_KINDS:
@@ -153,7 +157,16 @@ class Scenario:
             )
         if self.factor <= 0:
             raise OptionError("factor must be positive")
+        for bound in (self.start, self.end):
+            if bound is not None and (not isinstance(bound, int) or isinstance(bound, bool)):
+                raise OptionError("start and end must be Unix seconds (integers)")
+        if self.start is not None and self.end is not None and self.start >= self.end:
+            raise OptionError("start must be before end")
         object.__setattr__(self, "match", dict(self.match))
+
+    def active_at(self, to: int) -> bool:
+        """Whether the scenario shapes a window ending at Unix time ``to``."""
+        return (self.start is None or to >= self.start) and (self.end is None or to < self.end)
 
 
 def _from_mapping(cls: type[Any], raw: Mapping[str, Any], skip: set[str]) -> Any:
@@ -243,10 +256,10 @@ def fault_from_cli(spec: str) -> tuple[str, Fault]:
 
 
 def scenario_from_cli(spec: str) -> Scenario:
-    """Parse `kind:key=value,key=value[:factor]`."""
+    """Parse `kind:key=value,key=value[:factor[:START-END]]` (START, END: Unix seconds)."""
     parts = spec.split(":")
-    if len(parts) not in (2, 3):
-        raise OptionError(f"scenario {spec!r}: expected kind:key=value,...[:factor]")
+    if len(parts) not in (2, 3, 4):
+        raise OptionError(f"scenario {spec!r}: expected kind:key=value,...[:factor[:START-END]]")
     match: dict[str, str] = {}
     for pair in filter(None, parts[1].split(",")):
         key, sep, value = pair.partition("=")
@@ -254,6 +267,11 @@ def scenario_from_cli(spec: str) -> Scenario:
             raise OptionError(f"scenario {spec!r}: {pair!r} is not key=value")
         match[key] = value
     raw: dict[str, Any] = {"kind": parts[0], "match": match}
-    if len(parts) == 3:
+    if len(parts) >= 3:
         raw["factor"] = _number(parts[2])
+    if len(parts) == 4:
+        start, sep, end = parts[3].partition("-")
+        if not sep or not start.isdigit() or not end.isdigit():
+            raise OptionError(f"scenario {spec!r}: expected START-END in Unix seconds")
+        raw["start"], raw["end"] = int(start), int(end)
     return scenario_from_json(raw)

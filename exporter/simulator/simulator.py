@@ -5,11 +5,12 @@ from __future__ import annotations
 import dataclasses
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from aiohttp import web
 
 from exporter.simulator.app import build_app
+from exporter.simulator.history import NetworkEndpoint, network_answer, network_query
 from exporter.simulator.options import Fault, Scenario, SimulatorOptions
 from exporter.simulator.state import RequestRecord, SimulatorState
 
@@ -93,6 +94,12 @@ class Simulator:
 
     def clear_scenarios(self) -> None:
         self._state.clear_scenarios()
+
+    def answer(self, endpoint: NetworkEndpoint, params: Mapping[str, str]) -> bytes:
+        """What the connections or DNS endpoint answers to ``params`` now (no server needed;
+        with ``from``/``to`` given, the answer for that window whenever it is asked)."""
+        query = network_query(endpoint, params, int(self._state.clock()))
+        return network_answer(self._state.network, endpoint, query, self._state.scenarios)
 
     @property
     def request_log(self) -> list[RequestRecord]:

@@ -24,7 +24,7 @@ class RequestRecord:
     """One request to a simulated Datadog endpoint, as the tests count them.
 
     `status` is None while no status has been decided (e.g. a hanging request).
-    `time` is `time.monotonic()` when the request arrived.
+    `time` is `time.monotonic()` when the request arrived; `at` the simulator's own clock.
     """
 
     endpoint: str
@@ -34,6 +34,7 @@ class RequestRecord:
     body: Any
     status: int | None
     time: float = field(default_factory=time.monotonic)
+    at: float = 0.0  # the simulator's clock (Unix time) on arrival: which rate-limit period
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -69,9 +70,12 @@ class SimulatorState:
         self.limiter.unblock()
 
     def set_scenario(self, scenario: Scenario) -> None:
-        """Add a scenario (replacing one of the same kind and match)."""
+        """Add a scenario (replacing one of the same kind, match and time bounds)."""
         self.scenarios = [
-            s for s in self.scenarios if (s.kind, s.match) != (scenario.kind, scenario.match)
+            s
+            for s in self.scenarios
+            if (s.kind, s.match, s.start, s.end)
+            != (scenario.kind, scenario.match, scenario.start, scenario.end)
         ]
         self.scenarios.append(scenario)
         self.answers.clear()

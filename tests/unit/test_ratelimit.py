@@ -144,3 +144,22 @@ async def test_forget_starts_afresh() -> None:
     assert limits.views() == []
     await limits.acquire("dns", deadline=clock.monotonic() + 1)
     assert clock.slept == []
+
+
+async def test_a_reserve_keeps_the_last_calls_of_the_period_unused() -> None:
+    """1 call left for 30 s: it goes now without a reserve; with one call in reserve (answers
+    to concurrent requests read out of order) the caller waits for the next period."""
+    clock = SteppedClock()
+    limits = RateLimits(clock)
+    limits.record("dns", headers(20, 1, 60, 30))
+    with pytest.raises(NoSlot) as caught:
+        await limits.acquire("dns", deadline=clock.monotonic() + 10, reserve=1)
+    assert caught.value.reason == "rate_budget"
+    assert "0 of 20 calls left" in str(caught.value)
+    call = asyncio.create_task(limits.acquire("dns", reserve=1))
+    await settle()
+    assert clock.slept == [30.0] and not call.done()
+    clock.advance(30.0)
+    await call
+    await limits.acquire("dns", deadline=clock.monotonic() + 1)  # a fresh period: no wait
+    assert clock.slept == [30.0]

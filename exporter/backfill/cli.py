@@ -1,0 +1,476 @@
+"""``datadog-cnm-exporter backfill``: flags, the plan printed first, the summary, exit codes.
+
+Exit codes: 0 when every window was written; 1 for an invalid configuration, missing or
+refused keys; 2 for bad command-line usage; 3 when windows failed (listed, with the
+command that retries them); 130 when interrupted (rerun the same command to continue).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import re
+import resource
+import shlex
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from contextlib import ExitStack
+from datetime import UTC, datetime
+from pathlib import Path
+
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+from ..config.errors import ConfigError
+from ..config.schema import Config, load_config
+from ..datadog.credentials import CredentialsError
+from ..durations import format_duration, parse_duration
+from ..logs import LEVELS, Redactor, setup_logging
+from .grid import Lane, grid, projection, runs
+from .journal import Journal, JournalMismatch
+from .openmetrics import target_labels
+from .progress import Console
+from .run import Outcome, Runner, Target
+from .source import HistoryQuery, WindowSource, select_queries
+from .timespec import DEFAULT_END_AGO_SECONDS, RETENTION_SECONDS, parse_time
+
+log = logging.getLogger("exporter.backfill")
+
+PROG = "datadog-cnm-exporter backfill"
+EXIT_CONFIG = 1
+EXIT_USAGE = 2
+EXIT_INCOMPLETE = 3
+EXIT_INTERRUPTED = 130
+DEFAULT_OUTPUT = "backfill"
+DEFAULT_LABELS = (("job", "datadog-cnm-exporter"),)
+JOURNAL = Path(".backfill") / "journal.sqlite"
+_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+
+
+class UsageError(Exception):
+    pass
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Fetch Datadog's CNM history of the connections and dns queries of a "
+        "configuration and write it as OpenMetrics files for `promtool tsdb "
+        "create-blocks-from openmetrics`. Rerun the same command to continue an "
+        "interrupted run. Keys and site come from DD_* as for the exporter.",
+    )
+    parser.add_argument(
+        "--config.file",
+        dest="config_file",
+        type=Path,
+        required=True,
+        metavar="PATH",
+        help="the exporter's YAML configuration",
+    )
+    parser.add_argument(
+        "--start",
+        required=True,
+        metavar="TIME",
+        help="RFC 3339, Unix seconds, or a duration ago (14d, 36h)",
+    )
+    parser.add_argument(
+        "--end", metavar="TIME", help="as --start (default: 3h ago, so blocks stay out of the head)"
+    )
+    parser.add_argument(
+        "--step", metavar="DURATION", help="time between samples (default: each query's interval)"
+    )
+    parser.add_argument(
+        "--query",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="backfill only this query (NAME or COLLECTOR/NAME); repeatable",
+    )
+    parser.add_argument(
+        "--output",
+        default=DEFAULT_OUTPUT,
+        metavar="DIR|-",
+        help=f"directory for one file per query and UTC day (default "
+        f"{DEFAULT_OUTPUT}), or - for one stream on stdout",
+    )
+    parser.add_argument(
+        "--label",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a label Prometheus adds when scraping the exporter (job, "
+        "instance), so backfilled series continue the live ones; default "
+        "job=datadog-cnm-exporter; repeatable",
+    )
+    parser.add_argument("--log.level", dest="log_level", choices=list(LEVELS), default="info")
+    parser.add_argument(
+        "--log.format", dest="log_format", choices=["logfmt", "json"], default="logfmt"
+    )
+    return parser
+
+
+def parse_labels(specs: Sequence[str]) -> list[tuple[str, str]]:
+    labels = dict(DEFAULT_LABELS)
+    given: set[str] = set()
+    for spec in specs:
+        name, sep, value = spec.partition("=")
+        if not sep or not _LABEL_NAME.fullmatch(name) or name.startswith("__"):
+            raise UsageError(f"--label {spec!r}: expected NAME=VALUE with a valid label name")
+        if name in given:
+            raise UsageError(f"--label {name} given twice")
+        given.add(name)
+        labels[name] = value
+    return sorted(labels.items())
+
+
+def parse_step(text: str | None) -> int | None:
+    if text is None:
+        return None
+    try:
+        seconds = parse_duration(text)
+    except ValueError as exc:
+        raise UsageError(f"--step: {exc}") from None
+    if seconds < 1 or seconds != int(seconds):
+        raise UsageError(f"--step {text!r}: must be a whole number of seconds, at least 1s")
+    return int(seconds)
+
+
+def iso(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def main(argv: Sequence[str]) -> int:
+    args = build_parser().parse_args(argv)
+    redactor = Redactor()
+    setup_logging(args.log_level, args.log_format, redactor)
+    console = Console(args.log_format == "json")
+    try:
+        return _main(args, list(argv), redactor, console)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (ConfigError, CredentialsError, JournalMismatch) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+
+
+def _main(args: argparse.Namespace, argv: list[str], redactor: Redactor, console: Console) -> int:
+    now = time.time()
+    config = load_config(args.config_file)
+    labels = parse_labels(args.label)
+    step = parse_step(args.step)
+    try:
+        start = parse_time(args.start, now)
+        end = parse_time(args.end, now) if args.end else now - DEFAULT_END_AGO_SECONDS
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    selection = select_queries(config, args.query)
+    if selection.unknown:
+        names = ", ".join(f"{q.collector}/{q.name}" for q in select_queries(config, []).queries)
+        raise UsageError(
+            f"--query {', '.join(selection.unknown)}: no such query (queries with history: "
+            f"{names or 'none'})"
+        )
+    if selection.no_history:
+        console.say(
+            "cases and audience queries answer only for now (Datadog keeps no history of "
+            "them); skipped: " + ", ".join(f"{c}/{n}" for c, n in selection.no_history),
+            skipped=",".join(f"{c}/{n}" for c, n in selection.no_history),
+        )
+    if not selection.queries:
+        raise UsageError("nothing to backfill: the configuration has no connections or dns query")
+    for query in selection.queries:
+        clash = sorted({name for name, _ in labels} & {*query.label_names, "collector"})
+        if clash:
+            raise UsageError(
+                f"--label {', '.join(clash)}: {query.collector} query {query.name!r} has a label "
+                "of that name already (Prometheus would rename it exported_*); pick another"
+            )
+
+    with ExitStack() as stack:
+        if args.output == "-":
+            output = None
+            spool = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="backfill-")))
+            journal = Journal(spool / "journal.sqlite")
+        else:
+            output = Path(args.output)
+            output.mkdir(parents=True, exist_ok=True)
+            for partial in output.glob("*.partial"):
+                partial.unlink()  # an interrupted day file: rebuilt from the journal
+            journal = Journal(output / JOURNAL)
+        stack.callback(journal.close)
+        run = journal.bind_run(
+            {
+                "arg_start": args.start,
+                "arg_end": args.end or "",
+                "arg_step": args.step or "",
+                "arg_labels": [f"{k}={v}" for k, v in labels],
+                "start": start,
+                "end": end,
+            }
+        )
+        start, end = float(run["start"]), float(run["end"])  # type: ignore[arg-type]
+        if start >= end:
+            raise UsageError(f"--start ({iso(start)}) must be before --end ({iso(end)})")
+        if start < now - RETENTION_SECONDS:
+            log.warning(
+                "--start lies before Datadog's retention (about 14 days): windows older than "
+                "that are likely to come back empty",
+                extra={"start": iso(start), "retention_start": iso(now - RETENTION_SECONDS)},
+            )
+        if end > now - DEFAULT_END_AGO_SECONDS:
+            log.warning(
+                "--end lies within the last 3 hours: the blocks may overlap a running "
+                "Prometheus' head block",
+                extra={"end": iso(end)},
+            )
+        targets = [
+            Target(
+                query,
+                journal.bind_query(query.collector, query.name, query.fingerprint),
+                grid(start, end, step or max(1, round(query.interval))),
+            )
+            for query in selection.queries
+        ]
+        source = WindowSource(config, redactor)
+        bar = not console.json_logs and sys.stderr.isatty()
+        runner = Runner(
+            targets, source, journal, output, labels=target_labels(labels), console=console, bar=bar
+        )
+        already = runner.prepare()
+        _print_plan(
+            console,
+            config,
+            targets=targets,
+            start=start,
+            end=end,
+            already=already,
+            total=runner.outcome.total,
+        )
+        cpu = time.process_time()
+        with logging_redirect_tqdm() if bar else ExitStack():
+            outcome = asyncio.run(_run(runner, source))
+        if output is None and not (outcome.interrupted or outcome.fatal):
+            runner.stream_out(sys.stdout.buffer)
+            sys.stdout.buffer.flush()
+        elif outcome.complete:
+            journal.vacuum()
+        cpu = time.process_time() - cpu
+        return _summarize(console, outcome, argv=argv, output=output, cpu=cpu, source=source)
+    raise AssertionError("unreachable")
+
+
+async def _run(runner: Runner, source: WindowSource) -> Outcome:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        return await runner.run(stop)
+    finally:
+        await source.close()
+
+
+def _print_plan(
+    console: Console,
+    config: Config,
+    *,
+    targets: list[Target],
+    start: float,
+    end: float,
+    already: int,
+    total: int,
+) -> None:
+    console.say(
+        f"backfill {iso(start)} .. {iso(end)}: {len(targets)} queries, {total:,} windows"
+        + (f", {already:,} already recorded (resuming)" if already else ""),
+        start=iso(start),
+        end=iso(end),
+        queries=len(targets),
+        windows=total,
+        already_recorded=already,
+    )
+    per_query = [(f"{t.query.collector}/{t.query.name}", t.step, len(t.pending)) for t in targets]
+    calls: dict[tuple[str, str], int] = {}
+    for t in targets:
+        key = (t.query.account, t.query.endpoint)
+        calls[key] = calls.get(key, 0) + len(t.pending)
+    lanes = []
+    for (account, endpoint), count in sorted(calls.items()):
+        expected = config.datadog.rate_limits.get(endpoint)
+        lanes.append(
+            Lane(
+                account,
+                endpoint,
+                count,
+                expected.limit if expected else None,
+                expected.period if expected else None,
+            )
+        )
+    for line in projection(per_query, lanes):
+        console.say(line)
+
+
+def _summarize(
+    console: Console,
+    outcome: Outcome,
+    *,
+    argv: list[str],
+    output: Path | None,
+    cpu: float,
+    source: WindowSource,
+) -> int:
+    stats = source.stats
+    hours = outcome.elapsed / 3600
+    for (account, endpoint), calls in sorted(outcome.lane_calls.items()):
+        state = source.client(account).rate_limits.limits(endpoint)
+        rate = calls / hours if hours else 0.0
+        text = (
+            f"{endpoint} ({account}): {calls:,} calls in {format_duration(round(outcome.elapsed))}"
+        )
+        fields: dict[str, object] = {"account": account, "endpoint": endpoint, "calls": calls}
+        # Periods that ended during the run, the first left out (it may have begun before).
+        full = outcome.lane_periods.get((account, endpoint), [])[1:]
+        if state.limit and state.period and full:
+            share = sum(full) / (len(full) * state.limit)
+            per_hour = share * state.limit * 3600 / state.period
+            text += (
+                f"; {share:.0%} of the allowed calls in {len(full)} full rate-limit periods "
+                f"= {per_hour:,.0f} per hour (Datadog's limit: "
+                f"{state.limit * 3600 / state.period:,.0f} per hour)"
+            )
+            fields.update(
+                full_periods=len(full),
+                share_of_limit=round(share, 3),
+                calls_per_hour=round(per_hour),
+                limit_per_hour=round(state.limit * 3600 / state.period),
+            )
+        else:
+            text += f" = {rate:,.0f} per hour"
+            fields["calls_per_hour"] = round(rate)
+            if state.limit and state.period:
+                text += f" (Datadog's limit: {state.limit * 3600 / state.period:,.0f} per hour)"
+        console.say(text, **fields)
+    per_window = cpu / outcome.fetched * 1000 if outcome.fetched else 0.0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    console.say(
+        f"{outcome.fetched:,} windows fetched, {stats.rate_limited} answered 429, "
+        f"{stats.pauses} waits for the rate limit; CPU {cpu:.1f}s "
+        f"({per_window:.1f} ms per window); peak memory {peak:.0f} MiB"
+        + (
+            f"; {outcome.dropped_rows:,} rows dropped by max_series" if outcome.dropped_rows else ""
+        ),
+        fetched=outcome.fetched,
+        http_429=stats.rate_limited,
+        rate_limit_pauses=stats.pauses,
+        paused_seconds=round(stats.paused_seconds, 1),
+        cpu_seconds=round(cpu, 2),
+        cpu_ms_per_window=round(per_window, 2),
+        peak_rss_mib=round(peak),
+        dropped_rows=outcome.dropped_rows,
+    )
+    if outcome.fatal:
+        print(f"error: {outcome.fatal}", file=sys.stderr)
+        return EXIT_CONFIG
+    if outcome.interrupted:
+        console.say(
+            f"interrupted: {outcome.done:,} of {outcome.total:,} windows recorded; rerun the same "
+            "command to continue",
+            windows_done=outcome.done,
+            windows_total=outcome.total,
+        )
+        return EXIT_INTERRUPTED
+    if outcome.failures:
+        _report_failures(console, outcome, argv, output)
+        return EXIT_INCOMPLETE
+    where = "stdout" if output is None else str(output)
+    console.say(
+        f"complete: {outcome.total:,} windows, {len(outcome.files)} files written now, "
+        f"{outcome.samples:,} samples, in {where}",
+        windows=outcome.total,
+        files=len(outcome.files),
+        samples=outcome.samples,
+        output=where,
+    )
+    return 0
+
+
+def _report_failures(
+    console: Console, outcome: Outcome, argv: list[str], output: Path | None
+) -> None:
+    by_query: dict[int, list[int]] = {}
+    reasons: dict[tuple[int, int], str] = {}
+    queries: dict[int, HistoryQuery] = {}
+    steps: dict[int, int] = {}
+    for failure in outcome.failures:
+        ref = failure.target.ref.id
+        by_query.setdefault(ref, []).append(failure.t)
+        reasons[(ref, failure.t)] = f"{failure.reason}: {failure.message}"
+        queries[ref] = failure.target.query
+        steps[ref] = failure.target.step
+    console.say(
+        f"{len(outcome.failures):,} windows failed after retries (their days are not written):",
+        failed=len(outcome.failures),
+    )
+    commands = []
+    for ref, points in by_query.items():
+        query = queries[ref]
+        for first, last in runs(sorted(points), steps[ref]):
+            count = (last - first) // steps[ref] + 1
+            console.say(
+                f"  {query.collector}/{query.name} {iso(first)} .. {iso(last)} ({count} windows):"
+                f" {reasons[(ref, first)]}",
+                collector=query.collector,
+                query=query.name,
+                first=iso(first),
+                last=iso(last),
+                windows=count,
+                error=reasons[(ref, first)],
+            )
+            if output is None:
+                commands.append(
+                    _command(
+                        argv,
+                        drop=("--query", "--start", "--end"),
+                        add=[
+                            "--query",
+                            f"{query.collector}/{query.name}",
+                            "--start",
+                            str(first),
+                            "--end",
+                            str(last),
+                        ],
+                    )
+                )
+    if output is not None:
+        add = [
+            arg
+            for ref in by_query
+            for arg in ("--query", f"{queries[ref].collector}/{queries[ref].name}")
+        ]
+        commands.append(_command(argv, drop=("--query",), add=add))
+        note = "retry just them (windows already recorded are not fetched again):"
+    else:
+        note = "retry just them:"
+    console.say(note)
+    for command in commands:
+        console.say(f"  {command}", retry_command=command)
+
+
+def _command(argv: list[str], drop: Sequence[str], add: list[str]) -> str:
+    """The backfill command line with the flags in ``drop`` replaced by ``add``."""
+    kept: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        name = arg.split("=", 1)[0]
+        if name in drop:
+            skip = "=" not in arg
+            continue
+        kept.append(arg)
+    return shlex.join(["datadog-cnm-exporter", "backfill", *kept, *add])

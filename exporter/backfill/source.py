@@ -1,0 +1,298 @@
+"""The one adapter between the backfill and the exporter's polling parts.
+
+Two services, and nothing else of the exporter is touched by the backfill:
+
+- :meth:`WindowSource.fetch`: the answer of query Q for the window a live poll at ``t``
+  asks for (``[t - delay - window, t - delay]``), through the same :class:`DatadogClient`
+  (one per account), waiting for each call's slot in the client's :class:`RateLimits` (429
+  blocks and budget pacing, as the scheduler does, without a poll deadline: a backfill window
+  has no next tick to give up for); retryable failures are retried with the scheduler's
+  backoff (``PollPolicy().retry``);
+- :func:`render`: that answer as the live exporter renders it (same collector job, same
+  families, label sets and values), plus ``datadog_exporter_window_seconds``.
+
+Which collectors have history is the registry's ``history`` flag.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from ..clock import SYSTEM_CLOCK, Clock
+from ..collectors.base import DecodeError, QueryJob
+from ..collectors.registry import REGISTRY
+from ..config.accounts import Environment, base_url, resolve_accounts
+from ..config.schema import Config, WindowedQuery
+from ..datadog.client import (
+    ApiError,
+    DatadogClient,
+    HttpError,
+    MissingCredentials,
+    RateLimited,
+)
+from ..datadog.credentials import Credentials
+from ..datadog.pool import ClientPool
+from ..exposition import Family, escape_label_value, format_value
+from ..logs import Redactor
+from ..scheduler.policy import PollPolicy
+from .openmetrics import header, split_samples
+
+log = logging.getLogger(__name__)
+
+# Requests of one (account, endpoint) in flight at once: enough to hide latency, few enough
+# to hold at most this many answers in memory.
+IN_FLIGHT_PER_ENDPOINT = 2
+# Attempts of a window after 5xx, timeouts and connection errors (429s wait, not count).
+MAX_ATTEMPTS = 5
+
+WINDOW_FAMILY = Family(
+    "datadog_exporter_window_seconds",
+    "Length of the query's time window; divide window totals by it for per-second rates.",
+)
+
+
+@dataclass(frozen=True)
+class HistoryQuery:
+    """A configured query of a collector with history, as the backfill fetches it."""
+
+    collector: str
+    name: str
+    account: str
+    settings: WindowedQuery
+    job: QueryJob
+    label_names: tuple[str, ...]
+
+    @property
+    def endpoint(self) -> str:
+        return self.job.endpoint
+
+    @property
+    def interval(self) -> float:
+        return self.settings.interval
+
+    @property
+    def fingerprint(self) -> str:
+        """What makes two runs' samples of this query the same samples."""
+        return json.dumps(
+            {"account": self.account, "settings": self.settings.model_dump(mode="json")},
+            sort_keys=True,
+        )
+
+
+@dataclass
+class Selection:
+    queries: list[HistoryQuery]
+    no_history: list[tuple[str, str]]  # (collector, name) of selected cases/audience queries
+    unknown: list[str]  # --query values that match nothing
+
+
+def select_queries(config: Config, wanted: Sequence[str]) -> Selection:
+    """The queries ``--query`` names (``NAME`` or ``COLLECTOR/NAME``; none: every one)."""
+    labelled = config.labels_accounts
+    history: list[HistoryQuery] = []
+    others: list[tuple[str, str]] = []
+    for entry in REGISTRY:
+        for q in getattr(config, entry.section):
+            if not entry.history:
+                others.append((entry.section, q.name))
+                continue
+            # A past window is asked for with from/to: only windowed queries have history.
+            assert isinstance(q, WindowedQuery)
+            job = entry.job(q, config.account_of(q), labelled)
+            names = job.label_names if isinstance(job, _Labelled) else []
+            history.append(HistoryQuery(entry.section, q.name, job.account, q, job, _labels(names)))
+
+    def matches(collector: str, name: str, spec: str) -> bool:
+        return spec in (name, f"{collector}/{name}")
+
+    if not wanted:
+        return Selection(history, others, [])
+    return Selection(
+        [q for q in history if any(matches(q.collector, q.name, w) for w in wanted)],
+        [(c, n) for c, n in others if any(matches(c, n, w) for w in wanted)],
+        [
+            w
+            for w in wanted
+            if not any(matches(q.collector, q.name, w) for q in history)
+            and not any(matches(c, n, w) for c, n in others)
+        ],
+    )
+
+
+@runtime_checkable
+class _Labelled(Protocol):
+    """A job whose series carry labels named after its query's fields (``group_by``)."""
+
+    @property
+    def label_names(self) -> list[str]: ...
+
+
+def _labels(names: Sequence[str]) -> tuple[str, ...]:
+    return ("query", "account", *names)
+
+
+# -- rendering ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedWindow:
+    samples: list[tuple[str, bytes, bytes]]  # (family, labels, value)
+    headers: dict[str, bytes]  # OpenMetrics header of every family in samples
+    dropped_rows: int
+
+
+def render(query: HistoryQuery, body: bytes, targets: bytes) -> RenderedWindow:
+    """The answer as the live exporter would serve it, with ``targets`` in front of every
+    series' labels; raises DecodeError for an answer the collector cannot use."""
+    rendered = query.job.render(query.job.decode(body))
+    samples: list[tuple[str, bytes, bytes]] = []
+    headers: dict[str, bytes] = {}
+    for item in rendered.families:
+        name = item.family.name
+        headers[name] = header(item.family)
+        samples.extend(
+            (name, labels, value) for labels, value in split_samples(name, item.samples, targets)
+        )
+    window = f'collector="{query.collector}",query="{escape_label_value(query.name)}"}}'
+    samples.append(
+        (
+            WINDOW_FAMILY.name,
+            b"{" + targets + window.encode(),
+            format_value(query.settings.window).encode(),
+        )
+    )
+    headers[WINDOW_FAMILY.name] = header(WINDOW_FAMILY)
+    return RenderedWindow(samples, headers, rendered.dropped_rows)
+
+
+# -- fetching -------------------------------------------------------------------------------
+
+
+class WindowFailed(Exception):
+    """A window that could not be fetched (after retries); ``reason`` as in poll errors."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class Fatal(Exception):
+    """Every further window would fail the same way (keys refused or missing)."""
+
+
+@dataclass
+class Stats:
+    calls: int = 0
+    rate_limited: int = 0  # 429 answers
+    pauses: int = 0  # waits for a 429's reset or a paced slot
+    paused_seconds: float = 0.0
+    by_code: dict[str, int] = field(default_factory=dict)
+
+
+class WindowSource:
+    """Fetches windows through one Datadog client per account."""
+
+    def __init__(
+        self,
+        config: Config,
+        redactor: Redactor,
+        *,
+        rng: random.Random | None = None,
+        on_answer: Callable[[str, str], None] = lambda account, endpoint: None,
+        clock: Clock = SYSTEM_CLOCK,
+        policy: PollPolicy | None = None,
+    ) -> None:
+        """Keys and site come from the environment as for the live exporter. Raises
+        ConfigError (unknown site) or CredentialsError (keys missing). ``clock`` is what
+        waits (rate limits, retries) run on; ``policy`` gives the retry backoff."""
+        self.stats = Stats()
+        self.rng = rng or random.Random()
+        self.on_answer = on_answer
+        self.clock = clock
+        self.retry = (policy or PollPolicy()).retry
+        url = base_url(config.datadog, Environment())
+        credentials = Credentials.from_environment(redactor, dict(os.environ))
+        self.pool = ClientPool(redactor, credentials, self._count, clock=clock)
+        accounts = resolve_accounts(config, url)
+        self.pool.apply(accounts, self.pool.credentials(accounts))
+
+    def _count(self, endpoint: str, code: str, account: str) -> None:
+        self.stats.calls += 1
+        self.stats.by_code[code] = self.stats.by_code.get(code, 0) + 1
+        if code == "429":
+            self.stats.rate_limited += 1
+        self.on_answer(account, endpoint)
+
+    def client(self, account: str) -> DatadogClient:
+        return self.pool.clients[account]
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    async def fetch(self, query: HistoryQuery, t: int) -> bytes:
+        """The answer for the window a poll at ``t`` asks for; raises WindowFailed or Fatal."""
+        client = self.client(query.account)
+        request = query.job.request(float(t))
+        attempt = 0
+        while True:
+            await self._acquire(client, query.endpoint)
+            try:
+                return await client.fetch(request)
+            except RateLimited:
+                continue  # the next round waits for the reset
+            except MissingCredentials as exc:
+                raise Fatal(str(exc)) from None
+            except HttpError as exc:
+                if exc.status in (401, 403):
+                    raise Fatal(str(exc)) from None
+                if not exc.retryable or attempt + 1 >= MAX_ATTEMPTS:
+                    raise WindowFailed(exc.reason, str(exc)) from None
+            except ApiError as exc:
+                if not exc.retryable or attempt + 1 >= MAX_ATTEMPTS:
+                    raise WindowFailed(exc.reason, str(exc)) from None
+            delay = self.retry.jittered(attempt, self.rng)
+            attempt += 1
+            log.debug("retrying window", extra={"query": query.name, "t": t, "delay": delay})
+            await self.clock.sleep(delay)
+
+    async def _acquire(self, client: DatadogClient, endpoint: str) -> None:
+        """Wait for the endpoint's next slot (no deadline), counting the wait as a pause."""
+        limits = client.rate_limits
+        blocked = limits.limits(endpoint).blocked_until - self.clock.monotonic()
+        if blocked > 0:
+            log.info(
+                "rate limited by Datadog (429); waiting for the reset",
+                extra={"endpoint": endpoint, "wait_seconds": round(blocked, 1)},
+            )
+        before = self.clock.monotonic()
+        # Answers of concurrent requests can arrive out of order, so the last one read may
+        # count up to IN_FLIGHT - 1 fewer calls than Datadog has seen: keep that many in
+        # reserve rather than meet the limit with a 429.
+        await limits.acquire(endpoint, reserve=IN_FLIGHT_PER_ENDPOINT - 1)
+        waited = self.clock.monotonic() - before
+        if waited > 0:
+            self.stats.pauses += 1
+            self.stats.paused_seconds += waited
+
+
+# DecodeError is what render() raises: the runner takes it from here, like everything else.
+__all__ = [
+    "IN_FLIGHT_PER_ENDPOINT",
+    "WINDOW_FAMILY",
+    "DecodeError",
+    "Fatal",
+    "HistoryQuery",
+    "RenderedWindow",
+    "Selection",
+    "Stats",
+    "WindowFailed",
+    "WindowSource",
+    "render",
+    "select_queries",
+]
