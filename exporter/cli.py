@@ -12,6 +12,8 @@ from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from . import __version__
 from .app import (
     DEFAULT_MAX_REQUESTS,
@@ -28,9 +30,10 @@ from .config.errors import ConfigError
 from .config.report import summary
 from .config.schema import Config, costly_interval_warnings, load_config, parse_config
 from .config.web import WebSecurity, load_web_config
-from .datadog.credentials import Credentials, CredentialsError, KeySource, Secret
+from .datadog.credentials import Credentials, CredentialsError, KeySource
 from .logs import LEVELS, Redactor, setup_logging
 from .process import pin_mmap_threshold
+from .server import OWN_PATHS
 from .sharding import (
     COUNT_ENV,
     INDEX_ENV,
@@ -143,7 +146,8 @@ class UsageError(Exception):
 
 
 def check_usage(args: argparse.Namespace) -> None:
-    """What argparse cannot check itself: the listen addresses and a configuration source."""
+    """What argparse cannot check itself: the listen addresses, the metrics path and a
+    configuration source."""
     if args.listen_addresses is None:
         # Not argparse's default: with action="append" a default is extended, not replaced.
         args.listen_addresses = [DEFAULT_LISTEN_ADDRESS]
@@ -152,6 +156,14 @@ def check_usage(args: argparse.Namespace) -> None:
             parse_listen_address(address)
         except ValueError as exc:
             raise UsageError(f"--web.listen-address {address!r}: {exc}") from None
+    path = args.telemetry_path
+    if not path.startswith("/"):
+        raise UsageError(f"--web.telemetry-path {path!r}: must start with /")
+    if path in OWN_PATHS:
+        raise UsageError(
+            f"--web.telemetry-path {path!r}: one of the exporter's own paths "
+            f"({', '.join(OWN_PATHS)}); choose another"
+        )
     if args.config_file is None and not args.demo:
         raise UsageError("--config.file is required (or use --demo)")
 
@@ -232,8 +244,8 @@ async def _run(
         await simulator.start(host="127.0.0.1", port=0)
         log.info("demo mode: serving the built-in Datadog simulator", extra={"url": simulator.url})
         credentials = Credentials(
-            KeySource("DD_API_KEY", Secret(DEMO_API_KEY)),
-            KeySource("DD_APP_KEY", Secret(DEMO_APP_KEY)),
+            KeySource("DD_API_KEY", SecretStr(DEMO_API_KEY)),
+            KeySource("DD_APP_KEY", SecretStr(DEMO_APP_KEY)),
             redactor,
         )
         try:

@@ -5,6 +5,7 @@ Owns parsing and formatting only; the settings models decide which ranges are al
 
 from __future__ import annotations
 
+import math
 import re
 
 _UNIT_SECONDS = {
@@ -26,24 +27,33 @@ def parse_duration(text: str) -> float:
         raise ValueError(
             f"invalid duration {text!r}: use a number with a unit, e.g. 500ms, 30s, 5m, 1h, 1h30m"
         )
-    return sum(float(n) * _UNIT_SECONDS[unit] for n, unit in _PART.findall(stripped))
+    seconds = sum(float(n) * _UNIT_SECONDS[unit] for n, unit in _PART.findall(stripped))
+    if not math.isfinite(seconds):
+        raise ValueError(f"invalid duration {text!r}: too large")
+    return seconds
 
 
 def format_duration(seconds: float) -> str:
-    """Render seconds the way a user would write them in the config (``90s`` -> ``1m30s``)."""
-    if seconds == 0:
+    """Render seconds the way a user would write them in the config (``90s`` -> ``1m30s``).
+
+    To the millisecond: the value is rounded first, so a unit never shows 60 (``1m60s``) or
+    1000 (``1000ms``). Hours are the largest unit, as in Prometheus' own output.
+    """
+    if seconds < 0:  # an age across a clock step; shown as it is rather than garbled
+        return "-" + format_duration(-seconds)
+    total_ms = round(seconds * 1000)
+    if total_ms == 0:
         return "0s"
-    if seconds < 1:
-        return f"{round(seconds * 1000)}ms"
-    parts = []
-    remaining = seconds
-    for unit in ("h", "m", "s"):
-        size = _UNIT_SECONDS[unit]
-        count = int(remaining // size) if unit != "s" else remaining
-        if unit == "s":
-            if count:
-                parts.append(f"{count:g}s")
-        elif count:
-            parts.append(f"{count}{unit}")
-            remaining -= count * size
+    if total_ms < 1000:
+        return f"{total_ms}ms"
+    hours, rest = divmod(total_ms, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    whole, ms = divmod(rest, 1000)
+    parts = [f"{hours}h"] if hours else []
+    if minutes:
+        parts.append(f"{minutes}m")
+    if ms:
+        parts.append(f"{whole}.{ms:03d}".rstrip("0") + "s")
+    elif whole:
+        parts.append(f"{whole}s")
     return "".join(parts)

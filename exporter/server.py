@@ -24,6 +24,8 @@ from .snapshot import SnapshotStore
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# The paths the server keeps for itself; the metrics path (--web.telemetry-path) is another.
+OWN_PATHS = ("/", "/-/healthy", "/-/ready", "/-/reload")
 
 
 @dataclass

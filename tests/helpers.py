@@ -11,9 +11,10 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -24,6 +25,8 @@ from exporter.exposition import Rendered, escape_label_value
 IN_CI = os.environ.get("CI", "").lower() == "true"
 BIN = Path(sys.executable).parent
 SampleKey = tuple[str, frozenset[tuple[str, str]]]
+Samples = dict[SampleKey, float]
+_T = TypeVar("_T")
 
 
 def require_tool(name: str) -> str:
@@ -41,9 +44,9 @@ def exporter_command() -> list[str]:
     return [require_tool("datadog-cnm-exporter")]
 
 
-def parse_metrics(text: str) -> dict[SampleKey, float]:
+def parse_metrics(text: str) -> Samples:
     """Every sample of an exposition, failing on a duplicate series."""
-    samples: dict[SampleKey, float] = {}
+    samples: Samples = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             key = (sample.name, frozenset(sample.labels.items()))
@@ -90,7 +93,12 @@ def http_get(
         return body
 
 
-def wait_for(predicate, timeout: float, interval: float = 0.2, what: str = "condition"):  # type: ignore[no-untyped-def]
+def wait_for(
+    predicate: Callable[[], _T | None],
+    timeout: float,
+    interval: float = 0.2,
+    what: str = "condition",
+) -> _T:
     """Poll ``predicate`` until it returns something truthy, at most ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None

@@ -1,12 +1,15 @@
-"""The code base stays ruff- and mypy-clean (CI runs this with the rest of the suite)."""
+"""The code base stays ruff- and mypy-clean and keeps its layers (CI runs this with the rest of
+the suite)."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+LINT_IMPORTS = str(Path(sys.executable).parent / "lint-imports")
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -28,3 +31,39 @@ def test_ruff_format_is_applied() -> None:
 def test_mypy_strict_finds_nothing() -> None:
     result = run("mypy")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def lint_imports(cwd: Path) -> subprocess.CompletedProcess[str]:
+    """The contracts of pyproject.toml over the package in ``cwd`` (it goes first on the path)."""
+    return subprocess.run(
+        [LINT_IMPORTS, "--no-cache"], cwd=cwd, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_imports_follow_the_layers() -> None:
+    result = lint_imports(ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 broken" in result.stdout, result.stdout
+
+
+def test_an_import_against_the_layers_is_caught(tmp_path: Path) -> None:
+    """The contracts bite: the configuration reaching up into the scheduler or a module
+    without a place in the layers, the simulator using the exporter, the wiring starting the
+    simulator."""
+    shutil.copy(ROOT / "pyproject.toml", tmp_path)
+    shutil.copytree(ROOT / "exporter", tmp_path / "exporter")
+    assert lint_imports(tmp_path).returncode == 0
+    with (tmp_path / "exporter" / "config" / "accounts.py").open("a") as module:
+        module.write("\nfrom .. import scheduler  # noqa\n")
+    with (tmp_path / "exporter" / "simulator" / "state.py").open("a") as module:
+        module.write("\nfrom exporter import exposition  # noqa\n")
+    with (tmp_path / "exporter" / "app.py").open("a") as module:
+        module.write("\nfrom . import simulator  # noqa\n")
+    (tmp_path / "exporter" / "unplaced.py").write_text('"""Not in any layer."""\n')
+    result = lint_imports(tmp_path)
+    assert result.returncode == 1, result.stdout
+    assert "exporter.config.accounts -> exporter.scheduler" in result.stdout
+    assert "exporter.simulator.state -> exporter.exposition" in result.stdout
+    assert "exporter.unplaced" in result.stdout
+    assert "exporter.app -> exporter.simulator" in result.stdout
+    assert "3 broken" in result.stdout, result.stdout

@@ -20,8 +20,6 @@ that is not bcrypt is a :class:`WebConfigError`, never a surprise at the first s
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import functools
 import hashlib
 import hmac
@@ -34,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
+import aiohttp
 import bcrypt
 import yaml
 from aiohttp import web
@@ -248,7 +247,7 @@ class BasicAuth:
         self._good: OrderedDict[bytes, None] = OrderedDict()
 
     async def allows(self, header: str | None) -> bool:
-        credentials = parse_basic(header)
+        credentials = _user_and_password(header)
         if credentials is None:
             return False
         user, password = credentials
@@ -278,19 +277,19 @@ def _dummy_hash(cost: int) -> bytes:
     return bcrypt.hashpw(b"not a password", bcrypt.gensalt(rounds=max(4, min(cost, 31))))
 
 
-def parse_basic(header: str | None) -> tuple[str, str] | None:
-    """``Basic dXNlcjpwYXNz`` -> ("user", "pass"); None for anything else."""
+def _user_and_password(header: str | None) -> tuple[str, str] | None:
+    """``Basic dXNlcjpwYXNz`` -> ("user", "pass"); None for anything else.
+
+    UTF-8, as the challenge announces (``charset="UTF-8"``, RFC 7617), not aiohttp's default.
+    """
     if not header:
         return None
-    scheme, _, encoded = header.strip().partition(" ")
-    if scheme.lower() != "basic":
-        return None
     try:
-        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+        # UnicodeError (not UTF-8, non-ASCII base64) is a ValueError too.
+        decoded = aiohttp.BasicAuth.decode(header, encoding="utf-8")
+    except ValueError:
         return None
-    user, sep, password = decoded.partition(":")
-    return (user, password) if sep else None
+    return decoded.login, decoded.password
 
 
 def auth_middleware(auth: BasicAuth, open_paths: frozenset[str] = OPEN_PATHS) -> Middleware:

@@ -3,7 +3,8 @@
 A key file (``DD_API_KEY_FILE``, a mounted Kubernetes Secret) is re-read when its
 modification time or size changes, so a rotated Secret is picked up without a restart.
 Each configured account names its own files or environment variables.
-Keys live in :class:`Secret` objects whose repr and str never show the value.
+Keys live in :class:`pydantic.SecretStr` objects, whose repr and str never show the value;
+every key read is also given to the :class:`Redactor`, which removes it from any log line.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from pydantic import SecretStr
 
 from ..config.accounts import Account
 from ..logs import Redactor
@@ -20,48 +23,25 @@ class CredentialsError(Exception):
     """A key is missing or its file cannot be read (the message never holds a key)."""
 
 
-class Secret:
-    """A string that does not print itself."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str):
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('**********')"
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
-
-
 @dataclass
 class KeySource:
     """One key, given directly (env) or as a file path that may change under us."""
 
     label: str  # e.g. "DD_API_KEY" — used in error messages, never the value
-    value: Secret | None = None
+    value: SecretStr | None = None
     path: Path | None = None
     # What error messages call the file and how to fix a missing key (defaults: DD_* style).
     file_label: str | None = None
     missing_hint: str | None = None
     _stamp: tuple[float, int] | None = None
 
-    def current(self, redactor: Redactor) -> Secret:
+    def current(self, redactor: Redactor) -> SecretStr:
         if self.path is not None:
             self._reload_if_changed(redactor)
-            if self.value is None or not self.value.reveal():
+            if self.value is None or not self.value.get_secret_value():
                 # Named like a missing file: "not set" would send the user to the variable.
                 raise CredentialsError(f"{self._file_label} {self.path} is empty")
-        if self.value is None or not self.value.reveal():
+        if self.value is None or not self.value.get_secret_value():
             hint = self.missing_hint or f"export {self.label} or {self.label}_FILE"
             raise CredentialsError(f"{self.label} is not set: {hint}")
         return self.value
@@ -86,7 +66,7 @@ class KeySource:
             reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
             raise CredentialsError(f"cannot read {what} {self.path}: {reason}") from None
         redactor.add(text)
-        self.value = Secret(text)
+        self.value = SecretStr(text)
         self._stamp = stamp
 
 
@@ -99,7 +79,7 @@ class Credentials:
         self._redactor = redactor
         for source in (api_key, app_key):
             if source.value is not None:
-                redactor.add(source.value.reveal())
+                redactor.add(source.value.get_secret_value())
 
     @classmethod
     def from_environment(
@@ -128,8 +108,8 @@ class Credentials:
     def headers(self) -> dict[str, str]:
         """Auth headers for one request; re-reads key files that changed."""
         return {
-            "DD-API-KEY": self.api_key.current(self._redactor).reveal(),
-            "DD-APPLICATION-KEY": self.app_key.current(self._redactor).reveal(),
+            "DD-API-KEY": self.api_key.current(self._redactor).get_secret_value(),
+            "DD-APPLICATION-KEY": self.app_key.current(self._redactor).get_secret_value(),
         }
 
     def check(self) -> None:
@@ -145,7 +125,7 @@ def _source(env: dict[str, str], name: str) -> KeySource:
     if file_name:
         return KeySource(name, path=Path(file_name))
     value = env.get(name)
-    return KeySource(name, value=Secret(value) if value else None)
+    return KeySource(name, value=SecretStr(value) if value else None)
 
 
 def _account_source(
@@ -158,6 +138,6 @@ def _account_source(
     value = env.get(env_name)
     return KeySource(
         env_name,
-        value=Secret(value) if value else None,
+        value=SecretStr(value) if value else None,
         missing_hint=f"export it ({where}.{key}_env names it)",
     )

@@ -5,7 +5,14 @@ much the exporter image adds over its base."""
 from __future__ import annotations
 
 import pytest
-from podman_support import Built, base_image, exporter_image, prometheus_image, require_podman
+
+from tests.deploy.podman_support import (
+    Built,
+    base_image,
+    exporter_image,
+    prometheus_image,
+    require_podman,
+)
 
 _BUILT: dict[str, Built] = {}
 

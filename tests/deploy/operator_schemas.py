@@ -12,7 +12,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from deploy_support import describe, missing, run, tool
+from tests.deploy.deploy_support import describe, missing, run, tool
 
 CRDS = Path(__file__).resolve().parent / "crds"
 

@@ -35,8 +35,9 @@ from typing import Any
 
 import pytest
 import yaml
-from deploy_support import REPO, missing, tool
 from prometheus_client.parser import text_string_to_metric_families
+
+from tests.deploy.deploy_support import REPO, missing, tool
 
 HERE = Path(__file__).resolve().parent / "podman"
 CONTAINERS_CONF = HERE / "containers.conf"

@@ -8,7 +8,15 @@ import re
 from typing import Any
 
 import pytest
-from deploy_support import ALERTMANAGER_CONFIG, alert_rules, describe, load_yaml, run, tool
+
+from tests.deploy.deploy_support import (
+    ALERTMANAGER_CONFIG,
+    alert_rules,
+    describe,
+    load_yaml,
+    run,
+    tool,
+)
 
 
 def routed_receiver(**labels: str) -> str:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import re
 
-from deploy_support import REPO, describe, run, tool
-
 from exporter.cli import DEFAULT_LISTEN_ADDRESS
+from tests.deploy.deploy_support import REPO, describe, run, tool
 
 DOCKERFILE = REPO / "Dockerfile"
 

@@ -3,7 +3,7 @@ installed exporter accepts (`--config.check`)."""
 
 from __future__ import annotations
 
-from deploy_support import KUSTOMIZE, describe, run, tool
+from tests.deploy.deploy_support import KUSTOMIZE, describe, run, tool
 
 SHIPPED_CONFIG = KUSTOMIZE / "base" / "config.yml"
 

@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from deploy_support import DASHBOARD, describe, metric_names, run, tool
-from exported_metrics import EXPORTED_METRIC_NAMES, PROMETHEUS_SCRAPE_METRICS
+
+from tests.deploy.deploy_support import DASHBOARD, describe, metric_names, run, tool
+from tests.deploy.exported_metrics import EXPORTED_METRIC_NAMES, PROMETHEUS_SCRAPE_METRICS
 
 # Values substituted for Grafana's template variables to get plain PromQL.
 GRAFANA_VARIABLES = {
@@ -23,7 +24,8 @@ GRAFANA_VARIABLES = {
 
 
 def dashboard() -> dict[str, Any]:
-    return json.loads(DASHBOARD.read_text())
+    loaded: dict[str, Any] = json.loads(DASHBOARD.read_text())
+    return loaded
 
 
 def panels(dash: dict[str, Any]) -> list[dict[str, Any]]:

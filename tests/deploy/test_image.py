@@ -12,10 +12,21 @@ import urllib.request
 from collections.abc import Iterator
 
 import pytest
-from deploy_support import REPO
-from podman_support import Built, free_port, ok, podman, python_inside, samples, wait_for
 
-pytestmark = pytest.mark.container
+from tests.deploy.deploy_support import REPO
+from tests.deploy.podman_support import (
+    Built,
+    free_port,
+    ok,
+    podman,
+    python_inside,
+    samples,
+    wait_for,
+)
+
+# The first test's set-up builds the images (on a fresh machine a debootstrapped base too):
+# longer than the suite's default timeout allows.
+pytestmark = [pytest.mark.container, pytest.mark.timeout(1800)]
 
 COLLECTORS = {"connections", "dns", "cases", "audience"}
 # The runtime's own IPC mounts, present in every container (in Kubernetes too); they

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from deploy_support import (
+
+from tests.deploy.deploy_support import (
     DEPLOY,
     EXPORTER_CONTAINER,
     KUSTOMIZE,
@@ -26,8 +27,8 @@ from deploy_support import (
     run,
     tool,
 )
-from operator_schemas import validate
-from podman_support import free_port
+from tests.deploy.operator_schemas import validate
+from tests.deploy.podman_support import free_port
 
 VALUES = DEPLOY / "kube-prometheus-stack" / "values.yaml"
 OPERATOR_SHARDS = 2

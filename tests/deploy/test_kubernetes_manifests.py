@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 import yaml
-from deploy_support import (
+
+from tests.deploy.deploy_support import (
     EXPORTER_CONTAINER,
     EXPORTER_PORT,
     KUSTOMIZE,

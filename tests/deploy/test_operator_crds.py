@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 import yaml
-from deploy_support import KUSTOMIZE, describe, run, tool
-from operator_schemas import validate
+
+from tests.deploy.deploy_support import KUSTOMIZE, describe, run, tool
+from tests.deploy.operator_schemas import validate
 
 VARIANTS = ("standalone", "sharded")
 OPERATOR_KINDS = {"ServiceMonitor", "PrometheusRule"}

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 import yaml
-from deploy_support import (
+
+from tests.deploy.deploy_support import (
     DEPLOY,
     KUSTOMIZE,
     PROMTOOL_TESTS,
@@ -26,7 +27,7 @@ from deploy_support import (
     run,
     tool,
 )
-from exported_metrics import EXPORTED_METRIC_NAMES, PROMETHEUS_SCRAPE_METRICS
+from tests.deploy.exported_metrics import EXPORTED_METRIC_NAMES, PROMETHEUS_SCRAPE_METRICS
 
 SEVERITIES = {"critical", "warning", "info"}
 TEAMS = {"observability", "network", "operations", "frontend"}

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from deploy_support import EXPORTER_CONTAINER, KUSTOMIZE, describe, run, tool
 
 from exporter.sharding import index_from_pod_name
+from tests.deploy.deploy_support import EXPORTER_CONTAINER, KUSTOMIZE, describe, run, tool
 
 
 def rendered() -> dict[str, list[dict[str, Any]]]:

@@ -24,8 +24,10 @@ from typing import Any
 
 import pytest
 import yaml
-from deploy_support import EXPORTER_CONTAINER, KUSTOMIZE
-from podman_support import (
+
+from exporter.sharding import assignment
+from tests.deploy.deploy_support import EXPORTER_CONTAINER, KUSTOMIZE
+from tests.deploy.podman_support import (
     SIMULATOR_CONTAINER,
     SIMULATOR_URL,
     Built,
@@ -42,9 +44,9 @@ from podman_support import (
     wait_for,
 )
 
-from exporter.sharding import assignment
-
-pytestmark = pytest.mark.container
+# The first test's set-up builds the images (on a fresh machine a debootstrapped base too):
+# longer than the suite's default timeout allows.
+pytestmark = [pytest.mark.container, pytest.mark.timeout(1800)]
 
 KEYS = {"api-key": "sharded-test-api-key-0123", "app-key": "sharded-test-app-key-4567"}
 POD_INDEX_LABEL = "apps.kubernetes.io/pod-index"

@@ -28,8 +28,9 @@ from urllib.parse import quote
 
 import pytest
 import yaml
-from deploy_support import EXPORTER_CONTAINER, KUSTOMIZE, RULE_FILES, load_yaml
-from podman_support import (
+
+from tests.deploy.deploy_support import EXPORTER_CONTAINER, KUSTOMIZE, RULE_FILES, load_yaml
+from tests.deploy.podman_support import (
     SIMULATOR_CONTAINER,
     SIMULATOR_URL,
     Built,
@@ -47,7 +48,9 @@ from podman_support import (
     wait_for,
 )
 
-pytestmark = pytest.mark.container
+# The first test's set-up builds the images (on a fresh machine a debootstrapped base too):
+# longer than the suite's default timeout allows.
+pytestmark = [pytest.mark.container, pytest.mark.timeout(1800)]
 
 EXAMPLE = KUSTOMIZE / "examples" / "prometheus-sidecar"
 POD = "prometheus-pod-0"  # podman's name for the Deployment's pod

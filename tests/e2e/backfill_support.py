@@ -25,6 +25,7 @@ import yaml
 
 from exporter.config.schema import ConnectionsQuery, DnsQuery, WindowedQuery, parse_config
 from exporter.simulator import Scenario, Simulator, SimulatorOptions
+from exporter.simulator.history import NetworkEndpoint
 from tests.helpers import (
     Process,
     exporter_command,
@@ -207,12 +208,18 @@ class Expected:
         from exporter.collectors.connections import ConnectionsJob
         from exporter.collectors.dns import DnsJob
 
-        job = (
-            ConnectionsJob(query) if isinstance(query, ConnectionsQuery) else DnsJob(query)  # type: ignore[arg-type]
-        )
-        assert isinstance(query, ConnectionsQuery | DnsQuery)
-        body = self.simulator.answer(collector, job.request(float(t)).params)  # type: ignore[arg-type]
-        samples = parse_metrics(rendered_text(job.render(job.decode(body))))
+        endpoint: NetworkEndpoint
+        if isinstance(query, ConnectionsQuery):
+            connections, endpoint = ConnectionsJob(query), "connections"
+            body = self.simulator.answer(endpoint, connections.request(float(t)).params)
+            rendered = connections.render(connections.decode(body))
+        else:
+            assert isinstance(query, DnsQuery)
+            dns, endpoint = DnsJob(query), "dns"
+            body = self.simulator.answer(endpoint, dns.request(float(t)).params)
+            rendered = dns.render(dns.decode(body))
+        assert endpoint == collector
+        samples = parse_metrics(rendered_text(rendered))
         samples[
             (
                 "datadog_exporter_window_seconds",

@@ -264,7 +264,7 @@ def _rules_without_for(directory: Path) -> list[Path]:
 
 def _alertmanager_config(webhook_url: str) -> dict[str, Any]:
     """The shipped routing tree and inhibitions; every receiver posts to the test."""
-    config = yaml.safe_load(ALERTMANAGER_CONFIG.read_text())
+    config: dict[str, Any] = yaml.safe_load(ALERTMANAGER_CONFIG.read_text())
     config["receivers"] = [
         {"name": r["name"], "webhook_configs": [{"url": webhook_url, "send_resolved": False}]}
         for r in config["receivers"]
@@ -284,7 +284,7 @@ def _exporter_up(metrics_url: str) -> bool:
 
 
 def _is_storm_alert(alert: dict[str, Any]) -> bool:
-    labels = alert["labels"]
+    labels: dict[str, str] = alert["labels"]
     return (
         labels.get("alertname") == ALERT
         and labels.get("client_service") == STORM["client_service"]

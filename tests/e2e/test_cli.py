@@ -13,6 +13,7 @@ import pytest
 
 from exporter import __version__
 from tests.helpers import (
+    Samples,
     exporter_command,
     http_get,
     parse_metrics,
@@ -149,7 +150,7 @@ def test_run_against_simulator_serves_parsable_clean_metrics(tmp_path: Path) -> 
         assert http_get(base + "/-/healthy").startswith(b"Healthy")
         assert http_get(base + "/-/ready").startswith(b"Ready")
 
-        def all_up() -> dict | None:  # type: ignore[type-arg]
+        def all_up() -> Samples | None:
             samples = parse_metrics(http_get(base + "/metrics").decode())
             ups = {
                 (dict(lab)["collector"], dict(lab)["query"]): v

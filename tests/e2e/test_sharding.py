@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -109,9 +110,7 @@ def test_three_shards_export_exactly_what_one_replica_does(tmp_path: Path) -> No
         )
         sharded = [
             wait_for(
-                lambda base=base, index=index: all_up(  # type: ignore[misc]
-                    base, list(owners.values()).count(index)
-                ),
+                functools.partial(all_up, base, list(owners.values()).count(index)),
                 timeout=40,
                 what=f"shard {index} up",
             )

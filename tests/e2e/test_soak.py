@@ -19,9 +19,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import http_get, parse_metrics, start_exporter, start_simulator, wait_for
+from tests.helpers import (
+    Samples,
+    http_get,
+    parse_metrics,
+    start_exporter,
+    start_simulator,
+    wait_for,
+)
 
-pytestmark = [pytest.mark.e2e, pytest.mark.soak]
+# About two minutes by design, more on a busy machine: above the suite's default timeout.
+pytestmark = [pytest.mark.e2e, pytest.mark.soak, pytest.mark.timeout(900)]
 
 API_KEY = "soak-api-key-00112233445566778899aabb"
 APP_KEY = "soak-app-key-ffeeddccbbaa99887766554433221100"
@@ -82,19 +90,19 @@ def sockets(pid: int) -> int:
     return count
 
 
-def scrape(base: str) -> dict:  # type: ignore[type-arg]
+def scrape(base: str) -> Samples:
     return parse_metrics(http_get(base + "/metrics").decode())
 
 
-def ups(samples: dict) -> dict[str, float]:  # type: ignore[type-arg]
+def ups(samples: Samples) -> dict[str, float]:
     return {dict(lab)["query"]: v for (n, lab), v in samples.items() if n == "datadog_exporter_up"}
 
 
-def tasks(samples: dict) -> float:  # type: ignore[type-arg]
+def tasks(samples: Samples) -> float:
     return float(samples[("datadog_exporter_asyncio_tasks", frozenset())])
 
 
-def all_up(base: str) -> dict | None:  # type: ignore[type-arg]
+def all_up(base: str) -> Samples | None:
     samples = scrape(base)
     values = ups(samples)
     return samples if len(values) == QUERIES and all(v == 1 for v in values.values()) else None

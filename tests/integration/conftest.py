@@ -5,16 +5,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import pytest
+from pydantic import SecretStr
 
 from exporter.clock import SYSTEM_CLOCK, Clock
 from exporter.datadog.client import DatadogClient
-from exporter.datadog.credentials import Credentials, KeySource, Secret
+from exporter.datadog.credentials import Credentials, KeySource
 from exporter.logs import Redactor
 from exporter.scheduler import PollPolicy, Scheduler
 from exporter.selfmetrics import SelfMetrics
 from exporter.simulator import Simulator, SimulatorOptions
 from exporter.snapshot import SnapshotStore
-from tests.helpers import parse_metrics
+from tests.helpers import Samples, parse_metrics
 
 API_KEY = "integration-api-key-1234567890abcdef"
 APP_KEY = "integration-app-key-abcdef1234567890abcdef"
@@ -38,7 +39,9 @@ async def simulator(simulator_options: SimulatorOptions) -> AsyncIterator[Simula
 
 def credentials(redactor: Redactor, api_key: str = API_KEY, app_key: str = APP_KEY) -> Credentials:
     return Credentials(
-        KeySource("DD_API_KEY", Secret(api_key)), KeySource("DD_APP_KEY", Secret(app_key)), redactor
+        KeySource("DD_API_KEY", SecretStr(api_key)),
+        KeySource("DD_APP_KEY", SecretStr(app_key)),
+        redactor,
     )
 
 
@@ -94,7 +97,7 @@ async def polling(simulator: Simulator) -> AsyncIterator[Scheduler]:
         yield scheduler
 
 
-def served(scheduler: Scheduler) -> dict:  # type: ignore[type-arg]
+def served(scheduler: Scheduler) -> Samples:
     body = scheduler.store.body
     return parse_metrics(b"".join(body.plain(scheduler.metrics.render()).parts).decode())
 

@@ -7,6 +7,7 @@ import gzip
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from pytest_aiohttp import AiohttpClient
 
 from exporter.selfmetrics import SelfMetrics
 from exporter.server import ServerContext, create_app
@@ -16,10 +17,9 @@ Client = TestClient[web.Request, web.Application]
 
 
 @pytest.fixture
-async def client(aiohttp_client: object) -> Client:
+async def client(aiohttp_client: AiohttpClient) -> Client:
     context = ServerContext(SnapshotStore(), SelfMetrics(), lambda: [], ready=True)
-    made: Client = await aiohttp_client(create_app(context))  # type: ignore[operator]
-    return made
+    return await aiohttp_client(create_app(context))
 
 
 @pytest.mark.parametrize(

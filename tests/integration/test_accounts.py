@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
@@ -17,7 +17,7 @@ from exporter.datadog.credentials import CredentialsError
 from exporter.logs import Redactor
 from exporter.scheduler import PollPolicy
 from exporter.simulator import Fault, Simulator, SimulatorOptions
-from tests.helpers import parse_metrics
+from tests.helpers import Samples, parse_metrics
 from tests.integration.conftest import credentials
 
 EU_KEYS = ("eu-api-key-0123456789abcdef", "eu-app-key-0123456789abcdef0123")
@@ -78,13 +78,13 @@ def build(
     )
 
 
-async def scrape(exporter: Exporter) -> dict:  # type: ignore[type-arg]
+async def scrape(exporter: Exporter) -> Samples:
     url = f"http://127.0.0.1:{exporter.port}/metrics"
     async with aiohttp.ClientSession() as session, session.get(url) as response:
         return parse_metrics(await response.text())
 
 
-def ups(samples: dict) -> dict[str, float]:  # type: ignore[type-arg]
+def ups(samples: Samples) -> dict[str, float]:
     return {
         dict(labels)["query"]: value
         for (name, labels), value in samples.items()
@@ -92,7 +92,7 @@ def ups(samples: dict) -> dict[str, float]:  # type: ignore[type-arg]
     }
 
 
-async def until(condition, within: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+async def until(condition: Callable[[], Awaitable[object]], within: float = 10.0) -> None:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         if await condition():

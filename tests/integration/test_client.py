@@ -19,6 +19,7 @@ from exporter.datadog.client import (
 )
 from exporter.logs import Redactor
 from exporter.simulator import Fault, Simulator
+from exporter.simulator.options import ErrorShape
 
 from .conftest import API_KEY, APP_KEY, credentials
 
@@ -64,14 +65,14 @@ async def test_wrong_keys_are_rejected_and_never_echoed(simulator: Simulator) ->
     ],
 )
 async def test_each_error_shape_becomes_one_clear_line(
-    client: DatadogClient, simulator: Simulator, shape: str, expected: str
+    client: DatadogClient, simulator: Simulator, shape: ErrorShape, expected: str
 ) -> None:
     simulator.set_fault(
         "connections",
         Fault(
             kind="status",
             status=400,
-            error_shape=shape,  # type: ignore[arg-type]
+            error_shape=shape,
             count=1,
         ),
     )

@@ -22,26 +22,26 @@ from exporter.config.schema import (
 )
 from exporter.scheduler import Scheduler
 from exporter.simulator import Fault, Simulator, SimulatorOptions
-from tests.helpers import EXAMPLE_QUERIES
+from tests.helpers import EXAMPLE_QUERIES, SampleKey, Samples
 
 from .conftest import API_KEY, APP_KEY, deadline, served
 
 DNS = DnsJob(DnsQuery(name="by_query"))
 CASES = CasesJob(CasesQuery(name="by_status", group_by=["status"]))
 CASES_MULTI = CasesJob(CasesQuery(name="by_status_priority", group_by=["status", "priority"]))
-USERS = AudienceJob(AudienceQuery(entity="users"))
+USERS = AudienceJob(AudienceQuery.model_validate({"entity": "users"}))
 ACCOUNTS = AudienceJob(AudienceQuery(entity="accounts", name="accts"))
 
 
-def up(samples: dict, collector: str, query: str) -> float:  # type: ignore[type-arg]
+def up(samples: dict[SampleKey, float], collector: str, query: str) -> float:
     return samples[("datadog_exporter_up", frozenset({("collector", collector), ("query", query)}))]
 
 
-def family(samples: dict, name: str) -> dict:  # type: ignore[type-arg]
+def family(samples: Samples, name: str) -> dict[str, float]:
     return {dict(labels).get("query", ""): v for (n, labels), v in samples.items() if n == name}
 
 
-async def poll_all(scheduler: Scheduler, *jobs: QueryJob) -> dict:  # type: ignore[type-arg]
+async def poll_all(scheduler: Scheduler, *jobs: QueryJob) -> Samples:
     await scheduler.add(*jobs)
     for item in jobs:
         await scheduler.poll_once((item.collector, item.name), deadline(5))
@@ -140,7 +140,7 @@ async def test_audience_entities_publish_connections_and_omit_unset_times(
 async def test_unknown_audience_entity_fails_the_poll_not_the_others(
     polling: Scheduler,
 ) -> None:
-    planets = AudienceJob(AudienceQuery(entity="planets"))
+    planets = AudienceJob(AudienceQuery.model_validate({"entity": "planets"}))
     samples = await poll_all(polling, planets, USERS)
     assert up(samples, "audience", "planets") == 0
     assert up(samples, "audience", "users") == 1

@@ -7,15 +7,14 @@ import json
 import time
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient
+from pytest_aiohttp import AiohttpClient
 
 from exporter.collectors.connections import ConnectionsJob
 from exporter.config.schema import ConnectionsQuery
 from exporter.selfmetrics import SelfMetrics
 from exporter.server import ServerContext, create_app
 from exporter.snapshot import SnapshotStore, prepare_snapshot
-from tests.helpers import parse_metrics, render_body
+from tests.helpers import Samples, parse_metrics, render_body
 
 
 def answer(rows: int) -> bytes:
@@ -35,7 +34,7 @@ def answer(rows: int) -> bytes:
 
 @pytest.mark.parametrize("plain_budget", [0, 100_000, 10**9], ids=["none", "one", "all"])
 async def test_plain_and_gzip_scrapes_carry_identical_series(
-    aiohttp_client: object, plain_budget: int
+    aiohttp_client: AiohttpClient, plain_budget: int
 ) -> None:
     """Whether a query's text is kept (within the budget) or inflated per scrape."""
     # Small inflate batches, so a plain scrape crosses many batch boundaries.
@@ -45,10 +44,11 @@ async def test_plain_and_gzip_scrapes_carry_identical_series(
             ConnectionsQuery(name=name, group_by=["client_service", "server_service"])
         )
         store.publish(prepare_snapshot(("connections", name), render_body(job, answer(300)), 0.0))
-    kept = [store.get(("connections", name)).texts is not None for name in ("a", "b")]  # type: ignore[union-attr]
+    snapshots = [store.get(("connections", name)) for name in ("a", "b")]
+    kept = [snapshot is not None and snapshot.texts is not None for snapshot in snapshots]
     assert kept == {0: [False, False], 100_000: [True, False], 10**9: [True, True]}[plain_budget]
     context = ServerContext(store, SelfMetrics(), lambda: [], ready=True)
-    client: TestClient[web.Request, web.Application] = await aiohttp_client(create_app(context))  # type: ignore[operator]
+    client = await aiohttp_client(create_app(context))
 
     plain = await client.get("/metrics", headers={"Accept-Encoding": "identity"})
     plain_text = await plain.read()
@@ -59,7 +59,7 @@ async def test_plain_and_gzip_scrapes_carry_identical_series(
     assert packed.headers["Content-Encoding"] == "gzip"
     gzip_text = gzip.decompress(await packed.read())
 
-    def data_series(text: bytes) -> dict:  # type: ignore[type-arg]
+    def data_series(text: bytes) -> Samples:
         samples = parse_metrics(text.decode())
         return {key: value for key, value in samples.items() if key[0].startswith("datadog_cnm_")}
 
@@ -69,7 +69,7 @@ async def test_plain_and_gzip_scrapes_carry_identical_series(
 
 
 async def test_two_thousand_small_queries_all_appear_on_metrics_with_bounded_publish_work(
-    aiohttp_client: object,
+    aiohttp_client: AiohttpClient,
 ) -> None:
     """Start-up with many queries: each publish costs its own query's work, so 2,000 of them
     take a bounded total, not the square of the query count."""
@@ -88,7 +88,7 @@ async def test_two_thousand_small_queries_all_appear_on_metrics_with_bounded_pub
         # 1 ms per publish on average; rebuilding the body each time needs several seconds.
         assert spent < 2.0, f"{spent:.1f} s of CPU after publishing {name}"
     context = ServerContext(store, SelfMetrics(), lambda: [], ready=True)
-    client: TestClient[web.Request, web.Application] = await aiohttp_client(create_app(context))  # type: ignore[operator]
+    client = await aiohttp_client(create_app(context))
     packed = await client.get("/metrics", headers={"Accept-Encoding": "gzip"})
     plain = await client.get("/metrics", headers={"Accept-Encoding": "identity"})
     for response in (packed, plain):

@@ -16,6 +16,7 @@ from exporter.config.schema import CasesQuery, ConnectionsQuery, DnsQuery
 from exporter.datadog.client import DatadogClient, HttpError
 from exporter.scheduler import Scheduler
 from exporter.simulator import Fault, Simulator, SimulatorOptions
+from exporter.simulator.options import ErrorShape
 
 from .conftest import API_KEY, APP_KEY, deadline
 from .test_faults import error_counts, poll_failures
@@ -44,11 +45,11 @@ async def test_the_other_endpoints_still_work_without_cnm(client: DatadogClient)
 
 @pytest.mark.parametrize("shape", ["strings", "jsonapi_no_detail", "code"])
 async def test_every_shape_of_a_bare_400_gets_the_hint(
-    client: DatadogClient, simulator: Simulator, shape: str
+    client: DatadogClient, simulator: Simulator, shape: ErrorShape
 ) -> None:
     simulator.set_fault(
         "connections",
-        Fault(kind="status", status=400, error_shape=shape, count=1),  # type: ignore[arg-type]
+        Fault(kind="status", status=400, error_shape=shape, count=1),
     )
     with pytest.raises(HttpError) as caught:
         await client.fetch(CONNECTIONS.request(time.time()))

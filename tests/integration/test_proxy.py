@@ -10,6 +10,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -40,7 +41,7 @@ async def proxy() -> AsyncIterator[ForwardProxy]:
 
 
 @pytest.fixture
-def private_ca(tmp_path) -> PrivateCA:  # type: ignore[no-untyped-def]
+def private_ca(tmp_path: Path) -> PrivateCA:
     return PrivateCA(tmp_path)
 
 

@@ -13,7 +13,7 @@ from exporter.collectors.connections import ConnectionsJob
 from exporter.config.schema import ConnectionsQuery
 from exporter.scheduler import PollPolicy, Scheduler
 from exporter.simulator import Simulator, SimulatorOptions
-from tests.helpers import parse_metrics
+from tests.helpers import Samples, parse_metrics
 
 from .conftest import API_KEY, APP_KEY, scheduler_against
 
@@ -71,5 +71,5 @@ async def test_a_low_budget_is_spread_instead_of_bursting_into_429(
     assert len(statuses) > LIMIT
 
 
-def _errors(scheduler: Scheduler) -> dict:  # type: ignore[type-arg]
+def _errors(scheduler: Scheduler) -> Samples:
     return parse_metrics(scheduler.metrics.render().decode())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import aiohttp
@@ -15,7 +15,7 @@ from exporter.config.schema import Config, load_config
 from exporter.logs import Redactor
 from exporter.scheduler import PollPolicy
 from exporter.simulator import Simulator
-from tests.helpers import parse_metrics
+from tests.helpers import Samples, parse_metrics
 
 from .conftest import credentials
 
@@ -59,7 +59,7 @@ async def exporter(simulator: Simulator, tmp_path: Path) -> AsyncIterator[Export
         await running.stop()
 
 
-async def until(condition, within: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+async def until(condition: Callable[[], object], within: float = 10.0) -> None:
     for _ in range(int(within / 0.05)):
         if condition():
             return
@@ -73,13 +73,13 @@ async def request(exporter: Exporter, method: str, path: str) -> tuple[int, str]
         return response.status, await response.text()
 
 
-async def scrape(exporter: Exporter) -> dict:  # type: ignore[type-arg]
+async def scrape(exporter: Exporter) -> Samples:
     status, text = await request(exporter, "GET", "/metrics")
     assert status == 200
     return parse_metrics(text)
 
 
-def queries_on(samples: dict) -> set[str]:  # type: ignore[type-arg]
+def queries_on(samples: Samples) -> set[str]:
     return {dict(labels).get("query", "") for _, labels in samples} - {""}
 
 

@@ -13,15 +13,16 @@ from exporter.scheduler import ERROR_REASONS, Backoff, PollPolicy, Scheduler
 from exporter.selfmetrics import SelfMetrics
 from exporter.simulator import Fault, Simulator
 from tests.clocks import HandClock
+from tests.helpers import SampleKey, Samples
 
 from .conftest import deadline, scheduler_against, served
 
 
 def job(name: str, **settings: object) -> ConnectionsJob:
-    return ConnectionsJob(ConnectionsQuery(name=name, group_by=["client_service"], **settings))  # type: ignore[arg-type]
+    return ConnectionsJob(ConnectionsQuery(name=name, group_by=["client_service"], **settings))
 
 
-def query_series(samples: dict, query: str) -> set:  # type: ignore[type-arg]
+def query_series(samples: Samples, query: str) -> set[SampleKey]:
     return {k for k in samples if k[0].startswith("datadog_cnm_") and ("query", query) in k[1]}
 
 
@@ -135,7 +136,7 @@ async def test_malformed_body_fails_cleanly_as_decode_error(
 ) -> None:
     await polling.add(job("a"))
     for kind in ("malformed", "truncated", "wrong_shape"):
-        simulator.set_fault("connections", Fault(kind=kind, count=1))  # type: ignore[arg-type]
+        simulator.set_fault("connections", Fault(kind=kind, count=1))
         await polling.poll_once(("connections", "a"), deadline(5))
         assert polling.state(("connections", "a")).up is False
         assert "connections" in (polling.state(("connections", "a")).last_error or "")

@@ -57,7 +57,7 @@ async def start(tmp_path: Path) -> AsyncIterator[Start]:
         running.append(exporter)
         return f"{security.scheme}://127.0.0.1:{exporter.port}"
 
-    yield starter  # type: ignore[misc]
+    yield starter
     for exporter in running:
         await exporter.stop()
 

@@ -36,6 +36,7 @@ from exporter.collectors.dns import DnsJob
 from exporter.config.schema import AudienceQuery, CasesQuery, DnsQuery
 from exporter.simulator import Fault, Simulator, SimulatorOptions
 from exporter.simulator.data import TRICKY_SERVICES
+from exporter.simulator.options import CasesMultiGroup
 from tests.helpers import parse_metrics, render_body, rendered_text
 
 from .support import AUTH
@@ -162,9 +163,9 @@ async def test_client_decodes_dns_default_and_multi_field_groups(client: ApiClie
 
 @pytest.mark.parametrize("mode", ["combined", "facets", "first_field"])
 async def test_client_decodes_case_aggregates_for_every_multi_group_mode(
-    mode: str,
+    mode: CasesMultiGroup,
 ) -> None:
-    simulator = Simulator(SimulatorOptions(cases_multi_group=mode))  # type: ignore[arg-type]
+    simulator = Simulator(SimulatorOptions(cases_multi_group=mode))
     await simulator.start()
     try:
         configuration = Configuration(host=simulator.url)
@@ -303,7 +304,7 @@ async def test_answers_to_the_exporters_own_requests_decode_in_both(
         official.data.attributes.total
     )
 
-    audience = AudienceJob(AudienceQuery(entity="users"))
+    audience = AudienceJob(AudienceQuery.model_validate({"entity": "users"}))
     listed = await asyncio.to_thread(RumAudienceManagementApi(client).list_connections, "users")
     assert_parsed(listed)
     rendered = parse_metrics(

@@ -10,6 +10,7 @@ import aiohttp
 import pytest
 
 from exporter.simulator import Fault, Simulator
+from exporter.simulator.options import ErrorShape
 
 from .support import CASES, CONNECTIONS, DNS, cases_body
 
@@ -40,9 +41,9 @@ async def test_status_fault_applies_to_the_next_count_requests_only(
     ],
 )
 async def test_status_fault_error_shapes(
-    sim: Simulator, http: aiohttp.ClientSession, shape: str, expected: object
+    sim: Simulator, http: aiohttp.ClientSession, shape: ErrorShape, expected: object
 ) -> None:
-    sim.set_fault("dns", Fault(kind="status", status=403, error_shape=shape, count=1))  # type: ignore[arg-type]
+    sim.set_fault("dns", Fault(kind="status", status=403, error_shape=shape, count=1))
     async with http.get(DNS) as response:
         assert response.status == 403
         assert await response.json() == expected

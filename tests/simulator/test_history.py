@@ -11,6 +11,7 @@ import pytest
 
 from exporter.simulator import Scenario, Simulator
 from exporter.simulator.data import daily_factor
+from exporter.simulator.history import NetworkEndpoint
 from exporter.simulator.options import OptionError, scenario_from_cli
 
 from .support import AUTH, CONNECTIONS, DNS
@@ -47,20 +48,23 @@ def test_a_window_answers_the_same_whenever_it_is_asked() -> None:
     assert early.answer("dns", params) == late.answer("dns", params)
 
 
-def _total(sim: Simulator, endpoint: str, to: int) -> float:
-    body = sim.answer(endpoint, _params(to))  # type: ignore[arg-type]
+def _total(sim: Simulator, endpoint: NetworkEndpoint, to: int) -> float:
+    body = sim.answer(endpoint, _params(to))
+    total: float
     if endpoint == "dns":
-        return sum(
+        total = sum(
             m["value"]
             for row in _rows(body)
             for m in row["attributes"]["metrics"]
             if m["key"] == "dns_total_requests"
         )
-    return sum(row["attributes"]["bytes_sent_by_client"] for row in _rows(body))
+    else:
+        total = sum(row["attributes"]["bytes_sent_by_client"] for row in _rows(body))
+    return total
 
 
 @pytest.mark.parametrize("endpoint", ["connections", "dns"])
-def test_traffic_has_a_daily_rhythm_busiest_in_the_afternoon(endpoint: str) -> None:
+def test_traffic_has_a_daily_rhythm_busiest_in_the_afternoon(endpoint: NetworkEndpoint) -> None:
     sim = Simulator()
     afternoon = [_total(sim, endpoint, MIDNIGHT + 15 * 3600 + k * 300) for k in range(-6, 6)]
     night = [_total(sim, endpoint, MIDNIGHT + 3 * 3600 + k * 300) for k in range(-6, 6)]

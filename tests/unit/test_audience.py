@@ -15,7 +15,7 @@ from exporter.config.schema import AudienceQuery
 from tests.helpers import parse_metrics, render_body, rendered_text
 from tests.unit.collector_support import UNPARSABLE_BODIES, json_values, renders_or_fails_cleanly
 
-JOB = AudienceJob(AudienceQuery(entity="users"))
+JOB = AudienceJob(AudienceQuery.model_validate({"entity": "users"}))
 
 
 def answer(*connections: dict[str, Any]) -> dict[str, Any]:
@@ -131,7 +131,7 @@ def test_connection_without_id_only_counts_and_repeated_id_keeps_the_first() -> 
 
 
 def test_max_series_counts_the_series_each_connection_really_has() -> None:
-    job = AudienceJob(AudienceQuery(entity="users", max_series=5))
+    job = AudienceJob(AudienceQuery.model_validate({"entity": "users", "max_series": 5}))
     described = {"id": "a", "fields": [], "created_at": "2024-01-01T00:00:00Z"}  # 3 series
     bare = {"id": "b"}  # only its info series
     rendered = render_body(job, json.dumps(answer(described, bare)).encode())

@@ -58,3 +58,30 @@ connections: [{{name: svc, account: eu}}]
         Credentials.for_account(account, Redactor(), {}).check()
     path = tmp_path / key.replace("_", "-")
     assert str(caught.value) == f"accounts[eu].{key}_file {path} is empty"
+
+
+def test_a_key_never_shows_itself_and_the_redactor_knows_every_key(tmp_path: Path) -> None:
+    """Keys from a variable and from a file: no repr, str or format of the objects that hold
+    them shows them, and any text that does hold them is redacted."""
+    key_file = tmp_path / "app-key"
+    key_file.write_text(APP_KEY + "\n")
+    redactor = Redactor()
+    credentials = Credentials.from_environment(
+        redactor, {"DD_API_KEY": API_KEY, "DD_APP_KEY_FILE": str(key_file)}
+    )
+    assert credentials.headers() == {"DD-API-KEY": API_KEY, "DD-APPLICATION-KEY": APP_KEY}
+    holders = [
+        credentials,
+        credentials.api_key,
+        credentials.app_key,
+        credentials.api_key.current(redactor),
+        credentials.app_key.current(redactor),
+    ]
+    shown = [text for holder in holders for text in (repr(holder), str(holder), f"{holder}")]
+    shown.append("%s %r" % (holders[3], holders[4]))  # noqa: UP031 - the old way, too
+    assert not [text for text in shown if API_KEY in text or APP_KEY in text]
+    echoed = f"403 Forbidden: DD-API-KEY={API_KEY} DD-APPLICATION-KEY={APP_KEY}"
+    assert (
+        redactor.redact(echoed)
+        == "403 Forbidden: DD-API-KEY=[REDACTED] DD-APPLICATION-KEY=[REDACTED]"
+    )

@@ -15,7 +15,7 @@ from exporter.collectors.base import DecodeError, QueryJob
 from exporter.collectors.registry import BY_SECTION
 from exporter.config.schema import parse_config
 from exporter.exposition import Rendered
-from tests.helpers import parse_metrics, render_body
+from tests.helpers import Samples, parse_metrics, render_body
 
 CONFIG = """
 connections:
@@ -57,7 +57,7 @@ def exposition(rendered: Rendered) -> str:
     )
 
 
-def check(job: QueryJob, body: bytes) -> dict:  # type: ignore[type-arg]
+def check(job: QueryJob, body: bytes) -> Samples:
     """Render ``body``; a DecodeError is fine, any other exception fails the test."""
     try:
         rendered = render_body(job, body)

@@ -16,5 +16,5 @@ def test_pinning_succeeds_on_glibc() -> None:
 
 
 def test_missing_c_library_is_a_no_op(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(process.ctypes.util, "find_library", lambda name: None)
+    monkeypatch.setattr(ctypes.util, "find_library", lambda name: None)
     assert process.pin_mmap_threshold() is False

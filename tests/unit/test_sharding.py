@@ -75,7 +75,9 @@ def test_shrinking_moves_only_the_removed_shards_queries() -> None:
     st.lists(st.text(min_size=1, max_size=20), min_size=3, max_size=3).map(tuple),
     st.integers(min_value=1, max_value=40),
 )
-def test_rendezvous_property_holds_for_any_name_and_count(identity: tuple, count: int) -> None:  # type: ignore[type-arg]
+def test_rendezvous_property_holds_for_any_name_and_count(
+    identity: tuple[str, str, str], count: int
+) -> None:
     old, new = owner(identity, count), owner(identity, count + 1)
     assert new in (old, count)
 
