@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import io
+import logging
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 
 import pytest
@@ -10,7 +12,7 @@ from pydantic import SecretStr
 from exporter.clock import SYSTEM_CLOCK, Clock
 from exporter.datadog.client import DatadogClient
 from exporter.datadog.credentials import Credentials, KeySource
-from exporter.logs import Redactor
+from exporter.logs import Redactor, setup_logging
 from exporter.scheduler import PollPolicy, Scheduler
 from exporter.selfmetrics import SelfMetrics
 from exporter.simulator import Simulator, SimulatorOptions
@@ -104,3 +106,18 @@ def served(scheduler: Scheduler) -> Samples:
 
 def deadline(seconds: float) -> float:
     return asyncio.get_running_loop().time() + seconds
+
+
+@pytest.fixture
+def debug_log() -> Iterator[tuple[io.StringIO, Redactor]]:
+    """Debug logging through the real handler, as the CLI sets it up; restored afterwards."""
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    stream = io.StringIO()
+    redactor = Redactor()
+    setup_logging("debug", "logfmt", redactor, stream)
+    try:
+        yield stream, redactor
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])

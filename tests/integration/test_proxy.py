@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,7 @@ from exporter.config.errors import ConfigError
 from exporter.config.schema import ConnectionsQuery, load_ca_bundle, parse_config
 from exporter.datadog.client import ApiError, ConnectionFailed, DatadogClient
 from exporter.datadog.proxies import ProxyRules
-from exporter.logs import Redactor, setup_logging
+from exporter.logs import Redactor
 from exporter.simulator import Simulator, SimulatorOptions
 
 from .conftest import API_KEY, APP_KEY, credentials, deadline
@@ -167,21 +166,6 @@ async def test_loopback_is_never_proxied(simulator: Simulator, proxy: ForwardPro
     # As in Go: a simulator or sidecar on 127.0.0.1 is reached directly, whatever HTTP_PROXY says.
     assert await fetch(simulator.url, {"HTTP_PROXY": proxy.url})
     assert proxy.forwarded == []
-
-
-@pytest.fixture
-def debug_log() -> Iterator[tuple[io.StringIO, Redactor]]:
-    """Debug logging through the real handler, as the CLI sets it up; restored afterwards."""
-    root = logging.getLogger()
-    saved = (list(root.handlers), root.level)
-    stream = io.StringIO()
-    redactor = Redactor()
-    setup_logging("debug", "logfmt", redactor, stream)
-    try:
-        yield stream, redactor
-    finally:
-        root.handlers[:] = saved[0]
-        root.setLevel(saved[1])
 
 
 async def test_proxy_login_is_sent_to_the_proxy_and_never_shown(

@@ -5,43 +5,25 @@ picked up without a restart."""
 from __future__ import annotations
 
 import io
-import logging
 import os
 import socket
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
-import pytest
 
 from exporter.app import Exporter, RunOptions
 from exporter.collectors.connections import ConnectionsJob
 from exporter.config.schema import ConnectionsQuery, parse_config
 from exporter.datadog.client import ApiError, DatadogClient
 from exporter.datadog.credentials import Credentials, KeySource
-from exporter.logs import Redactor, setup_logging
+from exporter.logs import Redactor
 from exporter.simulator import Fault, Simulator
 
 from .conftest import API_KEY, APP_KEY, credentials, deadline
 from .test_faults import FAULTS
 
 JOB = ConnectionsJob(ConnectionsQuery(name="q", group_by=["client_service"]))
-
-
-@pytest.fixture
-def debug_log() -> Iterator[tuple[io.StringIO, Redactor]]:
-    """Debug logging through the real handler, as the CLI sets it up; restored afterwards."""
-    root = logging.getLogger()
-    saved = (list(root.handlers), root.level)
-    stream = io.StringIO()
-    redactor = Redactor()
-    setup_logging("debug", "logfmt", redactor, stream)
-    try:
-        yield stream, redactor
-    finally:
-        root.handlers[:] = saved[0]
-        root.setLevel(saved[1])
 
 
 def leaks(text: str, *keys: str) -> list[str]:
