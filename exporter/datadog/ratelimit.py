@@ -29,6 +29,12 @@ log = logging.getLogger(__name__)
 DEFAULT_BLOCK_SECONDS = 60.0
 # A 429 blocks for at least this long: one with reset 0 must not turn into a tight loop.
 MIN_BLOCK_SECONDS = 1.0
+# A 429 blocks its endpoint at most this long, whatever its reset header says: a hostile or
+# garbled reset must not silence an endpoint for years. If the limit still holds after it,
+# the next call gets another 429 and blocks again; that costs one call an hour.
+MAX_BLOCK_SECONDS = 3600.0
+# Header values beyond this (calls or seconds) are not ones Datadog sends; read as unreadable.
+MAX_HEADER_VALUE = 10**9
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +126,7 @@ class RateLimits:
             wait = float(reset)
         else:
             wait = state.period or DEFAULT_BLOCK_SECONDS
-        wait = max(wait, MIN_BLOCK_SECONDS)
+        wait = min(max(wait, MIN_BLOCK_SECONDS), MAX_BLOCK_SECONDS)
         state.blocked_until = max(state.blocked_until, self.clock.monotonic() + wait)
         return wait, state.blocked_until
 
@@ -189,9 +195,14 @@ class RateLimits:
 
 
 def _int_header(raw: str | None, default: int | None) -> int | None:
+    """A header's whole number; ``default`` when absent or unreadable (not a number, not
+    finite, negative or absurdly large), so no header can raise or poison the budget."""
     if raw is None:
         return default
     try:
-        return int(float(raw.strip()))
+        value = float(raw.strip())
     except ValueError:
         return default
+    if not 0 <= value <= MAX_HEADER_VALUE:  # also False for NaN; inf is beyond the bound
+        return default
+    return int(value)

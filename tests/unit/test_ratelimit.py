@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from exporter.datadog.ratelimit import NoSlot, RateLimits
 from tests.clocks import SteppedClock
@@ -163,3 +165,44 @@ async def test_a_reserve_keeps_the_last_calls_of_the_period_unused() -> None:
     await call
     await limits.acquire("dns", deadline=clock.monotonic() + 1)  # a fresh period: no wait
     assert clock.slept == [30.0]
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from(
+            [
+                "X-RateLimit-Limit",
+                "X-RateLimit-Remaining",
+                "X-RateLimit-Period",
+                "X-RateLimit-Reset",
+            ]
+        ),
+        st.one_of(
+            st.text(max_size=20),
+            st.sampled_from(["inf", "-inf", "nan", "1e400", "-5", "1e12", "9" * 400]),
+        ),
+    )
+)
+def test_no_header_value_raises_or_leaves_the_budget_unbounded(answer: dict[str, str]) -> None:
+    """Whatever an answer's X-RateLimit-* headers hold, recording them raises nothing, keeps
+    every figure a sane whole number, and a 429 blocks for at most an hour."""
+    clock = SteppedClock()
+    limits = RateLimits(clock)
+    limits.record("connections", answer)
+    state = limits.limits("connections")
+    for figure in (state.limit, state.remaining, state.period):
+        assert figure is None or 0 <= figure <= 10**9
+    wait, until = limits.record_429("connections", answer)
+    assert 1.0 <= wait <= 3600.0
+    assert until == clock.monotonic() + wait
+
+
+def test_a_reset_of_years_blocks_for_an_hour_and_nonsense_is_ignored() -> None:
+    clock = SteppedClock()
+    limits = RateLimits(clock)
+    limits.record("dns", headers(100, 50, 60, 30))
+    limits.record("dns", {"X-RateLimit-Remaining": "inf", "X-RateLimit-Limit": "-1"})
+    state = limits.limits("dns")
+    assert (state.limit, state.remaining) == (100, 50)  # kept as they were
+    assert limits.record_429("dns", {"X-RateLimit-Reset": "100000000"})[0] == 3600.0  # 3 years
+    assert limits.record_429("dns", {"X-RateLimit-Reset": "1e12"})[0] == 60.0  # unreadable: period
