@@ -290,12 +290,21 @@ class SelfMetrics:
     def count_response(self, endpoint: str, code: str, account: str = DEFAULT_ACCOUNT) -> None:
         self.api_requests.labels(account, endpoint, code).inc()
 
+    def _query_counters(self) -> tuple[Counter, ...]:
+        return (self.dropped_rows, self.invalid_values, self.loop_restarts)
+
+    def show_query(self, collector: str, name: str) -> None:
+        """Show a new query's loss counters at 0, so Prometheus' increase() sees the first
+        dropped row, invalid value or loop restart (a series born at 1 shows no increase)."""
+        for counter in self._query_counters():
+            counter.labels(collector, name)
+
     def forget_query(self, collector: str, name: str, reasons: Iterable[str]) -> None:
         """Drop a removed query's counters so it vanishes from /metrics."""
         for reason in reasons:
             with contextlib.suppress(KeyError):
                 self.poll_errors.remove(collector, name, reason)
-        for counter in (self.dropped_rows, self.invalid_values, self.loop_restarts):
+        for counter in self._query_counters():
             with contextlib.suppress(KeyError):
                 counter.remove(collector, name)
 

@@ -49,8 +49,7 @@ class PollLoop:
 
     def start(self) -> None:
         key = self.poller.key
-        # Shown as 0 from the start, so that Prometheus' increase() sees the first restart.
-        self.metrics.loop_restarts.labels(*key)
+        self.metrics.show_query(*key)
         task = asyncio.create_task(self._run(), name=f"poll {key[0]}/{key[1]}")
         self.task = task
         task.add_done_callback(self._ended)

@@ -398,3 +398,17 @@ async def test_a_429_is_waited_out_on_the_injected_clock(
             assert error_counts(scheduler, "a") == {}  # one poll, late but good
     finally:
         await limited.stop()
+
+
+async def test_a_new_querys_loss_counters_are_shown_at_zero(simulator: Simulator) -> None:
+    """Dropped rows, invalid values and loop restarts are served as 0 from a query's start,
+    so an increase() alert sees the first one (a counter born at 1 shows no increase)."""
+    async with scheduling(simulator, policy=AT_ONCE) as scheduler:
+        await scheduler.start([job("a", interval="1h")])
+        await until(lambda: scheduler.state(("connections", "a")).up)
+        for name in (
+            "datadog_exporter_dropped_rows_total",
+            "datadog_exporter_invalid_values_total",
+            "datadog_exporter_poll_loop_restarts_total",
+        ):
+            assert self_metric(scheduler, name, "a") == 0, name
