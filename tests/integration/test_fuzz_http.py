@@ -17,6 +17,7 @@ import json
 import subprocess
 import time
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -301,6 +302,19 @@ class Stack:
 @pytest.fixture
 async def stack(simulator: Simulator, aiohttp_client: Any) -> AsyncIterator[Stack]:
     """Simulator, client, scheduler and /metrics server on 127.0.0.1, every query polled once."""
+    async with running_stack(simulator, aiohttp_client) as stack:
+        await stack.scheduler.add(*JOBS.values())
+        for job in JOBS.values():
+            await poll(stack, job)
+            assert stack.scheduler.state((job.collector, job.name)).up
+        await metrics_page(stack)
+        yield stack
+
+
+@asynccontextmanager
+async def running_stack(simulator: Simulator, aiohttp_client: Any) -> AsyncIterator[Stack]:
+    """A real client and scheduler polling the simulator, and /metrics served from them; no
+    queries yet. Stops the scheduler and closes the client afterwards."""
     redactor = Redactor()
     metrics = SelfMetrics()
     client = DatadogClient(
@@ -313,20 +327,14 @@ async def stack(simulator: Simulator, aiohttp_client: Any) -> AsyncIterator[Stac
     )
     scheduler = Scheduler(client, SnapshotStore(), metrics)
     metrics.watch(scheduler.query_states, client.rate_limits.views)
-    await scheduler.add(*JOBS.values())
     context = ServerContext(scheduler.store, metrics, scheduler.query_states, ready=True)
     server = await aiohttp_client(create_app(context))
-    async with aiohttp.ClientSession(base_url=simulator.url) as control:
-        stack = Stack(simulator, scheduler, server, control)
-        for job in JOBS.values():
-            await poll(stack, job)
-            assert scheduler.state((job.collector, job.name)).up
-        await metrics_page(stack)
-        try:
-            yield stack
-        finally:
-            await scheduler.stop()
-            await client.close()
+    try:
+        async with aiohttp.ClientSession(base_url=simulator.url) as control:
+            yield Stack(simulator, scheduler, server, control)
+    finally:
+        await scheduler.stop()
+        await client.close()
 
 
 async def poll(stack: Stack, job: QueryJob) -> None:
@@ -489,41 +497,22 @@ async def test_answers_that_ended_a_loop_leave_the_running_loops_polling(
     """The scheduler's own loops (every second) meet each answer once and poll on."""
     config = parse_config(CONFIG.replace("}\n", ", interval: 1s}\n"))
     jobs = {job.collector: job for job in build_jobs(config)}
-    redactor = Redactor()
-    metrics = SelfMetrics()
-    client = DatadogClient(
-        simulator.url,
-        credentials=credentials(redactor),
-        redactor=redactor,
-        timeout=10.0,
-        max_response_size=MAX_RESPONSE_SIZE,
-        on_response=metrics.count_response,
-    )
-    scheduler = Scheduler(client, SnapshotStore(), metrics)
-    metrics.watch(scheduler.query_states, client.rate_limits.views)
-    context = ServerContext(scheduler.store, metrics, scheduler.query_states, ready=True)
-    server = await aiohttp_client(create_app(context))
-    await scheduler.start(jobs.values())
 
-    async def published_after(job: QueryJob, moment: float) -> None:
-        state = scheduler.state((job.collector, job.name))
+    async def published_after(stack: Stack, job: QueryJob, moment: float) -> None:
+        state = stack.scheduler.state((job.collector, job.name))
         await eventually(lambda: state.up and (state.last_success or 0) > moment)
 
     async def run_through(stack: Stack, job: QueryJob, answers: list[Answer]) -> None:
-        await published_after(job, 0)
+        await published_after(stack, job, 0)
         for answer in answers:
             await serve_raw(stack, job.endpoint, answer)
             await eventually(lambda: job.endpoint not in simulator.active_faults())
-            await published_after(job, time.time())
+            await published_after(stack, job, time.time())
 
-    try:
-        async with aiohttp.ClientSession(base_url=simulator.url) as control:
-            stack = Stack(simulator, scheduler, server, control)
-            await asyncio.gather(*(run_through(stack, jobs[c], LOOP_KILLERS[c]) for c in jobs))
-            page = await metrics_page(stack)
-    finally:
-        await scheduler.stop()
-        await client.close()
+    async with running_stack(simulator, aiohttp_client) as stack:
+        await stack.scheduler.start(jobs.values())
+        await asyncio.gather(*(run_through(stack, jobs[c], LOOP_KILLERS[c]) for c in jobs))
+        page = await metrics_page(stack)
     for job in jobs.values():
         # Each answer failed its own poll, for the reason its status implies (the 5xx may
         # also have been retried into a good answer within the interval).
