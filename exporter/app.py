@@ -178,6 +178,7 @@ class Exporter:
             reload=self.reload if config_source is not None else None,
             shard=options.shard,
             max_requests=options.max_requests,
+            clock=clock,
         )
         self._runner: web.AppRunner | None = None
         self.port: int | None = None  # the first address's (the bound one when given as 0)

@@ -7,7 +7,6 @@ by the self-metrics; nothing here calls Datadog or renders data series.
 from __future__ import annotations
 
 import html
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -15,6 +14,7 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from . import __version__
+from .clock import SYSTEM_CLOCK, Clock
 from .durations import format_duration
 from .scheduler.state import QueryState
 from .selfmetrics import SelfMetrics
@@ -42,6 +42,7 @@ class ServerContext:
     configured_queries: int = 0
     # /metrics requests served at once (--web.max-requests); beyond it 503. 0: no limit.
     max_requests: int = 0
+    clock: Clock = SYSTEM_CLOCK  # the ages on the landing page
 
 
 def accepts_gzip(header: str) -> bool:
@@ -152,7 +153,7 @@ def create_app(context: ServerContext, middlewares: Sequence[Middleware] = ()) -
 
 
 def landing_page(context: ServerContext) -> str:
-    now = time.time()
+    now = context.clock.wall()
     rows = []
     for state in context.states():
         if state.late:
