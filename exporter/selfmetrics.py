@@ -45,6 +45,8 @@ class QueryStatus(Protocol):
     last_duration: float | None
     series: int
     serving_stale: bool
+    rows: int | None  # None before the first successful poll
+    group_by_unresolved: tuple[tuple[str, bool], ...]
 
 
 @dataclass
@@ -87,7 +89,31 @@ STALE = Family(
     "1 while the query is down (last poll failed, or overdue) and an earlier poll's "
     "series are still served.",
 )
-QUERY_FAMILIES = (UP, LAST_SUCCESS, DURATION, SERIES, WINDOW, INTERVAL, STALE)
+ANSWER_ROWS = Family(
+    "datadog_exporter_answer_rows",
+    "Rows (connections, DNS rows, case groups, audience connections) in the query's last "
+    "successful Datadog answer, counted before max_series drops any. 0: the query succeeds "
+    "but matches nothing (check its filters, tags and group_by); up stays 1. No sample "
+    "before the first successful poll.",
+)
+GROUP_BY_UNRESOLVED = Family(
+    "datadog_exporter_group_by_unresolved",
+    "One sample per configured group_by field of the query: 1 when the field was N/A or "
+    "absent in every row of the last non-empty answer (most often a field Datadog does not "
+    "know: check its spelling), 0 when some row resolved it. No sample before the first "
+    "non-empty answer.",
+)
+QUERY_FAMILIES = (
+    UP,
+    LAST_SUCCESS,
+    DURATION,
+    SERIES,
+    WINDOW,
+    INTERVAL,
+    STALE,
+    ANSWER_ROWS,
+    GROUP_BY_UNRESOLVED,
+)
 
 
 def render_query_states(states: Iterable[QueryStatus]) -> bytes:
@@ -108,6 +134,11 @@ def render_query_states(states: Iterable[QueryStatus]) -> bytes:
             lines[WINDOW].append(f"{labels}{format_value(state.window)}\n")
         lines[INTERVAL].append(f"{labels}{format_value(state.interval)}\n")
         lines[STALE].append(labels + ("1\n" if state.serving_stale else "0\n"))
+        if state.rows is not None:
+            lines[ANSWER_ROWS].append(f"{labels}{state.rows}\n")
+        for field, unresolved in state.group_by_unresolved:
+            field_labels = f'{labels[:-2]},field="{escape_label_value(field)}"}} '
+            lines[GROUP_BY_UNRESOLVED].append(field_labels + ("1\n" if unresolved else "0\n"))
     return b"".join(
         family.header() + "".join(family.name + line for line in samples).encode()
         for family, samples in lines.items()

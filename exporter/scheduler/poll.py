@@ -107,6 +107,8 @@ class QueryPoller:
             added_at=clock.wall(),
         )
         self.in_flight = False
+        # The unresolved group_by fields last logged, so a change is logged once.
+        self._unresolved_said: frozenset[str] = frozenset()
 
     async def poll_once(self, deadline: float) -> None:
         """One poll, given up at ``deadline`` (monotonic): fetch, render, publish; on failure
@@ -177,6 +179,7 @@ class QueryPoller:
         state.last_error = None
         state.series = snapshot.series
         state.serving_stale = False
+        self._record_answer(rendered)
         if rendered.dropped_rows:
             self._record_dropped_rows(rendered)
         if rendered.invalid_values:
@@ -185,6 +188,37 @@ class QueryPoller:
             "poll succeeded",
             extra={"collector": self.key[0], "query": self.key[1], "series": snapshot.series},
         )
+
+    def _record_answer(self, rendered: Rendered) -> None:
+        """Keep what the answer carried; log when it becomes empty or has rows again, and
+        when the set of group_by fields no row resolved changes (once each, not per poll)."""
+        state = self.state
+        before = state.rows
+        state.rows = rendered.rows
+        fields = {"collector": self.key[0], "query": self.key[1]}
+        if rendered.rows == 0 and (before is None or before > 0):
+            log.warning(
+                "query answered 0 rows: it is up but matches nothing; "
+                "check its filters, tags and group_by",
+                extra=fields,
+            )
+        elif rendered.rows > 0 and before == 0:
+            log.info("query has rows again", extra={**fields, "rows": rendered.rows})
+        if not rendered.rows:
+            return  # an empty answer says nothing about the fields: keep the last judgement
+        state.group_by_unresolved = rendered.group_by_unresolved
+        unresolved = frozenset(state.unresolved_fields)
+        if unresolved == self._unresolved_said:
+            return
+        if unresolved:
+            log.warning(
+                "group_by fields unresolved: N/A or absent in every row of the answer; "
+                "most often a field Datadog does not know (check the spelling)",
+                extra={**fields, "fields": ",".join(sorted(unresolved))},
+            )
+        else:
+            log.info("group_by fields resolved again", extra=fields)
+        self._unresolved_said = unresolved
 
     def _record_dropped_rows(self, rendered: Rendered) -> None:
         self.metrics.dropped_rows.labels(*self.key).inc(rendered.dropped_rows)
