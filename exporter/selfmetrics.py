@@ -212,8 +212,9 @@ class SelfMetrics:
         )
         self.poll_errors = Counter(
             "datadog_exporter_poll_errors",
-            "Failed polls by reason (rate_limited, rate_budget, http_error, server_error, timeout, "
-            "connection_error, too_large, decode_error, credentials, internal_error).",
+            "Failed polls by reason (rate_limited, rate_budget, http_error, unauthorized (401), "
+            "forbidden (403), server_error, timeout, connection_error, too_large, decode_error, "
+            "credentials, internal_error).",
             ["collector", "query", "reason"],
             registry=self.registry,
         )

@@ -32,6 +32,7 @@ from ..logs import Redactor
 from .credentials import Credentials, CredentialsError
 from .proxies import Proxy, ProxyRules
 from .ratelimit import RateLimits
+from .rejections import rejection_hint
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,18 @@ class HttpError(ApiError):
     def __init__(self, message: str, status: int):
         super().__init__(message)
         self.status = status
+
+
+class Unauthorized(HttpError):
+    """401: the keys were not accepted. Retrying within the poll will not fix a key."""
+
+    reason = "unauthorized"
+
+
+class Forbidden(HttpError):
+    """403: a key is wrong, belongs to another site, or lacks the endpoint's permission."""
+
+    reason = "forbidden"
 
 
 class RedirectRefused(HttpError):
@@ -399,6 +412,9 @@ class DatadogClient:
             raise RateLimited(f"{message}; next call in {wait:g}s", until)
         if status >= 500:
             raise ServerError(message, status)
+        if status in (401, 403):
+            hint = rejection_hint(status, endpoint, what, self.base_url)
+            raise (Unauthorized if status == 401 else Forbidden)(f"{message}; {hint}", status)
         raise HttpError(message, status)
 
 

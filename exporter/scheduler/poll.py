@@ -39,6 +39,8 @@ ERROR_REASONS = (
     "rate_limited",
     "rate_budget",
     "http_error",
+    "unauthorized",
+    "forbidden",
     "server_error",
     "timeout",
     "connection_error",

@@ -121,7 +121,9 @@ class WithMonitors(Config):
     monitors: list[MonitorsQuery] = Field(default_factory=list)
 
 
-MONITORS = Collector(MonitorsQuery, REGISTRY[0].job, (), history=False)
+MONITORS = Collector(
+    MonitorsQuery, REGISTRY[0].job, (), history=False, permission=REGISTRY[0].permission
+)
 
 
 def test_a_section_without_a_collector_is_refused() -> None:
