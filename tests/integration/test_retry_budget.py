@@ -29,7 +29,7 @@ KEY = ("connections", "a")
 
 @asynccontextmanager
 async def storm_scheduler(
-    simulator: Simulator, clock: FastForwardClock, **options: int
+    simulator: Simulator, clock: FastForwardClock, max_attempts: int = DEFAULT_MAX_ATTEMPTS
 ) -> AsyncIterator[Scheduler]:
     """A scheduler on virtual time: its retry waits pass at once, so hours cost moments."""
     redactor = Redactor()
@@ -44,7 +44,12 @@ async def storm_scheduler(
         clock=clock,
     )
     scheduler = Scheduler(
-        client, SnapshotStore(), metrics, clock=clock, rng=random.Random(7), **options
+        client,
+        SnapshotStore(),
+        metrics,
+        clock=clock,
+        rng=random.Random(7),
+        max_attempts=max_attempts,
     )
     metrics.watch(scheduler.query_states, client.rate_limits.views)
     try:
