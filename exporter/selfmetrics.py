@@ -212,9 +212,10 @@ class SelfMetrics:
         )
         self.poll_errors = Counter(
             "datadog_exporter_poll_errors",
-            "Failed polls by reason (rate_limited, rate_budget, http_error, unauthorized (401), "
-            "forbidden (403), server_error, timeout, connection_error, too_large, decode_error, "
-            "credentials, internal_error).",
+            "Failed polls by reason (rate_limited, rate_budget, http_error, unauthorized, "
+            "forbidden, server_error, timeout, connection_error, too_large, decode_error, "
+            "credentials, internal_error). unauthorized is an HTTP 401 and forbidden a 403: "
+            "the log line names the key, the base URL and the permission to check.",
             ["collector", "query", "reason"],
             registry=self.registry,
         )
