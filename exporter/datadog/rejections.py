@@ -29,6 +29,12 @@ def rejected_key(error_text: str) -> str | None:
     return None
 
 
+def says_permission(error_text: str) -> bool:
+    """True when the body blames a permission (``Failed permission authorization checks``):
+    the keys were accepted, the application key's role lacks what the endpoint needs."""
+    return "permission" in error_text.lower()
+
+
 def where(base_url: str) -> str:
     """``https://api.datadoghq.eu (site datadoghq.eu)``: the base URL without any login, and
     the site it belongs to, or that it is none of Datadog's sites."""
@@ -54,17 +60,23 @@ def permission_hint(endpoint: str) -> str:
     )
 
 
-def rejection_hint(status: int, endpoint: str, error_text: str, base_url: str) -> str:
+def rejection_hint(
+    status: int, endpoint: str, error_text: str, base_url: str, source: str | None = None
+) -> str:
     """What to check after a 401 or 403 from ``endpoint``: the key the body names (or both),
-    where the request went (keys work only for their own site's organisation) and, for a
-    403, the permission the endpoint needs."""
-    key = rejected_key(error_text)
-    which = (
-        f"Datadog rejected the {key}"
-        if key is not None
-        else f"Datadog did not say which key it rejected: check the {API_KEY} and the {APP_KEY}"
-    )
-    parts = [which, f"both must belong to the organisation at {where(base_url)}"]
+    where the request went (keys work only for their own site's organisation; ``source``,
+    when known, is the setting that chose the URL) and, for a 403, the permission the
+    endpoint needs. ``endpoint`` ``validate`` (``GET /api/v1/validate``) checks the API key
+    only. The poll's failure line and the online check both say this."""
+    key = API_KEY if endpoint == "validate" else rejected_key(error_text)
+    if key is not None:
+        which = f"Datadog rejected the {key}"
+    elif status == 403 and says_permission(error_text):
+        which = f"Datadog accepted the keys but refused the {APP_KEY} a permission"
+    else:
+        which = f"Datadog did not say which key it rejected: check the {API_KEY} and the {APP_KEY}"
+    place = where(base_url) + (f", set by {source}" if source else "")
+    parts = [which, f"both must belong to the organisation at {place}"]
     if status == 403:
         permission = permission_hint(endpoint)
         if permission:

@@ -57,3 +57,16 @@ def test_every_endpoint_has_its_permission_and_says_how_sure_that_is() -> None:
     for entry in REGISTRY:
         said = "(inferred" if entry.permission.inferred else "(documented"
         assert said in permission_hint(entry.endpoint)
+
+
+def test_a_permission_refusal_says_the_keys_were_accepted_and_names_the_permission() -> None:
+    said = "Forbidden: Failed permission authorization checks"
+    hint = rejection_hint(403, "dns", said, "https://api.datadoghq.com")
+    assert hint.startswith("Datadog accepted the keys but refused the application key")
+    assert "network_connections_read" in hint
+
+
+def test_the_online_check_can_name_the_setting_that_chose_the_url() -> None:
+    hint = rejection_hint(403, "validate", "Forbidden", "https://api.datadoghq.eu", "DD_SITE")
+    assert hint.startswith("Datadog rejected the API key (DD-API-KEY)")
+    assert "https://api.datadoghq.eu (site datadoghq.eu), set by DD_SITE" in hint
