@@ -78,9 +78,12 @@ ENVIRONMENT: tuple[Variable, ...] = (
         "The API's base URL, overriding datadog.api_url and every site: a proxy, or a "
         "simulator in tests.",
     ),
+    Variable("HTTPS_PROXY", "The proxy for https:// Datadog URLs (https_proxy too)."),
+    Variable("HTTP_PROXY", "The proxy for http:// Datadog URLs (http_proxy too)."),
     Variable(
-        "HTTPS_PROXY, HTTP_PROXY, NO_PROXY",
-        "The proxy for Datadog traffic, read as Go programs read them (either case).",
+        "NO_PROXY",
+        "Hosts, domains and networks reached without a proxy, as Go programs read it "
+        "(no_proxy too).",
     ),
     Variable(
         "SSL_CERT_FILE",
@@ -88,10 +91,13 @@ ENVIRONMENT: tuple[Variable, ...] = (
     ),
     Variable(COUNT_ENV, "The shard count when --shard.count is not given."),
     Variable(INDEX_ENV, "This replica's shard when --shard.index is not given."),
-    Variable(
-        ", ".join(POD_NAME_ENVS),
-        f"A StatefulSet pod name whose -N ending is the shard index, without "
-        f"--shard.index or {INDEX_ENV}.",
+    *(
+        Variable(
+            name,
+            f"A StatefulSet pod name whose -N ending is the shard index, without "
+            f"--shard.index or {INDEX_ENV}.",
+        )
+        for name in POD_NAME_ENVS
     ),
 )
 # What --help lists below the flags, and the command-line reference too.

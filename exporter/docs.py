@@ -115,19 +115,20 @@ def _count(node: dict[str, Any], low: str, high: str, unit: str) -> str:
 def _describe(schema: _Schema, node: dict[str, Any]) -> tuple[str, str]:
     """(the type as the reference names it, what values are allowed)."""
     if is_duration(node):
-        (number,) = [b for b in _all_branches(node) if b.get("type") == "number"] or [{}]
-        return "duration", _bounds(number, lambda seconds: format_duration(float(seconds)))
+        bounds: dict[str, Any] = {}
+        for branch in _all_branches(node):
+            bounds.update(branch)
+        return "duration", _bounds(bounds, lambda seconds: format_duration(float(seconds)))
     node = schema.resolve(node)
     kind = node.get("type")
     if "enum" in node:
         return "string", "one of " + ", ".join(_code(value) for value in node["enum"])
     if kind == "string":
-        allowed = [_count(node, "minLength", "maxLength", "characters")]
+        limits = [_count(node, "minLength", "maxLength", "characters")]
         if "pattern" in node:
-            allowed.append(f"matches {_code(node['pattern'])}")
-        return ("path" if node.get("format") == "path" else "string"), "; ".join(
-            a for a in allowed if a
-        )
+            limits.append(f"matches {_code(node['pattern'])}")
+        kind = "path" if node.get("format") == "path" else "string"
+        return kind, "; ".join(limit for limit in limits if limit)
     if kind in ("integer", "number"):
         return kind, _bounds(node)
     if kind == "array":
@@ -136,8 +137,7 @@ def _describe(schema: _Schema, node: dict[str, Any]) -> tuple[str, str]:
         return f"list of {what}", _count(node, "minItems", "maxItems", "items")
     if kind == "object":
         keys = node.get("propertyNames", {}).get("enum")
-        allowed = "keys: " + ", ".join(_code(key) for key in keys) if keys else ""
-        return "mapping", allowed
+        return "mapping", "keys: " + ", ".join(_code(key) for key in keys) if keys else ""
     raise ValueError(f"no type to show for {node}")
 
 
@@ -369,7 +369,7 @@ def render_command_line() -> str:
     ]
     lines += _table(
         ("variable", "meaning"),
-        ([", ".join(_code(n) for n in v.name.split(", ")), v.meaning] for v in ENVIRONMENT),
+        ([_code(variable.name), variable.meaning] for variable in ENVIRONMENT),
     )
     lines += [""]
     lines += _command_section(

@@ -26,8 +26,10 @@ DESCRIPTION = (
     "The YAML file given to datadog-cnm-exporter --config.file: where the Datadog API lives "
     "and which queries to poll. Every section is optional; unknown keys are errors."
 )
-# pydantic states a bound on a union (a duration: text or number) under its own names,
-# which JSON Schema does not know: they belong on the number branch.
+# pydantic states a bound on a duration (a union of text and number, or text alone) under its
+# own names, which JSON Schema does not know. Renamed in place: a JSON Schema bound constrains
+# numbers (seconds) and leaves text alone, whose bound only the exporter can check; the
+# reference reads it from there either way.
 _BOUNDS = {"gt": "exclusiveMinimum", "ge": "minimum", "lt": "exclusiveMaximum", "le": "maximum"}
 
 
@@ -39,7 +41,7 @@ def config_json_schema() -> dict[str, Any]:
         node = schema if model is Config else definitions[model.__name__]
         _fill_factory_defaults(model, node)
     for node in _nodes(schema):
-        _move_bounds(node)
+        _rename_bounds(node)
         for value in node.get("properties", {}).values():
             value.pop("title", None)  # "Max Response Size": the key, said again
             if is_duration(value) and isinstance(value.get("default"), int | float):
@@ -101,15 +103,9 @@ def _fill_factory_defaults(model: type[BaseModel], node: dict[str, Any]) -> None
             node["properties"][name]["default"] = value
 
 
-def _move_bounds(node: dict[str, Any]) -> None:
-    bounds = {key: node.pop(key) for key in list(node) if key in _BOUNDS}
-    if not bounds:
-        return
-    numbers = [b for b in _branches(node) if b.get("type") in ("number", "integer")]
-    if not numbers:
-        raise ValueError(f"a bound {bounds} on a schema without a number: {node}")
-    for branch in numbers:
-        branch.update({_BOUNDS[key]: value for key, value in bounds.items()})
+def _rename_bounds(node: dict[str, Any]) -> None:
+    for key in [key for key in node if key in _BOUNDS]:
+        node[_BOUNDS[key]] = node.pop(key)
 
 
 def _nodes(node: Any) -> Iterator[dict[str, Any]]:
