@@ -149,7 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
         description=wrap(
             "Prometheus exporter for Datadog Cloud Network Monitoring, Case Management "
             "and RUM Audience Management. Keys come from DD_API_KEY / DD_APP_KEY (or "
-            "DD_API_KEY_FILE / DD_APP_KEY_FILE); DD_SITE picks the Datadog site."
+            "DD_API_KEY_FILE / DD_APP_KEY_FILE); DD_SITE picks the Datadog site. "
+            "`datadog-cnm-exporter backfill ...` fetches Datadog's history into OpenMetrics "
+            "files instead (see its --help)."
         ),
         epilog=epilog(ENVIRONMENT, EXIT_CODES),
         formatter_class=HelpFormatter,
@@ -159,13 +161,14 @@ def build_parser() -> argparse.ArgumentParser:
         dest="config_file",
         type=Path,
         metavar="PATH",
-        help="YAML configuration file",
+        help="YAML configuration file (required unless --demo)",
     )
     parser.add_argument(
         "--config.check",
         dest="config_check",
         action="store_true",
-        help="validate the configuration, print a summary and exit (0 if valid, 1 if not)",
+        help="validate the configuration, print its queries and the API calls per hour per "
+        "account and endpoint, and exit: 0 if valid, 1 if not",
     )
     parser.add_argument(
         "--config.schema",
@@ -178,8 +181,10 @@ def build_parser() -> argparse.ArgumentParser:
         action=_Addresses,
         default=[DEFAULT_LISTEN_ADDRESS],
         metavar="HOST:PORT",
-        help="address to serve on (:PORT: every interface; [::1]:PORT: IPv6); repeat the flag "
-        "to serve on several addresses, given once it replaces the default",
+        help=f"address to serve on: :PORT means every interface, [::1]:PORT an IPv6 address; "
+        f"repeat the flag to serve on several (each with the same --web.config.file); given "
+        f"once, it replaces the default ({DEFAULT_PORT} lies outside the fully allocated "
+        f"9100-9999 exporter range)",
     )
     parser.add_argument(
         "--web.max-requests",
@@ -194,7 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
         dest="web_config_file",
         type=Path,
         metavar="PATH",
-        help="TLS and basic-auth configuration (Prometheus exporter-toolkit format)",
+        help="TLS and basic auth for the exporter's HTTP server, in the Prometheus "
+        "exporter-toolkit format",
     )
     parser.add_argument(
         "--web.telemetry-path",
@@ -202,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="/metrics",
         metavar="PATH",
         help="path of the metrics endpoint; starts with / and is none of the exporter's own "
-        f"paths ({', '.join(OWN_PATHS)})",
+        f"paths ({', '.join(OWN_PATHS)}), else exit 2",
     )
     parser.add_argument(
         "--shard.count",
@@ -210,7 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         metavar="N",
         help=f"replicas the queries are spread over (default 1, or ${COUNT_ENV}); with "
-        "--config.check, print which replica polls which query",
+        "--config.check, print which replica polls which query and the API calls per hour per "
+        "shard and account",
     )
     parser.add_argument(
         "--shard.index",
@@ -218,7 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         metavar="I",
         help=f"this replica's shard, 0..N-1 (default ${INDEX_ENV}, else the -N ending of a "
-        "StatefulSet pod name in $POD_NAME or $HOSTNAME)",
+        "StatefulSet pod name in $POD_NAME or $HOSTNAME); required in one of these forms when "
+        "the count is above 1",
     )
     parser.add_argument(
         "--log.level",
@@ -232,12 +240,14 @@ def build_parser() -> argparse.ArgumentParser:
         dest="log_format",
         choices=["logfmt", "json"],
         default="logfmt",
-        help="one event per line, as logfmt or as a JSON object",
+        help="one event per line, as logfmt or as a JSON object; a traceback only at debug, for "
+        "an unexpected error, and then inside its line",
     )
     parser.add_argument(
         "--demo",
         action="store_true",
-        help="run against the built-in Datadog simulator; no keys needed",
+        help="run against the built-in Datadog simulator with a sample configuration; no keys "
+        "needed",
     )
     parser.add_argument(
         "--version",

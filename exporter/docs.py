@@ -26,10 +26,13 @@ from typing import Any
 from .backfill import cli as backfill_cli
 from .catalog import SELF_FAMILIES, data_families, sample_name
 from .cli import ENVIRONMENT, EXIT_CODES, SCHEMA_RESOURCE, build_parser
+from .collectors.registry import REGISTRY
 from .config.jsonschema import config_json_schema, is_duration
+from .config.schema import DEFAULT_ACCOUNT
 from .durations import format_duration
 from .exposition import Family, Value
 from .flags import ExitCode, shown_default
+from .scheduler import ERROR_REASONS
 
 COMMAND = "python -m exporter.docs"
 SCHEMA_PATHS = (Path("exporter") / SCHEMA_RESOURCE, Path("docs") / "config.schema.json")
@@ -256,7 +259,7 @@ def _family_rows(families: Iterable[Family]) -> list[list[str]]:
             _labels(family),
             _unit(family.name),
             family.value.value,
-            family.help,
+            f"{family.help} {family.note}".strip(),
         ]
         for family in families
     ]
@@ -289,7 +292,29 @@ def render_metrics() -> str:
         "characters become `_`); *group_by fields joined with _* is one label named after "
         "all of them; *account, with accounts: only* is the `account` label, present when "
         "the configuration has an `accounts:` section.",
+        "",
+        "The self-metrics' labels take these values:",
+        "",
     ]
+    values = (
+        ("collector", "the configuration's section", [entry.section for entry in REGISTRY]),
+        ("endpoint", "the Datadog endpoint", [entry.endpoint for entry in REGISTRY]),
+        ("reason", "why a poll failed", list(ERROR_REASONS)),
+    )
+    lines += _table(
+        ("label", "values"),
+        [
+            *(
+                [_code(name), f"{what}: " + ", ".join(map(_code, names))]
+                for name, what, names in values
+            ),
+            [
+                _code("account"),
+                f"the account's name; {_code(DEFAULT_ACCOUNT)} without an `accounts:` section "
+                "(the label is always there, unlike on the data series)",
+            ],
+        ],
+    )
     for title, families in data_families():
         lines += ["", f"## {title}", ""]
         lines += _table(header, _family_rows(families))

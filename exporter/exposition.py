@@ -116,8 +116,9 @@ QUERY_LABELS = ("query", ACCOUNT_IF_CONFIGURED, GROUP_BY_LABELS)
 class Family:
     """A metric family's identity: name, HELP text and type.
 
-    ``labels`` and ``value`` only document the family (the metrics reference is generated
-    from them); they take no part in equality or the exposition.
+    ``labels``, ``value`` and ``note`` only document the family (the metrics reference is
+    generated from them; ``note`` says there what the HELP text is too short for); they take
+    no part in equality or the exposition.
     """
 
     name: str
@@ -125,6 +126,7 @@ class Family:
     type: str = "gauge"
     labels: tuple[str, ...] = dataclass_field(default=(), compare=False)
     value: Value = dataclass_field(default=Value.CURRENT, compare=False)
+    note: str = dataclass_field(default="", compare=False)
 
     def header(self) -> bytes:
         escaped = self.help.replace("\\", "\\\\").replace("\n", "\\n")

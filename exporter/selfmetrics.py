@@ -88,6 +88,7 @@ WINDOW = Family(
     "datadog_exporter_window_seconds",
     "Length of the query's time window; divide window totals by it for per-second rates.",
     labels=_PER_QUERY,
+    note="Connections and dns queries only.",
 )
 INTERVAL = Family(
     "datadog_exporter_interval_seconds", "How often the query is polled.", labels=_PER_QUERY
@@ -126,6 +127,7 @@ LOOP_RESTARTS = Family(
     "counter",
     labels=_PER_QUERY,
     value=Value.COUNTER,
+    note="Shown at 0 from the query's start; anything else is a bug: see the log.",
 )
 DROPPED_ROWS = Family(
     "datadog_exporter_dropped_rows",
@@ -133,6 +135,7 @@ DROPPED_ROWS = Family(
     "counter",
     labels=_PER_QUERY,
     value=Value.COUNTER,
+    note="Shown at 0 from the query's start, so increase() sees the first.",
 )
 INVALID_VALUES = Family(
     "datadog_exporter_invalid_values",
@@ -141,6 +144,7 @@ INVALID_VALUES = Family(
     "counter",
     labels=_PER_QUERY,
     value=Value.COUNTER,
+    note="Shown at 0 from the query's start, so increase() sees the first.",
 )
 RATE_LIMIT = Family(
     "datadog_exporter_rate_limit_limit",
@@ -166,10 +170,12 @@ RATE_LIMITED_UNTIL = Family(
 ASYNCIO_TASKS = Family(
     "datadog_exporter_asyncio_tasks",
     "Tasks alive on the exporter's event loop (one per query plus a few for serving).",
+    note="Steady unless something leaks.",
 )
 SCRAPES_IN_FLIGHT = Family(
     "datadog_exporter_scrapes_in_flight",
     "Requests to the metrics path being served now, this one included.",
+    note="promhttp's promhttp_metric_handler_requests_in_flight, under this exporter's prefix.",
 )
 SCRAPES_REJECTED = Family(
     "datadog_exporter_scrapes_rejected",
@@ -197,12 +203,15 @@ SHARD_INFO = Family(
     "Always 1; labels say which shard (0-based index) of how many this replica is.",
     labels=("index", "count"),
     value=Value.INFO,
+    note="index 0 and count 1 when unsharded.",
 )
 # The count again as a number: PromQL cannot compare a label with a value, and the
 # shipped DatadogExporterShardsMissing alert compares it with the indexes reporting.
 SHARDS = Family(
     "datadog_exporter_shards",
     "Replicas the configured queries are split over (the shard count; 1 unsharded).",
+    note="For rules comparing it with the indexes reporting (the shipped "
+    "DatadogExporterShardsMissing alert).",
 )
 OWNED_QUERIES = Family(
     "datadog_exporter_owned_queries",

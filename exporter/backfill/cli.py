@@ -86,36 +86,44 @@ def build_parser() -> argparse.ArgumentParser:
         "--start",
         required=True,
         metavar="TIME",
-        help="RFC 3339, Unix seconds, or a duration ago (14d, 36h)",
+        help="RFC 3339 (2024-05-01T00:00:00Z; an offset is required), Unix seconds, or a "
+        "duration meaning that long ago (14d, 36h); before Datadog's retention of about 14 days "
+        "is a warning (those windows come back empty), not an error",
     )
     parser.add_argument(
         "--end",
         metavar="TIME",
-        help="as --start (default: 3h ago, so blocks stay out of a running Prometheus' head)",
+        help="as --start (default: 3h ago, which keeps the blocks out of a running Prometheus' "
+        "head block, as promtool tsdb create-blocks-from rules does)",
     )
     parser.add_argument(
-        "--step", metavar="DURATION", help="time between samples (default: each query's interval)"
+        "--step",
+        metavar="DURATION",
+        help="time between samples, whole seconds; samples sit on the multiples of the step in "
+        "[start, end] (default: each query's interval)",
     )
     parser.add_argument(
         "--query",
         action="append",
         default=[],
         metavar="NAME",
-        help="backfill only this query (NAME or COLLECTOR/NAME); repeatable",
+        help="backfill only this query, NAME or COLLECTOR/NAME (default: every connections and "
+        "dns query); repeatable",
     )
     parser.add_argument(
         "--output",
         default=DEFAULT_OUTPUT,
         metavar="DIR|-",
-        help="directory for one file per query and UTC day, or - for one stream on stdout",
+        help="directory for one file per query and UTC day (COLLECTOR-QUERY-YYYY-MM-DD.om), or - "
+        "for one stream on stdout (small runs; not resumable)",
     )
     parser.add_argument(
         "--label",
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="a label Prometheus adds when scraping the exporter (job, "
-        "instance), so backfilled series continue the live ones (default "
+        help="a target label Prometheus adds when it scrapes the exporter (job, instance): with "
+        "the same values the backfilled series are the live series (default "
         f"{' '.join(f'{k}={v}' for k, v in DEFAULT_LABELS)}); repeatable",
     )
     parser.add_argument(
