@@ -39,14 +39,21 @@ def check_jsonschema(*files: Path) -> subprocess.CompletedProcess[str]:
 
 
 def looks_like_config(value: object) -> bool:
-    """A mapping with a key of the configuration's: the exporter would read it as one."""
+    """A mapping with a key of the configuration's: in a page, an example of one (a typo in
+    another key must not hide it)."""
     return isinstance(value, dict) and bool(CONFIG_KEYS & set(value))
+
+
+def is_config(value: object) -> bool:
+    """A mapping of configuration keys only: inside a manifest or Helm values, the file the
+    exporter reads (a chart's own `datadog:` settings beside other keys are not one)."""
+    return isinstance(value, dict) and bool(value) and set(value) <= CONFIG_KEYS
 
 
 def configs_in(value: object) -> Iterator[dict[str, Any]]:
     """Every configuration inside a YAML document: itself, a nested value (Helm values), or
     the text of a ConfigMap's data."""
-    if looks_like_config(value):
+    if is_config(value):
         assert isinstance(value, dict)
         yield value
     elif isinstance(value, dict):
@@ -67,7 +74,11 @@ def shipped_configs() -> dict[str, dict[str, Any]]:
     found: dict[str, dict[str, Any]] = {}
     paths = [*EXAMPLES, *(REPO / "deploy").rglob("*.y*ml")]
     for path in sorted(set(paths)):
-        for index, document in enumerate(yaml.safe_load_all(path.read_text())):
+        try:
+            documents = list(yaml.safe_load_all(path.read_text()))
+        except yaml.YAMLError:
+            continue  # a template (Helm's {{ }}), not YAML until rendered
+        for index, document in enumerate(documents):
             for number, config in enumerate(configs_in(document)):
                 found[f"{path.relative_to(REPO)}#{index}.{number}"] = config
     return found
@@ -106,6 +117,19 @@ def test_every_shipped_configuration_passes_check_jsonschema(tmp_path: Path) -> 
     proc = check_jsonschema(*EXAMPLES)  # the files themselves, comments and all
     assert proc.returncode == 0, proc.stdout + proc.stderr
     validate_all(configs, tmp_path)
+
+
+def test_configurations_are_found_in_configmaps_and_helm_values() -> None:
+    """The search that feeds the test above: a ConfigMap's data text and a chart's `config:`
+    are found; a chart's own `datadog:` settings next to other keys are not a configuration."""
+    config_map = {"kind": "ConfigMap", "data": {"config.yml": "dns:\n  - name: lookups\n"}}
+    values = {
+        "datadog": {"existingSecret": "keys", "site": ""},
+        "config": {"datadog": {"timeout": "30s"}, "connections": [{"name": "pairs"}]},
+        "shards": 3,
+    }
+    assert list(configs_in(config_map)) == [{"dns": [{"name": "lookups"}]}]
+    assert list(configs_in(values)) == [values["config"]]
 
 
 def test_every_configuration_in_the_docs_passes_check_jsonschema(tmp_path: Path) -> None:
