@@ -158,7 +158,8 @@ class DatadogSettings(_Strict):
     max_response_size: int = Field(
         default=64 * 1024 * 1024,
         ge=1024,
-        description="Answers larger than this many bytes are abandoned while reading.",
+        description="Answers larger than this many bytes (64 MiB by default) are abandoned "
+        "while reading.",
     )
     # One setting for every account: the egress is the machine's, not an account's.
     ca_file: CaBundle | None = Field(
