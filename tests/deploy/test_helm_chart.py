@@ -95,6 +95,7 @@ def pod_spec(docs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def container(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    found: dict[str, Any]
     [found] = pod_spec(docs)["containers"]
     assert found["name"] == EXPORTER_CONTAINER
     return found
