@@ -58,7 +58,7 @@ PLAYABLE = {"ConfigMap", "Deployment", "Pod"}
 KEY_DIR = "/var/run/secrets/datadog"
 
 
-def test_values(directory: Path, config: dict[str, Any]) -> Path:
+def values_for_the_test(directory: Path, config: dict[str, Any]) -> Path:
     """The test-time values: this run's image, the simulator as Datadog, `config`."""
     repository, _, tag = EXPORTER_IMAGE.rpartition(":")
     values = {
@@ -115,7 +115,7 @@ def short_intervals() -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory: pytest.TempPathFactory, exporter: Built) -> Iterator[Played]:
     directory = tmp_path_factory.mktemp("helm-deployment")
-    rendered = template(DEFAULT, test_values(directory, short_intervals()))
+    rendered = template(DEFAULT, values_for_the_test(directory, short_intervals()))
     [secret] = [d for d in rendered if d["kind"] == "Secret"]  # made by the chart
     docs = [d for d in rendered if d["kind"] in PLAYABLE]
     [workload] = [d for d in docs if d["kind"] == "Deployment"]
@@ -225,7 +225,7 @@ def test_the_probe_paths_answer_on_the_named_port(deployment: Played) -> None:
 
 def test_each_shard_pod_polls_exactly_its_queries(tmp_path: Path, exporter: Built) -> None:
     config = yaml.safe_load(exporter_config())
-    rendered = template(SHARDED, test_values(tmp_path, config))
+    rendered = template(SHARDED, values_for_the_test(tmp_path, config))
     [statefulset] = [d for d in rendered if d["kind"] == "StatefulSet"]
     count = statefulset["spec"]["replicas"]
     assert count == load_values(SHARDED)["shards"] == 3
