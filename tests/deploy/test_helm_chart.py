@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ import yaml
 import exporter
 from tests.deploy.deploy_support import (
     DASHBOARD,
+    DEPLOY,
     EXPORTER_CONTAINER,
     EXPORTER_PORT,
     KUSTOMIZE,
@@ -47,6 +49,7 @@ from tests.deploy.helm_support import (
     template_text,
 )
 from tests.deploy.operator_schemas import validate
+from tests.deploy.podman_support import SHIPPED_EXPORTER_IMAGE
 
 FULLNAME = f"{RELEASE}-datadog-cnm-exporter"
 OPERATOR_KINDS = {"ServiceMonitor", "PrometheusRule"}
@@ -125,6 +128,21 @@ def test_chart_version_and_app_version_are_the_package_version() -> None:
     chart = load_yaml(CHART / "Chart.yaml")
     assert chart["version"] == exporter.__version__
     assert chart["appVersion"] == exporter.__version__
+
+
+def test_one_version_everywhere() -> None:
+    """exporter.__version__ is the one version source: the chart, and the tag of every
+    image of ours the kustomize manifests and the kube-prometheus-stack values name."""
+    chart = load_yaml(CHART / "Chart.yaml")
+    assert chart["version"] == chart["appVersion"] == exporter.__version__
+    references = [
+        (path, match)
+        for path in sorted(DEPLOY.rglob("*.yaml"))
+        if CHART not in path.parents
+        for match in re.findall(rf"{re.escape(SHIPPED_EXPORTER_IMAGE)}(\S*)", path.read_text())
+    ]
+    assert len(references) >= 4, references
+    assert {tag for _, tag in references} == {f":{exporter.__version__}"}, references
 
 
 def test_chart_yaml_carries_what_the_review_guidelines_ask() -> None:
