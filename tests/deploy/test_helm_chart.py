@@ -598,6 +598,8 @@ def test_notes_tell_how_to_reach_metrics_and_what_is_configured(
     assert f"kubectl -n {NAMESPACE} port-forward svc/{service} 10173:10173" in text
     scheme = "https" if load_values(values).get("web", {}).get("tls") else "http"
     assert f"{scheme}://{service}.{NAMESPACE}.svc:10173/metrics" in text
+    web_secret = load_values(values).get("web", {}).get("existingSecret")
+    assert (f"web config of Secret {web_secret}: curl -u" in text) == bool(web_secret)
     config_maps = [d for d in by_kind(docs, "ConfigMap") if "config.yml" in d["data"]]
     if config_maps:
         config = yaml.safe_load(config_maps[0]["data"]["config.yml"])
