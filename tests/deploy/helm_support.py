@@ -48,9 +48,11 @@ def helm_run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess
     return run([helm(), *args], cwd=cwd, timeout=120)
 
 
+@cache
 def template_text(
     *values: Path, sets: tuple[str, ...] = (), kube_version: str | None = None
 ) -> subprocess.CompletedProcess[str]:
+    """`helm template` (once per argument list: the chart does not change during a run)."""
     argv = ["template", RELEASE, str(CHART), "--namespace", NAMESPACE]
     for path in values:
         argv += ["--values", str(path)]
