@@ -69,6 +69,10 @@ def configs_in(value: object) -> Iterator[dict[str, Any]]:
             return
 
 
+def in_helm_chart(path: Path) -> bool:
+    return any((parent / "Chart.yaml").exists() for parent in path.parents)
+
+
 def shipped_configs() -> dict[str, dict[str, Any]]:
     """Every configuration under deploy/ and the package, by where it was found."""
     found: dict[str, dict[str, Any]] = {}
@@ -79,9 +83,23 @@ def shipped_configs() -> dict[str, dict[str, Any]]:
         except yaml.YAMLError:
             continue  # a template (Helm's {{ }}), not YAML until rendered
         for index, document in enumerate(documents):
-            for number, config in enumerate(configs_in(document)):
+            # A chart's values: the exporter's file is their `config:` (the chart's own
+            # `datadog:` settings share a name with a configuration key).
+            chart_config = document.get("config") if isinstance(document, dict) else None
+            searched = chart_config if in_helm_chart(path) else document
+            for number, config in enumerate(configs_in(searched)):
                 found[f"{path.relative_to(REPO)}#{index}.{number}"] = config
     return found
+
+
+CHART_VALUES = REPO / "deploy" / "helm" / "datadog-cnm-exporter" / "values.yaml"
+
+
+def is_chart_values(value: object) -> bool:
+    """A block of the Helm chart's values: only keys the chart's values.yaml has, one of them
+    not a configuration key (the chart's `datadog:` shares its name with the file's)."""
+    chart_keys = set(yaml.safe_load(CHART_VALUES.read_text()))
+    return isinstance(value, dict) and set(value) <= chart_keys and not set(value) <= CONFIG_KEYS
 
 
 def documented_configs() -> dict[str, dict[str, Any]]:
@@ -94,6 +112,9 @@ def documented_configs() -> dict[str, dict[str, Any]]:
                 document = yaml.safe_load(block)
             except yaml.YAMLError:
                 continue  # a fragment with placeholders, not a file
+            if is_chart_values(document):
+                assert isinstance(document, dict)
+                document = document.get("config")  # the exporter's file inside the values
             if looks_like_config(document):
                 found[f"{page.relative_to(REPO)} yaml block {index + 1}"] = document
     return found
