@@ -57,6 +57,8 @@ class Collector:
     permission: Permission
     # Whether Datadog answers a bare 400 when the organisation has no Cloud Network Monitoring.
     cnm: bool = False
+    # The product and endpoint as the docs name them (the metrics reference's headings).
+    title: str = ""
 
     @property
     def section(self) -> str:
@@ -84,8 +86,17 @@ REGISTRY: tuple[Collector, ...] = (
         history=True,
         permission=_CNM_READ,
         cnm=True,
+        title="CNM connections",
     ),
-    Collector(DnsQuery, dns.DnsJob, dns.FAMILIES, history=True, permission=_CNM_READ, cnm=True),
+    Collector(
+        DnsQuery,
+        dns.DnsJob,
+        dns.FAMILIES,
+        history=True,
+        permission=_CNM_READ,
+        cnm=True,
+        title="CNM DNS",
+    ),
     Collector(
         CasesQuery,
         cases.CasesJob,
@@ -94,6 +105,7 @@ REGISTRY: tuple[Collector, ...] = (
         permission=Permission(
             "cases_read", inferred=False, source="documented: the endpoint's OAuth scope"
         ),
+        title="Case Management",
     ),
     Collector(
         AudienceQuery,
@@ -105,6 +117,7 @@ REGISTRY: tuple[Collector, ...] = (
             inferred=True,
             source="inferred: Datadog's permission list; the endpoint's reference names none",
         ),
+        title="RUM Audience Management",
     ),
 )
 
