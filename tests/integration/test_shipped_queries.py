@@ -1,7 +1,7 @@
 """Every query the project ships — the demo, the Kubernetes configuration (which the
-kube-prometheus-stack values mount too) and the examples in the docs — returns rows against
-the simulator, with every group_by field resolved: an example that matches nothing teaches
-a new user that silence is health."""
+kube-prometheus-stack values mount too), the Helm chart's and the examples in the docs —
+returns rows against the simulator, with every group_by field resolved: an example that
+matches nothing teaches a new user that silence is health."""
 
 from __future__ import annotations
 
@@ -38,6 +38,8 @@ def shipped_configs() -> dict[str, str]:
         except yaml.YAMLError:
             continue
         for document in documents:
+            if isinstance(document, dict) and isinstance(document.get("config"), dict):
+                document = document["config"]  # a Helm chart's values: the file it renders
             if isinstance(document, dict) and set(document) & set(SECTIONS):
                 kept = (*SECTIONS, "accounts")  # accounts: the names queries refer to
                 queries = {key: document[key] for key in kept if key in document}
@@ -51,6 +53,7 @@ SHIPPED = shipped_configs()
 def test_the_shipped_configurations_are_found() -> None:
     assert "exporter/demo.yml" in SHIPPED
     assert "deploy/kubernetes/base/config.yml" in SHIPPED
+    assert "deploy/helm/datadog-cnm-exporter/values.yaml" in SHIPPED
     assert any(where.startswith("docs/configuration.md") for where in SHIPPED)
 
 
@@ -75,6 +78,10 @@ async def test_every_shipped_query_returns_rows_with_every_field_resolved(
 def test_the_shipped_open_cases_query_spells_the_status_as_datadog_answers_it() -> None:
     """The DatadogOpenCasesAboveThreshold alert reads open_by_priority: its filter must use
     the status enum's spelling (OPEN), which the simulator matches exactly."""
-    for where in ("exporter/demo.yml", "deploy/kubernetes/base/config.yml"):
+    for where in (
+        "exporter/demo.yml",
+        "deploy/kubernetes/base/config.yml",
+        "deploy/helm/datadog-cnm-exporter/values.yaml",
+    ):
         (query,) = [j for j in jobs_of(where) if j.name == "open_by_priority"]
         assert query.request(0).json_body["data"]["attributes"]["query_filter"] == "status:OPEN"
