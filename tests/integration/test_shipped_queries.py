@@ -38,11 +38,12 @@ def shipped_configs() -> dict[str, str]:
         except yaml.YAMLError:
             continue
         for document in documents:
+            config = document
             if isinstance(document, dict) and isinstance(document.get("config"), dict):
-                document = document["config"]  # a Helm chart's values: the file it renders
-            if isinstance(document, dict) and set(document) & set(SECTIONS):
+                config = document["config"]  # a Helm chart's values: the file it renders
+            if isinstance(config, dict) and set(config) & set(SECTIONS):
                 kept = (*SECTIONS, "accounts")  # accounts: the names queries refer to
-                queries = {key: document[key] for key in kept if key in document}
+                queries = {key: config[key] for key in kept if key in config}
                 found[where] = yaml.safe_dump(queries)
     return found
 
