@@ -76,8 +76,8 @@ async def requests_per_poll(
 async def test_a_503_storm_costs_at_most_the_cap_per_poll_whatever_the_interval(
     simulator: Simulator, caplog: pytest.LogCaptureFixture, interval: str
 ) -> None:
-    """Before the cap a 60s query made ~9 requests per failed poll and an hourly one ~115
-    (full-jitter retries until the next tick); now both make DEFAULT_MAX_ATTEMPTS."""
+    """Before the cap a 60s query made ~9 requests per failed poll and an hourly one over
+    100 (full-jitter retries until the next tick); now both make DEFAULT_MAX_ATTEMPTS."""
     clock = FastForwardClock()
     simulator.set_fault("connections", Fault(kind="status", status=503))
     async with storm_scheduler(simulator, clock) as scheduler:
