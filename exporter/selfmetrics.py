@@ -182,7 +182,8 @@ class SelfMetrics:
         self.poll_errors = Counter(
             "datadog_exporter_poll_errors",
             "Failed polls by reason (rate_limited, rate_budget, http_error, server_error, timeout, "
-            "connection_error, too_large, decode_error, credentials, internal_error).",
+            "dns_error, connection_refused, tls_error, connection_error, too_large, "
+            "decode_error, credentials, internal_error).",
             ["collector", "query", "reason"],
             registry=self.registry,
         )
