@@ -92,11 +92,19 @@ def problems_from(error: ValidationError, data: object) -> list[tuple[str, str]]
         elif (
             item["type"] != "missing"
             and not isinstance(item["input"], dict | list)
-            and quoted(item["input"]) not in message
+            and not _shows(message, item["input"])
         ):
             message = f"{message} (got {quoted(item['input'])})"
         problems.append((format_loc(loc), message))
     return problems
+
+
+def _shows(message: str, value: object) -> bool:
+    """Whether ``message`` already quotes ``value`` (whole, or by its short prefix)."""
+    if quoted(value) in message:
+        return True
+    short = not isinstance(value, str) or len(value) <= len(message)
+    return short and repr(value) in message
 
 
 def user_loc(loc: Iterable[str | int], data: object, *, missing: bool = False) -> list[str | int]:

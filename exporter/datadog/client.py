@@ -167,7 +167,7 @@ def has_no_details(body: bytes) -> bool:
         return True
     try:
         document = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested too deep to read
         return False
     if not isinstance(document, dict) or set(document) - {"errors"}:
         return False
