@@ -23,6 +23,9 @@ _WHOLE = re.compile(r"(?:\d+(?:\.\d+)?(?:ms|s|m|h|d|w))+")
 # Far longer than any duration anyone writes ("1h30m", "1.5d"): a longer text is refused
 # before any parsing, so its cost stays bounded whatever its size.
 MAX_DURATION_CHARS = 1000
+# The whole text parse_duration accepts, surrounding blanks included, as a JSON Schema
+# (ECMA-262) pattern: the configuration's JSON Schema takes it from here, so the two agree.
+DURATION_PATTERN = r"^\s*" + _WHOLE.pattern + r"\s*$"
 
 
 def parse_duration(text: str) -> float:
