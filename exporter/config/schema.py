@@ -26,7 +26,7 @@ from pydantic import (
     model_validator,
 )
 
-from ..durations import DURATION_PATTERN, format_duration, parse_duration
+from ..durations import DURATION_PATTERN, MAX_DURATION_CHARS, format_duration, parse_duration
 from ..quoting import quoted
 from .errors import ConfigError, KeyedError, load_yaml, problems_from, read_text_file
 
@@ -62,7 +62,7 @@ def _to_seconds(value: Any) -> Any:
 # What a duration key accepts in the file, as the JSON Schema states it: the text, and a bare
 # number (seconds) for as long as _to_seconds takes one. Change the two together; the test
 # that the schema and the model agree (tests/unit/config/test_jsonschema.py) holds them to it.
-DurationText = Annotated[str, Field(pattern=DURATION_PATTERN)]
+DurationText = Annotated[str, Field(pattern=DURATION_PATTERN, max_length=MAX_DURATION_CHARS)]
 DurationInput = DurationText | float
 _duration = BeforeValidator(_to_seconds, json_schema_input_type=DurationInput)
 PositiveDuration = Annotated[float, _duration, Field(gt=0)]

@@ -9,8 +9,11 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
+from jsonschema import Draft202012Validator
 
 from exporter.config.errors import MAX_CONFIG_BYTES, ConfigError, UnreadableFileError
+from exporter.config.jsonschema import config_json_schema
 from exporter.config.schema import load_config, parse_config
 from exporter.config.web import load_web_config
 from exporter.durations import parse_duration
@@ -99,3 +102,17 @@ def test_a_50_mb_file_is_refused_without_being_read(tmp_path: Path) -> None:
             file.truncate(50 * 1024 * 1024)
         with pytest.raises(ConfigError, match=r": 52,428,800 bytes, above the limit of"):
             load(path)
+
+
+def test_the_json_schema_refuses_the_durations_the_exporter_refuses_as_too_long() -> None:
+    """The schema editors and Helm check a file with says what parse_duration says: a duration
+    over MAX_DURATION_CHARS is refused, however well formed."""
+    validator = Draft202012Validator(config_json_schema())
+    for text, accepted in (("1s" * 500, True), ("1s" * 501, False)):
+        document = {"connections": [{"name": "a", "interval": text}]}
+        assert validator.is_valid(document) is accepted, len(text)
+        if accepted:
+            assert parse_config(yaml.safe_dump(document)).connections[0].interval == 500
+        else:
+            with pytest.raises(ConfigError, match="too long"):
+                parse_config(yaml.safe_dump(document))
