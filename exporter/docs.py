@@ -8,7 +8,9 @@ Writes the pages no one keeps by hand, each from what the code declares:
 - ``docs/reference/metrics.md``, from :mod:`exporter.catalog` (the collectors' families and
   the self-metrics' declarations: help, type, labels, what the value is);
 - ``docs/reference/command-line.md``, from the two argument parsers and their environment
-  variables and exit codes.
+  variables and exit codes;
+- the ``config`` part of the Helm chart's ``values.schema.json`` (the rest of that file is
+  written by hand), so ``helm lint`` and ``helm install`` judge the exporter's file too.
 
 ``--check`` writes nothing and exits 1 naming every file that differs (the tests run the same
 comparison). Not imported by the exporter: it sits above the command line it documents.
@@ -39,6 +41,9 @@ SCHEMA_PATHS = (Path("exporter") / SCHEMA_RESOURCE, Path("docs") / "config.schem
 CONFIGURATION_PAGE = Path("docs/reference/configuration.md")
 METRICS_PAGE = Path("docs/reference/metrics.md")
 COMMAND_LINE_PAGE = Path("docs/reference/command-line.md")
+# The Helm chart's values schema: written by hand but for its `config` (the exporter's file),
+# which is this schema, embedded because Helm resolves no reference to another file.
+CHART_VALUES_SCHEMA = Path("deploy/helm/datadog-cnm-exporter/values.schema.json")
 
 
 def _generated(sources: str) -> str:
@@ -406,21 +411,34 @@ def render_command_line() -> str:
 # Writing and checking --------------------------------------------------------------------
 
 
-def outputs() -> dict[Path, str]:
+def render_chart_values_schema(chart_schema: str) -> str:
+    """The chart's values schema with its `config` replaced by the configuration's schema
+    (its `$defs` at the top, where the configuration's `#/$defs/...` references point)."""
+    values = json.loads(chart_schema)
+    config = config_json_schema()
+    values["$defs"] = config.pop("$defs", {})
+    config.pop("$schema", None)
+    values["properties"]["config"] = config
+    return json.dumps(values, indent=2, ensure_ascii=False) + "\n"
+
+
+def outputs(root: Path = Path()) -> dict[Path, str]:
     """Every generated file (relative to the repository's root) and what it should hold."""
     schema = render_schema()
+    chart_schema = (root / CHART_VALUES_SCHEMA).read_text(encoding="utf-8")
     return {
         **dict.fromkeys(SCHEMA_PATHS, schema),
         CONFIGURATION_PAGE: render_configuration(),
         METRICS_PAGE: render_metrics(),
         COMMAND_LINE_PAGE: render_command_line(),
+        CHART_VALUES_SCHEMA: render_chart_values_schema(chart_schema),
     }
 
 
 def stale(root: Path) -> list[Path]:
     """The generated files under ``root`` that are missing or differ from what they should be."""
     result = []
-    for path, text in outputs().items():
+    for path, text in outputs(root).items():
         target = root / path
         if not target.is_file() or target.read_text(encoding="utf-8") != text:
             result.append(path)
@@ -445,7 +463,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for path in out_of_date:
             print(f"{path} is out of date: run `{COMMAND}`", file=sys.stderr)
         return 1 if out_of_date else 0
-    for path, text in outputs().items():
+    for path, text in outputs(args.root).items():
         target = args.root / path
         target.parent.mkdir(parents=True, exist_ok=True)
         if not target.is_file() or target.read_text(encoding="utf-8") != text:

@@ -257,12 +257,13 @@ def test_every_level_the_chart_owns_refuses_unknown_keys() -> None:
         assert "'notAValue' not allowed" in proc.stderr, describe(proc)
 
 
-def test_the_config_is_left_to_the_exporter() -> None:
-    """docsgen's JSON Schema of the configuration has not landed: `config` is an open
-    object here, and the exporter's own --config.check judges it (test below)."""
-    schema = json.loads((CHART / "values.schema.json").read_text())
-    assert schema["properties"]["config"]["type"] == "object"
-    assert "additionalProperties" not in schema["properties"]["config"]
+def test_a_typo_in_the_config_fails_naming_the_key() -> None:
+    """The values schema embeds the configuration's JSON Schema (`python -m exporter.docs`
+    writes it): a misspelt key of the exporter's file fails at `helm template`, not in a pod."""
+    rendered = template_text(DEFAULT, sets=("config.datadog.timout=20s",))
+    assert rendered.returncode != 0
+    assert "at '/config/datadog'" in rendered.stderr
+    assert "'timout' not allowed" in rendered.stderr
 
 
 def test_log_levels_are_the_exporters() -> None:
@@ -436,7 +437,7 @@ def test_a_config_change_rolls_the_pods() -> None:
         return annotation
 
     assert checksum() == checksum()
-    assert checksum() != checksum("config.audience[0].interval=10m")
+    assert checksum() != checksum("config.datadog.timeout=20s")
 
 
 def test_an_existing_configmap_is_mounted_and_none_is_made() -> None:
