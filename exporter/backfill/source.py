@@ -28,7 +28,7 @@ from ..clock import SYSTEM_CLOCK, Clock
 from ..collectors.base import DecodeError, QueryJob
 from ..collectors.registry import REGISTRY
 from ..config.accounts import Environment, base_url, resolve_accounts
-from ..config.schema import Config, WindowedQuery
+from ..config.schema import Config, TimeWindowQuery
 from ..datadog.client import (
     ApiError,
     DatadogClient,
@@ -64,7 +64,7 @@ class HistoryQuery:
     collector: str
     name: str
     account: str
-    settings: WindowedQuery
+    settings: TimeWindowQuery
     job: QueryJob
     label_names: tuple[str, ...]
 
@@ -103,7 +103,7 @@ def select_queries(config: Config, wanted: Sequence[str]) -> Selection:
                 others.append((entry.section, q.name))
                 continue
             # A past window is asked for with from/to: only windowed queries have history.
-            assert isinstance(q, WindowedQuery)
+            assert isinstance(q, TimeWindowQuery)
             job = entry.job(q, config.account_of(q), labelled)
             names = job.label_names if isinstance(job, _Labelled) else []
             history.append(HistoryQuery(entry.section, q.name, job.account, q, job, _labels(names)))

@@ -28,7 +28,15 @@ FaultKind = Literal[
     "raw",
 ]
 ErrorShape = Literal["strings", "jsonapi", "jsonapi_no_detail", "generic", "code"]
-ScenarioKind = Literal["retransmit_storm", "rtt_spike", "resets_spike"]
+ScenarioKind = Literal[
+    "retransmit_storm",
+    "rtt_spike",
+    "resets_spike",
+    # Network Health Insights (see simulator/network_health.py for what each does).
+    "dns_failure_burst",
+    "security_group_denial",
+    "certificate_expiry",
+]
 CasesMultiGroup = Literal["combined", "facets", "first_field"]
 
 FAULT_KINDS: tuple[FaultKind, ...] = get_args(FaultKind)
@@ -143,7 +151,9 @@ class Scenario:
 
     `match` maps a tag key to a value the connection must carry (all must match).
     `factor` multiplies tcp_retransmits (retransmit_storm), rtt_micro_seconds
-    (rtt_spike) or tcp_resets (resets_spike). `start`/`end` (Unix seconds) bound it in
+    (rtt_spike) or tcp_resets (resets_spike), or the failures of network health insights
+    (dns_failure_burst, security_group_denial); for certificate_expiry it is the days a
+    matching certificate has left at `start`. `start`/`end` (Unix seconds) bound it in
     time: it shapes the answers of windows whose `to` lies in [start, end), so history
     can hold an incident at a known time (None: from/until forever).
     """

@@ -27,7 +27,7 @@ from exporter.config.report import summary
 from exporter.config.schema import (
     Config,
     PolledQuery,
-    WindowedQuery,
+    TimeWindowQuery,
     parse_config,
     query_endpoints,
     query_sections,
@@ -106,9 +106,13 @@ def test_every_endpoint_takes_a_rate_limit_and_others_are_refused(entry: Collect
 
 
 def test_history_and_cnm_flags() -> None:
-    # History means a window in the past can be asked for: only windowed queries have one.
-    assert all(issubclass(entry.query, WindowedQuery) for entry in REGISTRY if entry.history)
-    assert {entry.section for entry in REGISTRY if entry.history} == {"connections", "dns"}
+    # History means a window in the past can be asked for: only queries with a window have one.
+    assert all(issubclass(entry.query, TimeWindowQuery) for entry in REGISTRY if entry.history)
+    assert {entry.section for entry in REGISTRY if entry.history} == {
+        "connections",
+        "dns",
+        "network_health",
+    }
     assert {"connections", "dns"} == CNM_ENDPOINTS
 
 
