@@ -378,12 +378,8 @@ def render_rows(
                 failures.add(READ_BYTES, traffic.bytes_read, _add)
                 failures.add(WRITTEN_BYTES, traffic.bytes_written, _add)
                 failures.add(TRAFFIC_BYTES, traffic.total_traffic, _add)
-        is_certificate = (
-            category == "tls-cert"
-            or attrs.days_until_expiration
-            or attrs.certificate_lifetime_percent
-        )
-        if is_certificate:
+        # Certificates are documented for the tls-cert category only.
+        if category == "tls-cert":
             id_pair = certificate_extra[:1] if certificate_id_label else []
             certificate = set_of(_labels(prefix, certificate_labels + id_pair), True)
             certificate.info.setdefault(
