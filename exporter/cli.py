@@ -7,6 +7,7 @@ import asyncio
 import logging
 import os
 import sys
+import textwrap
 import traceback
 from collections.abc import Callable, Sequence
 from importlib import resources
@@ -25,15 +26,30 @@ from .app import (
     serve_until_signalled,
 )
 from .backfill.cli import main as backfill
-from .config.accounts import Environment, base_url
+from .config.accounts import (
+    Account,
+    BaseUrl,
+    Environment,
+    resolve_accounts,
+    resolve_base_url,
+    unused_environment,
+)
 from .config.errors import ConfigError
 from .config.report import summary
-from .config.schema import Config, costly_interval_warnings, load_config, parse_config
+from .config.schema import (
+    Config,
+    costly_interval_warnings,
+    load_config,
+    parse_config,
+    short_window_warnings,
+)
 from .config.web import WebSecurity, load_web_config
 from .datadog.credentials import Credentials, CredentialsError, KeySource
+from .datadog.pool import Route, routes
+from .datadog.proxies import ProxyError, ProxyRules
 from .logs import LEVELS, Redactor, setup_logging
 from .process import pin_mmap_threshold
-from .server import OWN_PATHS
+from .server import DOCS_URL, OWN_PATHS
 from .sharding import (
     COUNT_ENV,
     INDEX_ENV,
@@ -54,12 +70,65 @@ EXIT_USAGE = 2
 EXIT_CONFIG = 1
 
 
+# The environment the exporter reads: data, for --help and the generated command-line
+# reference (docs/reference/command-line.md). Keys are named, never shown.
+ENVIRONMENT: tuple[tuple[str, str], ...] = (
+    ("DD_API_KEY", "the Datadog API key (the default account)"),
+    ("DD_APP_KEY", "the Datadog application key (the default account)"),
+    ("DD_API_KEY_FILE", "a file holding the API key instead, re-read when it changes"),
+    ("DD_APP_KEY_FILE", "a file holding the application key instead, re-read when it changes"),
+    (
+        "DD_SITE",
+        "the Datadog site (datadoghq.com, datadoghq.eu, ...) unless datadog.site or "
+        "datadog.api_url is set",
+    ),
+    ("DD_API_URL", "the API base URL, wins over datadog.api_url and every site setting"),
+    ("HTTPS_PROXY", "the proxy for https:// requests to Datadog (as Go programs read it)"),
+    ("HTTP_PROXY", "the proxy for http:// requests to Datadog"),
+    ("NO_PROXY", "hosts, domains and CIDR ranges reached without the proxy"),
+    ("SSL_CERT_FILE", "a CA bundle replacing the system's (datadog.ca_file adds to it)"),
+    (COUNT_ENV, "the default of --shard.count"),
+    (INDEX_ENV, "the default of --shard.index"),
+    ("POD_NAME", "a StatefulSet pod name whose -N ending is the shard index (else HOSTNAME)"),
+)
+# Subcommands, dispatched before the flags are parsed (each has its own --help).
+COMMANDS: tuple[tuple[str, str], ...] = (
+    (
+        "backfill",
+        "write Datadog's CNM history of the configured queries as OpenMetrics files "
+        "for promtool (datadog-cnm-exporter backfill --help)",
+    ),
+)
+DESCRIPTION = (
+    "Prometheus exporter for Datadog Cloud Network Monitoring, Case Management and RUM "
+    "Audience Management."
+)
+
+
+def _epilog() -> str:
+    """The subcommands and environment variables, as --help lists them after the flags."""
+
+    def table(title: str, rows: tuple[tuple[str, str], ...]) -> str:
+        width = max(len(name) for name, _ in rows) + 4
+        lines = [f"{title}:"]
+        for name, text in rows:
+            wrapped = textwrap.wrap(text, 79 - width)
+            lines.append(f"  {name:<{width - 2}}{wrapped[0]}")
+            lines += [" " * width + more for more in wrapped[1:]]
+        return "\n".join(lines)
+
+    return table("commands", COMMANDS) + "\n\n" + table("environment variables", ENVIRONMENT)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="datadog-cnm-exporter",
-        description="Prometheus exporter for Datadog Cloud Network Monitoring, Case Management "
-        "and RUM Audience Management. Keys come from DD_API_KEY / DD_APP_KEY (or "
-        "DD_API_KEY_FILE / DD_APP_KEY_FILE); DD_SITE picks the Datadog site.",
+        usage="%(prog)s [flags]\n       %(prog)s backfill [flags]",
+        description=DESCRIPTION,
+        epilog=_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        # Flags match exactly, as in Prometheus: --config.fil is an error, not --config.file.
+        allow_abbrev=False,
     )
     parser.add_argument(
         "--config.file",
@@ -72,7 +141,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--config.check",
         dest="config_check",
         action="store_true",
-        help="validate the configuration, print a summary and exit",
+        help="validate the configuration and the environment it reads (DD_SITE, DD_API_URL, "
+        "proxies, keys present), print the queries, their API calls per hour and where requests "
+        "go, and exit; no request is made",
+    )
+    parser.add_argument(
+        "--config.check.online",
+        dest="config_check_online",
+        action="store_true",
+        help="as --config.check, then ask Datadog: per account one key validation "
+        "(GET /api/v1/validate) and one call per endpoint with a configured query; exit 0 only "
+        "when every endpoint answered 200",
     )
     parser.add_argument(
         "--web.listen-address",
@@ -102,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--web.telemetry-path",
         dest="telemetry_path",
         default="/metrics",
+        metavar="PATH",
         help="path of the metrics endpoint (default /metrics)",
     )
     parser.add_argument(
@@ -120,9 +200,27 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"this replica's shard, 0..N-1 (default ${INDEX_ENV}, else the -N ending of a "
         "StatefulSet pod name in $POD_NAME or $HOSTNAME)",
     )
-    parser.add_argument("--log.level", dest="log_level", choices=list(LEVELS), default="info")
     parser.add_argument(
-        "--log.format", dest="log_format", choices=["logfmt", "json"], default="logfmt"
+        "--web.docs-url",
+        dest="docs_url",
+        default=DOCS_URL,
+        metavar="URL",
+        help="where the landing page's documentation link points (default: the docs/ folder of "
+        "the project's repository)",
+    )
+    parser.add_argument(
+        "--log.level",
+        dest="log_level",
+        choices=list(LEVELS),
+        default="info",
+        help="only log messages of this severity or above (default info)",
+    )
+    parser.add_argument(
+        "--log.format",
+        dest="log_format",
+        choices=["logfmt", "json"],
+        default="logfmt",
+        help="log line format (default logfmt)",
     )
     parser.add_argument(
         "--demo",
@@ -130,7 +228,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="run against the built-in Datadog simulator; no keys needed",
     )
     parser.add_argument(
-        "--version", action="version", version=f"datadog-cnm-exporter {__version__}"
+        "--version",
+        action="version",
+        version=f"datadog-cnm-exporter {__version__}",
+        help="print the version and exit",
     )
     return parser
 
@@ -206,9 +307,8 @@ def _main(args: argparse.Namespace, redactor: Redactor) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     try:
-        if args.config_check:
-            print(summary(config, resolve_count(args.shard_count, os.environ)))
-            return 0
+        if args.config_check or args.config_check_online:
+            return config_check(args, config, redactor)
         shard, shard_source = resolve_shard(args.shard_index, args.shard_count, os.environ)
     except ShardError as exc:
         print(f"error: sharding: {exc}", file=sys.stderr)
@@ -229,6 +329,47 @@ def _main(args: argparse.Namespace, redactor: Redactor) -> int:
         return EXIT_CONFIG
 
 
+def config_check(args: argparse.Namespace, config: Config, redactor: Redactor) -> int:
+    """--config.check: what can be checked without a network, printed; with
+    --config.check.online, then what Datadog says (see exporter/online.py)."""
+    environ = dict(os.environ)
+    try:
+        accounts, routes = _where_requests_go(config, environ)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    notes = unused_environment(config, Environment()) if not args.demo else []
+    for account in accounts:
+        try:
+            Credentials.for_account(account, redactor, environ).check()
+        except CredentialsError as exc:
+            # CI checks configurations without keys: a note, not an error.
+            notes.append(f"account {account.name}: {exc}")
+    warnings = [*short_window_warnings(config), *costly_interval_warnings(config)]
+    text = summary(
+        config,
+        resolve_count(args.shard_count, os.environ),
+        routes=[route.line() for route in routes],
+        warnings=warnings,
+        notes=notes,
+    )
+    print(text)
+    return 0
+
+
+def _where_requests_go(
+    config: Config, environ: dict[str, str]
+) -> tuple[list[Account], list[Route]]:
+    """The accounts and where each one's requests go: ConfigError for an unknown DD_SITE, an
+    unusable DD_API_URL or proxy variable (as at start-up)."""
+    accounts = resolve_accounts(config, resolve_base_url(config.datadog, Environment()))
+    try:
+        proxies = ProxyRules.from_environ(environ)
+    except ProxyError as exc:
+        raise ConfigError([(exc.variable, str(exc))], "environment") from None
+    return accounts, routes(accounts, proxies)
+
+
 async def _run(
     args: argparse.Namespace,
     config: Config,
@@ -237,7 +378,13 @@ async def _run(
     shard: Shard,
 ) -> int:
     options = RunOptions(
-        args.listen_addresses, args.telemetry_path, web, shard, max_requests=args.max_requests
+        args.listen_addresses,
+        args.telemetry_path,
+        web,
+        shard,
+        max_requests=args.max_requests,
+        demo=args.demo,
+        docs_url=args.docs_url,
     )
     if args.demo:
         simulator = Simulator(SimulatorOptions(api_key=DEMO_API_KEY, app_key=DEMO_APP_KEY))
@@ -249,32 +396,31 @@ async def _run(
             redactor,
         )
         try:
-            source = reloader(args.config_file, lambda _config: simulator.url)
+            demo_url = BaseUrl(simulator.url, "--demo")
+            source = reloader(args.config_file, lambda _config: demo_url)
             await serve_until_signalled(
-                Exporter(
-                    config, simulator.url, credentials, redactor, options, config_source=source
-                )
+                Exporter(config, demo_url, credentials, redactor, options, config_source=source)
             )
         finally:
             await simulator.stop()
         return 0
     environment = Environment()
-    url = base_url(config.datadog, environment)
+    url = resolve_base_url(config.datadog, environment)
     # Checked (with every account's keys) when the exporter is built.
     credentials = Credentials.from_environment(redactor, dict(os.environ))
-    source = reloader(args.config_file, lambda new: base_url(new.datadog, environment))
+    source = reloader(args.config_file, lambda new: resolve_base_url(new.datadog, environment))
     await serve_until_signalled(
         Exporter(config, url, credentials, redactor, options, config_source=source)
     )
     return 0
 
 
-def reloader(path: Path | None, url_for: Callable[[Config], str]) -> ConfigSource | None:
+def reloader(path: Path | None, url_for: Callable[[Config], str | BaseUrl]) -> ConfigSource | None:
     """What SIGHUP and POST /-/reload re-read: the configuration file, if there is one."""
     if path is None:
         return None
 
-    def read() -> tuple[Config, str]:
+    def read() -> tuple[Config, str | BaseUrl]:
         config = load_config(path)
         return config, url_for(config)
 

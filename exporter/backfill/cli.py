@@ -61,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
         "configuration and write it as OpenMetrics files for `promtool tsdb "
         "create-blocks-from openmetrics`. Rerun the same command to continue an "
         "interrupted run. Keys and site come from DD_* as for the exporter.",
+        # Flags match exactly, as in Prometheus' tools: no abbreviations.
+        allow_abbrev=False,
     )
     parser.add_argument(
         "--config.file",
@@ -105,9 +107,19 @@ def build_parser() -> argparse.ArgumentParser:
         "instance), so backfilled series continue the live ones; default "
         "job=datadog-cnm-exporter; repeatable",
     )
-    parser.add_argument("--log.level", dest="log_level", choices=list(LEVELS), default="info")
     parser.add_argument(
-        "--log.format", dest="log_format", choices=["logfmt", "json"], default="logfmt"
+        "--log.level",
+        dest="log_level",
+        choices=list(LEVELS),
+        default="info",
+        help="only log messages of this severity or above (default info)",
+    )
+    parser.add_argument(
+        "--log.format",
+        dest="log_format",
+        choices=["logfmt", "json"],
+        default="logfmt",
+        help="log line and summary format (default logfmt; json: one object per line)",
     )
     return parser
 

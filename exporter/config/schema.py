@@ -22,11 +22,13 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
 
-from ..durations import format_duration, parse_duration
+from ..durations import bare_number_message, bound_message, format_duration, parse_duration
 from .errors import ConfigError, KeyedError, problems_from, read_text_file
 
 log = logging.getLogger(__name__)
@@ -50,17 +52,47 @@ COSTLY_INTERVAL_SECONDS = 30.0
 DEFAULT_MAX_SERIES = 200_000
 
 
-def _to_seconds(value: Any) -> Any:
+# parse_config validates with this context: durations the user wrote need a unit. Python
+# callers (tests, the demo) may pass float seconds, which are what the fields hold.
+FILE_CONTEXT: dict[str, bool] = {"from_file": True}
+
+
+def _to_seconds(value: Any, info: ValidationInfo) -> Any:
     if isinstance(value, str):
         return parse_duration(value)
     if isinstance(value, bool):
         raise ValueError("a duration must be a string such as 30s or 5m")
-    return value  # numbers are taken as seconds
+    if isinstance(value, int | float) and (info.context or {}).get("from_file"):
+        raise ValueError(bare_number_message(value))
+    return value
 
 
-PositiveDuration = Annotated[float, BeforeValidator(_to_seconds), Field(gt=0)]
-NonNegativeDuration = Annotated[float, BeforeValidator(_to_seconds), Field(ge=0)]
-Interval = Annotated[float, BeforeValidator(_to_seconds), Field(ge=1.0)]
+def _at_least(bound: float, *, inclusive: bool = True) -> AfterValidator:
+    """A lower bound whose message names its unit (``must be >= 1s``), unlike pydantic's."""
+
+    def check(seconds: float) -> float:
+        if seconds < bound or (not inclusive and seconds == bound):
+            raise ValueError(bound_message(">=" if inclusive else ">", bound))
+        return seconds
+
+    return AfterValidator(check)
+
+
+# How a duration looks in the file (the JSON Schema docs are generated from these models).
+_DURATION_SCHEMA = WithJsonSchema(
+    {
+        "type": "string",
+        "pattern": r"^([0-9]+(\.[0-9]+)?(ms|s|m|h|d|w))+$",
+        "description": "a duration with a unit, as in Prometheus: 500ms, 30s, 5m, 1h30m",
+    }
+)
+PositiveDuration = Annotated[
+    float, BeforeValidator(_to_seconds), _at_least(0.0, inclusive=False), _DURATION_SCHEMA
+]
+NonNegativeDuration = Annotated[
+    float, BeforeValidator(_to_seconds), _at_least(0.0), _DURATION_SCHEMA
+]
+Interval = Annotated[float, BeforeValidator(_to_seconds), _at_least(1.0), _DURATION_SCHEMA]
 QueryName = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:-]+$")]
 AccountName = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")]
 EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
@@ -375,6 +407,18 @@ class Config(_Strict):
                     raise KeyedError(loc, f"unknown account {query.account!r} ({known})")
         return self
 
+    # Last: a file with other faults names those first.
+    @model_validator(mode="after")
+    def _some_query(self) -> Config:
+        # An exporter with nothing to poll serves only its own metrics and looks healthy.
+        if not self.all_queries():
+            raise KeyedError(
+                (),
+                "no queries: configure at least one query in "
+                + ", ".join(query_sections(type(self))),
+            )
+        return self
+
     @property
     def account_names(self) -> list[str]:
         return [a.name for a in self.accounts] or [DEFAULT_ACCOUNT]
@@ -440,9 +484,9 @@ def parse_config(text: str, source: str = "configuration") -> Config:
     if not isinstance(raw, dict):
         raise ConfigError([("", "the top level must be a mapping of sections")], source)
     try:
-        return Config.model_validate(raw)
+        return Config.model_validate(raw, context=FILE_CONTEXT)
     except ValidationError as exc:
-        raise ConfigError(problems_from(exc, raw), source) from None
+        raise ConfigError(problems_from(exc, raw, Config), source) from None
 
 
 def load_config(path: Path) -> Config:
@@ -457,4 +501,16 @@ def costly_interval_warnings(config: Config) -> list[str]:
         f"below {format_duration(COSTLY_INTERVAL_SECONDS)} this spends API budget quickly"
         for collector, query in config.all_queries()
         if query.interval < COSTLY_INTERVAL_SECONDS
+    ]
+
+
+def short_window_warnings(config: Config) -> list[str]:
+    """One line per query whose window is shorter than its interval: the time between the
+    end of one window and the start of the next is never looked at."""
+    return [
+        f"{collector} query {query.name!r}: window {format_duration(query.window)} is shorter "
+        f"than the interval {format_duration(query.interval)}; "
+        f"{format_duration(query.interval - query.window)} of every interval is never counted"
+        for collector, query in config.all_queries()
+        if isinstance(query, WindowedQuery) and query.window < query.interval
     ]
