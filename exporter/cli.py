@@ -45,9 +45,11 @@ from .config.schema import (
 )
 from .config.web import WebSecurity, load_web_config
 from .datadog.credentials import Credentials, CredentialsError, KeySource
-from .datadog.pool import Route, routes
+from .datadog.pool import ClientPool, Route, routes
 from .datadog.proxies import ProxyError, ProxyRules
 from .logs import LEVELS, Redactor, setup_logging
+from .online import check_online, planned_calls
+from .online import render as render_online
 from .process import pin_mmap_threshold
 from .server import DOCS_URL, OWN_PATHS
 from .sharding import (
@@ -332,6 +334,11 @@ def _main(args: argparse.Namespace, redactor: Redactor) -> int:
 def config_check(args: argparse.Namespace, config: Config, redactor: Redactor) -> int:
     """--config.check: what can be checked without a network, printed; with
     --config.check.online, then what Datadog says (see exporter/online.py)."""
+    if args.demo and args.config_check_online:
+        print(
+            "error: --config.check.online asks Datadog; it does not go with --demo", file=sys.stderr
+        )
+        return EXIT_USAGE
     environ = dict(os.environ)
     try:
         accounts, routes = _where_requests_go(config, environ)
@@ -349,12 +356,34 @@ def config_check(args: argparse.Namespace, config: Config, redactor: Redactor) -
     text = summary(
         config,
         resolve_count(args.shard_count, os.environ),
-        routes=[route.line() for route in routes],
+        routes=["the built-in simulator (--demo)"]
+        if args.demo
+        else [route.line() for route in routes],
         warnings=warnings,
         notes=notes,
     )
     print(text)
-    return 0
+    if not args.config_check_online:
+        return 0
+    report, ok = asyncio.run(_check_online(config, accounts, routes, redactor, environ))
+    print(report)
+    return 0 if ok else EXIT_CONFIG
+
+
+async def _check_online(
+    config: Config,
+    accounts: list[Account],
+    routes: list[Route],
+    redactor: Redactor,
+    environ: dict[str, str],
+) -> tuple[str, bool]:
+    credentials = Credentials.from_environment(redactor, environ)
+    pool = ClientPool(redactor, credentials, lambda endpoint, code, account: None, environ)
+    try:
+        checks = await check_online(config, accounts, pool, routes)
+    finally:
+        await pool.close()
+    return render_online(checks, planned_calls(config, accounts))
 
 
 def _where_requests_go(
