@@ -10,6 +10,7 @@ import sys
 import textwrap
 import traceback
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -47,6 +48,7 @@ from .config.web import WebSecurity, load_web_config
 from .datadog.credentials import Credentials, CredentialsError, KeySource
 from .datadog.pool import ClientPool, Route, routes
 from .datadog.proxies import ProxyError, ProxyRules
+from .flags import ExitCode, HelpFormatter, Variable, epilog, wrap
 from .logs import LEVELS, Redactor, setup_logging
 from .online import check_online, planned_calls
 from .online import render as render_online
@@ -55,6 +57,7 @@ from .server import DOCS_URL, OWN_PATHS
 from .sharding import (
     COUNT_ENV,
     INDEX_ENV,
+    POD_NAME_ENVS,
     Shard,
     ShardError,
     resolve_count,
@@ -70,65 +73,149 @@ DEMO_API_KEY = "demo-api-key-0000000000000000"
 DEMO_APP_KEY = "demo-app-key-0000000000000000"
 EXIT_USAGE = 2
 EXIT_CONFIG = 1
+# The configuration's JSON Schema, shipped in the package (python -m exporter.docs writes it).
+SCHEMA_RESOURCE = "config.schema.json"
 
 
-# The environment the exporter reads: data, for --help and the generated command-line
-# reference (docs/reference/command-line.md). Keys are named, never shown.
-ENVIRONMENT: tuple[tuple[str, str], ...] = (
-    ("DD_API_KEY", "the Datadog API key (the default account)"),
-    ("DD_APP_KEY", "the Datadog application key (the default account)"),
-    ("DD_API_KEY_FILE", "a file holding the API key instead, re-read when it changes"),
-    ("DD_APP_KEY_FILE", "a file holding the application key instead, re-read when it changes"),
-    (
+ENVIRONMENT: tuple[Variable, ...] = (
+    Variable("DD_API_KEY", "The Datadog API key (without an accounts: section)."),
+    Variable("DD_APP_KEY", "The Datadog application key (without an accounts: section)."),
+    Variable(
+        "DD_API_KEY_FILE",
+        "A file holding the API key instead (a mounted Secret); re-read when it changes.",
+    ),
+    Variable(
+        "DD_APP_KEY_FILE",
+        "A file holding the application key instead; re-read when it changes.",
+    ),
+    Variable(
         "DD_SITE",
-        "the Datadog site (datadoghq.com, datadoghq.eu, ...) unless datadog.site or "
-        "datadog.api_url is set",
+        "The Datadog site when the configuration names none (default datadoghq.com).",
     ),
-    ("DD_API_URL", "the API base URL, wins over datadog.api_url and every site setting"),
-    ("HTTPS_PROXY", "the proxy for https:// requests to Datadog (as Go programs read it)"),
-    ("HTTP_PROXY", "the proxy for http:// requests to Datadog"),
-    ("NO_PROXY", "hosts, domains and CIDR ranges reached without the proxy"),
-    ("SSL_CERT_FILE", "a CA bundle replacing the system's (datadog.ca_file adds to it)"),
-    (COUNT_ENV, "the default of --shard.count"),
-    (INDEX_ENV, "the default of --shard.index"),
-    ("POD_NAME", "a StatefulSet pod name whose -N ending is the shard index (else HOSTNAME)"),
+    Variable(
+        "DD_API_URL",
+        "The API's base URL, overriding datadog.api_url and every site: a proxy, or a "
+        "simulator in tests.",
+    ),
+    Variable("HTTPS_PROXY", "The proxy for https:// Datadog URLs (https_proxy too)."),
+    Variable("HTTP_PROXY", "The proxy for http:// Datadog URLs (http_proxy too)."),
+    Variable(
+        "NO_PROXY",
+        "Hosts, domains and networks reached without a proxy, as Go programs read it "
+        "(no_proxy too).",
+    ),
+    Variable(
+        "SSL_CERT_FILE",
+        "A PEM bundle of CAs trusted instead of the system's (datadog.ca_file adds to them).",
+    ),
+    Variable(COUNT_ENV, "The shard count when --shard.count is not given."),
+    Variable(INDEX_ENV, "This replica's shard when --shard.index is not given."),
+    *(
+        Variable(
+            name,
+            f"A StatefulSet pod name whose -N ending is the shard index, without "
+            f"--shard.index or {INDEX_ENV}.",
+        )
+        for name in POD_NAME_ENVS
+    ),
 )
-# Subcommands, dispatched before the flags are parsed (each has its own --help).
-COMMANDS: tuple[tuple[str, str], ...] = (
-    (
+# What --help lists below the flags, and the command-line reference too.
+EXIT_CODES: tuple[ExitCode, ...] = (
+    ExitCode(
+        0,
+        "Stopped by SIGTERM or SIGINT; --config.check found the configuration valid; "
+        "--config.check.online also had every endpoint answer 200.",
+    ),
+    ExitCode(
+        EXIT_CONFIG,
+        "Cannot start: an invalid or unreadable configuration or web configuration file, "
+        "an unknown DD_SITE, missing or empty keys, a listen address that does not resolve or "
+        "cannot be bound; --config.check.online: an endpoint did not answer 200.",
+    ),
+    ExitCode(
+        EXIT_USAGE,
+        "Bad command-line usage: an unknown flag, a malformed --web.listen-address, no "
+        "--config.file without --demo, an unusable shard index or count.",
+    ),
+)
+
+
+class _PrintSchema(argparse.Action):
+    """--config.schema: print the shipped JSON Schema and exit, as --version does."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, help: str | None = None):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_args: object, **_kw: object) -> None:
+        schema = resources.files("exporter").joinpath(SCHEMA_RESOURCE)
+        sys.stdout.write(schema.read_text(encoding="utf-8"))
+        parser.exit()
+
+
+class _Addresses(argparse.Action):
+    """Repeatable, and the first use replaces the default (action="append" would extend it)."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        given = getattr(namespace, self.dest)
+        given = [] if given is self.default else given
+        setattr(namespace, self.dest, [*given, values])
+
+
+@dataclass(frozen=True)
+class Command:
+    """A subcommand, dispatched before the flags are parsed (it has its own --help)."""
+
+    name: str
+    meaning: str
+
+
+# What --help lists above the environment, and the command-line reference too.
+COMMANDS: tuple[Command, ...] = (
+    Command(
         "backfill",
-        "write Datadog's CNM history of the configured queries as OpenMetrics files "
-        "for promtool (datadog-cnm-exporter backfill --help)",
+        "Write Datadog's CNM history of the configured queries as OpenMetrics files for "
+        "promtool (datadog-cnm-exporter backfill --help).",
     ),
 )
-DESCRIPTION = (
-    "Prometheus exporter for Datadog Cloud Network Monitoring, Case Management and RUM "
-    "Audience Management."
-)
 
 
-def _epilog() -> str:
-    """The subcommands and environment variables, as --help lists them after the flags."""
-
-    def table(title: str, rows: tuple[tuple[str, str], ...]) -> str:
-        width = max(len(name) for name, _ in rows) + 4
-        lines = [f"{title}:"]
-        for name, text in rows:
-            wrapped = textwrap.wrap(text, 79 - width)
-            lines.append(f"  {name:<{width - 2}}{wrapped[0]}")
-            lines += [" " * width + more for more in wrapped[1:]]
-        return "\n".join(lines)
-
-    return table("commands", COMMANDS) + "\n\n" + table("environment variables", ENVIRONMENT)
+def commands_epilog(commands: Sequence[Command]) -> str:
+    """The subcommands as --help lists them below the flags."""
+    return "\n".join(
+        [
+            "commands:",
+            *(
+                textwrap.fill(
+                    f"{c.name}: {c.meaning}",
+                    width=79,
+                    initial_indent="  ",
+                    subsequent_indent="      ",
+                )
+                for c in commands
+            ),
+        ]
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="datadog-cnm-exporter",
         usage="%(prog)s [flags]\n       %(prog)s backfill [flags]",
-        description=DESCRIPTION,
-        epilog=_epilog(),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=wrap(
+            "Prometheus exporter for Datadog Cloud Network Monitoring, Case Management "
+            "and RUM Audience Management. Keys come from DD_API_KEY / DD_APP_KEY (or "
+            "DD_API_KEY_FILE / DD_APP_KEY_FILE); DD_SITE picks the Datadog site. "
+            "`datadog-cnm-exporter backfill ...` fetches Datadog's history into OpenMetrics "
+            "files instead (see its --help)."
+        ),
+        epilog=commands_epilog(COMMANDS) + "\n\n" + epilog(ENVIRONMENT, EXIT_CODES),
+        formatter_class=HelpFormatter,
         # Flags match exactly, as in Prometheus: --config.fil is an error, not --config.file.
         allow_abbrev=False,
     )
@@ -137,15 +224,15 @@ def build_parser() -> argparse.ArgumentParser:
         dest="config_file",
         type=Path,
         metavar="PATH",
-        help="YAML configuration file",
+        help="YAML configuration file (required unless --demo)",
     )
     parser.add_argument(
         "--config.check",
         dest="config_check",
         action="store_true",
         help="validate the configuration and the environment it reads (DD_SITE, DD_API_URL, "
-        "proxies, keys present), print the queries, their API calls per hour and where requests "
-        "go, and exit; no request is made",
+        "proxies, keys present), print its queries, the API calls per hour per account and "
+        "endpoint and where requests go, and exit: 0 if valid, 1 if not; no request is made",
     )
     parser.add_argument(
         "--config.check.online",
@@ -156,12 +243,20 @@ def build_parser() -> argparse.ArgumentParser:
         "when every endpoint answered 200",
     )
     parser.add_argument(
+        "--config.schema",
+        action=_PrintSchema,
+        help="print the configuration file's JSON Schema and exit",
+    )
+    parser.add_argument(
         "--web.listen-address",
         dest="listen_addresses",
-        action="append",
+        action=_Addresses,
+        default=[DEFAULT_LISTEN_ADDRESS],
         metavar="HOST:PORT",
-        help=f"address to serve on (default {DEFAULT_LISTEN_ADDRESS}); repeat the flag to serve on "
-        "several addresses",
+        help=f"address to serve on: :PORT means every interface, [::1]:PORT an IPv6 address; "
+        f"repeat the flag to serve on several (each with the same --web.config.file); given "
+        f"once, it replaces the default ({DEFAULT_PORT} lies outside the fully allocated "
+        f"9100-9999 exporter range)",
     )
     parser.add_argument(
         "--web.max-requests",
@@ -169,22 +264,23 @@ def build_parser() -> argparse.ArgumentParser:
         type=_non_negative,
         default=DEFAULT_MAX_REQUESTS,
         metavar="N",
-        help=f"concurrent requests to the metrics path; more get 503 (default "
-        f"{DEFAULT_MAX_REQUESTS}, 0: no limit)",
+        help="concurrent requests to the metrics path; more get 503; 0: no limit",
     )
     parser.add_argument(
         "--web.config.file",
         dest="web_config_file",
         type=Path,
         metavar="PATH",
-        help="TLS and basic-auth configuration (Prometheus exporter-toolkit format)",
+        help="TLS and basic auth for the exporter's HTTP server, in the Prometheus "
+        "exporter-toolkit format",
     )
     parser.add_argument(
         "--web.telemetry-path",
         dest="telemetry_path",
         default="/metrics",
         metavar="PATH",
-        help="path of the metrics endpoint (default /metrics)",
+        help="path of the metrics endpoint; starts with / and is none of the exporter's own "
+        f"paths ({', '.join(OWN_PATHS)}), else exit 2",
     )
     parser.add_argument(
         "--shard.count",
@@ -192,7 +288,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         metavar="N",
         help=f"replicas the queries are spread over (default 1, or ${COUNT_ENV}); with "
-        "--config.check, print which replica polls which query",
+        "--config.check, print which replica polls which query and the API calls per hour per "
+        "shard and account",
     )
     parser.add_argument(
         "--shard.index",
@@ -200,7 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         metavar="I",
         help=f"this replica's shard, 0..N-1 (default ${INDEX_ENV}, else the -N ending of a "
-        "StatefulSet pod name in $POD_NAME or $HOSTNAME)",
+        "StatefulSet pod name in $POD_NAME or $HOSTNAME); required in one of these forms when "
+        "the count is above 1",
     )
     parser.add_argument(
         "--web.docs-url",
@@ -215,19 +313,21 @@ def build_parser() -> argparse.ArgumentParser:
         dest="log_level",
         choices=list(LEVELS),
         default="info",
-        help="only log messages of this severity or above (default info)",
+        help="the least severe events logged",
     )
     parser.add_argument(
         "--log.format",
         dest="log_format",
         choices=["logfmt", "json"],
         default="logfmt",
-        help="log line format (default logfmt)",
+        help="one event per line, as logfmt or as a JSON object; a traceback only at debug, for "
+        "an unexpected error, and then inside its line",
     )
     parser.add_argument(
         "--demo",
         action="store_true",
-        help="run against the built-in Datadog simulator; no keys needed",
+        help="run against the built-in Datadog simulator with a sample configuration; no keys "
+        "needed",
     )
     parser.add_argument(
         "--version",
@@ -251,9 +351,6 @@ class UsageError(Exception):
 def check_usage(args: argparse.Namespace) -> None:
     """What argparse cannot check itself: the listen addresses, the metrics path and a
     configuration source."""
-    if args.listen_addresses is None:
-        # Not argparse's default: with action="append" a default is extended, not replaced.
-        args.listen_addresses = [DEFAULT_LISTEN_ADDRESS]
     for address in args.listen_addresses:
         try:
             parse_listen_address(address)

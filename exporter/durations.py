@@ -18,6 +18,9 @@ _UNIT_SECONDS = {
 }
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 _WHOLE = re.compile(r"(?:\d+(?:\.\d+)?(?:ms|s|m|h|d|w))+")
+# The whole text parse_duration accepts, surrounding blanks included, as a JSON Schema
+# (ECMA-262) pattern: the configuration's JSON Schema takes it from here, so the two agree.
+DURATION_PATTERN = r"^\s*" + _WHOLE.pattern + r"\s*$"
 
 
 def parse_duration(text: str) -> float:

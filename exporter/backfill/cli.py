@@ -1,9 +1,5 @@
-"""``datadog-cnm-exporter backfill``: flags, the plan printed first, the summary, exit codes.
-
-Exit codes: 0 when every window was written; 1 for an invalid configuration, missing or
-refused keys; 2 for bad command-line usage; 3 when windows failed (listed, with the
-command that retries them); 130 when interrupted (rerun the same command to continue).
-"""
+"""``datadog-cnm-exporter backfill``: flags, the plan printed first, the summary, exit codes
+(:data:`EXIT_CODES`)."""
 
 from __future__ import annotations
 
@@ -28,6 +24,7 @@ from ..config.errors import ConfigError
 from ..config.schema import Config, load_config
 from ..datadog.credentials import CredentialsError
 from ..durations import parse_duration
+from ..flags import ExitCode, HelpFormatter, epilog, wrap
 from ..logs import LEVELS, Redactor, setup_logging
 from .grid import Lane, grid, projection, rate_summary, runs
 from .journal import Journal, JournalMismatch
@@ -44,6 +41,17 @@ EXIT_CONFIG = 1
 EXIT_USAGE = 2
 EXIT_INCOMPLETE = 3
 EXIT_INTERRUPTED = 130
+# What --help lists below the flags, and the command-line reference too.
+EXIT_CODES: tuple[ExitCode, ...] = (
+    ExitCode(0, "Every window was written."),
+    ExitCode(EXIT_CONFIG, "An invalid configuration, missing or refused keys."),
+    ExitCode(EXIT_USAGE, "Bad command-line usage."),
+    ExitCode(
+        EXIT_INCOMPLETE,
+        "Windows failed after retries: they are listed, with the command that retries them.",
+    ),
+    ExitCode(EXIT_INTERRUPTED, "Interrupted: rerun the same command to continue."),
+)
 DEFAULT_OUTPUT = "backfill"
 DEFAULT_LABELS = (("job", "datadog-cnm-exporter"),)
 JOURNAL = Path(".backfill") / "journal.sqlite"
@@ -57,10 +65,14 @@ class UsageError(Exception):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="Fetch Datadog's CNM history of the connections and dns queries of a "
-        "configuration and write it as OpenMetrics files for `promtool tsdb "
-        "create-blocks-from openmetrics`. Rerun the same command to continue an "
-        "interrupted run. Keys and site come from DD_* as for the exporter.",
+        description=wrap(
+            "Fetch Datadog's CNM history of the connections and dns queries of a "
+            "configuration and write it as OpenMetrics files for `promtool tsdb "
+            "create-blocks-from openmetrics`. Rerun the same command to continue an "
+            "interrupted run. Keys and site come from DD_* as for the exporter."
+        ),
+        epilog=epilog((), EXIT_CODES),
+        formatter_class=HelpFormatter,
         # Flags match exactly, as in Prometheus' tools: no abbreviations.
         allow_abbrev=False,
     )
@@ -76,50 +88,59 @@ def build_parser() -> argparse.ArgumentParser:
         "--start",
         required=True,
         metavar="TIME",
-        help="RFC 3339, Unix seconds, or a duration ago (14d, 36h)",
+        help="RFC 3339 (2024-05-01T00:00:00Z; an offset is required), Unix seconds, or a "
+        "duration meaning that long ago (14d, 36h); before Datadog's retention of about 14 days "
+        "is a warning (those windows come back empty), not an error",
     )
     parser.add_argument(
-        "--end", metavar="TIME", help="as --start (default: 3h ago, so blocks stay out of the head)"
+        "--end",
+        metavar="TIME",
+        help="as --start (default: 3h ago, which keeps the blocks out of a running Prometheus' "
+        "head block, as promtool tsdb create-blocks-from rules does)",
     )
     parser.add_argument(
-        "--step", metavar="DURATION", help="time between samples (default: each query's interval)"
+        "--step",
+        metavar="DURATION",
+        help="time between samples, whole seconds; samples sit on the multiples of the step in "
+        "[start, end] (default: each query's interval)",
     )
     parser.add_argument(
         "--query",
         action="append",
         default=[],
         metavar="NAME",
-        help="backfill only this query (NAME or COLLECTOR/NAME); repeatable",
+        help="backfill only this query, NAME or COLLECTOR/NAME (default: every connections and "
+        "dns query); repeatable",
     )
     parser.add_argument(
         "--output",
         default=DEFAULT_OUTPUT,
         metavar="DIR|-",
-        help=f"directory for one file per query and UTC day (default "
-        f"{DEFAULT_OUTPUT}), or - for one stream on stdout",
+        help="directory for one file per query and UTC day (COLLECTOR-QUERY-YYYY-MM-DD.om), or - "
+        "for one stream on stdout (small runs; not resumable)",
     )
     parser.add_argument(
         "--label",
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="a label Prometheus adds when scraping the exporter (job, "
-        "instance), so backfilled series continue the live ones; default "
-        "job=datadog-cnm-exporter; repeatable",
+        help="a target label Prometheus adds when it scrapes the exporter (job, instance): with "
+        "the same values the backfilled series are the live series (default "
+        f"{' '.join(f'{k}={v}' for k, v in DEFAULT_LABELS)}); repeatable",
     )
     parser.add_argument(
         "--log.level",
         dest="log_level",
         choices=list(LEVELS),
         default="info",
-        help="only log messages of this severity or above (default info)",
+        help="the least severe events logged",
     )
     parser.add_argument(
         "--log.format",
         dest="log_format",
         choices=["logfmt", "json"],
         default="logfmt",
-        help="log line and summary format (default logfmt; json: one object per line)",
+        help="progress and events as logfmt lines or JSON objects",
     )
     return parser
 

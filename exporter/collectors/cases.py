@@ -24,6 +24,7 @@ import msgspec
 
 from ..config.schema import DEFAULT_MAX_SERIES, CasesQuery
 from ..exposition import (
+    ACCOUNT_IF_CONFIGURED,
     Family,
     Rendered,
     RenderedFamily,
@@ -45,13 +46,17 @@ from .common import (
 
 PATH = "/api/v2/cases/aggregate"
 
+# The label of a group: named after the group_by fields joined with _ (see above).
+GROUP_LABEL = "<group_by fields joined with _>"
 CASES = Family(
     "datadog_cases",
     "Cases in the group (Datadog Case Management aggregate, first number of the group's value).",
+    labels=("query", ACCOUNT_IF_CONFIGURED, GROUP_LABEL),
 )
 ALL_GROUPS = Family(
     "datadog_cases_all_groups",
     "Cases matching the query filter over all groups (Datadog Case Management aggregate total).",
+    labels=("query", ACCOUNT_IF_CONFIGURED),
 )
 FAMILIES = (CASES, ALL_GROUPS)
 

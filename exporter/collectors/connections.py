@@ -30,7 +30,15 @@ import msgspec
 from msgspec.structs import astuple
 
 from ..config.schema import ConnectionsQuery
-from ..exposition import Family, Rendered, RenderedFamily, format_value, label_names_for
+from ..exposition import (
+    QUERY_LABELS,
+    Family,
+    Rendered,
+    RenderedFamily,
+    Value,
+    format_value,
+    label_names_for,
+)
 from .base import ApiRequest, DecodeError
 from .common import (
     Number,
@@ -119,7 +127,16 @@ _LONG_DIGITS = b"0" * 32
 
 # (Datadog attribute, family). Order is the order families appear on /metrics.
 FIELDS: tuple[tuple[str, Family], ...] = tuple(
-    (attribute, Family(name, f"{text} Datadog CNM field {attribute}."))
+    (
+        attribute,
+        Family(
+            name,
+            f"{text} Datadog CNM field {attribute}.",
+            labels=QUERY_LABELS,
+            # The round-trip time is the one average; every other field counts events.
+            value=Value.WINDOW_AVERAGE if attribute == "rtt_micro_seconds" else Value.WINDOW_TOTAL,
+        ),
+    )
     for attribute, name, text in (
         (
             "bytes_sent_by_client",

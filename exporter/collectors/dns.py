@@ -23,7 +23,15 @@ from dataclasses import dataclass
 import msgspec
 
 from ..config.schema import DEFAULT_MAX_SERIES, DnsQuery
-from ..exposition import Family, Rendered, RenderedFamily, format_value, label_names_for
+from ..exposition import (
+    QUERY_LABELS,
+    Family,
+    Rendered,
+    RenderedFamily,
+    Value,
+    format_value,
+    label_names_for,
+)
 from .base import ApiRequest
 from .common import (
     Number,
@@ -76,7 +84,12 @@ _decoder = msgspec.json.Decoder(_Response)
 
 # Datadog metric key -> family, in the order families appear on /metrics.
 FAMILIES_BY_KEY: dict[str, Family] = {
-    key: Family(name, f"{text} Datadog DNS metric {key}.")
+    key: Family(
+        name,
+        f"{text} Datadog DNS metric {key}.",
+        labels=QUERY_LABELS,
+        value=Value.AS_SENT if key.endswith("_latency_percentile") else Value.WINDOW_TOTAL,
+    )
     for key, name, text in (
         ("dns_total_requests", "datadog_dns_requests", "DNS requests over the query window."),
         (
@@ -149,6 +162,8 @@ def unknown_families(keys: set[str]) -> dict[str, Family]:
             name,
             f"Datadog DNS metric {key} (not documented when this exporter was written; "
             "exported as sent).",
+            labels=QUERY_LABELS,
+            value=Value.AS_SENT,
         )
     return families
 

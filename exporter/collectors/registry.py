@@ -45,6 +45,8 @@ class Collector:
     history: bool
     # Whether Datadog answers a bare 400 when the organisation has no Cloud Network Monitoring.
     cnm: bool = False
+    # The product and endpoint as the docs name them (the metrics reference's headings).
+    title: str = ""
 
     @property
     def section(self) -> str:
@@ -59,11 +61,22 @@ class Collector:
 
 REGISTRY: tuple[Collector, ...] = (
     Collector(
-        ConnectionsQuery, connections.ConnectionsJob, connections.FAMILIES, history=True, cnm=True
+        ConnectionsQuery,
+        connections.ConnectionsJob,
+        connections.FAMILIES,
+        history=True,
+        cnm=True,
+        title="CNM connections",
     ),
-    Collector(DnsQuery, dns.DnsJob, dns.FAMILIES, history=True, cnm=True),
-    Collector(CasesQuery, cases.CasesJob, cases.FAMILIES, history=False),
-    Collector(AudienceQuery, audience.AudienceJob, audience.FAMILIES, history=False),
+    Collector(DnsQuery, dns.DnsJob, dns.FAMILIES, history=True, cnm=True, title="CNM DNS"),
+    Collector(CasesQuery, cases.CasesJob, cases.FAMILIES, history=False, title="Case Management"),
+    Collector(
+        AudienceQuery,
+        audience.AudienceJob,
+        audience.FAMILIES,
+        history=False,
+        title="RUM Audience Management",
+    ),
 )
 
 

@@ -57,9 +57,9 @@ def test_help_lists_the_backfill_command_and_the_environment() -> None:
     result = cli("--help")
     assert result.returncode == 0
     text = result.stdout
-    assert "commands:\n  backfill" in text
-    for name, _ in [*ENVIRONMENT, *COMMANDS]:
-        assert f"\n  {name} " in text, name
+    assert "commands:\n  backfill: " in text
+    for name in [v.name for v in ENVIRONMENT] + [c.name for c in COMMANDS]:
+        assert f"\n  {name}: " in text, name
 
 
 @pytest.mark.parametrize("parser", [build_parser(), backfill_parser()], ids=["main", "backfill"])
