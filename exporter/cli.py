@@ -128,9 +128,10 @@ EXIT_CODES: tuple[ExitCode, ...] = (
     ),
     ExitCode(
         EXIT_CONFIG,
-        "Cannot start: an invalid or unreadable configuration or web configuration file, "
-        "an unknown DD_SITE, missing or empty keys, a listen address that does not resolve or "
-        "cannot be bound; --config.check.online: an endpoint did not answer 200.",
+        "Cannot start: an invalid or unreadable configuration or web configuration file "
+        "(or one over 4 MiB), an unknown DD_SITE, missing or empty keys, a listen address that "
+        "does not resolve or cannot be bound; or an internal error (a bug: the traceback only "
+        "at --log.level debug); --config.check.online: an endpoint did not answer 200.",
     ),
     ExitCode(
         EXIT_USAGE,
@@ -377,16 +378,21 @@ def load(args: argparse.Namespace) -> Config:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["backfill"]:
-        return backfill(argv[1:])
-    args = build_parser().parse_args(argv)
     redactor = Redactor()
+    if argv[:1] == ["backfill"]:
+        return last_resort(lambda: backfill(argv[1:], redactor), redactor)
+    args = build_parser().parse_args(argv)
     setup_logging(args.log_level, args.log_format, redactor)
+    return last_resort(lambda: _main(args, redactor), redactor)
+
+
+def last_resort(run: Callable[[], int], redactor: Redactor) -> int:
+    """``run()``, so that even a bug ends in one line (exit 1); the traceback only at debug
+    (``--log.level debug`` sets the root logger's level)."""
     try:
-        return _main(args, redactor)
+        return run()
     except Exception as exc:
-        # Last resort, so that even a bug ends in one line; the traceback only at debug.
-        if args.log_level == "debug":
+        if logging.getLogger().isEnabledFor(logging.DEBUG):
             print(redactor.redact(traceback.format_exc()), end="", file=sys.stderr)
         line = f"error: internal error: {type(exc).__name__}: {exc}".replace("\n", " | ")
         print(redactor.redact(line), file=sys.stderr)

@@ -115,7 +115,8 @@ API_REQUESTS = Family(
 POLL_ERRORS = Family(
     "datadog_exporter_poll_errors",
     "Failed polls by reason (rate_limited, rate_budget, http_error, server_error, timeout, "
-    "connection_error, too_large, decode_error, credentials, internal_error).",
+    "dns_error, connection_refused, tls_error, connection_error, too_large, decode_error, "
+    "credentials, internal_error).",
     "counter",
     labels=(*_PER_QUERY, "reason"),
     value=Value.COUNTER,

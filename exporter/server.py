@@ -192,7 +192,7 @@ def create_app(context: ServerContext, middlewares: Sequence[Middleware] = ()) -
 
 
 def landing_page(context: ServerContext) -> str:
-    now = context.clock.wall()
+    now = context.clock.monotonic()  # ages only: a wall-clock step changes none
     rows = []
     for state in context.states():
         if state.late:
@@ -204,8 +204,8 @@ def landing_page(context: ServerContext) -> str:
         else:
             status = "down" + (" (serving last good data)" if state.serving_stale else "")
         age = (
-            f"{format_duration(round(now - state.last_success))} ago"
-            if state.last_success is not None
+            f"{format_duration(round(now - state.last_success_monotonic))} ago"
+            if state.last_success_monotonic is not None
             else "never"
         )
         cells = [

@@ -29,12 +29,14 @@ from pydantic import (
 
 from ..durations import (
     DURATION_PATTERN,
+    MAX_DURATION_CHARS,
     bare_number_message,
     bound_message,
     format_duration,
     parse_duration,
 )
-from .errors import ConfigError, KeyedError, problems_from, read_text_file
+from ..quoting import quoted
+from .errors import ConfigError, KeyedError, load_yaml, problems_from, read_text_file
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +89,7 @@ def _at_least(bound: float, *, inclusive: bool = True) -> AfterValidator:
 # bare number is refused by _to_seconds (as Prometheus refuses one). Change the two together;
 # the test that the schema and the model agree (tests/unit/config/test_jsonschema.py) holds
 # them to it.
-DurationText = Annotated[str, Field(pattern=DURATION_PATTERN)]
+DurationText = Annotated[str, Field(pattern=DURATION_PATTERN, max_length=MAX_DURATION_CHARS)]
 _duration = BeforeValidator(_to_seconds, json_schema_input_type=DurationText)
 # The bounds again for the schema: the reference shows them (the checks are _at_least's).
 PositiveDuration = Annotated[
@@ -153,7 +155,7 @@ CaBundle = Annotated[Path, AfterValidator(_usable_ca_bundle)]
 def _known_endpoint(name: str) -> str:
     endpoints = query_endpoints(Config)  # looked up when validating: Config comes later
     if name not in endpoints:
-        raise ValueError(f"unknown endpoint {name!r} (one of {', '.join(endpoints)})")
+        raise ValueError(f"unknown endpoint {quoted(name)} (one of {', '.join(endpoints)})")
     return name
 
 
@@ -347,7 +349,7 @@ class WindowedQuery(PolledQuery):
     def _distinct_fields(cls, fields: list[str]) -> list[str]:
         for field in fields:
             if not field or "," in field:
-                raise ValueError(f"invalid field {field!r}: must be non-empty without commas")
+                raise ValueError(f"invalid field {quoted(field)}: must be non-empty without commas")
         if len(set(fields)) != len(fields):
             raise ValueError("fields must not repeat")
         return fields
@@ -357,7 +359,7 @@ class WindowedQuery(PolledQuery):
     def _tags_without_commas(cls, tags: list[str]) -> list[str]:
         for tag in tags:
             if not tag or "," in tag:
-                raise ValueError(f"invalid tag {tag!r}: tags are sent comma-joined")
+                raise ValueError(f"invalid tag {quoted(tag)}: tags are sent comma-joined")
         return tags
 
 
@@ -554,7 +556,7 @@ class Config(_Strict):
                         if self.accounts
                         else f"no accounts: section, so only {DEFAULT_ACCOUNT!r}"
                     )
-                    raise KeyedError(loc, f"unknown account {query.account!r} ({known})")
+                    raise KeyedError(loc, f"unknown account {quoted(query.account)} ({known})")
         return self
 
     # Last: a file with other faults names those first.
@@ -624,14 +626,14 @@ def _require_unique(section: str, key: str, values: list[str]) -> None:
     seen: set[str] = set()
     for index, value in enumerate(values):
         if value in seen:
-            raise KeyedError((section, index, key), f"duplicate {key} {value!r}")
+            raise KeyedError((section, index, key), f"duplicate {key} {quoted(value)}")
         seen.add(value)
 
 
 def parse_config(text: str, source: str = "configuration") -> Config:
     """Parse and validate YAML text; raise ConfigError naming every bad key."""
     try:
-        raw = yaml.safe_load(text)
+        raw = load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -13,6 +13,7 @@ owns that state (``client.rate_limits``).
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import logging
 import os
@@ -83,11 +84,32 @@ class RequestTimeout(ApiError):
 
 
 class ConnectionFailed(ApiError):
+    """No answer for a network reason: the subclasses say which (DNS, a refused port, TLS),
+    so an operator can tell a resolver from a firewall from a certificate at a glance."""
+
     reason = "connection_error"
     retryable = True
 
 
-class TlsRejected(ConnectionFailed):
+class DnsFailed(ConnectionFailed):
+    """The host name did not resolve (no such name, or the resolver failed)."""
+
+    reason = "dns_error"
+
+
+class ConnectionRefused(ConnectionFailed):
+    """The host answered that nothing listens on the port (RST): a firewall or a wrong port."""
+
+    reason = "connection_refused"
+
+
+class TlsFailed(ConnectionFailed):
+    """The TLS handshake failed (a plain-HTTP port, no shared protocol or cipher)."""
+
+    reason = "tls_error"
+
+
+class TlsRejected(TlsFailed):
     """The server's certificate was not accepted: retrying within seconds will not change it."""
 
     retryable = False
@@ -145,7 +167,7 @@ def has_no_details(body: bytes) -> bool:
         return True
     try:
         document = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested too deep to read
         return False
     if not isinstance(document, dict) or set(document) - {"errors"}:
         return False
@@ -341,14 +363,16 @@ class DatadogClient:
     def _connection_failure(
         endpoint: str, exc: aiohttp.ClientError, proxy: Proxy | None
     ) -> ConnectionFailed:
-        """One line saying which hop failed: the proxy, the TLS handshake, or the connection."""
+        """One line saying which hop failed and how: the proxy, name resolution, a refused
+        port, the TLS handshake, or the connection otherwise."""
         via = f"proxy {proxy.shown} (from {proxy.variable})" if proxy is not None else ""
         if isinstance(exc, aiohttp.ClientConnectorCertificateError):
             error = exc.certificate_error
             why = getattr(error, "verify_message", None) or str(error)
             hint = "" if "mismatch" in why else CA_HINT
             return TlsRejected(
-                f"{endpoint}: TLS certificate of {exc.host}:{exc.port} not accepted: {why}{hint}"
+                f"{endpoint}: TLS handshake failed: certificate of {exc.host}:{exc.port} not "
+                f"accepted: {why}{hint}"
             )
         if isinstance(exc, aiohttp.ClientHttpProxyError):
             message = f"{endpoint}: {via} answered {exc.status} {exc.message} to CONNECT"
@@ -360,7 +384,14 @@ class DatadogClient:
         if isinstance(exc, aiohttp.ClientProxyConnectionError):
             return ConnectionFailed(f"{endpoint}: cannot connect to {via}: {exc.os_error}")
         if isinstance(exc, aiohttp.ClientSSLError):
-            return ConnectionFailed(f"{endpoint}: TLS handshake failed: {exc}")
+            return TlsFailed(f"{endpoint}: TLS handshake failed: {exc}")
+        if isinstance(exc, aiohttp.ClientConnectorDNSError):
+            why = exc.os_error.strerror or str(exc.os_error)
+            return DnsFailed(f"{endpoint}: could not resolve host {exc.host}: {why}")
+        if isinstance(exc, aiohttp.ClientConnectorError) and (
+            exc.os_error.errno == errno.ECONNREFUSED
+        ):
+            return ConnectionRefused(f"{endpoint}: connection refused by {exc.host}:{exc.port}")
         return ConnectionFailed(f"{endpoint}: {type(exc).__name__}: {exc}")
 
     async def _read_limited(self, response: aiohttp.ClientResponse) -> bytes:

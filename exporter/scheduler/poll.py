@@ -41,6 +41,9 @@ ERROR_REASONS = (
     "http_error",
     "server_error",
     "timeout",
+    "dns_error",
+    "connection_refused",
+    "tls_error",
     "connection_error",
     "too_large",
     "decode_error",
@@ -104,7 +107,7 @@ class QueryPoller:
             account=job.account,
             interval=job.interval,
             window=job.window,
-            added_at=clock.wall(),
+            added_at=clock.monotonic(),
         )
         self.in_flight = False
 
@@ -122,9 +125,10 @@ class QueryPoller:
         self.in_flight = True
         try:
             body = await self._fetch_with_retries(deadline)
+            received = self.clock.monotonic()  # the age of these series counts from here
             rendered, snapshot = await asyncio.to_thread(self._render, body, self.clock.wall())
             await self.writer.publish(snapshot)
-            self._record_success(rendered, snapshot)
+            self._record_success(rendered, snapshot, received)
         except PollFailed as failure:
             self._record_failure(failure)
         except Exception as exc:  # a bug or an exception type nobody expected: still a poll
@@ -132,7 +136,7 @@ class QueryPoller:
         finally:
             self.in_flight = False
             state.last_duration = self.clock.monotonic() - started
-        state.last_completed = self.clock.wall()
+        state.last_completed = self.clock.monotonic()
         state.late = False
         if not state.up:
             await self.enforce_staleness()
@@ -170,10 +174,11 @@ class QueryPoller:
             raise PollFailed("decode_error", str(exc)) from None
         return rendered, prepare_snapshot(self.key, rendered, now)
 
-    def _record_success(self, rendered: Rendered, snapshot: QuerySnapshot) -> None:
+    def _record_success(self, rendered: Rendered, snapshot: QuerySnapshot, received: float) -> None:
         state = self.state
         state.up = True
         state.last_success = snapshot.published_at
+        state.last_success_monotonic = received
         state.last_error = None
         state.series = snapshot.series
         state.serving_stale = False
@@ -236,7 +241,8 @@ class QueryPoller:
     # -- the clock: lateness and staleness ---------------------------------------------------
 
     def mark_if_late(self, now: float) -> None:
-        """A query none of whose polls finished for LATE_AFTER_INTERVALS intervals is late.
+        """A query none of whose polls finished for LATE_AFTER_INTERVALS intervals is late
+        (``now`` on the monotonic scale: a wall-clock step makes nobody late).
 
         Measured from the last finished poll (success or failure), or from when the query was
         added: a query whose polls fail is down, not late; late means polls stop coming (hung,
@@ -263,9 +269,11 @@ class QueryPoller:
         then drop them. The one place that decides; failed polls and the sweeper both ask."""
         state = self.state
         snapshot = self.writer.get(self.key)
-        if state.up or snapshot is None:
+        published = state.last_success_monotonic
+        if state.up or snapshot is None or published is None:
             return
-        age = self.clock.wall() - snapshot.published_at
+        # Monotonic: set back by hours, the wall clock would keep dead series for those hours.
+        age = self.clock.monotonic() - published
         if age <= self.job.keep_stale_seconds:
             state.serving_stale = True
             return

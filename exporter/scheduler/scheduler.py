@@ -183,7 +183,7 @@ class Scheduler:
                 )
 
     async def _sweep_once(self) -> None:
-        now = self.clock.wall()
+        now = self.clock.monotonic()
         for key, loop in list(self._loops.items()):
             if self._loops.get(key) is loop:  # a reload may have removed it meanwhile
                 loop.poller.mark_if_late(now)

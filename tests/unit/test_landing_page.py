@@ -1,5 +1,6 @@
-"""The landing page tells ages by the injected clock, as everything else that measures age;
-it shows where requests go, what each query asks, links the docs and marks demo data."""
+"""The landing page tells ages by the injected clock, as everything else that measures age,
+and on its monotonic scale: a step of the wall clock changes no age. It shows where requests
+go, what each query asks, links the docs and marks demo data."""
 
 from __future__ import annotations
 
@@ -9,16 +10,17 @@ from exporter.scheduler.state import QueryState
 from exporter.selfmetrics import SelfMetrics
 from exporter.server import ServerContext, describe_queries, landing_page
 from exporter.snapshot import SnapshotStore
-from tests.clocks import HandClock
+from tests.clocks import HandClock, SteppedClock
 
 
 def test_the_age_of_the_last_success_is_read_from_the_injected_clock() -> None:
     clock = HandClock()
     state = QueryState("connections", "pairs", "connections", 60.0, 300.0, up=True)
     state.last_success = clock.now - 90
+    state.last_success_monotonic = clock.monotonic() - 90
     context = ServerContext(SnapshotStore(), SelfMetrics(), lambda: [state], clock=clock)
     assert "<td>1m30s ago</td>" in landing_page(context)
-    clock.now += 3600
+    clock.advance(3600)
     assert "<td>1h1m30s ago</td>" in landing_page(context)
 
 
@@ -59,3 +61,15 @@ def test_the_page_shows_where_requests_go_and_what_each_query_asks() -> None:
 def test_demo_mode_marks_the_page_as_demo_data() -> None:
     context = ServerContext(SnapshotStore(), SelfMetrics(), list, demo=True)
     assert "<strong>Demo data</strong>" in landing_page(context)
+
+
+def test_a_wall_clock_step_either_way_changes_no_age() -> None:
+    clock = SteppedClock()
+    state = QueryState("connections", "pairs", "connections", 60.0, 300.0, up=True)
+    state.last_success = clock.wall()
+    state.last_success_monotonic = clock.monotonic()
+    context = ServerContext(SnapshotStore(), SelfMetrics(), lambda: [state], clock=clock)
+    clock.advance(90)
+    for step in (2 * 3600, -4 * 3600):
+        clock.step_wall(step)
+        assert "<td>1m30s ago</td>" in landing_page(context)
