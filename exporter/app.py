@@ -170,7 +170,12 @@ class Exporter:
         self.pool.apply(accounts, self.pool.credentials(accounts))
         self.routes: list[Route] = self.pool.routes(accounts)
         self.scheduler = Scheduler(
-            self.pool.clients, self.store, self.metrics, clock=clock, policy=poll_policy
+            self.pool.clients,
+            self.store,
+            self.metrics,
+            clock=clock,
+            policy=poll_policy,
+            max_attempts=config.datadog.max_attempts,
         )
         self.metrics.watch(self.scheduler.query_states, self.pool.rate_limit_views)
         self.context = ServerContext(
@@ -254,6 +259,7 @@ class Exporter:
             if routes != self.routes:
                 self.routes = self.context.routes = routes
                 self._log_routes()
+            self.scheduler.set_max_attempts(config.datadog.max_attempts)
             changes = await self.scheduler.apply(self._owned_jobs(config))
             for client in removed:
                 await client.close()

@@ -150,3 +150,10 @@ class Rendered:
     dropped_rows: int = 0
     # Samples left out because Datadog sent a number Prometheus cannot read (beyond float64).
     invalid_values: int = 0
+    # Rows (groups, connections) the answer carried, before any was dropped for max_series:
+    # 0 is an answer that matched nothing, which is not the same as health.
+    rows: int = 0
+    # Each configured group_by field with True when no row of a non-empty answer resolved
+    # it (absent, or ``N/A``, everywhere): almost always a field Datadog does not know.
+    # Empty for an empty answer (nothing to judge by) and for queries without group_by.
+    group_by_unresolved: tuple[tuple[str, bool], ...] = ()

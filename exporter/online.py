@@ -23,8 +23,7 @@ from .collectors.base import ApiRequest, DecodeError, QueryJob
 from .collectors.registry import REGISTRY, Collector
 from .config.accounts import Account
 from .config.schema import CasesQuery, Config, DnsQuery, PolledQuery, WindowedQuery
-from .datadog.auth_hint import auth_hint, auth_reason
-from .datadog.client import ApiError, DatadogClient, HttpError
+from .datadog.client import ApiError, DatadogClient
 from .datadog.credentials import CredentialsError
 from .datadog.pool import ClientPool, Route
 from .durations import format_duration
@@ -156,7 +155,7 @@ async def check_online(
             continue
         pool.apply([account], credentials)
         client = pool.clients[account.name]
-        validate, _ = await _call(client, VALIDATE, route)
+        validate, _ = await _call(client, VALIDATE)
         check.probes.append(validate)
         if not validate.ok:
             check.skipped = [
@@ -165,7 +164,7 @@ async def check_online(
             continue
         for entry, query in queries:
             job = entry.job(query, account.name, config.labels_accounts)
-            probe, body = await _call(client, job.request(clock.wall()), route)
+            probe, body = await _call(client, job.request(clock.wall()))
             probe = replace(probe, query=f"{entry.section}/{query.name}")
             if body is not None:
                 probe = _read_answer(probe, job, query, body)
@@ -173,22 +172,16 @@ async def check_online(
     return checks
 
 
-async def _call(
-    client: DatadogClient, request: ApiRequest, route: Route
-) -> tuple[Probe, bytes | None]:
+async def _call(client: DatadogClient, request: ApiRequest) -> tuple[Probe, bytes | None]:
     """One call: its probe (with the rate-limit headers it brought) and the body if 2xx."""
     endpoint = request.endpoint
     body: bytes | None = None
     try:
         body = await client.fetch(request)
         probe = Probe(endpoint, "", OK)
-    except HttpError as exc:
-        reason = auth_reason(exc.status)
-        detail = str(exc)
-        if reason is not None:
-            detail += "; " + auth_hint(endpoint, exc.status, detail, route.url, route.source)
-        probe = Probe(endpoint, "", reason or exc.reason, detail)
     except ApiError as exc:
+        # A 401 or 403 says unauthorized/forbidden and carries the hint the live poll's
+        # failure line carries (datadog.rejections): the key, the site, the permission.
         probe = Probe(endpoint, "", exc.reason, str(exc))
     state = client.rate_limits.limits(endpoint)
     return replace(probe, limit=state.limit, period=state.period, remaining=state.remaining), body

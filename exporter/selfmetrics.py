@@ -45,6 +45,8 @@ class QueryStatus(Protocol):
     last_duration: float | None
     series: int
     serving_stale: bool
+    rows: int | None  # None before the first successful poll
+    group_by_unresolved: tuple[tuple[str, bool], ...]
 
 
 @dataclass
@@ -99,7 +101,35 @@ STALE = Family(
     "series are still served.",
     labels=_PER_QUERY,
 )
-QUERY_FAMILIES = (UP, LAST_SUCCESS, DURATION, SERIES, WINDOW, INTERVAL, STALE)
+ANSWER_ROWS = Family(
+    "datadog_exporter_answer_rows",
+    "Rows (connections, DNS rows, case groups, audience connections) in the query's last "
+    "successful Datadog answer, counted before max_series drops any. 0: the query succeeds "
+    "but matches nothing (check its filters, tags and group_by); up stays 1. No sample "
+    "before the first successful poll.",
+    labels=_PER_QUERY,
+    note="A query that succeeds and matches nothing: datadog_exporter_up == 1 and on "
+    "(collector, query) datadog_exporter_answer_rows == 0.",
+)
+GROUP_BY_UNRESOLVED = Family(
+    "datadog_exporter_group_by_unresolved",
+    "One sample per configured group_by field of the query: 1 when the field was N/A or "
+    "absent in every row of the last non-empty answer (most often a field Datadog does not "
+    "know: check its spelling), 0 when some row resolved it. No sample before the first "
+    "non-empty answer.",
+    labels=(*_PER_QUERY, "field"),
+)
+QUERY_FAMILIES = (
+    UP,
+    LAST_SUCCESS,
+    DURATION,
+    SERIES,
+    WINDOW,
+    INTERVAL,
+    STALE,
+    ANSWER_ROWS,
+    GROUP_BY_UNRESOLVED,
+)
 
 # The families kept by prometheus_client: declared here once, each object below is made from
 # its declaration, so the metrics reference (python -m exporter.docs) reads what is served.
@@ -114,12 +144,14 @@ API_REQUESTS = Family(
 )
 POLL_ERRORS = Family(
     "datadog_exporter_poll_errors",
-    "Failed polls by reason (rate_limited, rate_budget, http_error, server_error, timeout, "
-    "dns_error, connection_refused, tls_error, connection_error, too_large, decode_error, "
-    "credentials, internal_error).",
+    "Failed polls by reason (rate_limited, rate_budget, http_error, unauthorized, "
+    "forbidden, server_error, timeout, dns_error, connection_refused, tls_error, "
+    "connection_error, too_large, decode_error, credentials, internal_error).",
     "counter",
     labels=(*_PER_QUERY, "reason"),
     value=Value.COUNTER,
+    note="unauthorized is an HTTP 401 and forbidden a 403: the log line names the key, the "
+    "base URL and site, and the permission to check.",
 )
 LOOP_RESTARTS = Family(
     "datadog_exporter_poll_loop_restarts",
@@ -302,6 +334,11 @@ def render_query_states(states: Iterable[QueryStatus]) -> bytes:
             lines[WINDOW].append(f"{labels}{format_value(state.window)}\n")
         lines[INTERVAL].append(f"{labels}{format_value(state.interval)}\n")
         lines[STALE].append(labels + ("1\n" if state.serving_stale else "0\n"))
+        if state.rows is not None:
+            lines[ANSWER_ROWS].append(f"{labels}{state.rows}\n")
+        for field, unresolved in state.group_by_unresolved:
+            field_labels = f'{labels[:-2]},field="{escape_label_value(field)}"}} '
+            lines[GROUP_BY_UNRESOLVED].append(field_labels + ("1\n" if unresolved else "0\n"))
     return b"".join(
         family.header() + "".join(family.name + line for line in samples).encode()
         for family, samples in lines.items()

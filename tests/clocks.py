@@ -84,3 +84,24 @@ class SteppedClock:
             _, _, wake = heapq.heappop(self._sleepers)
             if not wake.done():
                 wake.set_result(None)
+
+
+class FastForwardClock:
+    """Virtual time that jumps over every wait: a sleep ends at once with the clock moved on
+    by its length. For code that only sleeps (retries, backoffs), never waits on others."""
+
+    def __init__(self, wall: float = 1_700_000_000.0) -> None:
+        self.elapsed = 0.0
+        self._wall_at_start = wall
+        self.slept: list[float] = []  # every wait asked for, in order
+
+    def monotonic(self) -> float:
+        return 1000.0 + self.elapsed
+
+    def wall(self) -> float:
+        return self._wall_at_start + self.elapsed
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.elapsed += max(0.0, seconds)
+        await asyncio.sleep(0)

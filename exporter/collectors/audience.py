@@ -172,7 +172,9 @@ def render_answer(
         if family_lines
     )
     series = sum(len(family_lines) for family_lines in lines.values())
-    return Rendered(families=rendered, series=series, dropped_rows=kept.dropped)
+    return Rendered(
+        families=rendered, series=series, dropped_rows=kept.dropped, rows=len(connections)
+    )
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,8 @@ from .common import (
     keep_rows,
     label_prefix,
     number,
+    resolved_in,
+    unresolved_fields,
     windowed_params,
 )
 
@@ -207,13 +209,17 @@ def render_rows(
     prefix = "{" + label_prefix(query_name, account)
     labels: list[str] = []
     metrics: list[list[_Metric]] = []
+    resolved: set[str] = set()
     for row in rows:
         attrs = row.attributes
-        if attrs is None or not attrs.metrics:
+        if attrs is None:
             continue
         grouped: dict[str, list[str]] = {}
         for pair in attrs.group_bys or ():
             grouped.setdefault(pair.key, []).append(pair.value)
+        resolved |= resolved_in(grouped, fields)
+        if not attrs.metrics:
+            continue
         labels.append(prefix + group_labels(grouped, fields, names) + "} ")
         metrics.append(attrs.metrics)
     # Each row's values, read once, when keep_rows first asks about the row.
@@ -246,6 +252,8 @@ def render_rows(
         series=series,
         dropped_rows=kept.dropped,
         invalid_values=invalid,
+        rows=len(rows),
+        group_by_unresolved=unresolved_fields(fields, resolved, len(rows)),
     )
 
 

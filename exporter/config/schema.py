@@ -57,6 +57,9 @@ SITES: tuple[str, ...] = get_args(Site)
 COSTLY_INTERVAL_SECONDS = 30.0
 # One query at the API's row limit yields 7,500 x 17 = 127,500 connection series.
 DEFAULT_MAX_SERIES = 200_000
+# Requests one poll may send in all (the first and its retries): a Datadog incident then
+# costs at most this many calls per poll, whatever the interval.
+DEFAULT_MAX_ATTEMPTS = 3
 
 
 # parse_config validates with this context: durations the user wrote need a unit. Python
@@ -208,6 +211,18 @@ class DatadogSettings(_Strict):
         description="The rate limit you expect per endpoint. Only --config.check uses it, to "
         "compare the configuration's API calls with it; at run time the exporter goes by "
         "Datadog's X-RateLimit-* headers.",
+    )
+    max_attempts: int = Field(
+        default=DEFAULT_MAX_ATTEMPTS,
+        ge=1,
+        le=10,
+        description=(
+            "Requests one poll may send in all, the first included: a 5xx, timeout or "
+            "connection error is retried (after Retry-After when Datadog sends one, else a "
+            "jittered backoff) until this many were sent or the next poll is due, whatever "
+            "the query's interval. A 429 counts as an attempt; a 401, 403 or other 4xx is "
+            "never retried. 1 turns retries off."
+        ),
     )
 
 

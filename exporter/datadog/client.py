@@ -13,6 +13,7 @@ owns that state (``client.rate_limits``).
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import errno
 import json
 import logging
@@ -33,6 +34,7 @@ from ..logs import Redactor
 from .credentials import Credentials, CredentialsError
 from .proxies import Proxy, ProxyRules
 from .ratelimit import RateLimits
+from .rejections import rejection_hint
 
 log = logging.getLogger(__name__)
 
@@ -66,16 +68,56 @@ class HttpError(ApiError):
         self.status = status
 
 
+class Unauthorized(HttpError):
+    """401: the keys were not accepted. Retrying within the poll will not fix a key."""
+
+    reason = "unauthorized"
+
+
+class Forbidden(HttpError):
+    """403: a key is wrong, belongs to another site, or lacks the endpoint's permission."""
+
+    reason = "forbidden"
+
+
 class RedirectRefused(HttpError):
     """A 3xx answer. Datadog's API does not redirect; following one would send the keys to
     whatever host the answer names."""
 
 
 class ServerError(HttpError):
-    """A 5xx answer: worth retrying after a pause."""
+    """A 5xx answer: worth retrying after a pause (``retry_after`` seconds when Datadog said
+    so in a Retry-After header)."""
 
     reason = "server_error"
     retryable = True
+
+    def __init__(self, message: str, status: int, retry_after: float | None = None):
+        super().__init__(message, status)
+        self.retry_after = retry_after
+
+
+# Longer than any poll interval: a Retry-After beyond it means "not in this poll" anyway.
+_MOST_RETRY_AFTER = 86400.0
+
+
+def retry_after_seconds(value: str | None, now: float) -> float | None:
+    """A Retry-After header (RFC 9110: delay seconds or an HTTP date) as seconds from ``now``
+    (Unix time); None when absent or unreadable. Never negative, at most a day."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        seconds = float(value)
+    else:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            return None
+        seconds = when.timestamp() - now
+    return min(max(0.0, seconds), _MOST_RETRY_AFTER)
 
 
 class RequestTimeout(ApiError):
@@ -214,7 +256,7 @@ class DatadogClient:
     ``proxies`` says which proxy carries the requests (default: read from the process
     environment); ``ssl_context`` the TLS trust (default: the system's, which honours
     ``SSL_CERT_FILE``); ``resolver`` how host names become addresses (default: the system's);
-    ``clock`` the time its rate-limit state is kept in.
+    ``clock`` the time its rate-limit state (and a Retry-After date) is read in.
     """
 
     def __init__(
@@ -230,8 +272,11 @@ class DatadogClient:
         proxies: ProxyRules | None = None,
         ssl_context: ssl.SSLContext | None = None,
         resolver: AbstractResolver | None = None,
+        url_source: str | None = None,
     ):
         self.credentials = credentials
+        # The setting that chose base_url (DD_SITE, datadog.api_url, ...): a 401/403 names it.
+        self.url_source = url_source
         self.redactor = redactor
         self.timeout = timeout
         self.max_response_size = max_response_size
@@ -241,6 +286,7 @@ class DatadogClient:
             redactor.add(secret)
         self.ssl_context = ssl_context
         self.resolver = resolver
+        self.clock = clock  # Retry-After dates are read against its wall time
         self.rate_limits = RateLimits(clock)
         self._session: aiohttp.ClientSession | None = None
         self.base_url = ""
@@ -274,8 +320,10 @@ class DatadogClient:
         timeout: float,
         max_response_size: int,
         ssl_context: ssl.SSLContext | None = None,
+        url_source: str | None = None,
     ) -> None:
         """Apply reloaded settings to the next request (a new base URL forgets rate limits)."""
+        self.url_source = url_source
         if base_url.rstrip("/") != self.base_url:
             self.rate_limits.forget()
         self._set_base_url(base_url)
@@ -429,7 +477,13 @@ class DatadogClient:
             wait, until = self.rate_limits.record_429(endpoint, response.headers)
             raise RateLimited(f"{message}; next call in {wait:g}s", until)
         if status >= 500:
-            raise ServerError(message, status)
+            after = retry_after_seconds(response.headers.get("Retry-After"), self.clock.wall())
+            if after is not None:
+                message += f" (Retry-After {after:g}s)"
+            raise ServerError(message, status, after)
+        if status in (401, 403):
+            hint = rejection_hint(status, endpoint, what, self.base_url, self.url_source)
+            raise (Unauthorized if status == 401 else Forbidden)(f"{message}; {hint}", status)
         raise HttpError(message, status)
 
 

@@ -117,6 +117,7 @@ class ClientPool:
                     proxies=self.proxies,
                     ssl_context=account.ssl_context,
                     clock=self.clock,
+                    url_source=account.url_source,
                 )
             else:
                 client.reconfigure(
@@ -124,6 +125,7 @@ class ClientPool:
                     timeout=account.timeout,
                     max_response_size=account.max_response_size,
                     ssl_context=account.ssl_context,
+                    url_source=account.url_source,
                 )
                 client.credentials = credentials[name]
         return removed

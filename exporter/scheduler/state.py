@@ -31,3 +31,11 @@ class QueryState:
     account: str = DEFAULT_ACCOUNT
     added_at: float | None = None  # monotonic: when the scheduler took the query on
     late: bool = False  # no poll finished for over two intervals (then up is False too)
+    # Rows of the last successful answer, before the max_series cut; None before the first.
+    rows: int | None = None
+    # Per configured group_by field, True when the last non-empty answer never resolved it.
+    group_by_unresolved: tuple[tuple[str, bool], ...] = ()
+
+    @property
+    def unresolved_fields(self) -> list[str]:
+        return [field for field, unresolved in self.group_by_unresolved if unresolved]

@@ -98,7 +98,10 @@ def test_a_key_without_a_permission_fails_that_endpoint_with_the_hint(
     online = out[out.index("online check:") :]
     (line,) = [line for line in online.splitlines() if line.strip().startswith("cases ")]
     assert re.match(r"\s+cases\s+forbidden\s+query cases/by_prio; rate limit 1000 per 1m", line)
-    assert "HTTP 403" in line and "cases_read" in line and f"at {url} (set by DD_API_URL)" in line
+    # The hint of the live poll's failure line, with the setting that chose the URL.
+    assert "HTTP 403: Forbidden: Failed permission authorization checks" in line
+    assert "needs the cases_read permission" in line
+    assert f"organisation at {url} (" in line and "set by DD_API_URL" in line
     assert re.search(r"dns\s+OK", out)
     assert "online check FAILED: 3 of 4 endpoints answered 200" in out
     assert APP_KEY not in out + result.stderr
@@ -114,9 +117,10 @@ def test_a_refused_api_key_stops_after_one_call(tmp_path: Path, config: Path) ->
     assert result.returncode == 1
     assert made == ["validate"]
     assert re.search(
-        r"validate\s+forbidden\s+validate: HTTP 403: Forbidden; Datadog refused "
-        r"the API key \(DD-API-KEY header\)",
+        r"validate\s+forbidden\s+validate: HTTP 403: Forbidden; Datadog rejected the API key "
+        r"\(DD-API-KEY\); .*, set by DD_API_URL$",
         result.stdout,
+        re.MULTILINE,
     ), result.stdout
     assert "connections: not called (the key check failed)" in result.stdout
     assert "wrong-api-key" not in result.stdout + result.stderr

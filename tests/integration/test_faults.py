@@ -22,7 +22,7 @@ from .test_scheduler import job, query_series
 FAULTS = [
     ("truncated", Fault(kind="truncated"), "decode_error"),
     ("not_json", Fault(kind="malformed"), "decode_error"),
-    ("html_error_page", Fault(kind="html"), "http_error"),
+    ("html_error_page", Fault(kind="html"), "forbidden"),
     ("html_with_200", Fault(kind="html", status=200), "decode_error"),
     ("wrong_shape", Fault(kind="wrong_shape"), "decode_error"),
     ("huge", Fault(kind="huge", size_bytes=20 * 1024 * 1024), "too_large"),

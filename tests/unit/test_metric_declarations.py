@@ -156,6 +156,8 @@ class State:
     last_duration: float | None = 0.5
     series: int = 3
     serving_stale: bool = False
+    rows: int | None = 4
+    group_by_unresolved: tuple[tuple[str, bool], ...] = (("client_service", False),)
 
 
 def served_self_metrics() -> dict[str, tuple[str, str, set[str]]]:

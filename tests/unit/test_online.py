@@ -1,5 +1,4 @@
-"""What the online check reads from an answer (rows, N/A group_by fields), what it costs, and
-the hint a refused key gets."""
+"""What the online check reads from an answer (rows, N/A group_by fields) and what it costs."""
 
 from __future__ import annotations
 
@@ -7,7 +6,6 @@ import json
 
 from exporter.config.accounts import resolve_accounts
 from exporter.config.schema import parse_config
-from exporter.datadog.auth_hint import auth_hint, auth_reason
 from exporter.online import answer_rows, na_fields, planned_calls, probed_queries
 
 CONFIG = parse_config(
@@ -67,17 +65,3 @@ def test_one_probe_per_endpoint_asking_for_one_row() -> None:
     ]
     assert all(query.model_dump()["limit"] == 1 for _, query in probed)
     assert planned_calls(CONFIG, resolve_accounts(CONFIG, "https://x.example")) == 4
-
-
-def test_a_refused_key_gets_a_reason_and_names_what_to_check() -> None:
-    assert (auth_reason(401), auth_reason(403), auth_reason(404)) == (
-        "unauthorized",
-        "forbidden",
-        None,
-    )
-    api = auth_hint("validate", 403, "HTTP 403: Forbidden", "https://api.datadoghq.eu", "DD_SITE")
-    assert "DD-API-KEY" in api and "https://api.datadoghq.eu (set by DD_SITE)" in api
-    permission = auth_hint("dns", 403, "HTTP 403: Forbidden", "https://a", "default")
-    assert "DD-APPLICATION-KEY" in permission and "network_connections_read" in permission
-    named = auth_hint("cases", 403, "HTTP 403: API key required", "https://a", "default")
-    assert "DD-API-KEY" in named
