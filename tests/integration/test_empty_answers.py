@@ -7,7 +7,8 @@ import pytest
 
 from exporter.collectors.cases import CasesJob
 from exporter.collectors.connections import ConnectionsJob
-from exporter.config.schema import CasesQuery, ConnectionsQuery
+from exporter.collectors.dns import DnsJob
+from exporter.config.schema import CasesQuery, ConnectionsQuery, DnsQuery
 from exporter.scheduler import Scheduler
 from exporter.server import ServerContext, landing_page
 from exporter.simulator import Fault, Simulator
@@ -85,3 +86,25 @@ async def test_a_resolved_field_reads_0(polling: Scheduler) -> None:
     await polling.poll_once(("cases", "by_status"), deadline(5))
     field = key("by_status", "cases") | {("field", "status")}
     assert served(polling)[("datadog_exporter_group_by_unresolved", field)] == 0
+
+
+@pytest.mark.parametrize(
+    ("collector", "query", "typo"),
+    [
+        ("connections", ConnectionsQuery(name="t", group_by=["client_servce"]), "client_servce"),
+        ("dns", DnsQuery(name="t", group_by=["dns_query"]), "dns_query"),
+    ],
+)
+async def test_a_group_by_typo_is_reported_by_name(
+    polling: Scheduler, collector: str, query: ConnectionsQuery | DnsQuery, typo: str
+) -> None:
+    """The issue's typos against the simulator, which answers N/A for a tag no connection
+    carries, as Datadog does: up, but the field is named as unresolved."""
+    job = ConnectionsJob(query) if isinstance(query, ConnectionsQuery) else DnsJob(query)
+    await polling.add(job)
+    await polling.poll_once((collector, "t"), deadline(5))
+    samples = served(polling)
+    assert samples[("datadog_exporter_up", key("t", collector))] == 1
+    field = key("t", collector) | {("field", typo)}
+    assert samples[("datadog_exporter_group_by_unresolved", field)] == 1
+    assert f"up, group_by unresolved: {typo}" in page(polling)
