@@ -20,7 +20,7 @@ API_KEY = "online-api-key-1a2b3c4d5e6f7a8b"
 APP_KEY = "online-app-key-8b7a6f5e4d3c2b1a"
 CONFIG = """
 connections:
-  - {name: pairs, group_by: [client_service, server_service], interval: 1m}
+  - {name: pairs, group_by: [client_service, client_servce], interval: 1m}
   - {name: second, interval: 1m}
 dns:
   - {name: lookups, interval: 1m}
@@ -68,9 +68,10 @@ def test_every_endpoint_answering_passes_and_says_what_came_back(
     assert "online check: 5 calls at most" in out
     assert sorted(made) == ["audience", "cases", "connections", "dns", "validate"]
     assert re.search(r"validate\s+OK\s+API key valid", out), out
+    # A typo in group_by comes back N/A (the simulator answers as Datadog does).
     assert re.search(
         r"connections\s+OK\s+query connections/pairs; 1 row returned; "
-        r"rate limit 1000 per 1m, \d+ left",
+        r"group_by fields answered N/A: client_servce; rate limit 1000 per 1m, \d+ left",
         out,
     ), out
     # The simulator counts a case field it does not have as N/A, as Datadog's UI does.
