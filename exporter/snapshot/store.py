@@ -1,50 +1,32 @@
-"""The rendered data every scrape serves: one immutable snapshot per query, one body for all.
+"""What publishes: the store of every query's current snapshot, filing each into the Body.
 
 A poll publishes a :class:`QuerySnapshot` (each of its families compressed once). The store
 files each family's chunk under the family's name, in configuration order of the queries,
-and swaps in a new :class:`Body`: the families of all queries grouped by name under one
-HELP/TYPE header each, as the exposition format requires. Scrapes only read the current
-Body; they never render, compress or lock, and copy bytes as they are.
+and swaps in a new :class:`~.body.Body`, the only thing scrapes read (:mod:`.body`).
 
 Publishing costs what the published query costs, not what all queries cost: per family name
-the store keeps its chunks in blocks of :data:`BLOCK_QUERIES` queries and a tree of CRC-32s
-over them, so a publish rebuilds one block and one root-to-leaf path of the tree (log2 of the
+the store keeps its chunks in blocks of ``block_queries`` queries and a tree of CRC-32s over
+them, so a publish rebuilds one block and one root-to-leaf path of the tree (log2 of the
 query count in CRC combines) per family of the query, and never reads another query's bytes.
 
 The compressed form is always kept: gzip scrapes (what Prometheus asks for) copy it as it
-is. The text is kept too while all kept text fits in PLAIN_TEXT_BUDGET_BYTES: then a plain
-scrape (curl, a human) is a copy as well. Beyond the budget only the compressed form stays,
-since it is a fraction of the text and the text is what made memory grow with the series;
-plain scrapes then inflate those pieces while writing.
+is. The text is kept too while all kept text fits in ``plain_text_budget_bytes``: then a
+plain scrape (curl, a human) is a copy as well. Beyond the budget only the compressed form
+stays, since it is a fraction of the text and the text is what made memory grow with the
+series; plain scrapes then inflate those pieces while writing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
-from .exposition import Family, Rendered
-from .gzipjoin import Piece, combine, compress_piece, crc32_combine, gzip_member, inflate
+from ..exposition import Family, Rendered
+from ..gzipjoin import Piece, combine, compress_piece, crc32_combine
+from .body import EMPTY, NO_CHUNKS, Block, Body, Chunk, Section
+from .tuning import DEFAULT_TUNING, SnapshotTuning
 
 QueryKey = tuple[str, str]  # (collector, query name)
-Chunk = tuple[bytes, bytes | None]  # one query's raw-deflated piece of a family, its text if kept
-_EMPTY = Piece(b"", 0, 0)
-# Plain text kept beside the compressed pieces, across all queries. One 7,500-row connections
-# query (~18 MB of text) fits, so plain scrapes of a typical deployment are a copy; at a
-# million samples and more the compressed form alone keeps memory small.
-PLAIN_TEXT_BUDGET_BYTES = 24 * 1024 * 1024
-# Plain scrapes inflate (and join) about this much text per step, on the event loop between
-# socket writes: small enough not to stall other requests, and a worker thread would make the
-# loop wait for the GIL at every hand-over.
-INFLATE_BATCH_BYTES = 1 << 20
-# Scrapes join small chunks into writes of about this size: one write per chunk would cost
-# more than the copy at thousands of queries, and each write is a wait for the event loop.
-# Chunks of at least DIRECT_WRITE_BYTES (on average over a block) are written as they are.
-WRITE_BATCH_BYTES = 1 << 20
-DIRECT_WRITE_BYTES = 1 << 16
-# Queries per block of a family's chunk list: a publish rebuilds one block of this many slots
-# and the list of blocks (queries / BLOCK_QUERIES entries), both reference copies.
-BLOCK_QUERIES = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,119 +63,6 @@ def prepare_snapshot(key: QueryKey, rendered: Rendered, published_at: float) -> 
         published_at=published_at,
         texts=texts,
     )
-
-
-@dataclass(frozen=True, slots=True)
-class Payload:
-    """What one scrape writes: its length, then its parts in order (produced while writing)."""
-
-    size: int
-    parts: Iterator[bytes]
-
-
-@dataclass(frozen=True, slots=True)
-class Block:
-    """The non-empty chunks of up to BLOCK_QUERIES consecutive queries for one family."""
-
-    chunks: tuple[Chunk, ...] = ()
-    deflated: tuple[bytes, ...] = ()
-    deflated_size: int = 0
-    texts: tuple[bytes, ...] | None = ()  # None when some chunk's text is not kept
-    text_size: int = 0  # of the kept texts
-
-    @classmethod
-    def of(cls, chunks: tuple[Chunk, ...]) -> Block:
-        deflated = tuple(chunk[0] for chunk in chunks)
-        texts = tuple(chunk[1] for chunk in chunks if chunk[1] is not None)
-        kept = texts if len(texts) == len(chunks) else None
-        return cls(chunks, deflated, sum(map(len, deflated)), kept, sum(map(len, texts)))
-
-
-_NO_CHUNKS = Block()
-
-
-@dataclass(frozen=True, slots=True)
-class Section:
-    """One family name's part of the body: its header, then every query's chunk of it."""
-
-    header: Chunk
-    blocks: tuple[Block, ...]
-    total: Piece  # CRC-32 and size of the text of the header and all chunks
-    deflated_size: int
-
-
-@dataclass(frozen=True, slots=True)
-class Body:
-    """The data part of /metrics, immutable: a scrape that started on it finishes on it.
-
-    Scrapes write big chunks as they are and join small ones, a block at a time, into writes
-    of about WRITE_BATCH_BYTES (plain ones: ``inflate_batch_bytes``, inflating the chunks
-    whose text is not kept as they go): a copy of bytes, with Python work per block rather
-    than per chunk where the chunks are small.
-    """
-
-    sections: tuple[Section, ...] = ()
-    total: Piece = _EMPTY  # CRC-32 and size of the plain text
-    deflated_size: int = 0
-    inflate_batch_bytes: int = INFLATE_BATCH_BYTES
-
-    def plain(self, tail: bytes) -> Payload:
-        """The text, then ``tail`` (the self-metrics)."""
-        return Payload(self.total.size + len(tail), self._plain_parts(tail))
-
-    def _plain_parts(self, tail: bytes) -> Iterator[bytes]:
-        yield from _writes(self._plain_runs(tail), self.inflate_batch_bytes)
-
-    def _plain_runs(self, tail: bytes) -> Iterator[tuple[tuple[bytes, ...], int]]:
-        for section in self.sections:
-            header = section.header[1]
-            assert header is not None  # headers are always kept
-            yield (header,), len(header)
-            for block in section.blocks:
-                if block.texts is not None:
-                    yield block.texts, block.text_size
-                    continue
-                for deflated, kept in block.chunks:
-                    text = inflate(deflated) if kept is None else kept
-                    yield (text,), len(text)
-        yield (tail,), len(tail)
-
-    def gzip(self, tail: bytes) -> Payload:
-        """A single gzip member: the compressed chunks as they are, then ``tail`` compressed."""
-        last = compress_piece(tail)
-        ends = gzip_member([last.deflated], combine(self.total, last))
-        size = self.deflated_size + sum(map(len, ends))
-        return Payload(size, _writes(self._gzip_runs(ends), WRITE_BATCH_BYTES))
-
-    def _gzip_runs(self, ends: list[bytes]) -> Iterator[tuple[tuple[bytes, ...], int]]:
-        yield (ends[0],), len(ends[0])
-        for section in self.sections:
-            yield (section.header[0],), len(section.header[0])
-            for block in section.blocks:
-                yield block.deflated, block.deflated_size
-        rest = tuple(ends[1:])
-        yield rest, sum(map(len, rest))
-
-
-def _writes(runs: Iterable[tuple[tuple[bytes, ...], int]], batch: int) -> Iterator[bytes]:
-    """The parts of ``runs`` (each: parts and their total length) as writes: runs of small
-    parts joined into about ``batch`` bytes, big parts (a large query's family) as they are."""
-    pending: list[bytes] = []
-    size = 0
-    for parts, total in runs:
-        if total >= DIRECT_WRITE_BYTES * len(parts):
-            if pending:
-                yield b"".join(pending)
-                pending, size = [], 0
-            yield from parts
-            continue
-        pending.extend(parts)
-        size += total
-        if size >= batch:
-            yield b"".join(pending)
-            pending, size = [], 0
-    if pending:
-        yield b"".join(pending)
 
 
 class _CrcTree:
@@ -241,14 +110,15 @@ class _CrcTree:
 class _Group:
     """Everything the store keeps for one family name, changed in place by publishes."""
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, block_queries: int) -> None:
+        self.block_queries = block_queries
         # Query rank -> (index of the family in that query, the query's Family): the member
         # with the smallest (rank, index) places the family in the body and gives its header.
         self.members: dict[int, tuple[int, Family]] = {}
         self.anchor: tuple[int, int] = (1 << 62, 0)
         self.family: Family | None = None
         self.slots: list[Chunk | None] = [None] * capacity  # by rank; None: nothing to serve
-        self.blocks: list[Block] = [_NO_CHUNKS] * (capacity // BLOCK_QUERIES)
+        self.blocks: list[Block] = [NO_CHUNKS] * (capacity // block_queries)
         self.tree = _CrcTree(capacity)
         self.deflated_size = 0
         self.section: Section | None = None  # the published view; None when it changed
@@ -276,12 +146,12 @@ class _Group:
         if chunk is not None:
             self.deflated_size += len(chunk[0])
         self.slots[rank] = chunk
-        self.refill_block(rank // BLOCK_QUERIES)
+        self.refill_block(rank // self.block_queries)
 
     def refill_block(self, block: int) -> None:
-        start = block * BLOCK_QUERIES
+        start = block * self.block_queries
         self.blocks[block] = Block.of(
-            tuple(filter(None, self.slots[start : start + BLOCK_QUERIES]))
+            tuple(filter(None, self.slots[start : start + self.block_queries]))
         )
         self.section = None
 
@@ -318,18 +188,16 @@ class SnapshotStore:
     def __init__(
         self,
         order: Iterable[QueryKey] = (),
-        plain_budget: int = PLAIN_TEXT_BUDGET_BYTES,
-        inflate_batch_bytes: int = INFLATE_BATCH_BYTES,
+        tuning: SnapshotTuning = DEFAULT_TUNING,
     ) -> None:
-        self.plain_budget = plain_budget
-        self.inflate_batch_bytes = inflate_batch_bytes
+        self.tuning = tuning
         self._snapshots: dict[QueryKey, QuerySnapshot] = {}
         self._kept_text = 0  # bytes of text kept across all snapshots
         self._headers = _HeaderCache()
         self._ranks: dict[QueryKey, int] = {}
         self._groups: dict[str, _Group] = {}
-        self._capacity = BLOCK_QUERIES
-        self.body = Body(inflate_batch_bytes=inflate_batch_bytes)
+        self._capacity = tuning.block_queries
+        self.body = Body(tuning=tuning)
         self.set_order(order)
 
     def set_order(self, order: Iterable[QueryKey]) -> None:
@@ -352,7 +220,7 @@ class SnapshotStore:
         if old is not None and old.texts is not None:
             self._kept_text -= old.size
         if snapshot.texts is not None:
-            if self._kept_text + snapshot.size > self.plain_budget:
+            if self._kept_text + snapshot.size > self.tuning.plain_text_budget_bytes:
                 # Over the budget: keep this poll compressed only (its text is freed here).
                 snapshot = replace(snapshot, texts=None)
             else:
@@ -383,7 +251,9 @@ class SnapshotStore:
         ):
             group = self._groups.get(family.name)
             if group is None:
-                group = self._groups[family.name] = _Group(self._capacity)
+                group = self._groups[family.name] = _Group(
+                    self._capacity, self.tuning.block_queries
+                )
             group.put(rank, index, family, piece, text)
             names.add(family.name)
         if old is not None:
@@ -401,7 +271,7 @@ class SnapshotStore:
 
     def _refile(self) -> None:
         """File every snapshot again from scratch (new order or capacity): O(all chunks)."""
-        capacity = BLOCK_QUERIES
+        capacity = self.tuning.block_queries
         while capacity < len(self._ranks) + 1:
             capacity *= 2
         self._capacity = capacity
@@ -416,7 +286,7 @@ class SnapshotStore:
             ):
                 group = self._groups.get(family.name)
                 if group is None:
-                    group = self._groups[family.name] = _Group(capacity)
+                    group = self._groups[family.name] = _Group(capacity, self.tuning.block_queries)
                     group.anchor, group.family = (rank, index), family
                 group.members[rank] = (index, family)
                 if piece.size:
@@ -433,8 +303,8 @@ class SnapshotStore:
         """Build the Body from the sections (only changed ones are rebuilt) and swap it in."""
         groups = sorted(self._groups.values(), key=lambda group: group.anchor)
         sections = tuple(group.view(self._headers) for group in groups)
-        total = _EMPTY
+        total = EMPTY
         for section in sections:
             total = combine(total, section.total)
         deflated = sum(section.deflated_size for section in sections)
-        self.body = Body(sections, total, deflated, self.inflate_batch_bytes)
+        self.body = Body(sections, total, deflated, self.tuning)
