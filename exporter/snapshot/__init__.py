@@ -5,7 +5,8 @@ Two sides, each small:
 - :mod:`.store`, what publishes: :class:`SnapshotStore` keeps every query's current
   :class:`QuerySnapshot` and, on each ``publish``/``drop``/``set_order``, files its
   compressed pieces under their family names and swaps in a new :class:`Body`. Only the
-  scheduler's writer calls it, one change at a time.
+  scheduler's writer calls it, one change at a time; :mod:`.filing` keeps each family name's
+  chunks (blocks and a CRC tree) for it.
 - :mod:`.body`, what scrapes read: a :class:`Body` is immutable; ``plain`` and ``gzip`` copy
   its bytes into writes, never rendering, compressing or locking.
 
