@@ -21,7 +21,7 @@ from exporter import cli, docs
 from exporter.config.jsonschema import config_json_schema
 from exporter.config.schema import FILE_CONTEXT, Config
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 SCHEMA = REPO / "docs" / "config.schema.json"
 # The example configurations editors open: each names the schema on its first line.
 EXAMPLES = (REPO / "exporter" / "demo.yml", REPO / "deploy" / "kubernetes" / "base" / "config.yml")
