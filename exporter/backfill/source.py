@@ -270,12 +270,12 @@ class WindowSource:
                 "rate limited by Datadog (429); waiting for the reset",
                 extra={"endpoint": endpoint, "wait_seconds": round(blocked, 1)},
             )
-        before = self.clock.monotonic()
         # Answers of concurrent requests can arrive out of order, so the last one read may
         # count up to IN_FLIGHT - 1 fewer calls than Datadog has seen: keep that many in
         # reserve rather than meet the limit with a 429.
-        await limits.acquire(endpoint, reserve=IN_FLIGHT_PER_ENDPOINT - 1)
-        waited = self.clock.monotonic() - before
+        waited = await limits.acquire(endpoint, reserve=IN_FLIGHT_PER_ENDPOINT - 1)
+        # What acquire slept, not the clock's advance: the await itself takes a little time,
+        # and a call that went at once did not wait for the rate limit.
         if waited > 0:
             self.stats.pauses += 1
             self.stats.paused_seconds += waited

@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from yarl import URL
 
 from ..clock import SYSTEM_CLOCK, Clock
 from ..config.accounts import Account
@@ -25,6 +28,29 @@ from .proxies import ProxyError, ProxyRules
 
 # (account, endpoint, code) for every answer (or failure) of every client.
 ResponseCounter = Callable[[str, str, str], None]
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where one account's requests go, as people are shown it: never a key or a proxy login."""
+
+    account: str
+    url: str
+    source: str  # the setting that chose the URL (Account.url_source)
+    proxy: str  # "direct", or the proxy without its login and the variable naming it
+
+    def line(self) -> str:
+        return f"{self.account}: {self.url} (from {self.source}), {self.proxy}"
+
+
+def routes(accounts: Sequence[Account], proxies: ProxyRules) -> list[Route]:
+    """Each account's base URL, its source and the proxy its requests take."""
+    found = []
+    for account in accounts:
+        proxy = proxies.proxy_for(URL(account.base_url))
+        via = f"via proxy {proxy.shown} (from {proxy.variable})" if proxy else "direct"
+        found.append(Route(account.name, account.base_url, account.url_source, via))
+    return found
 
 
 def uses_default_keys(account: Account) -> bool:
@@ -91,6 +117,7 @@ class ClientPool:
                     proxies=self.proxies,
                     ssl_context=account.ssl_context,
                     clock=self.clock,
+                    url_source=account.url_source,
                 )
             else:
                 client.reconfigure(
@@ -98,9 +125,14 @@ class ClientPool:
                     timeout=account.timeout,
                     max_response_size=account.max_response_size,
                     ssl_context=account.ssl_context,
+                    url_source=account.url_source,
                 )
                 client.credentials = credentials[name]
         return removed
+
+    def routes(self, accounts: Sequence[Account]) -> list[Route]:
+        """Where ``accounts``' requests go through this pool's proxy settings."""
+        return routes(accounts, self.proxies)
 
     def _counter(self, account: str) -> Callable[[str, str], None]:
         def count(endpoint: str, code: str) -> None:
