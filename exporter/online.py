@@ -92,6 +92,8 @@ def answer_rows(endpoint: str, body: bytes) -> list[dict[str, list[str]]]:
         return [_connection_groups(row) for row in data]
     if endpoint == "dns" and isinstance(data, list):
         return [_dns_groups(row) for row in data]
+    if endpoint == "network_health" and isinstance(data, list):
+        return [{} for _ in data]  # one row per insight; no group_by to judge
     attributes = data.get("attributes") if isinstance(data, dict) else None
     attributes = attributes if isinstance(attributes, dict) else {}
     if endpoint == "cases":

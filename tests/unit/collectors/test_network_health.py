@@ -15,7 +15,7 @@ from exporter.collectors.network_health import NetworkHealthJob
 from exporter.config.schema import NetworkHealthQuery
 from exporter.exposition import Rendered
 from tests.helpers import parse_metrics, render_body, rendered_text
-from tests.unit.collector_support import UNPARSABLE_BODIES, json_values, renders_or_fails_cleanly
+from tests.unit.collectors.support import UNPARSABLE_BODIES, json_values, renders_or_fails_cleanly
 
 
 def job(**settings: Any) -> NetworkHealthJob:
