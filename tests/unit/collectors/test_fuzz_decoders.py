@@ -165,10 +165,25 @@ audience_answer = st.fixed_dictionaries(
 )
 # Every documented attribute, each of any JSON value now and then (a wrong type costs its
 # sample, never the answer).
-_NHI_TEXT = ("type", "failure_type", "client_service", "server_service", "dns_query")
-_NHI_TEXT += ("dns_server", "domain_name", "certificate_id", "account_id", "loadbalancer_id")
-_NHI_NUMBERS = ("failure_magnitude", "failure_rate", "total_requests", "days_until_expiration")
-_NHI_NUMBERS += ("certificate_lifetime_percent",)
+_NHI_TEXT = (
+    "type",
+    "failure_type",
+    "client_service",
+    "server_service",
+    "dns_query",
+    "dns_server",
+    "domain_name",
+    "certificate_id",
+    "account_id",
+    "loadbalancer_id",
+)
+_NHI_NUMBERS = (
+    "failure_magnitude",
+    "failure_rate",
+    "total_requests",
+    "days_until_expiration",
+    "certificate_lifetime_percent",
+)
 network_health_rows = st.lists(
     st.fixed_dictionaries(
         {
