@@ -108,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
         description=wrap(
-            "Fetch Datadog's CNM history of the connections and dns queries of a "
+            "Fetch Datadog's CNM history of the connections, dns and network_health queries of a "
             "configuration and write it as OpenMetrics files for `promtool tsdb "
             "create-blocks-from openmetrics`. Rerun the same command to continue an "
             "interrupted run. Keys and site come from DD_* as for the exporter."
@@ -287,7 +287,9 @@ def _main(args: argparse.Namespace, argv: list[str], redactor: Redactor, console
             skipped=",".join(f"{c}/{n}" for c, n in selection.no_history),
         )
     if not selection.queries:
-        raise UsageError("nothing to backfill: the configuration has no connections or dns query")
+        raise UsageError(
+            "nothing to backfill: the configuration has no connections, dns or network_health query"
+        )
     # Checked before the journal records the arguments: a refused command must not bind the
     # output directory to arguments that were never run.
     if start >= end:
