@@ -22,6 +22,7 @@ from .clock import SYSTEM_CLOCK, Clock
 from .collectors.base import ApiRequest, DecodeError, QueryJob
 from .collectors.registry import REGISTRY, Collector
 from .config.accounts import Account
+from .config.report import COLUMN
 from .config.schema import CasesQuery, Config, DnsQuery, PolledQuery, WindowedQuery
 from .datadog.client import ApiError, DatadogClient
 from .datadog.credentials import CredentialsError
@@ -225,7 +226,7 @@ def render(checks: Sequence[AccountCheck], planned: int) -> tuple[str, bool]:
 
 
 def _probe_line(probe: Probe) -> str:
-    head = f"{probe.endpoint:<12} {probe.status:<14}"
+    head = f"{probe.endpoint:<{COLUMN}} {probe.status:<14}"
     parts = []
     if probe.query:
         parts.append(f"query {probe.query}")

@@ -26,7 +26,7 @@ from exporter.collectors.registry import (
     check_sections,
 )
 from exporter.config.errors import ConfigError, problems_from
-from exporter.config.report import summary
+from exporter.config.report import COLUMN, summary
 from exporter.config.schema import (
     Config,
     PolledQuery,
@@ -114,7 +114,7 @@ def test_every_endpoint_takes_a_rate_limit_and_others_are_refused(entry: Collect
     text = summary(config)
     line = rf"default\s+{entry.endpoint}\s+\d+\s+\(at worst \d+\)\s+of 3600 allowed"
     assert re.search(line, text), text
-    assert f"  {entry.section:<12} q " in text
+    assert f"  {entry.section:<{COLUMN}} q " in text
     with pytest.raises(ConfigError, match=r"datadog\.rate_limits\.metrics: unknown endpoint"):
         parse_config(config_text({}, datadog={"rate_limits": {"metrics": limits[entry.endpoint]}}))
 
