@@ -6,7 +6,7 @@ buffer is freed, so later buffers land in per-thread heaps that are rarely given
 resident memory creeps up poll after poll. Pinned at 4 MiB, the answers of 7,500-row queries
 stay in mmap, which returns them to the system when freed, while a family's text stays on
 the heap: a lower pin would put it in fresh pages every poll, and page faults cost time.
-(The README's Performance section has the figures.) ``MALLOC_MMAP_THRESHOLD_=4194304`` in the
+(benchmarks/README.md has the figures.) ``MALLOC_MMAP_THRESHOLD_=4194304`` in the
 environment has the same effect; this call makes it hold however the exporter is started.
 """
 

@@ -1,7 +1,7 @@
 """Deterministic Case Management cases and the `/cases/aggregate` computation.
 
 Pure, no I/O. How several `groups` fields come back is undocumented by
-Datadog; `multi_group` selects one of the plausible shapes (see README.md).
+Datadog; `multi_group` selects one of the plausible shapes (see docs/simulator.md).
 """
 
 from __future__ import annotations

@@ -63,7 +63,7 @@ class SimulatorOptions:
     rate_limit_period: int = 60
     cases_universe: int = 240
     # Datadog does not document how several case `groups` fields come back;
-    # see README.md. "combined" is the default guess.
+    # see docs/simulator.md. "combined" is the default guess.
     cases_multi_group: CasesMultiGroup = "combined"
     # False: the organisation has no Cloud Network Monitoring; the connections and dns
     # endpoints answer a bare 400 (what Datadog is reported to do), the others work.

@@ -1,5 +1,5 @@
 """kube-prometheus-stack users: the values snippet adds the same sidecar the kustomize
-component adds, every operator shard scrapes its own sidecar, and the README's overlay
+component adds, every operator shard scrapes its own sidecar, and the overlay in docs/deployment.md
 gives the ServiceMonitor and PrometheusRule the release label the chart selects on."""
 
 from __future__ import annotations
@@ -156,11 +156,11 @@ def test_every_operator_shard_scrapes_its_own_sidecar(tmp_path: Path) -> None:
     assert len(kept[control["job_name"]]) == 1
 
 
-def test_the_readme_overlay_labels_monitor_and_rule_for_the_chart(tmp_path: Path) -> None:
-    readme = (REPO / "README.md").read_text()
+def test_the_documented_overlay_labels_monitor_and_rule_for_the_chart(tmp_path: Path) -> None:
+    guide = (REPO / "docs" / "deployment.md").read_text()
     [snippet] = [
         block
-        for block in re.findall(r"```yaml\n(.*?)```", readme, re.S)
+        for block in re.findall(r"```yaml\n(.*?)```", guide, re.S)
         if "deploy/kubernetes/standalone" in block and "release:" in block
     ]
     relative = os.path.relpath(KUSTOMIZE / "standalone", tmp_path)

@@ -82,12 +82,12 @@ def test_disruptions_take_one_shard_at_a_time() -> None:
     assert budget["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
 
 
-def test_an_overlay_changes_the_shard_count_the_way_the_readme_says(tmp_path: Path) -> None:
-    """The README's overlay: replicas and the replacement together keep the count in step."""
-    readme = (KUSTOMIZE.parents[1] / "README.md").read_text()
+def test_an_overlay_changes_the_shard_count_the_way_the_docs_say(tmp_path: Path) -> None:
+    """The overlay in docs/scaling.md: replicas and the replacement keep the count in step."""
+    guide = (KUSTOMIZE.parents[1] / "docs" / "scaling.md").read_text()
     [snippet] = [
         block
-        for block in re.findall(r"```yaml\n(.*?)```", readme, re.S)
+        for block in re.findall(r"```yaml\n(.*?)```", guide, re.S)
         if "deploy/kubernetes/sharded" in block
     ]
     relative = os.path.relpath(KUSTOMIZE / "sharded", tmp_path)

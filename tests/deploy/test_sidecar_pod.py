@@ -6,7 +6,7 @@ DatadogCNMHighRetransmitRatio in it.
 Test-time additions only, in a test overlay on top of the example: the Datadog simulator
 as one more container of the pod (and DD_API_URL pointing the exporter at it), the
 Secret made from test keys, the local images, and for speed a configuration with 5 s
-polls (the example's ConfigMap replaced the way the README documents), Prometheus
+polls (the example's ConfigMap replaced the way docs/deployment.md documents), Prometheus
 scraping and evaluating every 2 s with the shipped rule files mounted, and the alert's
 `for:` shortened from 10m to 6s. Everything else is the example as users apply it.
 

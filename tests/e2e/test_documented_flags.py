@@ -1,5 +1,5 @@
-"""Flags as the README documents them, through the installed CLI: ``--log.format json`` and
-``--web.telemetry-path``."""
+"""Flags as docs/reference/command-line.md documents them, through the installed CLI:
+``--log.format json`` and ``--web.telemetry-path``."""
 
 from __future__ import annotations
 

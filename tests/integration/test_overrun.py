@@ -1,6 +1,6 @@
-"""A poll that overruns its interval skips the ticks it missed instead of catching up (README,
-"How polling, windows and staleness work"): after one slow answer the query polls on at its
-interval, never several times back to back."""
+"""A poll that overruns its interval skips the ticks it missed instead of catching up
+(docs/operations.md, "How polling, windows and staleness work"): after one slow answer the
+query polls on at its interval, never several times back to back."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""/-/ready as the README documents it: 503 until the configuration is loaded and polling has
-started, 200 from then on, whether or not Datadog answers; /-/healthy is 200 throughout."""
+"""/-/ready as docs/operations.md documents it: 503 until the configuration is loaded and
+polling has started, 200 from then on, whether or not Datadog answers; /-/healthy is 200
+throughout."""
 
 from __future__ import annotations
 

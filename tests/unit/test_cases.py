@@ -45,7 +45,7 @@ def test_one_field_groups_become_a_label_named_after_the_field() -> None:
 @pytest.mark.parametrize(
     ("groups", "shape"),
     [
-        # The three shapes the simulator can give for [status, priority] (see its README).
+        # The three shapes the simulator can give for [status, priority] (see docs/simulator.md).
         ([("OPEN,P1", [7]), ("CLOSED,P2", [3])], "combined"),
         ([("OPEN", [7]), ("CLOSED", [3]), ("P1", [6]), ("P2", [4])], "facets"),
         ([("OPEN", [7]), ("CLOSED", [3])], "first_field"),

@@ -52,11 +52,11 @@ def test_catalog_lists_every_self_metric_on_metrics() -> None:
     assert not any(name.endswith("_created") for name in served)
 
 
-def test_every_poll_error_reason_is_documented_in_the_readme_and_the_help() -> None:
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+def test_every_poll_error_reason_is_documented_in_the_reference_and_the_help() -> None:
+    reference = (Path(__file__).resolve().parents[2] / "docs/reference/metrics.md").read_text()
     (row,) = [
         line
-        for line in readme.splitlines()
+        for line in reference.splitlines()
         if line.startswith("| `datadog_exporter_poll_errors_total` |")
     ]
     assert set(re.findall(r"`([a-z_]+)`", row.split("|")[4])) == set(ERROR_REASONS)
