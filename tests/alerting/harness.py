@@ -462,6 +462,17 @@ def evaluate(url: str, rule: Rule, start: int, end: int) -> list[Episode]:
         for item in _query_range(url, rule.expr, low, high, rule.interval):
             labels = frozenset(item["metric"].items())
             present[labels].update(int(t) for t, _ in item["values"])
+    return apply_for(rule, present, start, end)
+
+
+def apply_for(
+    rule: Rule, present: dict[frozenset[tuple[str, str]], set[int]], start: int, end: int
+) -> list[Episode]:
+    """Firing episodes from the steps at which each label set was returned (pure).
+
+    As Prometheus' rule manager: a label set is pending from the first evaluation that
+    returns it, fires at the first evaluation at least ``for`` after that (at once with
+    ``for: 0``), and any evaluation without it resets it."""
     episodes = []
     steps = range(start, end, rule.interval)
     for labels, times in present.items():
