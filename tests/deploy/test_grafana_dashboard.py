@@ -134,8 +134,10 @@ def test_baseline_alerts_show_their_baseline_beside_the_value() -> None:
         "DatadogCNMResetsSpiking": "query:datadog_cnm_tcp_resets:per_second[1h] offset 15m",
         "DatadogCNMRefusalsSpiking": "query:datadog_cnm_tcp_refusals:per_second[1h] offset 15m",
         "DatadogCNMTimeoutsSpiking": "query:datadog_cnm_tcp_timeouts:per_second[1h] offset 15m",
-        "DatadogDNSServfailSpiking": "query:datadog_dns_servfail_responses_per_request:ratio[1h] offset 15m",
-        "DatadogDNSNxdomainSpiking": "query:datadog_dns_nxdomain_responses_per_request:ratio[1h] offset 15m",
+        "DatadogDNSServfailSpiking":
+            "query:datadog_dns_servfail_responses_per_request:ratio[1h] offset 15m",
+        "DatadogDNSNxdomainSpiking":
+            "query:datadog_dns_nxdomain_responses_per_request:ratio[1h] offset 15m",
         "DatadogDNSTimeoutsSpiking": "query:datadog_dns_timeouts_per_request:ratio[1h] offset 15m",
     }  # fmt: skip
     rules = {rule["alert"]: rule["expr"] for rule in alert_rules()}
@@ -153,7 +155,7 @@ def test_the_dns_row_shows_what_the_dns_alerts_read() -> None:
     dash = dashboard()
     rows = [p for p in dash["panels"] if p["type"] == "row"]
     dns_row = next(r for r in rows if r["title"] == "DNS")
-    next_row = min((r["gridPos"]["y"] for r in rows if r["gridPos"]["y"] > dns_row["gridPos"]["y"]))
+    next_row = min(r["gridPos"]["y"] for r in rows if r["gridPos"]["y"] > dns_row["gridPos"]["y"])
     in_row = set().union(
         *(
             metric_names(t["expr"])
