@@ -537,14 +537,20 @@ def score(
     return Report(scores, weeks, seconds)
 
 
-def measure(rules_dir: Path = RULES_DIR, work: Path | None = None) -> Report:
+def measure(
+    rules_dir: Path = RULES_DIR, work: Path | None = None, *, reuse: bool = False
+) -> Report:
+    """Build the TSDB in ``work`` (a temporary directory by default) and score the alerts.
+
+    ``reuse``: evaluate the alerting rules on the TSDB an earlier run left in ``work``
+    (valid while the fortnight, the configuration and recording.yml are unchanged)."""
     began = time.monotonic()
     fortnight = build_fortnight(SEED, START)
     rules = load_rules(rules_dir)
     with contextlib.ExitStack() as stack:
         if work is None:
             work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="alert-quality-")))
-        data = build_tsdb(fortnight, rules_dir, work)
+        data = work / "data" if reuse else build_tsdb(fortnight, rules_dir, work)
         episodes: list[Episode] = []
         with _prometheus(work, data) as url:
             for rule in rules:
@@ -579,10 +585,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--work", type=Path, help="keep the TSDB and logs here (an empty directory)"
     )
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="evaluate on the TSDB an earlier run left in --work (same recording rules)",
+    )
     parser.add_argument("--json", type=Path, help="also write the per-alert details here")
     parser.add_argument("--write-docs", action="store_true", help="update docs/alerting.md")
     args = parser.parse_args(argv)
-    report = measure(args.rules, args.work)
+    if args.reuse and args.work is None:
+        parser.error("--reuse needs --work")
+    report = measure(args.rules, args.work, reuse=args.reuse)
     print(report.table())
     print(f"measured in {report.seconds:.0f}s", file=sys.stderr)
     if args.json:
