@@ -67,6 +67,7 @@ INSTANCE = "10.0.3.17:10173"
 HISTORY_QUERIES = (("connections", "svc_to_svc"), ("dns", "dns_by_query"))
 CASES_QUERY = "open_by_priority"
 INTERVAL = 60  # the shipped queries' interval, and the scrape and evaluation interval
+LOOKBACK = "1m"
 GRACE = 600  # an alert firing this long after its incident ended still caught it
 ROW_FAMILY = {"connections": "datadog_cnm_client_sent_bytes", "dns": "datadog_dns_requests"}
 # Alert groups the goals are about; the exporter group measures the exporter's own truth.
@@ -215,6 +216,10 @@ def _prometheus(work: Path, data: Path) -> Iterator[str]:
         "--storage.tsdb.retention.time=100y",
         f"--web.listen-address=127.0.0.1:{port}",
         "--query.max-samples=200000000",
+        # A backfill cannot write staleness markers: a series that leaves the answer would
+        # linger for the default 5m lookback. Live, the next scrape marks it stale within
+        # one scrape interval; a 1m lookback (the sample interval) behaves the same here.
+        f"--query.lookback-delta={LOOKBACK}",
     ]
     with _process(command, work / f"prometheus-{port}.log"):
         url = f"http://127.0.0.1:{port}"
@@ -397,8 +402,10 @@ def exporter_view(fortnight: Fortnight, rows: dict[tuple[str, str], dict[int, in
     return "".join(out)
 
 
-def build_tsdb(fortnight: Fortnight, rules_dir: Path, work: Path) -> Path:
+def build_tsdb(fortnight: Fortnight, work: Path) -> Path:
+    """The backfilled data and the exporter's view of the fortnight, as blocks in work/data."""
     data = work / "data"
+    shutil.rmtree(data, ignore_errors=True)
     data.mkdir()
     promtool = _tool("promtool")
     spans = _fault_spans(fortnight)
@@ -421,7 +428,16 @@ def build_tsdb(fortnight: Fortnight, rules_dir: Path, work: Path) -> Path:
     view.write_text(exporter_view(fortnight, rows))
     _run([promtool, "tsdb", "create-blocks-from", "openmetrics", str(view), str(data)],
          timeout=1800)  # fmt: skip
+    (work / "blocks-done").touch()
+    return data
+
+
+def add_recording_blocks(fortnight: Fortnight, rules_dir: Path, work: Path) -> Path:
+    """Backfill the recording rules over the range into ``work/data``."""
+    data = work / "data"
+    promtool = _tool("promtool")
     rule_blocks = work / "rule-blocks"
+    shutil.rmtree(rule_blocks, ignore_errors=True)
     with _prometheus(work, data) as url:
         _run(
             [
@@ -435,6 +451,7 @@ def build_tsdb(fortnight: Fortnight, rules_dir: Path, work: Path) -> Path:
     for block in rule_blocks.iterdir():
         if (block / "meta.json").exists():
             shutil.move(str(block), str(data / block.name))
+    (work / "rules-done").touch()
     return data
 
 
@@ -542,15 +559,20 @@ def measure(
 ) -> Report:
     """Build the TSDB in ``work`` (a temporary directory by default) and score the alerts.
 
-    ``reuse``: evaluate the alerting rules on the TSDB an earlier run left in ``work``
-    (valid while the fortnight, the configuration and recording.yml are unchanged)."""
+    ``reuse``: keep the stages an earlier run completed in ``work`` (the data blocks;
+    the recording-rule blocks), valid while the fortnight, the configuration and
+    recording.yml are unchanged."""
     began = time.monotonic()
     fortnight = build_fortnight(SEED, START)
     rules = load_rules(rules_dir)
     with contextlib.ExitStack() as stack:
         if work is None:
             work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="alert-quality-")))
-        data = work / "data" if reuse else build_tsdb(fortnight, rules_dir, work)
+        if not (reuse and (work / "blocks-done").exists()):
+            build_tsdb(fortnight, work)
+        if not (reuse and (work / "rules-done").exists()):
+            add_recording_blocks(fortnight, rules_dir, work)
+        data = work / "data"
         episodes: list[Episode] = []
         with _prometheus(work, data) as url:
             for rule in rules:
