@@ -167,7 +167,12 @@ class Exporter:
         accounts = resolve_accounts(config, base_url)
         self.pool.apply(accounts, self.pool.credentials(accounts))
         self.scheduler = Scheduler(
-            self.pool.clients, self.store, self.metrics, clock=clock, policy=poll_policy
+            self.pool.clients,
+            self.store,
+            self.metrics,
+            clock=clock,
+            policy=poll_policy,
+            max_attempts=config.datadog.max_attempts,
         )
         self.metrics.watch(self.scheduler.query_states, self.pool.rate_limit_views)
         self.context = ServerContext(
@@ -243,6 +248,7 @@ class Exporter:
                 )
                 return False, f"reload failed, the running configuration stays in effect: {exc}"
             removed = self.pool.apply(accounts, credentials)
+            self.scheduler.set_max_attempts(config.datadog.max_attempts)
             changes = await self.scheduler.apply(self._owned_jobs(config))
             for client in removed:
                 await client.close()

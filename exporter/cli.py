@@ -31,12 +31,14 @@ from .config.report import summary
 from .config.schema import Config, costly_interval_warnings, load_config, parse_config
 from .config.web import WebSecurity, load_web_config
 from .datadog.credentials import Credentials, CredentialsError, KeySource
+from .flags import ExitCode, HelpFormatter, Variable, epilog, wrap
 from .logs import LEVELS, Redactor, setup_logging
 from .process import pin_mmap_threshold
 from .server import OWN_PATHS
 from .sharding import (
     COUNT_ENV,
     INDEX_ENV,
+    POD_NAME_ENVS,
     Shard,
     ShardError,
     resolve_count,
@@ -52,35 +54,139 @@ DEMO_API_KEY = "demo-api-key-0000000000000000"
 DEMO_APP_KEY = "demo-app-key-0000000000000000"
 EXIT_USAGE = 2
 EXIT_CONFIG = 1
+# The configuration's JSON Schema, shipped in the package (python -m exporter.docs writes it).
+SCHEMA_RESOURCE = "config.schema.json"
+
+
+ENVIRONMENT: tuple[Variable, ...] = (
+    Variable("DD_API_KEY", "The Datadog API key (without an accounts: section)."),
+    Variable("DD_APP_KEY", "The Datadog application key (without an accounts: section)."),
+    Variable(
+        "DD_API_KEY_FILE",
+        "A file holding the API key instead (a mounted Secret); re-read when it changes.",
+    ),
+    Variable(
+        "DD_APP_KEY_FILE",
+        "A file holding the application key instead; re-read when it changes.",
+    ),
+    Variable(
+        "DD_SITE",
+        "The Datadog site when the configuration names none (default datadoghq.com).",
+    ),
+    Variable(
+        "DD_API_URL",
+        "The API's base URL, overriding datadog.api_url and every site: a proxy, or a "
+        "simulator in tests.",
+    ),
+    Variable("HTTPS_PROXY", "The proxy for https:// Datadog URLs (https_proxy too)."),
+    Variable("HTTP_PROXY", "The proxy for http:// Datadog URLs (http_proxy too)."),
+    Variable(
+        "NO_PROXY",
+        "Hosts, domains and networks reached without a proxy, as Go programs read it "
+        "(no_proxy too).",
+    ),
+    Variable(
+        "SSL_CERT_FILE",
+        "A PEM bundle of CAs trusted instead of the system's (datadog.ca_file adds to them).",
+    ),
+    Variable(COUNT_ENV, "The shard count when --shard.count is not given."),
+    Variable(INDEX_ENV, "This replica's shard when --shard.index is not given."),
+    *(
+        Variable(
+            name,
+            f"A StatefulSet pod name whose -N ending is the shard index, without "
+            f"--shard.index or {INDEX_ENV}.",
+        )
+        for name in POD_NAME_ENVS
+    ),
+)
+# What --help lists below the flags, and the command-line reference too.
+EXIT_CODES: tuple[ExitCode, ...] = (
+    ExitCode(0, "Stopped by SIGTERM or SIGINT, or --config.check found the configuration valid."),
+    ExitCode(
+        EXIT_CONFIG,
+        "Cannot start: an invalid or unreadable configuration or web configuration file "
+        "(or one over 4 MiB), missing or empty keys, a listen address that does not resolve "
+        "or cannot be bound; or an internal error (a bug: the traceback only at "
+        "--log.level debug).",
+    ),
+    ExitCode(
+        EXIT_USAGE,
+        "Bad command-line usage: an unknown flag, a malformed --web.listen-address, no "
+        "--config.file without --demo, an unusable shard index or count.",
+    ),
+)
+
+
+class _PrintSchema(argparse.Action):
+    """--config.schema: print the shipped JSON Schema and exit, as --version does."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, help: str | None = None):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_args: object, **_kw: object) -> None:
+        schema = resources.files("exporter").joinpath(SCHEMA_RESOURCE)
+        sys.stdout.write(schema.read_text(encoding="utf-8"))
+        parser.exit()
+
+
+class _Addresses(argparse.Action):
+    """Repeatable, and the first use replaces the default (action="append" would extend it)."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        given = getattr(namespace, self.dest)
+        given = [] if given is self.default else given
+        setattr(namespace, self.dest, [*given, values])
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="datadog-cnm-exporter",
-        description="Prometheus exporter for Datadog Cloud Network Monitoring, Case Management "
-        "and RUM Audience Management. Keys come from DD_API_KEY / DD_APP_KEY (or "
-        "DD_API_KEY_FILE / DD_APP_KEY_FILE); DD_SITE picks the Datadog site.",
+        description=wrap(
+            "Prometheus exporter for Datadog Cloud Network Monitoring, Case Management "
+            "and RUM Audience Management. Keys come from DD_API_KEY / DD_APP_KEY (or "
+            "DD_API_KEY_FILE / DD_APP_KEY_FILE); DD_SITE picks the Datadog site. "
+            "`datadog-cnm-exporter backfill ...` fetches Datadog's history into OpenMetrics "
+            "files instead (see its --help)."
+        ),
+        epilog=epilog(ENVIRONMENT, EXIT_CODES),
+        formatter_class=HelpFormatter,
     )
     parser.add_argument(
         "--config.file",
         dest="config_file",
         type=Path,
         metavar="PATH",
-        help="YAML configuration file",
+        help="YAML configuration file (required unless --demo)",
     )
     parser.add_argument(
         "--config.check",
         dest="config_check",
         action="store_true",
-        help="validate the configuration, print a summary and exit",
+        help="validate the configuration, print its queries and the API calls per hour per "
+        "account and endpoint, and exit: 0 if valid, 1 if not",
+    )
+    parser.add_argument(
+        "--config.schema",
+        action=_PrintSchema,
+        help="print the configuration file's JSON Schema and exit",
     )
     parser.add_argument(
         "--web.listen-address",
         dest="listen_addresses",
-        action="append",
+        action=_Addresses,
+        default=[DEFAULT_LISTEN_ADDRESS],
         metavar="HOST:PORT",
-        help=f"address to serve on (default {DEFAULT_LISTEN_ADDRESS}); repeat the flag to serve on "
-        "several addresses",
+        help=f"address to serve on: :PORT means every interface, [::1]:PORT an IPv6 address; "
+        f"repeat the flag to serve on several (each with the same --web.config.file); given "
+        f"once, it replaces the default ({DEFAULT_PORT} lies outside the fully allocated "
+        f"9100-9999 exporter range)",
     )
     parser.add_argument(
         "--web.max-requests",
@@ -88,21 +194,23 @@ def build_parser() -> argparse.ArgumentParser:
         type=_non_negative,
         default=DEFAULT_MAX_REQUESTS,
         metavar="N",
-        help=f"concurrent requests to the metrics path; more get 503 (default "
-        f"{DEFAULT_MAX_REQUESTS}, 0: no limit)",
+        help="concurrent requests to the metrics path; more get 503; 0: no limit",
     )
     parser.add_argument(
         "--web.config.file",
         dest="web_config_file",
         type=Path,
         metavar="PATH",
-        help="TLS and basic-auth configuration (Prometheus exporter-toolkit format)",
+        help="TLS and basic auth for the exporter's HTTP server, in the Prometheus "
+        "exporter-toolkit format",
     )
     parser.add_argument(
         "--web.telemetry-path",
         dest="telemetry_path",
         default="/metrics",
-        help="path of the metrics endpoint (default /metrics)",
+        metavar="PATH",
+        help="path of the metrics endpoint; starts with / and is none of the exporter's own "
+        f"paths ({', '.join(OWN_PATHS)}), else exit 2",
     )
     parser.add_argument(
         "--shard.count",
@@ -110,7 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         metavar="N",
         help=f"replicas the queries are spread over (default 1, or ${COUNT_ENV}); with "
-        "--config.check, print which replica polls which query",
+        "--config.check, print which replica polls which query and the API calls per hour per "
+        "shard and account",
     )
     parser.add_argument(
         "--shard.index",
@@ -118,19 +227,35 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         metavar="I",
         help=f"this replica's shard, 0..N-1 (default ${INDEX_ENV}, else the -N ending of a "
-        "StatefulSet pod name in $POD_NAME or $HOSTNAME)",
+        "StatefulSet pod name in $POD_NAME or $HOSTNAME); required in one of these forms when "
+        "the count is above 1",
     )
-    parser.add_argument("--log.level", dest="log_level", choices=list(LEVELS), default="info")
     parser.add_argument(
-        "--log.format", dest="log_format", choices=["logfmt", "json"], default="logfmt"
+        "--log.level",
+        dest="log_level",
+        choices=list(LEVELS),
+        default="info",
+        help="the least severe events logged",
+    )
+    parser.add_argument(
+        "--log.format",
+        dest="log_format",
+        choices=["logfmt", "json"],
+        default="logfmt",
+        help="one event per line, as logfmt or as a JSON object; a traceback only at debug, for "
+        "an unexpected error, and then inside its line",
     )
     parser.add_argument(
         "--demo",
         action="store_true",
-        help="run against the built-in Datadog simulator; no keys needed",
+        help="run against the built-in Datadog simulator with a sample configuration; no keys "
+        "needed",
     )
     parser.add_argument(
-        "--version", action="version", version=f"datadog-cnm-exporter {__version__}"
+        "--version",
+        action="version",
+        version=f"datadog-cnm-exporter {__version__}",
+        help="print the version and exit",
     )
     return parser
 
@@ -148,9 +273,6 @@ class UsageError(Exception):
 def check_usage(args: argparse.Namespace) -> None:
     """What argparse cannot check itself: the listen addresses, the metrics path and a
     configuration source."""
-    if args.listen_addresses is None:
-        # Not argparse's default: with action="append" a default is extended, not replaced.
-        args.listen_addresses = [DEFAULT_LISTEN_ADDRESS]
     for address in args.listen_addresses:
         try:
             parse_listen_address(address)
@@ -177,16 +299,21 @@ def load(args: argparse.Namespace) -> Config:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["backfill"]:
-        return backfill(argv[1:])
-    args = build_parser().parse_args(argv)
     redactor = Redactor()
+    if argv[:1] == ["backfill"]:
+        return last_resort(lambda: backfill(argv[1:], redactor), redactor)
+    args = build_parser().parse_args(argv)
     setup_logging(args.log_level, args.log_format, redactor)
+    return last_resort(lambda: _main(args, redactor), redactor)
+
+
+def last_resort(run: Callable[[], int], redactor: Redactor) -> int:
+    """``run()``, so that even a bug ends in one line (exit 1); the traceback only at debug
+    (``--log.level debug`` sets the root logger's level)."""
     try:
-        return _main(args, redactor)
+        return run()
     except Exception as exc:
-        # Last resort, so that even a bug ends in one line; the traceback only at debug.
-        if args.log_level == "debug":
+        if logging.getLogger().isEnabledFor(logging.DEBUG):
             print(redactor.redact(traceback.format_exc()), end="", file=sys.stderr)
         line = f"error: internal error: {type(exc).__name__}: {exc}".replace("\n", " | ")
         print(redactor.redact(line), file=sys.stderr)

@@ -1,9 +1,12 @@
 """The one clock: everything that waits or measures an age takes a :class:`Clock`.
 
-Two scales, never mixed: ``monotonic()`` for deadlines, rate-limit resets and durations (it
-never jumps), ``wall()`` for what is shown as Unix time and for ages of data (last success,
-staleness). ``sleep`` waits on the monotonic scale, as ``asyncio.sleep`` does (the event
-loop's time is ``time.monotonic``). Constructors default to :data:`SYSTEM_CLOCK`; tests pass
+Two scales, never mixed: ``monotonic()`` for every deadline, duration and age (rate-limit
+resets, lateness, how old a query's series are, "last success 5m ago"): it never jumps.
+``wall()`` only for what is shown or sent as Unix time (timestamps on /metrics, ``from``/``to``
+of a request). The wall clock can be stepped by hours either way (NTP after a VM resumes, an
+operator's ``date -s``); an age taken from it would make a healthy query late or keep a dead
+one's series for hours. ``sleep`` waits on the monotonic scale, as ``asyncio.sleep`` does (the
+event loop's time is ``time.monotonic``). Constructors default to :data:`SYSTEM_CLOCK`; tests pass
 a clock of their own instead of patching ``time``.
 """
 
@@ -16,11 +19,11 @@ from typing import Protocol
 
 class Clock(Protocol):
     def monotonic(self) -> float:
-        """Seconds on a scale that never jumps: deadlines and durations."""
+        """Seconds on a scale that never jumps: deadlines, durations and ages."""
         ...
 
     def wall(self) -> float:
-        """Unix time: timestamps shown to users and ages of data."""
+        """Unix time: only what is shown or sent as a time of day, never an age."""
         ...
 
     async def sleep(self, seconds: float) -> None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 import math
 import re
 
+from .quoting import quoted
+
 _UNIT_SECONDS = {
     "ms": 0.001,
     "s": 1.0,
@@ -18,18 +20,25 @@ _UNIT_SECONDS = {
 }
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 _WHOLE = re.compile(r"(?:\d+(?:\.\d+)?(?:ms|s|m|h|d|w))+")
+# Far longer than any duration anyone writes ("1h30m", "1.5d"): a longer text is refused
+# before any parsing, so its cost stays bounded whatever its size.
+MAX_DURATION_CHARS = 1000
+# The whole text parse_duration accepts, surrounding blanks included, as a JSON Schema
+# (ECMA-262) pattern: the configuration's JSON Schema takes it from here, so the two agree.
+DURATION_PATTERN = r"^\s*" + _WHOLE.pattern + r"\s*$"
 
 
 def parse_duration(text: str) -> float:
     """Return the seconds in ``text``; raise ValueError naming the accepted forms."""
+    hint = "use a number with a unit, e.g. 500ms, 30s, 5m, 1h, 1h30m"
+    if len(text) > MAX_DURATION_CHARS:
+        raise ValueError(f"invalid duration {quoted(text)}: too long; {hint}")
     stripped = text.strip()
     if not _WHOLE.fullmatch(stripped):
-        raise ValueError(
-            f"invalid duration {text!r}: use a number with a unit, e.g. 500ms, 30s, 5m, 1h, 1h30m"
-        )
+        raise ValueError(f"invalid duration {quoted(text)}: {hint}")
     seconds = sum(float(n) * _UNIT_SECONDS[unit] for n, unit in _PART.findall(stripped))
     if not math.isfinite(seconds):
-        raise ValueError(f"invalid duration {text!r}: too large")
+        raise ValueError(f"invalid duration {quoted(text)}: too large")
     return seconds
 
 

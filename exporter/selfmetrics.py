@@ -30,7 +30,7 @@ from prometheus_client.registry import Collector
 
 from . import __version__
 from .config.schema import DEFAULT_ACCOUNT
-from .exposition import Family, escape_label_value, format_value
+from .exposition import Family, Value, escape_label_value, format_value
 
 
 class QueryStatus(Protocol):
@@ -45,6 +45,8 @@ class QueryStatus(Protocol):
     last_duration: float | None
     series: int
     serving_stale: bool
+    rows: int | None  # None before the first successful poll
+    group_by_unresolved: tuple[tuple[str, bool], ...]
 
 
 @dataclass
@@ -62,32 +64,256 @@ class RateLimitView:
 # One sample per query each. At thousands of queries these are most of the self-metrics, so
 # they are rendered as text here (prometheus_client formats each sample in Python, which would
 # make every scrape cost a multiple of copying the data series).
+_PER_QUERY = ("collector", "query")
 UP = Family(
     "datadog_exporter_up",
     "1 if the last poll of the query succeeded and the next one is not overdue, else 0.",
+    labels=_PER_QUERY,
 )
 LAST_SUCCESS = Family(
     "datadog_exporter_last_success_timestamp_seconds",
     "Unix time of the query's last successful poll.",
+    labels=_PER_QUERY,
+    value=Value.TIMESTAMP,
 )
 DURATION = Family(
     "datadog_exporter_poll_duration_seconds",
     "Wall time of the query's last poll, retries and rendering included.",
+    labels=_PER_QUERY,
 )
 SERIES = Family(
-    "datadog_exporter_series", "Data series the query currently contributes to /metrics."
+    "datadog_exporter_series",
+    "Data series the query currently contributes to /metrics.",
+    labels=_PER_QUERY,
 )
 WINDOW = Family(
     "datadog_exporter_window_seconds",
     "Length of the query's time window; divide window totals by it for per-second rates.",
+    labels=_PER_QUERY,
+    note="Connections and dns queries only.",
 )
-INTERVAL = Family("datadog_exporter_interval_seconds", "How often the query is polled.")
+INTERVAL = Family(
+    "datadog_exporter_interval_seconds", "How often the query is polled.", labels=_PER_QUERY
+)
 STALE = Family(
     "datadog_exporter_serving_stale",
     "1 while the query is down (last poll failed, or overdue) and an earlier poll's "
     "series are still served.",
+    labels=_PER_QUERY,
 )
-QUERY_FAMILIES = (UP, LAST_SUCCESS, DURATION, SERIES, WINDOW, INTERVAL, STALE)
+ANSWER_ROWS = Family(
+    "datadog_exporter_answer_rows",
+    "Rows (connections, DNS rows, case groups, audience connections) in the query's last "
+    "successful Datadog answer, counted before max_series drops any. 0: the query succeeds "
+    "but matches nothing (check its filters, tags and group_by); up stays 1. No sample "
+    "before the first successful poll.",
+    labels=_PER_QUERY,
+    note="A query that succeeds and matches nothing: datadog_exporter_up == 1 and on "
+    "(collector, query) datadog_exporter_answer_rows == 0.",
+)
+GROUP_BY_UNRESOLVED = Family(
+    "datadog_exporter_group_by_unresolved",
+    "One sample per configured group_by field of the query: 1 when the field was N/A or "
+    "absent in every row of the last non-empty answer (most often a field Datadog does not "
+    "know: check its spelling), 0 when some row resolved it. No sample before the first "
+    "non-empty answer.",
+    labels=(*_PER_QUERY, "field"),
+)
+QUERY_FAMILIES = (
+    UP,
+    LAST_SUCCESS,
+    DURATION,
+    SERIES,
+    WINDOW,
+    INTERVAL,
+    STALE,
+    ANSWER_ROWS,
+    GROUP_BY_UNRESOLVED,
+)
+
+# The families kept by prometheus_client: declared here once, each object below is made from
+# its declaration, so the metrics reference (python -m exporter.docs) reads what is served.
+_PER_ENDPOINT = ("account", "endpoint")
+API_REQUESTS = Family(
+    "datadog_exporter_api_requests",
+    "Requests sent to the Datadog API, by account, endpoint and HTTP status "
+    "(or timeout / connection_error).",
+    "counter",
+    labels=(*_PER_ENDPOINT, "code"),
+    value=Value.COUNTER,
+)
+POLL_ERRORS = Family(
+    "datadog_exporter_poll_errors",
+    "Failed polls by reason (rate_limited, rate_budget, http_error, unauthorized, "
+    "forbidden, server_error, timeout, dns_error, connection_refused, tls_error, "
+    "connection_error, too_large, decode_error, credentials, internal_error).",
+    "counter",
+    labels=(*_PER_QUERY, "reason"),
+    value=Value.COUNTER,
+    note="unauthorized is an HTTP 401 and forbidden a 403: the log line names the key, the "
+    "base URL and site, and the permission to check.",
+)
+LOOP_RESTARTS = Family(
+    "datadog_exporter_poll_loop_restarts",
+    "Times a query's poll loop ended unexpectedly and was restarted (a bug; the log "
+    "has the error).",
+    "counter",
+    labels=_PER_QUERY,
+    value=Value.COUNTER,
+    note="Shown at 0 from the query's start; anything else is a bug: see the log.",
+)
+DROPPED_ROWS = Family(
+    "datadog_exporter_dropped_rows",
+    "Rows of Datadog answers dropped because the query would exceed its max_series.",
+    "counter",
+    labels=_PER_QUERY,
+    value=Value.COUNTER,
+    note="Shown at 0 from the query's start, so increase() sees the first.",
+)
+INVALID_VALUES = Family(
+    "datadog_exporter_invalid_values",
+    "Samples left out because Datadog sent a number Prometheus cannot read "
+    "(beyond the float64 range).",
+    "counter",
+    labels=_PER_QUERY,
+    value=Value.COUNTER,
+    note="Shown at 0 from the query's start, so increase() sees the first.",
+)
+RATE_LIMIT = Family(
+    "datadog_exporter_rate_limit_limit",
+    "Requests allowed per rate-limit period (X-RateLimit-Limit).",
+    labels=_PER_ENDPOINT,
+)
+RATE_LIMIT_REMAINING = Family(
+    "datadog_exporter_rate_limit_remaining",
+    "Requests left in the current rate-limit period (X-RateLimit-Remaining).",
+    labels=_PER_ENDPOINT,
+)
+RATE_LIMIT_PERIOD = Family(
+    "datadog_exporter_rate_limit_period_seconds",
+    "Length of the rate-limit period (X-RateLimit-Period).",
+    labels=_PER_ENDPOINT,
+)
+RATE_LIMITED_UNTIL = Family(
+    "datadog_exporter_rate_limited_until_timestamp_seconds",
+    "Unix time before which no call goes to the endpoint after a 429 (0 when not limited).",
+    labels=_PER_ENDPOINT,
+    value=Value.TIMESTAMP,
+)
+ASYNCIO_TASKS = Family(
+    "datadog_exporter_asyncio_tasks",
+    "Tasks alive on the exporter's event loop (one per query plus a few for serving).",
+    note="Steady unless something leaks.",
+)
+SCRAPES_IN_FLIGHT = Family(
+    "datadog_exporter_scrapes_in_flight",
+    "Requests to the metrics path being served now, this one included.",
+    note="promhttp's promhttp_metric_handler_requests_in_flight, under this exporter's prefix.",
+)
+SCRAPES_REJECTED = Family(
+    "datadog_exporter_scrapes_rejected",
+    "Requests to the metrics path answered 503 because --web.max-requests were in flight.",
+    "counter",
+    value=Value.COUNTER,
+)
+RELOAD_SUCCESSFUL = Family(
+    "datadog_exporter_config_last_reload_successful",
+    "1 if the last configuration load (start-up or reload) succeeded, else 0.",
+)
+RELOAD_SUCCESS_TIME = Family(
+    "datadog_exporter_config_last_reload_success_timestamp_seconds",
+    "Unix time of the last successful configuration load.",
+    value=Value.TIMESTAMP,
+)
+BUILD_INFO = Family(
+    "datadog_exporter_build_info",
+    "Always 1; labels carry the exporter and Python versions.",
+    labels=("version", "python_version"),
+    value=Value.INFO,
+)
+SHARD_INFO = Family(
+    "datadog_exporter_shard_info",
+    "Always 1; labels say which shard (0-based index) of how many this replica is.",
+    labels=("index", "count"),
+    value=Value.INFO,
+    note="index 0 and count 1 when unsharded.",
+)
+# The count again as a number: PromQL cannot compare a label with a value, and the
+# shipped DatadogExporterShardsMissing alert compares it with the indexes reporting.
+SHARDS = Family(
+    "datadog_exporter_shards",
+    "Replicas the configured queries are split over (the shard count; 1 unsharded).",
+    note="For rules comparing it with the indexes reporting (the shipped "
+    "DatadogExporterShardsMissing alert).",
+)
+OWNED_QUERIES = Family(
+    "datadog_exporter_owned_queries",
+    "Queries this replica polls: its shard's share of the configured queries.",
+)
+CONFIGURED_QUERIES = Family(
+    "datadog_exporter_configured_queries",
+    "Queries in the configuration, over all shards.",
+)
+# What prometheus_client's ProcessCollector serves on Linux, as it words it (a test holds it
+# to that); declared so the reference lists them and the catalog knows them.
+PROCESS_FAMILIES = (
+    Family("process_virtual_memory_bytes", "Virtual memory size in bytes."),
+    Family("process_resident_memory_bytes", "Resident memory size in bytes."),
+    Family(
+        "process_start_time_seconds",
+        "Start time of the process since unix epoch in seconds.",
+        value=Value.TIMESTAMP,
+    ),
+    Family(
+        "process_cpu_seconds",
+        "Total user and system CPU time spent in seconds.",
+        "counter",
+        value=Value.COUNTER,
+    ),
+    Family("process_open_fds", "Number of open file descriptors."),
+    Family("process_max_fds", "Maximum number of open file descriptors."),
+)
+# Every self-metric, in the order the reference lists them.
+SELF_FAMILIES: tuple[Family, ...] = (
+    *QUERY_FAMILIES,
+    API_REQUESTS,
+    POLL_ERRORS,
+    LOOP_RESTARTS,
+    DROPPED_ROWS,
+    INVALID_VALUES,
+    RATE_LIMIT,
+    RATE_LIMIT_REMAINING,
+    RATE_LIMIT_PERIOD,
+    RATE_LIMITED_UNTIL,
+    ASYNCIO_TASKS,
+    SCRAPES_IN_FLIGHT,
+    SCRAPES_REJECTED,
+    RELOAD_SUCCESSFUL,
+    RELOAD_SUCCESS_TIME,
+    BUILD_INFO,
+    SHARD_INFO,
+    SHARDS,
+    OWNED_QUERIES,
+    CONFIGURED_QUERIES,
+    *PROCESS_FAMILIES,
+)
+
+
+def sample_name(family: Family) -> str:
+    """The name a family's samples carry on /metrics (a counter's end in ``_total``)."""
+    return family.name + "_total" if family.type == "counter" else family.name
+
+
+def _gauge_family(family: Family) -> GaugeMetricFamily:
+    return GaugeMetricFamily(family.name, family.help, labels=list(family.labels))
+
+
+def _counter(family: Family, registry: CollectorRegistry) -> Counter:
+    return Counter(family.name, family.help, family.labels, registry=registry)
+
+
+def _gauge(family: Family, registry: CollectorRegistry) -> Gauge:
+    return Gauge(family.name, family.help, family.labels, registry=registry)
 
 
 def render_query_states(states: Iterable[QueryStatus]) -> bytes:
@@ -108,6 +334,11 @@ def render_query_states(states: Iterable[QueryStatus]) -> bytes:
             lines[WINDOW].append(f"{labels}{format_value(state.window)}\n")
         lines[INTERVAL].append(f"{labels}{format_value(state.interval)}\n")
         lines[STALE].append(labels + ("1\n" if state.serving_stale else "0\n"))
+        if state.rows is not None:
+            lines[ANSWER_ROWS].append(f"{labels}{state.rows}\n")
+        for field, unresolved in state.group_by_unresolved:
+            field_labels = f'{labels[:-2]},field="{escape_label_value(field)}"}} '
+            lines[GROUP_BY_UNRESOLVED].append(field_labels + ("1\n" if unresolved else "0\n"))
     return b"".join(
         family.header() + "".join(family.name + line for line in samples).encode()
         for family, samples in lines.items()
@@ -119,26 +350,10 @@ class _RateLimitCollector(Collector):
         self._rate_limits = rate_limits
 
     def collect(self) -> Iterator[Metric]:
-        limit = GaugeMetricFamily(
-            "datadog_exporter_rate_limit_limit",
-            "Requests allowed per rate-limit period (X-RateLimit-Limit).",
-            labels=["account", "endpoint"],
-        )
-        remaining = GaugeMetricFamily(
-            "datadog_exporter_rate_limit_remaining",
-            "Requests left in the current rate-limit period (X-RateLimit-Remaining).",
-            labels=["account", "endpoint"],
-        )
-        period = GaugeMetricFamily(
-            "datadog_exporter_rate_limit_period_seconds",
-            "Length of the rate-limit period (X-RateLimit-Period).",
-            labels=["account", "endpoint"],
-        )
-        blocked = GaugeMetricFamily(
-            "datadog_exporter_rate_limited_until_timestamp_seconds",
-            "Unix time before which no call goes to the endpoint after a 429 (0 when not limited).",
-            labels=["account", "endpoint"],
-        )
+        limit = _gauge_family(RATE_LIMIT)
+        remaining = _gauge_family(RATE_LIMIT_REMAINING)
+        period = _gauge_family(RATE_LIMIT_PERIOD)
+        blocked = _gauge_family(RATE_LIMITED_UNTIL)
         for view in self._rate_limits():
             where = [view.account, view.endpoint]
             if view.limit is not None:
@@ -156,10 +371,7 @@ class _LoopCollector(Collector):
         self.loop: asyncio.AbstractEventLoop | None = None
 
     def collect(self) -> Iterator[Metric]:
-        tasks = GaugeMetricFamily(
-            "datadog_exporter_asyncio_tasks",
-            "Tasks alive on the exporter's event loop (one per query plus a few for serving).",
-        )
+        tasks = _gauge_family(ASYNCIO_TASKS)
         if self.loop is not None:
             tasks.add_metric([], float(len(asyncio.all_tasks(self.loop))))
         yield tasks
@@ -172,92 +384,23 @@ class SelfMetrics:
         # Go exporters expose no `_created` series; they only double the counters' output.
         disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = CollectorRegistry(auto_describe=True)
-        self.api_requests = Counter(
-            "datadog_exporter_api_requests",
-            "Requests sent to the Datadog API, by account, endpoint and HTTP status "
-            "(or timeout / connection_error).",
-            ["account", "endpoint", "code"],
-            registry=self.registry,
-        )
-        self.poll_errors = Counter(
-            "datadog_exporter_poll_errors",
-            "Failed polls by reason (rate_limited, rate_budget, http_error, server_error, timeout, "
-            "connection_error, too_large, decode_error, credentials, internal_error).",
-            ["collector", "query", "reason"],
-            registry=self.registry,
-        )
-        self.loop_restarts = Counter(
-            "datadog_exporter_poll_loop_restarts",
-            "Times a query's poll loop ended unexpectedly and was restarted (a bug; the log "
-            "has the error).",
-            ["collector", "query"],
-            registry=self.registry,
-        )
-        self.dropped_rows = Counter(
-            "datadog_exporter_dropped_rows",
-            "Rows of Datadog answers dropped because the query would exceed its max_series.",
-            ["collector", "query"],
-            registry=self.registry,
-        )
-        self.invalid_values = Counter(
-            "datadog_exporter_invalid_values",
-            "Samples left out because Datadog sent a number Prometheus cannot read "
-            "(beyond the float64 range).",
-            ["collector", "query"],
-            registry=self.registry,
-        )
-        self.build_info = Gauge(
-            "datadog_exporter_build_info",
-            "Always 1; labels carry the exporter and Python versions.",
-            ["version", "python_version"],
-            registry=self.registry,
-        )
+        self.api_requests = _counter(API_REQUESTS, self.registry)
+        self.poll_errors = _counter(POLL_ERRORS, self.registry)
+        self.loop_restarts = _counter(LOOP_RESTARTS, self.registry)
+        self.dropped_rows = _counter(DROPPED_ROWS, self.registry)
+        self.invalid_values = _counter(INVALID_VALUES, self.registry)
+        self.build_info = _gauge(BUILD_INFO, self.registry)
         self.build_info.labels(__version__, platform.python_version()).set(1)
-        self.reload_successful = Gauge(
-            "datadog_exporter_config_last_reload_successful",
-            "1 if the last configuration load (start-up or reload) succeeded, else 0.",
-            registry=self.registry,
-        )
-        self.reload_success_time = Gauge(
-            "datadog_exporter_config_last_reload_success_timestamp_seconds",
-            "Unix time of the last successful configuration load.",
-            registry=self.registry,
-        )
-        self.shard_info = Gauge(
-            "datadog_exporter_shard_info",
-            "Always 1; labels say which shard (0-based index) of how many this replica is.",
-            ["index", "count"],
-            registry=self.registry,
-        )
-        # The count again as a number: PromQL cannot compare a label with a value, and the
-        # shipped DatadogExporterShardsMissing alert compares it with the indexes reporting.
-        self.shards = Gauge(
-            "datadog_exporter_shards",
-            "Replicas the configured queries are split over (the shard count; 1 unsharded).",
-            registry=self.registry,
-        )
-        self.owned_queries = Gauge(
-            "datadog_exporter_owned_queries",
-            "Queries this replica polls: its shard's share of the configured queries.",
-            registry=self.registry,
-        )
-        self.configured_queries = Gauge(
-            "datadog_exporter_configured_queries",
-            "Queries in the configuration, over all shards.",
-            registry=self.registry,
-        )
+        self.reload_successful = _gauge(RELOAD_SUCCESSFUL, self.registry)
+        self.reload_success_time = _gauge(RELOAD_SUCCESS_TIME, self.registry)
+        self.shard_info = _gauge(SHARD_INFO, self.registry)
+        self.shards = _gauge(SHARDS, self.registry)
+        self.owned_queries = _gauge(OWNED_QUERIES, self.registry)
+        self.configured_queries = _gauge(CONFIGURED_QUERIES, self.registry)
         self._states: Callable[[], Iterable[QueryStatus]] = list
         # promhttp's promhttp_metric_handler_requests_in_flight, under this exporter's prefix.
-        self.scrapes_in_flight = Gauge(
-            "datadog_exporter_scrapes_in_flight",
-            "Requests to the metrics path being served now, this one included.",
-            registry=self.registry,
-        )
-        self.scrapes_rejected = Counter(
-            "datadog_exporter_scrapes_rejected",
-            "Requests to the metrics path answered 503 because --web.max-requests were in flight.",
-            registry=self.registry,
-        )
+        self.scrapes_in_flight = _gauge(SCRAPES_IN_FLIGHT, self.registry)
+        self.scrapes_rejected = _counter(SCRAPES_REJECTED, self.registry)
         ProcessCollector(registry=self.registry)
         self._loop_collector = _LoopCollector()
         self.registry.register(self._loop_collector)
@@ -314,9 +457,4 @@ class SelfMetrics:
 
 def self_metric_names() -> frozenset[str]:
     """Every self-metric name as it appears on /metrics (counters with ``_total``)."""
-    metrics = SelfMetrics()
-    metrics.watch(list, list)  # no queries: the state families still describe themselves
-    names = set()
-    for family in metrics.registry.collect():
-        names.add(family.name + "_total" if family.type == "counter" else family.name)
-    return frozenset(names | {family.name for family in QUERY_FAMILIES})
+    return frozenset(sample_name(family) for family in SELF_FAMILIES)

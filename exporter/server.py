@@ -152,21 +152,40 @@ def create_app(context: ServerContext, middlewares: Sequence[Middleware] = ()) -
     return app
 
 
+# What to check when a query succeeds but carries nothing.
+EMPTY_HINT = (
+    "the answer matched nothing: check the query's filters (tags, query, query_filter), "
+    "the tag names and values, and group_by"
+)
+UNRESOLVED_HINT = "N/A or absent in every row; most often a field Datadog does not know"
+
+
+def answer_status(state: QueryState) -> str:
+    """An up query's state: plain "up" only when its last answer carried rows whose
+    group_by fields all resolved; "up, 0 rows" and unresolved fields say what to check."""
+    if state.rows == 0:
+        return f"up, 0 rows ({EMPTY_HINT})"
+    unresolved = state.unresolved_fields
+    if unresolved:
+        return f"up, group_by unresolved: {', '.join(unresolved)} ({UNRESOLVED_HINT})"
+    return "up"
+
+
 def landing_page(context: ServerContext) -> str:
-    now = context.clock.wall()
+    now = context.clock.monotonic()  # ages only: a wall-clock step changes none
     rows = []
     for state in context.states():
         if state.late:
             status = "late" + (" (serving last good data)" if state.serving_stale else "")
         elif state.up:
-            status = "up"
+            status = answer_status(state)
         elif state.last_attempt is None:
             status = "waiting for first poll"
         else:
             status = "down" + (" (serving last good data)" if state.serving_stale else "")
         age = (
-            f"{format_duration(round(now - state.last_success))} ago"
-            if state.last_success is not None
+            f"{format_duration(round(now - state.last_success_monotonic))} ago"
+            if state.last_success_monotonic is not None
             else "never"
         )
         cells = [

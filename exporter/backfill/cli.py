@@ -1,24 +1,28 @@
-"""``datadog-cnm-exporter backfill``: flags, the plan printed first, the summary, exit codes.
+"""``datadog-cnm-exporter backfill``: flags, the plan printed first, the summary, exit codes
+(:data:`EXIT_CODES`).
 
-Exit codes: 0 when every window was written; 1 for an invalid configuration, missing or
-refused keys; 2 for bad command-line usage; 3 when windows failed (listed, with the
-command that retries them); 130 when interrupted (rerun the same command to continue).
+Each failure of the backfill itself is one ``error:`` line on stderr, never a traceback (what
+nobody foresaw reaches the CLI's last-resort handler). Arguments are all checked before
+anything is written: a usage error leaves the output directory as it was, so the corrected
+command can run in it.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import logging
 import re
 import resource
 import shlex
 import signal
+import sqlite3
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
-from contextlib import ExitStack
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -28,6 +32,7 @@ from ..config.errors import ConfigError
 from ..config.schema import Config, load_config
 from ..datadog.credentials import CredentialsError
 from ..durations import format_duration, parse_duration
+from ..flags import ExitCode, HelpFormatter, epilog, wrap
 from ..logs import LEVELS, Redactor, setup_logging
 from .grid import Lane, grid, projection, runs
 from .journal import Journal, JournalMismatch
@@ -43,7 +48,32 @@ PROG = "datadog-cnm-exporter backfill"
 EXIT_CONFIG = 1
 EXIT_USAGE = 2
 EXIT_INCOMPLETE = 3
+EXIT_OUTPUT = 4
 EXIT_INTERRUPTED = 130
+# What --help lists below the flags, and the command-line reference too.
+EXIT_CODES: tuple[ExitCode, ...] = (
+    ExitCode(0, "Every window was written."),
+    ExitCode(
+        EXIT_CONFIG,
+        "An invalid configuration, missing or refused keys, an output directory holding a "
+        "run with other arguments; or an internal error (a bug: the traceback only at "
+        "--log.level debug).",
+    ),
+    ExitCode(
+        EXIT_USAGE,
+        "Bad command-line usage (checked before anything is written to --output).",
+    ),
+    ExitCode(
+        EXIT_INCOMPLETE,
+        "Windows failed after retries: they are listed, with the command that retries them.",
+    ),
+    ExitCode(
+        EXIT_OUTPUT,
+        "The output cannot be written (a full disk, a read-only file system, no permission, "
+        "--output is a file): what is recorded is kept; make room and rerun the same command.",
+    ),
+    ExitCode(EXIT_INTERRUPTED, "Interrupted: rerun the same command to continue."),
+)
 DEFAULT_OUTPUT = "backfill"
 DEFAULT_LABELS = (("job", "datadog-cnm-exporter"),)
 JOURNAL = Path(".backfill") / "journal.sqlite"
@@ -54,13 +84,37 @@ class UsageError(Exception):
     pass
 
 
+class OutputError(Exception):
+    """The output directory (or, for ``--output -``, the spool) cannot be written."""
+
+
+# What a file system says when it cannot take a write (sqlite says it in its own words).
+_DISK_ERRNOS = frozenset(
+    {
+        errno.ENOSPC,
+        errno.EDQUOT,
+        errno.EROFS,
+        errno.EIO,
+        errno.EACCES,
+        errno.EPERM,
+        errno.ENOTDIR,
+        errno.EISDIR,
+        errno.EEXIST,
+    }
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="Fetch Datadog's CNM history of the connections and dns queries of a "
-        "configuration and write it as OpenMetrics files for `promtool tsdb "
-        "create-blocks-from openmetrics`. Rerun the same command to continue an "
-        "interrupted run. Keys and site come from DD_* as for the exporter.",
+        description=wrap(
+            "Fetch Datadog's CNM history of the connections and dns queries of a "
+            "configuration and write it as OpenMetrics files for `promtool tsdb "
+            "create-blocks-from openmetrics`. Rerun the same command to continue an "
+            "interrupted run. Keys and site come from DD_* as for the exporter."
+        ),
+        epilog=epilog((), EXIT_CODES),
+        formatter_class=HelpFormatter,
     )
     parser.add_argument(
         "--config.file",
@@ -74,40 +128,59 @@ def build_parser() -> argparse.ArgumentParser:
         "--start",
         required=True,
         metavar="TIME",
-        help="RFC 3339, Unix seconds, or a duration ago (14d, 36h)",
+        help="RFC 3339 (2024-05-01T00:00:00Z; an offset is required), Unix seconds, or a "
+        "duration meaning that long ago (14d, 36h); before Datadog's retention of about 14 days "
+        "is a warning (those windows come back empty), not an error",
     )
     parser.add_argument(
-        "--end", metavar="TIME", help="as --start (default: 3h ago, so blocks stay out of the head)"
+        "--end",
+        metavar="TIME",
+        help="as --start (default: 3h ago, which keeps the blocks out of a running Prometheus' "
+        "head block, as promtool tsdb create-blocks-from rules does)",
     )
     parser.add_argument(
-        "--step", metavar="DURATION", help="time between samples (default: each query's interval)"
+        "--step",
+        metavar="DURATION",
+        help="time between samples, whole seconds; samples sit on the multiples of the step in "
+        "[start, end] (default: each query's interval)",
     )
     parser.add_argument(
         "--query",
         action="append",
         default=[],
         metavar="NAME",
-        help="backfill only this query (NAME or COLLECTOR/NAME); repeatable",
+        help="backfill only this query, NAME or COLLECTOR/NAME (default: every connections and "
+        "dns query); repeatable",
     )
     parser.add_argument(
         "--output",
         default=DEFAULT_OUTPUT,
         metavar="DIR|-",
-        help=f"directory for one file per query and UTC day (default "
-        f"{DEFAULT_OUTPUT}), or - for one stream on stdout",
+        help="directory for one file per query and UTC day (COLLECTOR-QUERY-YYYY-MM-DD.om), or - "
+        "for one stream on stdout (small runs; not resumable)",
     )
     parser.add_argument(
         "--label",
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="a label Prometheus adds when scraping the exporter (job, "
-        "instance), so backfilled series continue the live ones; default "
-        "job=datadog-cnm-exporter; repeatable",
+        help="a target label Prometheus adds when it scrapes the exporter (job, instance): with "
+        "the same values the backfilled series are the live series (default "
+        f"{' '.join(f'{k}={v}' for k, v in DEFAULT_LABELS)}); repeatable",
     )
-    parser.add_argument("--log.level", dest="log_level", choices=list(LEVELS), default="info")
     parser.add_argument(
-        "--log.format", dest="log_format", choices=["logfmt", "json"], default="logfmt"
+        "--log.level",
+        dest="log_level",
+        choices=list(LEVELS),
+        default="info",
+        help="the least severe events logged",
+    )
+    parser.add_argument(
+        "--log.format",
+        dest="log_format",
+        choices=["logfmt", "json"],
+        default="logfmt",
+        help="progress and events as logfmt lines or JSON objects",
     )
     return parser
 
@@ -142,9 +215,10 @@ def iso(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def main(argv: Sequence[str]) -> int:
+def main(argv: Sequence[str], redactor: Redactor) -> int:
+    """Run a backfill; ``redactor`` is shared with the caller's last-resort handler, which
+    turns whatever else is raised into one ``error:`` line."""
     args = build_parser().parse_args(argv)
-    redactor = Redactor()
     setup_logging(args.log_level, args.log_format, redactor)
     console = Console(args.log_format == "json")
     try:
@@ -155,6 +229,36 @@ def main(argv: Sequence[str]) -> int:
     except (ConfigError, CredentialsError, JournalMismatch) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    except OutputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_OUTPUT
+
+
+@contextmanager
+def writing_to(where: str) -> Iterator[None]:
+    """A write the disk refuses (full, read-only, no permission) becomes an OutputError
+    naming ``where``; every window's record is one transaction, so what is recorded stays."""
+    try:
+        yield
+    except (OSError, sqlite3.Error) as exc:
+        if isinstance(exc, OSError) and exc.errno not in _DISK_ERRNOS:
+            raise
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise OutputError(
+            f"cannot write {where}: {reason}; windows recorded so far are kept: make room or "
+            "fix the directory, then rerun the same command"
+        ) from None
+
+
+def open_output(output: Path) -> Journal:
+    """The output directory, created if need be, and its journal."""
+    if output.exists() and not output.is_dir():
+        raise OutputError(f"--output {output}: not a directory (a file of that name exists)")
+    with writing_to(f"--output {output}"):
+        output.mkdir(parents=True, exist_ok=True)
+        for partial in output.glob("*.partial"):
+            partial.unlink()  # an interrupted day file: rebuilt from the journal
+        return Journal(output / JOURNAL)
 
 
 def _main(args: argparse.Namespace, argv: list[str], redactor: Redactor, console: Console) -> int:
@@ -182,6 +286,10 @@ def _main(args: argparse.Namespace, argv: list[str], redactor: Redactor, console
         )
     if not selection.queries:
         raise UsageError("nothing to backfill: the configuration has no connections or dns query")
+    # Checked before the journal records the arguments: a refused command must not bind the
+    # output directory to arguments that were never run.
+    if start >= end:
+        raise UsageError(f"--start ({iso(start)}) must be before --end ({iso(end)})")
     for query in selection.queries:
         clash = sorted({name for name, _ in labels} & {*query.label_names, "collector"})
         if clash:
@@ -190,17 +298,19 @@ def _main(args: argparse.Namespace, argv: list[str], redactor: Redactor, console
                 "of that name already (Prometheus would rename it exported_*); pick another"
             )
 
+    output = None if args.output == "-" else Path(args.output)
     with ExitStack() as stack:
-        if args.output == "-":
-            output = None
+        # Outermost, so that closing the journal on a full disk is one error line too.
+        stack.enter_context(
+            writing_to(
+                "the spool (in the temporary directory)" if output is None else f"--output {output}"
+            )
+        )
+        if output is None:
             spool = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="backfill-")))
             journal = Journal(spool / "journal.sqlite")
         else:
-            output = Path(args.output)
-            output.mkdir(parents=True, exist_ok=True)
-            for partial in output.glob("*.partial"):
-                partial.unlink()  # an interrupted day file: rebuilt from the journal
-            journal = Journal(output / JOURNAL)
+            journal = open_output(output)
         stack.callback(journal.close)
         run = journal.bind_run(
             {
@@ -212,9 +322,8 @@ def _main(args: argparse.Namespace, argv: list[str], redactor: Redactor, console
                 "end": end,
             }
         )
+        # A resumed run keeps the times its first run resolved (checked then, as above).
         start, end = float(run["start"]), float(run["end"])  # type: ignore[arg-type]
-        if start >= end:
-            raise UsageError(f"--start ({iso(start)}) must be before --end ({iso(end)})")
         if start < now - RETENTION_SECONDS:
             log.warning(
                 "--start lies before Datadog's retention (about 14 days): windows older than "

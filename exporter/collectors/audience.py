@@ -25,31 +25,50 @@ from datetime import UTC, datetime
 import msgspec
 
 from ..config.schema import DEFAULT_MAX_SERIES, AudienceQuery
-from ..exposition import Family, Rendered, RenderedFamily, escape_label_value, format_value
+from ..exposition import (
+    ACCOUNT_IF_CONFIGURED,
+    Family,
+    Rendered,
+    RenderedFamily,
+    Value,
+    escape_label_value,
+    format_value,
+)
 from .base import ApiRequest
 from .common import PolledJob, decode, decoding, keep_rows
 
 PATH = "/api/v2/product-analytics/{entity}/mapping/connections"
 
+# Every series names the entity (and the account, with accounts:); a connection's, its id.
+_ENTITY = ("entity", ACCOUNT_IF_CONFIGURED)
+_CONNECTION = (*_ENTITY, "connection_id")
 INFO = Family(
     "datadog_audience_connection_info",
     "A RUM Audience Management data connection of the entity; always 1, labels describe it.",
+    labels=(*_CONNECTION, "type", "join_attribute", "join_type"),
+    value=Value.INFO,
 )
 FIELDS = Family(
     "datadog_audience_connection_fields",
     "Fields the connection imports into the entity.",
+    labels=_CONNECTION,
 )
 CREATED = Family(
     "datadog_audience_connection_created_timestamp_seconds",
     "Unix time the connection was created (absent when Datadog does not say).",
+    labels=_CONNECTION,
+    value=Value.TIMESTAMP,
 )
 UPDATED = Family(
     "datadog_audience_connection_updated_timestamp_seconds",
     "Unix time the connection was last updated (absent when Datadog does not say).",
+    labels=_CONNECTION,
+    value=Value.TIMESTAMP,
 )
 CONNECTIONS = Family(
     "datadog_audience_connections",
     "Data connections Datadog lists for the entity.",
+    labels=_ENTITY,
 )
 FAMILIES = (INFO, FIELDS, CREATED, UPDATED, CONNECTIONS)
 
@@ -153,7 +172,9 @@ def render_answer(
         if family_lines
     )
     series = sum(len(family_lines) for family_lines in lines.values())
-    return Rendered(families=rendered, series=series, dropped_rows=kept.dropped)
+    return Rendered(
+        families=rendered, series=series, dropped_rows=kept.dropped, rows=len(connections)
+    )
 
 
 @dataclass(frozen=True)

@@ -18,12 +18,13 @@ counted in ``Rendered.invalid_values``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import msgspec
 
 from ..config.schema import DEFAULT_MAX_SERIES, CasesQuery
 from ..exposition import (
+    ACCOUNT_IF_CONFIGURED,
     Family,
     Rendered,
     RenderedFamily,
@@ -33,6 +34,7 @@ from ..exposition import (
 )
 from .base import ApiRequest, DecodeError
 from .common import (
+    NOT_AVAILABLE,
     Number,
     PolledJob,
     UnreadableNumber,
@@ -45,13 +47,17 @@ from .common import (
 
 PATH = "/api/v2/cases/aggregate"
 
+# The label of a group: named after the group_by fields joined with _ (see above).
+GROUP_LABEL = "<group_by fields joined with _>"
 CASES = Family(
     "datadog_cases",
     "Cases in the group (Datadog Case Management aggregate, first number of the group's value).",
+    labels=("query", ACCOUNT_IF_CONFIGURED, GROUP_LABEL),
 )
 ALL_GROUPS = Family(
     "datadog_cases_all_groups",
     "Cases matching the query filter over all groups (Datadog Case Management aggregate total).",
+    labels=("query", ACCOUNT_IF_CONFIGURED),
 )
 FAMILIES = (CASES, ALL_GROUPS)
 
@@ -167,7 +173,30 @@ def render_answer(
         series=series,
         dropped_rows=kept.dropped,
         invalid_values=invalid,
+        rows=len(attributes.groups),
     )
+
+
+def unresolved_groups(fields: list[str], groups: list[str]) -> tuple[tuple[str, bool], ...]:
+    """Each group_by field with True when the answer's groups never resolved it.
+
+    A field Datadog does not know answers one ``N/A`` group holding every case. With several
+    fields the group string's shape is undocumented (see the module docstring), so a field
+    is judged by its position only when every group splits on ``,`` into one part per field
+    (the ``OPEN,N/A`` shape); otherwise only an answer whose groups are all ``N/A`` marks
+    every field. No groups: nothing to judge by (the query is reported empty instead).
+    """
+    if not groups:
+        return ()
+    if len(fields) > 1:
+        parts = [group.split(",") for group in groups]
+        if all(len(split) == len(fields) for split in parts):
+            return tuple(
+                (field, all(split[position] == NOT_AVAILABLE for split in parts))
+                for position, field in enumerate(fields)
+            )
+    unknown = all(group == NOT_AVAILABLE for group in groups)
+    return tuple((field, unknown) for field in fields)
 
 
 @dataclass(frozen=True)
@@ -183,10 +212,14 @@ class CasesJob(PolledJob[CasesQuery]):
 
     def render(self, answer: _Attributes) -> Rendered:
         with decoding("cases"):
-            return render_answer(
+            rendered = render_answer(
                 answer,
                 self.name,
                 group_label_name(self.settings.group_by),
                 self.series_account,
                 self.settings.max_series,
             )
+            unresolved = unresolved_groups(
+                self.settings.group_by, [group.group for group in answer.groups]
+            )
+            return replace(rendered, group_by_unresolved=unresolved)

@@ -1,6 +1,7 @@
 """What the collector modules share: the job shell, window parameters, labels, safe decoding,
-the check that a JSON number is one Prometheus can read (:func:`number`), and the one rule
-for which rows of an answer are rendered (:func:`keep_rows`).
+the check that a JSON number is one Prometheus can read (:func:`number`), the one rule
+for which rows of an answer are rendered (:func:`keep_rows`), and the one rule for which
+group_by fields an answer left unresolved (:func:`unresolved_fields`).
 
 Pure helpers only; each collector module keeps its own request, schema and families.
 """
@@ -40,6 +41,10 @@ _SHAPE_ERRORS = (
     KeyError,
     IndexError,
 )
+
+
+# How Datadog spells a group_by value it could not resolve (its UI shows the same).
+NOT_AVAILABLE = "N/A"
 
 
 class UnreadableNumber(Exception):
@@ -228,3 +233,28 @@ def keep_rows(
         if series > max_series:
             return Kept(indexes[:position], len(indexes) - position)
     return Kept(indexes, 0, len(indexes) == count)
+
+
+def resolved_in(group_bys: Mapping[str, Sequence[str]] | None, fields: Sequence[str]) -> set[str]:
+    """The ``fields`` one row resolved: present with at least one value other than ``N/A``."""
+    if not group_bys:
+        return set()
+    return {
+        field
+        for field in fields
+        if any(value != NOT_AVAILABLE for value in group_bys.get(field) or ())
+    }
+
+
+def unresolved_fields(
+    fields: Sequence[str], resolved: set[str], rows: int
+) -> tuple[tuple[str, bool], ...]:
+    """Each configured group_by field with True when no row of the answer resolved it.
+
+    An empty answer (``rows`` 0) judges no field: it is reported as empty instead. A field
+    absent or ``N/A`` in every row of a non-empty answer is almost always one Datadog does
+    not know (a typo, a tag that is not set), and its label never appears on any series.
+    """
+    if not rows:
+        return ()
+    return tuple((field, field not in resolved) for field in fields)

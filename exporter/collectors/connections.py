@@ -21,7 +21,7 @@ included), and ``invalid_values`` counts what the rows kept could not give.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import compress, repeat
 from operator import attrgetter, is_not, truediv
 from typing import Any, cast
@@ -30,7 +30,15 @@ import msgspec
 from msgspec.structs import astuple
 
 from ..config.schema import ConnectionsQuery
-from ..exposition import Family, Rendered, RenderedFamily, format_value, label_names_for
+from ..exposition import (
+    QUERY_LABELS,
+    Family,
+    Rendered,
+    RenderedFamily,
+    Value,
+    format_value,
+    label_names_for,
+)
 from .base import ApiRequest, DecodeError
 from .common import (
     Number,
@@ -42,6 +50,8 @@ from .common import (
     keep_rows,
     label_prefix,
     number,
+    resolved_in,
+    unresolved_fields,
     windowed_params,
 )
 
@@ -119,7 +129,16 @@ _LONG_DIGITS = b"0" * 32
 
 # (Datadog attribute, family). Order is the order families appear on /metrics.
 FIELDS: tuple[tuple[str, Family], ...] = tuple(
-    (attribute, Family(name, f"{text} Datadog CNM field {attribute}."))
+    (
+        attribute,
+        Family(
+            name,
+            f"{text} Datadog CNM field {attribute}.",
+            labels=QUERY_LABELS,
+            # The round-trip time is the one average; every other field counts events.
+            value=Value.WINDOW_AVERAGE if attribute == "rtt_micro_seconds" else Value.WINDOW_TOTAL,
+        ),
+    )
     for attribute, name, text in (
         (
             "bytes_sent_by_client",
@@ -223,6 +242,8 @@ class _LabelCache:
     fields: list[str]
     names: list[str]
     entries: dict[bytes, bytes] = field(default_factory=dict)
+    # The group_by fields each distinct ``group_bys`` resolves (see common.resolved_in).
+    resolved: dict[bytes, frozenset[str]] = field(default_factory=dict)
 
     def labels_of(self, rows: list[_Attributes]) -> list[bytes]:
         """``{query="q",a="x"} `` for each row, in order (C-level maps when all are known)."""
@@ -234,7 +255,12 @@ class _LabelCache:
                     texts[index] = self._render(key)
         labels = cast(list[bytes], texts)
         self.entries = dict(zip(keys, labels, strict=True))
+        self.resolved = {key: self.resolved[key] for key in self.entries}
         return labels
+
+    def resolved_fields(self) -> set[str]:
+        """The group_by fields some row of the latest answer resolved."""
+        return set().union(*self.resolved.values())
 
     def _render(self, key: bytes) -> bytes:
         try:
@@ -243,6 +269,7 @@ class _LabelCache:
             # The raw text is valid JSON, but may nest deeper than the recursion limit or
             # hold strings that are not UTF-8 (only decoding to str checks that).
             raise DecodeError(f"unexpected connections answer: group_bys: {exc}") from None
+        self.resolved[key] = frozenset(resolved_in(group_bys, self.fields))
         return (self.prefix + group_labels(group_bys, self.fields, self.names) + "} ").encode()
 
 
@@ -423,4 +450,8 @@ class ConnectionsJob(PolledJob[ConnectionsQuery]):
     def render(self, answer: list[_Attributes]) -> Rendered:
         with decoding("connections"):
             labels = self._labels.labels_of(answer)
-            return render_rows(answer, labels, self.settings.max_series)
+            rendered = render_rows(answer, labels, self.settings.max_series)
+            unresolved = unresolved_fields(
+                self.settings.group_by, self._labels.resolved_fields(), len(answer)
+            )
+            return replace(rendered, rows=len(answer), group_by_unresolved=unresolved)

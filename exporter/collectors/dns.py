@@ -23,7 +23,15 @@ from dataclasses import dataclass
 import msgspec
 
 from ..config.schema import DEFAULT_MAX_SERIES, DnsQuery
-from ..exposition import Family, Rendered, RenderedFamily, format_value, label_names_for
+from ..exposition import (
+    QUERY_LABELS,
+    Family,
+    Rendered,
+    RenderedFamily,
+    Value,
+    format_value,
+    label_names_for,
+)
 from .base import ApiRequest
 from .common import (
     Number,
@@ -35,6 +43,8 @@ from .common import (
     keep_rows,
     label_prefix,
     number,
+    resolved_in,
+    unresolved_fields,
     windowed_params,
 )
 
@@ -76,7 +86,12 @@ _decoder = msgspec.json.Decoder(_Response)
 
 # Datadog metric key -> family, in the order families appear on /metrics.
 FAMILIES_BY_KEY: dict[str, Family] = {
-    key: Family(name, f"{text} Datadog DNS metric {key}.")
+    key: Family(
+        name,
+        f"{text} Datadog DNS metric {key}.",
+        labels=QUERY_LABELS,
+        value=Value.AS_SENT if key.endswith("_latency_percentile") else Value.WINDOW_TOTAL,
+    )
     for key, name, text in (
         ("dns_total_requests", "datadog_dns_requests", "DNS requests over the query window."),
         (
@@ -149,6 +164,8 @@ def unknown_families(keys: set[str]) -> dict[str, Family]:
             name,
             f"Datadog DNS metric {key} (not documented when this exporter was written; "
             "exported as sent).",
+            labels=QUERY_LABELS,
+            value=Value.AS_SENT,
         )
     return families
 
@@ -192,13 +209,17 @@ def render_rows(
     prefix = "{" + label_prefix(query_name, account)
     labels: list[str] = []
     metrics: list[list[_Metric]] = []
+    resolved: set[str] = set()
     for row in rows:
         attrs = row.attributes
-        if attrs is None or not attrs.metrics:
+        if attrs is None:
             continue
         grouped: dict[str, list[str]] = {}
         for pair in attrs.group_bys or ():
             grouped.setdefault(pair.key, []).append(pair.value)
+        resolved |= resolved_in(grouped, fields)
+        if not attrs.metrics:
+            continue
         labels.append(prefix + group_labels(grouped, fields, names) + "} ")
         metrics.append(attrs.metrics)
     # Each row's values, read once, when keep_rows first asks about the row.
@@ -231,6 +252,8 @@ def render_rows(
         series=series,
         dropped_rows=kept.dropped,
         invalid_values=invalid,
+        rows=len(rows),
+        group_by_unresolved=unresolved_fields(fields, resolved, len(rows)),
     )
 
 

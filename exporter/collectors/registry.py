@@ -35,6 +35,16 @@ JobFactory = Callable[[Any, str, bool], QueryJob]
 
 
 @dataclass(frozen=True)
+class Permission:
+    """The Datadog permission an endpoint needs of the application key's user or service
+    account, and how sure that is (Datadog documents it for some endpoints only)."""
+
+    name: str
+    inferred: bool  # True: not stated for this endpoint; read from Datadog's permission list
+    source: str  # where the name comes from, shown in hints and the docs
+
+
+@dataclass(frozen=True)
 class Collector:
     """What the exporter knows about one API area."""
 
@@ -43,8 +53,12 @@ class Collector:
     families: tuple[Family, ...]  # every family its answers can render (the catalog)
     # Whether the endpoint answers for a past window (``from``/``to``): history can be fetched.
     history: bool
+    # What a 403 answer most often means is missing (see datadog.rejections).
+    permission: Permission
     # Whether Datadog answers a bare 400 when the organisation has no Cloud Network Monitoring.
     cnm: bool = False
+    # The product and endpoint as the docs name them (the metrics reference's headings).
+    title: str = ""
 
     @property
     def section(self) -> str:
@@ -57,13 +71,54 @@ class Collector:
         return self.query.endpoint
 
 
+# The RBAC permission "Read Cloud Network Connections"; which one the aggregate endpoints
+# check is not stated in their reference.
+_CNM_READ = Permission(
+    "network_connections_read",
+    inferred=True,
+    source="inferred: Datadog's permission for reading Cloud Network Monitoring data",
+)
 REGISTRY: tuple[Collector, ...] = (
     Collector(
-        ConnectionsQuery, connections.ConnectionsJob, connections.FAMILIES, history=True, cnm=True
+        ConnectionsQuery,
+        connections.ConnectionsJob,
+        connections.FAMILIES,
+        history=True,
+        permission=_CNM_READ,
+        cnm=True,
+        title="CNM connections",
     ),
-    Collector(DnsQuery, dns.DnsJob, dns.FAMILIES, history=True, cnm=True),
-    Collector(CasesQuery, cases.CasesJob, cases.FAMILIES, history=False),
-    Collector(AudienceQuery, audience.AudienceJob, audience.FAMILIES, history=False),
+    Collector(
+        DnsQuery,
+        dns.DnsJob,
+        dns.FAMILIES,
+        history=True,
+        permission=_CNM_READ,
+        cnm=True,
+        title="CNM DNS",
+    ),
+    Collector(
+        CasesQuery,
+        cases.CasesJob,
+        cases.FAMILIES,
+        history=False,
+        permission=Permission(
+            "cases_read", inferred=False, source="documented: the endpoint's OAuth scope"
+        ),
+        title="Case Management",
+    ),
+    Collector(
+        AudienceQuery,
+        audience.AudienceJob,
+        audience.FAMILIES,
+        history=False,
+        permission=Permission(
+            "audience_management_read",
+            inferred=True,
+            source="inferred: Datadog's permission list; the endpoint's reference names none",
+        ),
+        title="RUM Audience Management",
+    ),
 )
 
 
@@ -108,6 +163,7 @@ check_sections(REGISTRY, Config)
 BY_SECTION: dict[str, Collector] = {entry.section: entry for entry in REGISTRY}
 # The endpoints of Cloud Network Monitoring: an organisation without CNM gets a bare 400.
 CNM_ENDPOINTS = frozenset(entry.endpoint for entry in REGISTRY if entry.cnm)
+BY_ENDPOINT: dict[str, Collector] = {entry.endpoint: entry for entry in REGISTRY}
 
 
 def configured_jobs(config: Config) -> Iterator[QueryJob]:

@@ -1,15 +1,29 @@
 """Configuration errors: every failure becomes one :class:`ConfigError` naming its key path.
 
 The one translator of pydantic's ``ValidationError`` lives here (:func:`problems_from`), so no
-other module reads pydantic's error locations.
+other module reads pydantic's error locations. So does the reading of a configuration file
+(:func:`read_text_file`, :func:`load_yaml`), bounded so that no file costs much more than a
+real one: a file over MAX_CONFIG_BYTES is refused before it is read, YAML is parsed by
+libyaml where it is installed, and a bad value is quoted by a short prefix only.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
+import yaml
 from pydantic import ValidationError
+
+from ..quoting import quoted
+
+# A real configuration is a few KiB (a thousand queries: about 100 KiB). Above this size a
+# file is refused before it is read or parsed, at start-up and on reload: parsing 50 MB of
+# YAML took seconds of CPU and hundreds of MiB, more than the sidecar's memory limit.
+MAX_CONFIG_BYTES = 4 * 1024 * 1024
+# The C loader (libyaml) is some 40 times faster than the pure-Python one and safe alike.
+YAML_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class ConfigError(Exception):
@@ -78,11 +92,19 @@ def problems_from(error: ValidationError, data: object) -> list[tuple[str, str]]
         elif (
             item["type"] != "missing"
             and not isinstance(item["input"], dict | list)
-            and repr(item["input"]) not in message
+            and not _shows(message, item["input"])
         ):
-            message = f"{message} (got {item['input']!r})"
+            message = f"{message} (got {quoted(item['input'])})"
         problems.append((format_loc(loc), message))
     return problems
+
+
+def _shows(message: str, value: object) -> bool:
+    """Whether ``message`` already quotes ``value`` (whole, or by its short prefix)."""
+    if quoted(value) in message:
+        return True
+    short = not isinstance(value, str) or len(value) <= len(message)
+    return short and repr(value) in message
 
 
 def user_loc(loc: Iterable[str | int], data: object, *, missing: bool = False) -> list[str | int]:
@@ -114,10 +136,35 @@ def _leads_somewhere(here: object, part: str | int) -> bool:
 def read_text_file(
     path: Path, what: str, error: type[UnreadableFileError] = UnreadableFileError
 ) -> str:
-    """The UTF-8 text of ``path``; ``error`` naming ``what`` and the cause if unreadable."""
+    """The UTF-8 text of ``path``; ``error`` naming ``what`` and the cause if unreadable or
+    over MAX_CONFIG_BYTES (refused by its size before it is read)."""
     try:
-        return path.read_text(encoding="utf-8")
+        with path.open("rb") as file:
+            size = os.fstat(file.fileno()).st_size
+            # Bounded even where the size says nothing (a pipe says 0).
+            data = file.read(MAX_CONFIG_BYTES + 1) if size <= MAX_CONFIG_BYTES else b""
     except OSError as exc:
         raise error(what, path, exc.strerror or str(exc)) from None
+    if size > MAX_CONFIG_BYTES or len(data) > MAX_CONFIG_BYTES:
+        told = f"{size:,} bytes" if size > MAX_CONFIG_BYTES else f"over {MAX_CONFIG_BYTES:,} bytes"
+        raise error(
+            what,
+            path,
+            f"{told}, above the limit of {MAX_CONFIG_BYTES:,} bytes (4 MiB) for a "
+            "configuration file",
+        )
+    try:
+        return data.decode("utf-8")
     except UnicodeDecodeError:
         raise error(what, path, "not UTF-8 text") from None
+
+
+def load_yaml(text: str) -> object:
+    """The YAML document in ``text`` (safe types only); yaml.YAMLError if it is not YAML.
+
+    A number too long for Python to convert (over 4,300 digits) is a YAMLError too, not the
+    ValueError that would escape as an internal error."""
+    try:
+        return yaml.load(text, Loader=YAML_LOADER)  # a safe loader, C or Python
+    except ValueError as exc:
+        raise yaml.YAMLError(f"a value YAML cannot convert: {str(exc)[:80]}") from None

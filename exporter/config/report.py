@@ -58,9 +58,14 @@ def summary(config: Config, shard_count: int | None = None) -> str:
             f" account {account}"
         )
     head = f"configuration OK: {len(lines)} queries"
-    budget = ["API calls per hour, per account and endpoint (scheduled polls; retries add more):"]
+    attempts = config.datadog.max_attempts
+    budget = [
+        "API calls per hour, per account and endpoint: the scheduled polls, and (at worst) "
+        f"with every poll failing and retried, datadog.max_attempts={attempts} calls per poll:"
+    ]
     for (account, endpoint), count in sorted(calls.items()):
-        line = f"  {account:<12} {endpoint:<12} {round(count):<8}"
+        worst = f"(at worst {round(count * attempts)})"
+        line = f"  {account:<12} {endpoint:<12} {round(count):<8} {worst:<18} "
         budget.append(line + budget_note(count, config.datadog.rate_limits.get(endpoint)))
     if not config.datadog.rate_limits:
         budget.append(UNKNOWN_LIMIT_NOTE)

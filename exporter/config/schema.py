@@ -26,8 +26,9 @@ from pydantic import (
     model_validator,
 )
 
-from ..durations import format_duration, parse_duration
-from .errors import ConfigError, KeyedError, problems_from, read_text_file
+from ..durations import DURATION_PATTERN, MAX_DURATION_CHARS, format_duration, parse_duration
+from ..quoting import quoted
+from .errors import ConfigError, KeyedError, load_yaml, problems_from, read_text_file
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,9 @@ SITES: tuple[str, ...] = get_args(Site)
 COSTLY_INTERVAL_SECONDS = 30.0
 # One query at the API's row limit yields 7,500 x 17 = 127,500 connection series.
 DEFAULT_MAX_SERIES = 200_000
+# Requests one poll may send in all (the first and its retries): a Datadog incident then
+# costs at most this many calls per poll, whatever the interval.
+DEFAULT_MAX_ATTEMPTS = 3
 
 
 def _to_seconds(value: Any) -> Any:
@@ -58,9 +62,15 @@ def _to_seconds(value: Any) -> Any:
     return value  # numbers are taken as seconds
 
 
-PositiveDuration = Annotated[float, BeforeValidator(_to_seconds), Field(gt=0)]
-NonNegativeDuration = Annotated[float, BeforeValidator(_to_seconds), Field(ge=0)]
-Interval = Annotated[float, BeforeValidator(_to_seconds), Field(ge=1.0)]
+# What a duration key accepts in the file, as the JSON Schema states it: the text, and a bare
+# number (seconds) for as long as _to_seconds takes one. Change the two together; the test
+# that the schema and the model agree (tests/unit/config/test_jsonschema.py) holds them to it.
+DurationText = Annotated[str, Field(pattern=DURATION_PATTERN, max_length=MAX_DURATION_CHARS)]
+DurationInput = DurationText | float
+_duration = BeforeValidator(_to_seconds, json_schema_input_type=DurationInput)
+PositiveDuration = Annotated[float, _duration, Field(gt=0)]
+NonNegativeDuration = Annotated[float, _duration, Field(ge=0)]
+Interval = Annotated[float, _duration, Field(ge=1.0)]
 QueryName = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:-]+$")]
 AccountName = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")]
 EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
@@ -79,7 +89,9 @@ def _http_url(value: str | None) -> str | None:
     return value.rstrip("/") if value else value
 
 
-ApiUrl = Annotated[str, AfterValidator(_http_url)]
+ApiUrl = Annotated[
+    str, AfterValidator(_http_url), Field(json_schema_extra={"pattern": "^https?://"})
+]
 
 
 def _load_cas(context: ssl.SSLContext, path: Path) -> ssl.SSLContext:
@@ -112,7 +124,7 @@ CaBundle = Annotated[Path, AfterValidator(_usable_ca_bundle)]
 def _known_endpoint(name: str) -> str:
     endpoints = query_endpoints(Config)  # looked up when validating: Config comes later
     if name not in endpoints:
-        raise ValueError(f"unknown endpoint {name!r} (one of {', '.join(endpoints)})")
+        raise ValueError(f"unknown endpoint {quoted(name)} (one of {', '.join(endpoints)})")
     return name
 
 
@@ -126,23 +138,58 @@ class RateLimitExpectation(_Strict):
     time the exporter goes by the headers.
     """
 
-    limit: int = Field(ge=1)
-    period: PositiveDuration
+    limit: int = Field(ge=1, description="Requests allowed per period.")
+    period: PositiveDuration = Field(description="Length of the rate-limit period.")
 
 
 class DatadogSettings(_Strict):
     """Where the API lives and how long one request may take."""
 
-    site: Site | None = None
-    api_url: ApiUrl | None = None
-    timeout: PositiveDuration = 30.0
-    # Answers larger than this are abandoned while reading: a runaway body must not eat memory.
-    max_response_size: int = Field(default=64 * 1024 * 1024, ge=1024)
-    # Extra CAs to trust for Datadog traffic (a TLS-inspecting egress proxy), added to the
-    # system's. One setting for every account: the egress is the machine's, not an account's.
-    ca_file: CaBundle | None = None
+    site: Site | None = Field(
+        default=None,
+        description="The Datadog site whose API to call (default: $DD_SITE, else "
+        "datadoghq.com). $DD_API_URL and api_url take precedence.",
+    )
+    api_url: ApiUrl | None = Field(
+        default=None,
+        description="The API's base URL, instead of the site's (a proxy, a simulator); "
+        "starts with http:// or https://. $DD_API_URL takes precedence.",
+    )
+    timeout: PositiveDuration = Field(
+        default=30.0, description="How long one request may take, reading the answer included."
+    )
+    # A runaway body must not eat memory.
+    max_response_size: int = Field(
+        default=64 * 1024 * 1024,
+        ge=1024,
+        description="Answers larger than this many bytes (64 MiB by default) are abandoned "
+        "while reading.",
+    )
+    # One setting for every account: the egress is the machine's, not an account's.
+    ca_file: CaBundle | None = Field(
+        default=None,
+        description="A PEM file of CA certificates to trust for Datadog traffic besides the "
+        "system's (a TLS-inspecting egress proxy); checked at start-up. For every account.",
+    )
     # Per endpoint: the keys are the endpoints of Config's query sections.
-    rate_limits: dict[EndpointName, RateLimitExpectation] = Field(default_factory=dict)
+    rate_limits: dict[EndpointName, RateLimitExpectation] = Field(
+        default_factory=dict,
+        description="The rate limit you expect per endpoint. Only --config.check uses it, to "
+        "compare the configuration's API calls with it; at run time the exporter goes by "
+        "Datadog's X-RateLimit-* headers.",
+    )
+    max_attempts: int = Field(
+        default=DEFAULT_MAX_ATTEMPTS,
+        ge=1,
+        le=10,
+        description=(
+            "Requests one poll may send in all, the first included: a 5xx, timeout or "
+            "connection error is retried (after Retry-After when Datadog sends one, else a "
+            "jittered backoff) until this many were sent or the next poll is due, whatever "
+            "the query's interval. A 429 counts as an attempt; a 401, 403 or other 4xx is "
+            "never retried. 1 turns retries off."
+        ),
+    )
 
 
 class AccountSettings(_Strict):
@@ -153,15 +200,59 @@ class AccountSettings(_Strict):
     ``datadog:`` block's.
     """
 
-    name: AccountName
-    site: Site | None = None
-    api_url: ApiUrl | None = None
-    api_key_file: Path | None = None
-    app_key_file: Path | None = None
-    api_key_env: EnvName | None = None
-    app_key_env: EnvName | None = None
-    timeout: PositiveDuration | None = None
-    max_response_size: int | None = Field(default=None, ge=1024)
+    # One of each pair of key sources is required (checked by Config; stated in the schema).
+    model_config = ConfigDict(
+        json_schema_extra={
+            "allOf": [
+                {"oneOf": [{"required": [f"{key}_file"]}, {"required": [f"{key}_env"]}]}
+                for key in ("api_key", "app_key")
+            ]
+        }
+    )
+
+    name: AccountName = Field(
+        description="The account's name: its `account` label, and what a query's `account` "
+        "names. Unique."
+    )
+    site: Site | None = Field(
+        default=None,
+        description="The Datadog site of this organisation (default: datadoghq.com; "
+        "$DD_SITE does not apply to accounts).",
+    )
+    api_url: ApiUrl | None = Field(
+        default=None,
+        description="This organisation's API base URL, instead of the site's; starts with "
+        "http:// or https://.",
+    )
+    api_key_file: Path | None = Field(
+        default=None,
+        description="A file holding the API key, re-read when it changes (a mounted Secret). "
+        "This or api_key_env.",
+    )
+    app_key_file: Path | None = Field(
+        default=None,
+        description="A file holding the application key, re-read when it changes. "
+        "This or app_key_env.",
+    )
+    api_key_env: EnvName | None = Field(
+        default=None,
+        description="The environment variable holding the API key. This or api_key_file.",
+    )
+    app_key_env: EnvName | None = Field(
+        default=None,
+        description="The environment variable holding the application key. This or app_key_file.",
+    )
+    timeout: PositiveDuration | None = Field(
+        default=None, description="As datadog.timeout, for this account (default: that)."
+    )
+    max_response_size: int | None = Field(
+        default=None,
+        ge=1024,
+        description="As datadog.max_response_size, for this account (default: that).",
+    )
+
+
+INTERVAL_DESCRIPTION = "How often to poll (at least 1s; below 30s a warning is logged)."
 
 
 class PolledQuery(_Strict):
@@ -175,16 +266,30 @@ class PolledQuery(_Strict):
     section: ClassVar[str]
     endpoint: ClassVar[str]
 
-    name: QueryName
-    # The account (Datadog organisation) to ask; see Config.account_of for the default.
-    account: AccountName | None = None
-    interval: Interval = 60.0
-    # Last good series stay on /metrics this long after polls start failing; then they go,
-    # so dashboards do not show frozen numbers forever. Default: 3 intervals, at least 5m.
-    stale_after: PositiveDuration | None = None
-    # Cardinality guard: rows that would take the query past this many series are dropped
-    # (the first rows, Datadog's biggest, are kept), counted and logged on every poll.
-    max_series: int = Field(default=DEFAULT_MAX_SERIES, ge=1)
+    name: QueryName = Field(
+        description="The query's name, unique within its section: the `query` label of its "
+        "series and self-metrics."
+    )
+    # See Config.account_of for the default.
+    account: AccountName | None = Field(
+        default=None,
+        description="The account (Datadog organisation) to ask; required when accounts: "
+        "lists several, else the only one.",
+    )
+    interval: Interval = Field(default=60.0, description=INTERVAL_DESCRIPTION)
+    # Then they go, so dashboards do not show frozen numbers forever.
+    stale_after: PositiveDuration | None = Field(
+        default=None,
+        description="How long the last good series stay on /metrics once polls fail or stop "
+        "coming (default: 3 intervals, at least 5m).",
+    )
+    max_series: int = Field(
+        default=DEFAULT_MAX_SERIES,
+        ge=1,
+        description="Cardinality guard: rows that would take the query past this many series "
+        "are dropped (the first, Datadog's biggest, are kept), counted in "
+        "datadog_exporter_dropped_rows_total and logged.",
+    )
 
     @property
     def keep_stale_seconds(self) -> float:
@@ -196,19 +301,36 @@ class PolledQuery(_Strict):
 class WindowedQuery(PolledQuery):
     """A query over a time window ending ``delay`` before now (CNM connections and DNS)."""
 
-    group_by: list[str] = Field(default_factory=list, max_length=10)
-    tags: list[str] = Field(default_factory=list)
-    query: str | None = None
-    limit: int = Field(default=100, ge=1, le=7500)
-    window: PositiveDuration = 300.0
-    delay: NonNegativeDuration = 0.0
+    group_by: list[str] = Field(
+        default_factory=list,
+        max_length=10,
+        description="Datadog fields to group by, each becoming a label (dots become "
+        "underscores); none: one total row.",
+    )
+    tags: list[str] = Field(
+        default_factory=list, description="Tags to filter by, sent comma-joined."
+    )
+    query: str | None = Field(
+        default=None, description="A filter in Datadog's search syntax; wins over tags."
+    )
+    limit: int = Field(
+        default=100, ge=1, le=7500, description="Rows to ask for (Datadog sends the biggest first)."
+    )
+    window: PositiveDuration = Field(
+        default=300.0,
+        description="The time the answer covers, [now - delay - window, now - delay]; values "
+        "are totals over it.",
+    )
+    delay: NonNegativeDuration = Field(
+        default=0.0, description="Ingestion lag to skip: the window ends this long before now."
+    )
 
     @field_validator("group_by")
     @classmethod
     def _distinct_fields(cls, fields: list[str]) -> list[str]:
         for field in fields:
             if not field or "," in field:
-                raise ValueError(f"invalid field {field!r}: must be non-empty without commas")
+                raise ValueError(f"invalid field {quoted(field)}: must be non-empty without commas")
         if len(set(fields)) != len(fields):
             raise ValueError("fields must not repeat")
         return fields
@@ -218,7 +340,7 @@ class WindowedQuery(PolledQuery):
     def _tags_without_commas(cls, tags: list[str]) -> list[str]:
         for tag in tags:
             if not tag or "," in tag:
-                raise ValueError(f"invalid tag {tag!r}: tags are sent comma-joined")
+                raise ValueError(f"invalid tag {quoted(tag)}: tags are sent comma-joined")
         return tags
 
 
@@ -242,7 +364,11 @@ class DnsQuery(WindowedQuery):
     # Datadog groups by network.dns_query when no group_by is sent; saying so keeps the
     # exported labels in step with what the answer is grouped by.
     group_by: list[str] = Field(
-        default_factory=lambda: ["network.dns_query"], min_length=1, max_length=10
+        default_factory=lambda: ["network.dns_query"],
+        min_length=1,
+        max_length=10,
+        description=f"Datadog fields to group by, each becoming a label; "
+        f"{DNS_SERVER_UNGROUPED} is sent but is a switch, not a label.",
     )
 
     @property
@@ -256,9 +382,17 @@ class CasesQuery(PolledQuery):
     section = "cases"
     endpoint = "cases"
 
-    group_by: list[str] = Field(min_length=1)
-    query_filter: str = ""
-    limit: int = Field(default=100, ge=1, le=1000)
+    group_by: list[str] = Field(
+        min_length=1,
+        description="Case fields to group by (the request's group_by.groups); several make one "
+        "label named after them joined with _.",
+    )
+    query_filter: str = Field(
+        default="", description="A Case Management search; empty: every case."
+    )
+    limit: int = Field(
+        default=100, ge=1, le=1000, description="Groups to ask for (the request's group_by.limit)."
+    )
 
     @field_validator("group_by")
     @classmethod
@@ -280,8 +414,21 @@ class AudienceQuery(PolledQuery):
     section = "audience"
     endpoint = "audience"
 
-    entity: Annotated[str, Field(max_length=100, pattern=ENTITY_PATTERN)]
-    interval: Interval = 300.0
+    # The name may be left out (see below): the schema must not require it either.
+    model_config = ConfigDict(
+        json_schema_extra=lambda schema: schema.__setitem__(
+            "required", [key for key in schema.get("required", []) if key != "name"]
+        )
+    )
+
+    name: QueryName = Field(
+        description="The query's name: the `query` label of its self-metrics (its series are "
+        "labelled `entity`). Default: the entity."
+    )
+    entity: Annotated[str, Field(max_length=100, pattern=ENTITY_PATTERN)] = Field(
+        description="The RUM Audience Management entity; unique per account."
+    )
+    interval: Interval = Field(default=300.0, description=INTERVAL_DESCRIPTION)
 
     @model_validator(mode="before")
     @classmethod
@@ -304,12 +451,28 @@ class Config(_Strict):
     load unless it has exactly one entry per section.
     """
 
-    datadog: DatadogSettings = Field(default_factory=DatadogSettings)
-    accounts: list[AccountSettings] = Field(default_factory=list)
-    connections: list[ConnectionsQuery] = Field(default_factory=list)
-    dns: list[DnsQuery] = Field(default_factory=list)
-    cases: list[CasesQuery] = Field(default_factory=list)
-    audience: list[AudienceQuery] = Field(default_factory=list)
+    datadog: DatadogSettings = Field(
+        default_factory=DatadogSettings,
+        description="Where the API lives and how long a request may take (with accounts:, "
+        "the defaults of every account).",
+    )
+    accounts: list[AccountSettings] = Field(
+        default_factory=list,
+        description="Several Datadog organisations, each with its own keys; without it, one "
+        "account named default uses $DD_API_KEY and $DD_APP_KEY.",
+    )
+    connections: list[ConnectionsQuery] = Field(
+        default_factory=list, description="Cloud Network Monitoring connections queries."
+    )
+    dns: list[DnsQuery] = Field(
+        default_factory=list, description="Cloud Network Monitoring DNS queries."
+    )
+    cases: list[CasesQuery] = Field(
+        default_factory=list, description="Case Management aggregate queries."
+    )
+    audience: list[AudienceQuery] = Field(
+        default_factory=list, description="RUM Audience Management connection listings."
+    )
 
     @model_validator(mode="after")
     def _unique_names(self) -> Config:
@@ -372,7 +535,7 @@ class Config(_Strict):
                         if self.accounts
                         else f"no accounts: section, so only {DEFAULT_ACCOUNT!r}"
                     )
-                    raise KeyedError(loc, f"unknown account {query.account!r} ({known})")
+                    raise KeyedError(loc, f"unknown account {quoted(query.account)} ({known})")
         return self
 
     @property
@@ -422,14 +585,14 @@ def _require_unique(section: str, key: str, values: list[str]) -> None:
     seen: set[str] = set()
     for index, value in enumerate(values):
         if value in seen:
-            raise KeyedError((section, index, key), f"duplicate {key} {value!r}")
+            raise KeyedError((section, index, key), f"duplicate {key} {quoted(value)}")
         seen.add(value)
 
 
 def parse_config(text: str, source: str = "configuration") -> Config:
     """Parse and validate YAML text; raise ConfigError naming every bad key."""
     try:
-        raw = yaml.safe_load(text)
+        raw = load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -39,7 +39,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, model_validator
 
-from .errors import ConfigError, UnreadableFileError, format_loc, read_text_file
+from .errors import ConfigError, UnreadableFileError, format_loc, load_yaml, read_text_file
 
 ClientAuthType = Literal[
     "NoClientCert",
@@ -160,7 +160,7 @@ def load_web_config(path: Path) -> WebSecurity:
     source = f"web configuration {path}"
     text = read_text_file(path, "web configuration file", UnreadableWebConfigError)
     try:
-        raw = yaml.safe_load(text)
+        raw = load_yaml(text)
     except yaml.YAMLError as exc:
         problem = getattr(exc, "problem", None) or "not YAML"
         raise WebConfigError([("", f"invalid YAML: {problem}")], source) from None

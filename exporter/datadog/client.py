@@ -13,6 +13,8 @@ owns that state (``client.rate_limits``).
 from __future__ import annotations
 
 import asyncio
+import email.utils
+import errno
 import json
 import logging
 import os
@@ -32,6 +34,7 @@ from ..logs import Redactor
 from .credentials import Credentials, CredentialsError
 from .proxies import Proxy, ProxyRules
 from .ratelimit import RateLimits
+from .rejections import rejection_hint
 
 log = logging.getLogger(__name__)
 
@@ -65,16 +68,56 @@ class HttpError(ApiError):
         self.status = status
 
 
+class Unauthorized(HttpError):
+    """401: the keys were not accepted. Retrying within the poll will not fix a key."""
+
+    reason = "unauthorized"
+
+
+class Forbidden(HttpError):
+    """403: a key is wrong, belongs to another site, or lacks the endpoint's permission."""
+
+    reason = "forbidden"
+
+
 class RedirectRefused(HttpError):
     """A 3xx answer. Datadog's API does not redirect; following one would send the keys to
     whatever host the answer names."""
 
 
 class ServerError(HttpError):
-    """A 5xx answer: worth retrying after a pause."""
+    """A 5xx answer: worth retrying after a pause (``retry_after`` seconds when Datadog said
+    so in a Retry-After header)."""
 
     reason = "server_error"
     retryable = True
+
+    def __init__(self, message: str, status: int, retry_after: float | None = None):
+        super().__init__(message, status)
+        self.retry_after = retry_after
+
+
+# Longer than any poll interval: a Retry-After beyond it means "not in this poll" anyway.
+_MOST_RETRY_AFTER = 86400.0
+
+
+def retry_after_seconds(value: str | None, now: float) -> float | None:
+    """A Retry-After header (RFC 9110: delay seconds or an HTTP date) as seconds from ``now``
+    (Unix time); None when absent or unreadable. Never negative, at most a day."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        seconds = float(value)
+    else:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            return None
+        seconds = when.timestamp() - now
+    return min(max(0.0, seconds), _MOST_RETRY_AFTER)
 
 
 class RequestTimeout(ApiError):
@@ -83,11 +126,32 @@ class RequestTimeout(ApiError):
 
 
 class ConnectionFailed(ApiError):
+    """No answer for a network reason: the subclasses say which (DNS, a refused port, TLS),
+    so an operator can tell a resolver from a firewall from a certificate at a glance."""
+
     reason = "connection_error"
     retryable = True
 
 
-class TlsRejected(ConnectionFailed):
+class DnsFailed(ConnectionFailed):
+    """The host name did not resolve (no such name, or the resolver failed)."""
+
+    reason = "dns_error"
+
+
+class ConnectionRefused(ConnectionFailed):
+    """The host answered that nothing listens on the port (RST): a firewall or a wrong port."""
+
+    reason = "connection_refused"
+
+
+class TlsFailed(ConnectionFailed):
+    """The TLS handshake failed (a plain-HTTP port, no shared protocol or cipher)."""
+
+    reason = "tls_error"
+
+
+class TlsRejected(TlsFailed):
     """The server's certificate was not accepted: retrying within seconds will not change it."""
 
     retryable = False
@@ -145,7 +209,7 @@ def has_no_details(body: bytes) -> bool:
         return True
     try:
         document = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested too deep to read
         return False
     if not isinstance(document, dict) or set(document) - {"errors"}:
         return False
@@ -192,7 +256,7 @@ class DatadogClient:
     ``proxies`` says which proxy carries the requests (default: read from the process
     environment); ``ssl_context`` the TLS trust (default: the system's, which honours
     ``SSL_CERT_FILE``); ``resolver`` how host names become addresses (default: the system's);
-    ``clock`` the time its rate-limit state is kept in.
+    ``clock`` the time its rate-limit state (and a Retry-After date) is read in.
     """
 
     def __init__(
@@ -219,6 +283,7 @@ class DatadogClient:
             redactor.add(secret)
         self.ssl_context = ssl_context
         self.resolver = resolver
+        self.clock = clock  # Retry-After dates are read against its wall time
         self.rate_limits = RateLimits(clock)
         self._session: aiohttp.ClientSession | None = None
         self.base_url = ""
@@ -341,14 +406,16 @@ class DatadogClient:
     def _connection_failure(
         endpoint: str, exc: aiohttp.ClientError, proxy: Proxy | None
     ) -> ConnectionFailed:
-        """One line saying which hop failed: the proxy, the TLS handshake, or the connection."""
+        """One line saying which hop failed and how: the proxy, name resolution, a refused
+        port, the TLS handshake, or the connection otherwise."""
         via = f"proxy {proxy.shown} (from {proxy.variable})" if proxy is not None else ""
         if isinstance(exc, aiohttp.ClientConnectorCertificateError):
             error = exc.certificate_error
             why = getattr(error, "verify_message", None) or str(error)
             hint = "" if "mismatch" in why else CA_HINT
             return TlsRejected(
-                f"{endpoint}: TLS certificate of {exc.host}:{exc.port} not accepted: {why}{hint}"
+                f"{endpoint}: TLS handshake failed: certificate of {exc.host}:{exc.port} not "
+                f"accepted: {why}{hint}"
             )
         if isinstance(exc, aiohttp.ClientHttpProxyError):
             message = f"{endpoint}: {via} answered {exc.status} {exc.message} to CONNECT"
@@ -360,7 +427,14 @@ class DatadogClient:
         if isinstance(exc, aiohttp.ClientProxyConnectionError):
             return ConnectionFailed(f"{endpoint}: cannot connect to {via}: {exc.os_error}")
         if isinstance(exc, aiohttp.ClientSSLError):
-            return ConnectionFailed(f"{endpoint}: TLS handshake failed: {exc}")
+            return TlsFailed(f"{endpoint}: TLS handshake failed: {exc}")
+        if isinstance(exc, aiohttp.ClientConnectorDNSError):
+            why = exc.os_error.strerror or str(exc.os_error)
+            return DnsFailed(f"{endpoint}: could not resolve host {exc.host}: {why}")
+        if isinstance(exc, aiohttp.ClientConnectorError) and (
+            exc.os_error.errno == errno.ECONNREFUSED
+        ):
+            return ConnectionRefused(f"{endpoint}: connection refused by {exc.host}:{exc.port}")
         return ConnectionFailed(f"{endpoint}: {type(exc).__name__}: {exc}")
 
     async def _read_limited(self, response: aiohttp.ClientResponse) -> bytes:
@@ -398,7 +472,13 @@ class DatadogClient:
             wait, until = self.rate_limits.record_429(endpoint, response.headers)
             raise RateLimited(f"{message}; next call in {wait:g}s", until)
         if status >= 500:
-            raise ServerError(message, status)
+            after = retry_after_seconds(response.headers.get("Retry-After"), self.clock.wall())
+            if after is not None:
+                message += f" (Retry-After {after:g}s)"
+            raise ServerError(message, status, after)
+        if status in (401, 403):
+            hint = rejection_hint(status, endpoint, what, self.base_url)
+            raise (Unauthorized if status == 401 else Forbidden)(f"{message}; {hint}", status)
         raise HttpError(message, status)
 
 

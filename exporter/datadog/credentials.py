@@ -1,7 +1,10 @@
 """The Datadog API and application keys: from the environment or from files.
 
-A key file (``DD_API_KEY_FILE``, a mounted Kubernetes Secret) is re-read when its
-modification time or size changes, so a rotated Secret is picked up without a restart.
+A key file (``DD_API_KEY_FILE``, a mounted Kubernetes Secret) is read again for every
+request, so a rotated key is used from the next request on, without a restart, however it
+was rotated: a Secret's symlink swap, a copy that keeps the old size and modification time
+(Datadog keys all have one length), two writes within one timestamp tick. Size and mtime
+alone miss the last two; a key file is a few dozen bytes, so reading it costs microseconds.
 Each configured account names its own files or environment variables.
 Keys live in :class:`pydantic.SecretStr` objects, whose repr and str never show the value;
 every key read is also given to the :class:`Redactor`, which removes it from any log line.
@@ -33,7 +36,6 @@ class KeySource:
     # What error messages call the file and how to fix a missing key (defaults: DD_* style).
     file_label: str | None = None
     missing_hint: str | None = None
-    _stamp: tuple[float, int] | None = None
 
     def current(self, redactor: Redactor) -> SecretStr:
         if self.path is not None:
@@ -54,20 +56,14 @@ class KeySource:
         assert self.path is not None
         what = self._file_label
         try:
-            stat = self.path.stat()
-        except OSError as exc:
-            raise CredentialsError(f"cannot read {what} {self.path}: {exc.strerror}") from None
-        stamp = (stat.st_mtime, stat.st_size)
-        if stamp == self._stamp and self.value is not None:
-            return
-        try:
             text = self.path.read_text(encoding="utf-8").strip()
         except (OSError, UnicodeDecodeError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
             raise CredentialsError(f"cannot read {what} {self.path}: {reason}") from None
+        if self.value is not None and text == self.value.get_secret_value():
+            return  # unchanged: the content decides, whatever its size, mtime or inode
         redactor.add(text)
         self.value = SecretStr(text)
-        self._stamp = stamp
 
 
 class Credentials:

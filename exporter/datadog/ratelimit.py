@@ -118,10 +118,14 @@ class RateLimits:
             state.reset_at = self.clock.monotonic() + reset
 
     def record_429(self, endpoint: str, headers: Mapping[str, str]) -> tuple[float, float]:
-        """Block ``endpoint`` after a 429; return the wait it asks for and the time the
-        endpoint is blocked until."""
+        """Block ``endpoint`` after a 429 for ``X-RateLimit-Reset`` seconds (else
+        ``Retry-After``'s, else the period or a minute); return the wait it asks for and the
+        time the endpoint is blocked until."""
         state = self._endpoint(endpoint)
         reset = _int_header(headers.get("X-RateLimit-Reset"), None)
+        if reset is None:
+            # No Datadog header: the standard one, in its delay-seconds form, when sent.
+            reset = _int_header(headers.get("Retry-After"), None)
         if reset is not None and reset >= 0:
             wait = float(reset)
         else:

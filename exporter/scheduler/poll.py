@@ -1,11 +1,15 @@
 """One query's polls, and the one writer of its :class:`QueryState`.
 
-A poll asks the endpoint's rate limits for a slot, fetches (retrying 5xx, timeouts and
-connection errors with capped, jittered backoff inside the interval; after a 429 the next
-slot waits out its block), renders the answer off the event loop, and publishes it. A failed
+A poll asks the endpoint's rate limits for a slot, fetches, renders the answer off the event
+loop, and publishes it. It sends at most ``max_attempts`` requests in all (datadog.max_attempts),
+whatever the interval, so a Datadog incident costs a bounded number of calls: a 5xx, timeout
+or connection error is retried after the Retry-After Datadog sent (when it fits before the
+next poll) or a capped, jittered backoff; after a 429 the next slot waits out its block; a
+401, 403 or other 4xx is not retried (a key does not fix itself within seconds). A failed
 poll — for any reason, an unexpected exception included — marks the query down and keeps its
-last good series until they are older than its staleness bound. What the clock decides
-without a poll (late, stale) is decided here too, when the sweeper asks.
+last good series until they are older than its staleness bound; the first good poll after
+failures says how long the query was down. What the clock decides without a poll (late,
+stale) is decided here too, when the sweeper asks.
 """
 
 from __future__ import annotations
@@ -19,8 +23,10 @@ from typing import Protocol
 
 from ..clock import Clock
 from ..collectors.base import ApiRequest, DecodeError, QueryJob
-from ..datadog.client import ApiError, RateLimited
+from ..config.schema import DEFAULT_MAX_ATTEMPTS
+from ..datadog.client import ApiError, RateLimited, ServerError
 from ..datadog.ratelimit import NoSlot, RateLimits
+from ..durations import format_duration
 from ..exposition import Rendered
 from ..logs import Redactor
 from ..selfmetrics import SelfMetrics
@@ -39,8 +45,13 @@ ERROR_REASONS = (
     "rate_limited",
     "rate_budget",
     "http_error",
+    "unauthorized",
+    "forbidden",
     "server_error",
     "timeout",
+    "dns_error",
+    "connection_refused",
+    "tls_error",
     "connection_error",
     "too_large",
     "decode_error",
@@ -74,6 +85,14 @@ class PollFailed(Exception):
         self.reason = reason
 
 
+def retry_delay(exc: ApiError, attempt: int, retry: Backoff, rng: random.Random) -> float:
+    """How long to wait before retrying after the ``attempt``-th request (1-based) failed
+    with ``exc``: what Datadog asked for in Retry-After, else the jittered backoff."""
+    if isinstance(exc, ServerError) and exc.retry_after is not None:
+        return exc.retry_after
+    return retry.jittered(attempt - 1, rng)
+
+
 class QueryPoller:
     """Polls one query through the client of its account (looked up in ``clients`` at each
     poll: the owner keeps that mapping current across reloads)."""
@@ -88,6 +107,7 @@ class QueryPoller:
         clock: Clock,
         retry: Backoff,
         rng: random.Random,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     ):
         self.job = job
         self.key: QueryKey = (job.collector, job.name)
@@ -97,6 +117,13 @@ class QueryPoller:
         self.clock = clock
         self.retry = retry
         self.rng = rng
+        # Requests one poll may send in all; the owner may change it (a reload).
+        self.max_attempts = max_attempts
+        # Requests the current (or last) poll sent.
+        self.attempts = 0
+        # Failed polls since the last good one, and when the first of them started.
+        self.failed_polls = 0
+        self.down_since: float | None = None  # monotonic
         self.state = QueryState(
             collector=job.collector,
             name=job.name,
@@ -104,9 +131,11 @@ class QueryPoller:
             account=job.account,
             interval=job.interval,
             window=job.window,
-            added_at=clock.wall(),
+            added_at=clock.monotonic(),
         )
         self.in_flight = False
+        # The unresolved group_by fields last logged, so a change is logged once.
+        self._unresolved_said: frozenset[str] = frozenset()
 
     async def poll_once(self, deadline: float) -> None:
         """One poll, given up at ``deadline`` (monotonic): fetch, render, publish; on failure
@@ -120,45 +149,50 @@ class QueryPoller:
         started = self.clock.monotonic()
         state.last_attempt = self.clock.wall()
         self.in_flight = True
+        self.attempts = 0
         try:
             body = await self._fetch_with_retries(deadline)
+            received = self.clock.monotonic()  # the age of these series counts from here
             rendered, snapshot = await asyncio.to_thread(self._render, body, self.clock.wall())
             await self.writer.publish(snapshot)
-            self._record_success(rendered, snapshot)
+            self._record_success(rendered, snapshot, received)
         except PollFailed as failure:
-            self._record_failure(failure)
+            self._record_failure(failure, started)
         except Exception as exc:  # a bug or an exception type nobody expected: still a poll
-            self._record_failure(self._internal_failure(exc), exc)
+            self._record_failure(self._internal_failure(exc), started, exc)
         finally:
             self.in_flight = False
             state.last_duration = self.clock.monotonic() - started
-        state.last_completed = self.clock.wall()
+        state.last_completed = self.clock.monotonic()
         state.late = False
         if not state.up:
             await self.enforce_staleness()
 
     async def _fetch_with_retries(self, deadline: float) -> bytes:
+        """The body of the first good answer; PollFailed once ``max_attempts`` requests were
+        sent, the next wait would pass ``deadline``, or the failure is not worth retrying."""
         job = self.job
-        attempt = 0
         while True:
             client = self.clients[job.account]
             try:
                 await client.rate_limits.acquire(job.endpoint, deadline)
             except NoSlot as exc:
                 raise PollFailed(exc.reason, str(exc) + _SKIPPED[exc.reason]) from None
+            self.attempts += 1
             try:
                 return await client.fetch(job.request(self.clock.wall()))
-            except RateLimited:
+            except RateLimited as exc:
+                if self.attempts >= self.max_attempts:
+                    raise PollFailed(exc.reason, str(exc)) from None
                 continue  # the next slot waits for the reset, or gives up at the deadline
             except ApiError as exc:
-                if exc.retryable:
-                    delay = self.retry.jittered(attempt, self.rng)
+                if exc.retryable and self.attempts < self.max_attempts:
+                    delay = retry_delay(exc, self.attempts, self.retry, self.rng)
                     if self.clock.monotonic() + delay < deadline:
                         log.debug(
                             "retrying after error",
                             extra={"query": job.name, "error": str(exc), "delay": round(delay, 2)},
                         )
-                        attempt += 1
                         await self.clock.sleep(delay)
                         continue
                 raise PollFailed(exc.reason, str(exc)) from None
@@ -170,13 +204,17 @@ class QueryPoller:
             raise PollFailed("decode_error", str(exc)) from None
         return rendered, prepare_snapshot(self.key, rendered, now)
 
-    def _record_success(self, rendered: Rendered, snapshot: QuerySnapshot) -> None:
+    def _record_success(self, rendered: Rendered, snapshot: QuerySnapshot, received: float) -> None:
+        if self.failed_polls:
+            self._record_recovery()
         state = self.state
         state.up = True
         state.last_success = snapshot.published_at
+        state.last_success_monotonic = received
         state.last_error = None
         state.series = snapshot.series
         state.serving_stale = False
+        self._record_answer(rendered)
         if rendered.dropped_rows:
             self._record_dropped_rows(rendered)
         if rendered.invalid_values:
@@ -185,6 +223,55 @@ class QueryPoller:
             "poll succeeded",
             extra={"collector": self.key[0], "query": self.key[1], "series": snapshot.series},
         )
+
+    def _record_recovery(self) -> None:
+        """One line when a good poll follows failed ones: how many, and for how long."""
+        since = self.down_since if self.down_since is not None else self.clock.monotonic()
+        down = max(0.0, self.clock.monotonic() - since)
+        failed = self.failed_polls
+        log.info(
+            f"recovered after {failed} failed poll{'s' if failed != 1 else ''}, "
+            f"down for {format_duration(round(down))}",
+            extra={
+                "collector": self.key[0],
+                "query": self.key[1],
+                "failed_polls": failed,
+                "down_seconds": round(down, 3),
+            },
+        )
+        self.failed_polls = 0
+        self.down_since = None
+
+    def _record_answer(self, rendered: Rendered) -> None:
+        """Keep what the answer carried; log when it becomes empty or has rows again, and
+        when the set of group_by fields no row resolved changes (once each, not per poll)."""
+        state = self.state
+        before = state.rows
+        state.rows = rendered.rows
+        fields = {"collector": self.key[0], "query": self.key[1]}
+        if rendered.rows == 0 and (before is None or before > 0):
+            log.warning(
+                "query answered 0 rows: it is up but matches nothing; "
+                "check its filters, tags and group_by",
+                extra=fields,
+            )
+        elif rendered.rows > 0 and before == 0:
+            log.info("query has rows again", extra={**fields, "rows": rendered.rows})
+        if not rendered.rows:
+            return  # an empty answer says nothing about the fields: keep the last judgement
+        state.group_by_unresolved = rendered.group_by_unresolved
+        unresolved = frozenset(state.unresolved_fields)
+        if unresolved == self._unresolved_said:
+            return
+        if unresolved:
+            log.warning(
+                "group_by fields unresolved: N/A or absent in every row of the answer; "
+                "most often a field Datadog does not know (check the spelling)",
+                extra={**fields, "fields": ",".join(sorted(unresolved))},
+            )
+        else:
+            log.info("group_by fields resolved again", extra=fields)
+        self._unresolved_said = unresolved
 
     def _record_dropped_rows(self, rendered: Rendered) -> None:
         self.metrics.dropped_rows.labels(*self.key).inc(rendered.dropped_rows)
@@ -218,15 +305,21 @@ class QueryPoller:
         client = self.clients.get(self.job.account) or next(iter(self.clients.values()), None)
         return client.redactor.redact(text) if client is not None else text
 
-    def _record_failure(self, failure: PollFailed, exc: Exception | None = None) -> None:
+    def _record_failure(
+        self, failure: PollFailed, started: float, exc: Exception | None = None
+    ) -> None:
         state = self.state
         state.up = False
         state.last_error = str(failure)
+        if not self.failed_polls:
+            self.down_since = started
+        self.failed_polls += 1
         self.metrics.poll_errors.labels(*self.key, failure.reason).inc()
         fields: dict[str, object] = {
             "collector": self.key[0],
             "query": self.key[1],
             "reason": failure.reason,
+            "attempts": self.attempts,
             "error": str(failure),
         }
         if exc is not None and log.isEnabledFor(logging.DEBUG):
@@ -236,7 +329,8 @@ class QueryPoller:
     # -- the clock: lateness and staleness ---------------------------------------------------
 
     def mark_if_late(self, now: float) -> None:
-        """A query none of whose polls finished for LATE_AFTER_INTERVALS intervals is late.
+        """A query none of whose polls finished for LATE_AFTER_INTERVALS intervals is late
+        (``now`` on the monotonic scale: a wall-clock step makes nobody late).
 
         Measured from the last finished poll (success or failure), or from when the query was
         added: a query whose polls fail is down, not late; late means polls stop coming (hung,
@@ -263,9 +357,11 @@ class QueryPoller:
         then drop them. The one place that decides; failed polls and the sweeper both ask."""
         state = self.state
         snapshot = self.writer.get(self.key)
-        if state.up or snapshot is None:
+        published = state.last_success_monotonic
+        if state.up or snapshot is None or published is None:
             return
-        age = self.clock.wall() - snapshot.published_at
+        # Monotonic: set back by hours, the wall clock would keep dead series for those hours.
+        age = self.clock.monotonic() - published
         if age <= self.job.keep_stale_seconds:
             state.serving_stale = True
             return

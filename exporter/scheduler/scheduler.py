@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from ..clock import SYSTEM_CLOCK, Clock
 from ..collectors.base import QueryJob
-from ..config.schema import DEFAULT_ACCOUNT
+from ..config.schema import DEFAULT_ACCOUNT, DEFAULT_MAX_ATTEMPTS
 from ..selfmetrics import SelfMetrics
 from ..snapshot import QueryKey, SnapshotStore
 from .loop import PollLoop
@@ -49,7 +49,8 @@ class Scheduler:
     account and endpoint: Datadog limits each organisation separately.
 
     ``clock`` is every wait and every age (deadlines, staleness, lateness); ``policy`` how
-    polls are spaced (start-up spread, retries, restarts, sweeps); ``rng`` the jitter.
+    polls are spaced (start-up spread, retries, restarts, sweeps); ``rng`` the jitter;
+    ``max_attempts`` the requests one poll may send in all (datadog.max_attempts).
     Queries added before :meth:`start` wait for it; :meth:`poll_once` polls one now.
     """
 
@@ -62,6 +63,7 @@ class Scheduler:
         clock: Clock = SYSTEM_CLOCK,
         policy: PollPolicy | None = None,
         rng: random.Random | None = None,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     ):
         self.clients: Mapping[str, Client] = (
             clients if isinstance(clients, Mapping) else {DEFAULT_ACCOUNT: clients}
@@ -71,6 +73,7 @@ class Scheduler:
         self.clock = clock
         self.policy = policy or PollPolicy()
         self.rng = rng or random.Random()
+        self.max_attempts = max_attempts
         self._writer = StoreWriter(store)
         self._loops: dict[QueryKey, PollLoop] = {}  # configuration order
         self._started = False
@@ -103,6 +106,7 @@ class Scheduler:
             clock=self.clock,
             retry=self.policy.retry,
             rng=self.rng,
+            max_attempts=self.max_attempts,
         )
         first_due = self.clock.monotonic() + self.policy.startup_offset(poller.key, job.interval)
         loop = PollLoop(
@@ -111,6 +115,12 @@ class Scheduler:
         self._loops[poller.key] = loop
         if self._started:
             loop.start()
+
+    def set_max_attempts(self, max_attempts: int) -> None:
+        """Requests each poll may send in all from now on (datadog.max_attempts, reloaded)."""
+        self.max_attempts = max_attempts
+        for loop in self._loops.values():
+            loop.poller.max_attempts = max_attempts
 
     async def stop(self) -> None:
         tasks = [task for loop in self._loops.values() if (task := loop.cancel()) is not None]
@@ -183,7 +193,7 @@ class Scheduler:
                 )
 
     async def _sweep_once(self) -> None:
-        now = self.clock.wall()
+        now = self.clock.monotonic()
         for key, loop in list(self._loops.items()):
             if self._loops.get(key) is loop:  # a reload may have removed it meanwhile
                 loop.poller.mark_if_late(now)

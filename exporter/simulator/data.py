@@ -140,12 +140,6 @@ def _pick(rng: random.Random, pool: Sequence[str], na_share: float = 0.04) -> st
     return NA if rng.random() < na_share else rng.choice(pool)
 
 
-def _custom_value(flow_index: int, key: str) -> tuple[str, ...]:
-    """Deterministic values for a tag key the universe does not model."""
-    slot = (flow_index * 2654435761 + zlib.crc32(key.encode())) % 5
-    return (NA,) if slot == 4 else (f"{key}-{'abcd'[slot]}",)
-
-
 def _services(count: int) -> tuple[str, ...]:
     generated = tuple(f"svc-{i:04d}" for i in range(max(0, count - len(NAMED_SERVICES))))
     return NAMED_SERVICES + generated
@@ -324,7 +318,9 @@ def _apply_scenarios(flow: Flow, scenarios: Sequence[Scenario]) -> Flow | None:
 
 
 def _group_values(flow: Flow, keys: Sequence[str]) -> tuple[tuple[str, ...], ...]:
-    return tuple(flow.tags.get(key) or _custom_value(flow.index, key) for key in keys)
+    # A tag key no connection carries (a typo such as `client_servce`) groups every flow
+    # under N/A, as Datadog answers it: the exporter reports such a field as unresolved.
+    return tuple(flow.tags.get(key) or (NA,) for key in keys)
 
 
 def _row_id(keys: Sequence[str], values: Sequence[Sequence[str]]) -> str:

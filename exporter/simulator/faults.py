@@ -115,6 +115,8 @@ async def replace_answer(
     status = fault.http_status
     if fault.kind == "status":
         body = error_body(status, fault.error_shape, detail=fault.detail)
+        if fault.retry_after is not None:
+            headers = {**headers, "Retry-After": str(fault.retry_after)}
         return json_response(status, body, headers)
     if fault.kind == "rate_limit":
         headers = {

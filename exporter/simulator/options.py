@@ -95,6 +95,7 @@ class Fault:
     - seconds: `latency` delay, `drip` pause between chunks, `hang` upper bound
       (None = until the client gives up or the simulator stops);
     - reset_seconds: `rate_limit` (how long the endpoint keeps answering 429);
+    - retry_after: `status` (a `Retry-After` header of that many seconds; None: no header);
     - chunk_size: `drip`;
     - size_bytes: `huge`;
     - body: `wrong_shape` (any JSON value; default `{"data": {"unexpected": 1}}`);
@@ -111,6 +112,7 @@ class Fault:
     detail: str | None = None
     seconds: float | None = None
     reset_seconds: int = 10
+    retry_after: int | None = None
     chunk_size: int = 16
     size_bytes: int = 100 * 1024 * 1024
     body: Any = None
@@ -131,6 +133,8 @@ class Fault:
             raise OptionError("seconds must not be negative")
         if self.kind == "redirect" and not 300 <= self.http_status <= 399:
             raise OptionError("a redirect's status must be 3xx")
+        if self.retry_after is not None and self.retry_after < 0:
+            raise OptionError("retry_after must not be negative")
         if self.reset_seconds < 1 or self.chunk_size < 1 or self.size_bytes < 16:
             raise OptionError("reset_seconds, chunk_size and size_bytes must be positive")
         if not isinstance(self.raw_body, bytes):

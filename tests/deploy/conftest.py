@@ -4,6 +4,8 @@ much the exporter image adds over its base."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from tests.deploy.podman_support import (
@@ -11,6 +13,7 @@ from tests.deploy.podman_support import (
     base_image,
     exporter_image,
     prometheus_image,
+    remove_exporter_image,
     require_podman,
 )
 
@@ -25,9 +28,14 @@ def base() -> Built:
 
 
 @pytest.fixture(scope="session")
-def exporter(base: Built) -> Built:
-    _BUILT["exporter"] = exporter_image(base)
-    return _BUILT["exporter"]
+def exporter(base: Built) -> Iterator[Built]:
+    """This run's own build of the exporter image (tagged with the run's id), removed
+    when the session ends."""
+    try:
+        _BUILT["exporter"] = exporter_image(base)
+        yield _BUILT["exporter"]
+    finally:
+        remove_exporter_image()
 
 
 @pytest.fixture(scope="session")

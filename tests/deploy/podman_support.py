@@ -8,6 +8,11 @@ python:3.11-slim-bookworm) is bootstrapped from Debian's packages by
 a hash of that script; later runs on the same machine reuse it. The exporter
 image is built from the unchanged `Dockerfile` with only `PYTHON_IMAGE` set.
 
+Names: the exporter image, pods, podman secrets and volumes carry this run's RUN_ID, so
+two suites on one machine never meet; only the base and Prometheus images, read-only
+content named by their recipe's hash, are shared, built under a lock by whichever run
+comes first.
+
 Traffic: the tests talk to 127.0.0.1 only. A standalone container runs on the
 host's network, listening on loopback; a pod has its own network namespace, so
 the tests look from inside it (`podman exec ... python`) at the pod's loopback,
@@ -19,10 +24,12 @@ from __future__ import annotations
 import base64
 import contextlib
 import copy
+import fcntl
 import hashlib
 import json
 import os
 import re
+import secrets
 import shutil
 import socket
 import subprocess
@@ -46,7 +53,9 @@ PROMETHEUS_RECIPE = HERE / "prometheus.Containerfile"
 
 BASE_REPOSITORY = "localhost/datadog-cnm-exporter-test-base"
 PROMETHEUS_REPOSITORY = "localhost/datadog-cnm-exporter-test-prometheus"
-EXPORTER_IMAGE = "localhost/datadog-cnm-exporter:test"
+# This test run's own names (see the module's docstring).
+RUN_ID = secrets.token_hex(4)
+EXPORTER_IMAGE = f"localhost/datadog-cnm-exporter:test-{RUN_ID}"
 # What the manifests name; the test overlays point them at the local builds.
 SHIPPED_EXPORTER_IMAGE = "ghcr.io/datadog-cnm-exporter/datadog-cnm-exporter"
 SHIPPED_PROMETHEUS_IMAGE = "quay.io/prometheus/prometheus"
@@ -131,9 +140,32 @@ def image_size(tag: str) -> int:
     return int(ok(podman("image", "inspect", "--format", "{{.Size}}", tag)).strip())
 
 
+def run_name(name: str) -> str:
+    """`name` made this run's own; a prefix, so a StatefulSet pod's ordinal stays last."""
+    return f"t{RUN_ID}-{name}"
+
+
+@contextlib.contextmanager
+def image_lock(tag: str) -> Iterator[None]:
+    """Held while a shared image is looked up and, if missing, built: a second suite
+    starting at the same time waits for the first one's build and then reuses it."""
+    path = Path("/var/tmp") / f"datadog-cnm-exporter-image-{_digest(tag.encode())}.lock"
+    with path.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def base_image() -> Built:
     """The bootstrapped Python base, built only when the store lacks this recipe's tag."""
     tag = f"{BASE_REPOSITORY}:{_digest(BASE_RECIPE.read_bytes())}"
+    with image_lock(tag):
+        return _base_image(tag)
+
+
+def _base_image(tag: str) -> Built:
     started = time.monotonic()
     if not image_exists(tag):
         proc = subprocess.run(
@@ -151,15 +183,18 @@ def base_image() -> Built:
     return Built(tag, elapsed, image_size(tag))
 
 
-# Every image the tests build carries this label, so leftovers are found as ours alone.
+# Every image the tests build carries this label, so leftovers are found as ours alone,
+# and this run's builds the run's own (another suite's build stages are not ours to prune).
 TEST_LABEL = "io.datadog-cnm-exporter.test=true"
+RUN_LABEL = f"io.datadog-cnm-exporter.test-run={RUN_ID}"
 
 
 def _build(tag: str, context: Path, build_args: dict[str, str], *extra: str) -> float:
     mounts = [f"-v={path}:{path}:ro" for path in BUILD_MOUNTS if Path(path).exists()]
     args = [f"--build-arg={key}={value}" for key, value in build_args.items()]
     started = time.monotonic()
-    argv = ["build", "--network=host", f"--label={TEST_LABEL}", *mounts, *args, *extra]
+    labels = [f"--label={TEST_LABEL}", f"--label={RUN_LABEL}"]
+    argv = ["build", "--network=host", *labels, *mounts, *args, *extra]
     ok(podman(*argv, "-t", tag, str(context), timeout=900))
     return time.monotonic() - started
 
@@ -169,20 +204,27 @@ def exporter_image(base: Built) -> Built:
 
     Without podman's layer cache: buildah 1.28 keys the runtime stage's `RUN
     --mount=type=bind,from=build` by the instruction's text alone, so a cached build
-    would keep serving the wheels of an older checkout. The untagged leftovers of the
-    build (its build stage, an earlier image) are removed afterwards.
+    would keep serving the wheels of an older checkout. The untagged leftovers of this
+    run's build (its build stage) are removed afterwards; the image itself by
+    remove_exporter_image() when the session ends.
     """
     seconds = _build(EXPORTER_IMAGE, REPO, {"PYTHON_IMAGE": base.tag}, "--no-cache")
-    podman("image", "prune", "--force", f"--filter=label={TEST_LABEL}")
+    podman("image", "prune", "--force", f"--filter=label={RUN_LABEL}")
     return Built(EXPORTER_IMAGE, seconds, image_size(EXPORTER_IMAGE))
+
+
+def remove_exporter_image() -> None:
+    podman("rmi", "--force", EXPORTER_IMAGE)
+    podman("image", "prune", "--force", f"--filter=label={RUN_LABEL}")
 
 
 def prometheus_image(base: Built) -> Built:
     """Prometheus from Debian's package on the same base; reused while recipe and base stay."""
     tag = f"{PROMETHEUS_REPOSITORY}:{_digest(PROMETHEUS_RECIPE.read_bytes(), base.tag.encode())}"
     seconds = 0.0
-    if not image_exists(tag):
-        seconds = _build(tag, HERE, {"BASE_IMAGE": base.tag}, f"--file={PROMETHEUS_RECIPE}")
+    with image_lock(tag):
+        if not image_exists(tag):
+            seconds = _build(tag, HERE, {"BASE_IMAGE": base.tag}, f"--file={PROMETHEUS_RECIPE}")
     return Built(tag, seconds, image_size(tag))
 
 
@@ -268,7 +310,7 @@ def simulator_container(api_key: str, app_key: str) -> dict[str, Any]:
     pod, on the pod's loopback, accepting exactly these keys."""
     return {
         "name": SIMULATOR_CONTAINER,
-        "image": f"{SHIPPED_EXPORTER_IMAGE}:test",
+        "image": EXPORTER_IMAGE,
         "command": ["python", "-m", "exporter.simulator"],
         "args": [
             f"--listen=127.0.0.1:{SIMULATOR_PORT}",
@@ -352,15 +394,45 @@ def play_names(docs: Sequence[dict[str, Any]]) -> list[str]:
     return names
 
 
+def per_run(
+    secret: dict[str, Any], docs: Sequence[dict[str, Any]]
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The Secret and the documents with this run's names (run_name): workloads, the
+    ConfigMaps and the Secret, and the pods' references to them. podman names pods,
+    containers, its secrets and the volumes it makes for ConfigMaps after these."""
+    secret = copy.deepcopy(secret)
+    renamed = {}
+    for doc in [secret, *docs]:
+        if doc["kind"] in ("ConfigMap", "Secret"):
+            renamed[doc["metadata"]["name"]] = run_name(doc["metadata"]["name"])
+    secret["metadata"]["name"] = renamed[secret["metadata"]["name"]]
+    result = copy.deepcopy(list(docs))
+    for doc in result:
+        if doc["kind"] in ("ConfigMap", "Pod", "Deployment"):
+            doc["metadata"]["name"] = run_name(doc["metadata"]["name"])
+        if doc["kind"] not in ("Pod", "Deployment"):
+            continue
+        for volume in pod_spec(doc).get("volumes", []):
+            if "configMap" in volume:
+                name = volume["configMap"]["name"]
+                volume["configMap"]["name"] = renamed.get(name, name)
+            if "secret" in volume:
+                name = volume["secret"]["secretName"]
+                volume["secret"]["secretName"] = renamed.get(name, name)
+    return secret, result
+
+
 @contextlib.contextmanager
 def played(
     directory: Path, secret: dict[str, Any], docs: Sequence[dict[str, Any]]
 ) -> Iterator[list[str]]:
-    """Play the Secret, then the rest; yield the pod names; always tear everything down
-    (pods, the Secret, and the volumes podman made for the ConfigMaps and the Secret).
+    """Play the Secret, then the rest, under this run's names (per_run); yield the pod
+    names; always tear everything down (pods, the Secret, and the volumes podman made for
+    the ConfigMaps and the Secret).
 
     podman 4.3 needs the Secret played on its own before the pods that mount it.
     """
+    secret, docs = per_run(secret, docs)
     secret_file = directory / "secret.yaml"
     pods_file = directory / "pods.yaml"
     secret_file.write_text(yaml.safe_dump(secret))
@@ -369,6 +441,9 @@ def played(
     volumes = [d["metadata"]["name"] for d in docs if d["kind"] == "ConfigMap"]
     volumes.append(secret["metadata"]["name"])
     try:
+        # A volume left by an interrupted run of the same name would shadow the data.
+        for volume in volumes:
+            podman("volume", "rm", "--force", volume)
         ok(podman("kube", "play", str(secret_file)))
         ok(podman("kube", "play", str(pods_file), timeout=300))
         yield pods

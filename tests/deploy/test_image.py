@@ -20,6 +20,7 @@ from tests.deploy.podman_support import (
     ok,
     podman,
     python_inside,
+    run_name,
     samples,
     wait_for,
 )
@@ -70,7 +71,7 @@ def get(url: str) -> tuple[int, str]:
 def running(exporter: Built) -> Iterator[tuple[str, int]]:
     """The image, started the hardened way, listening on the host's loopback only."""
     port = free_port()
-    name = f"datadog-cnm-exporter-image-test-{port}"
+    name = run_name(f"datadog-cnm-exporter-image-test-{port}")
     argv = [
         "run", "--detach", "--name", name, "--network=host",
         "--read-only", "--read-only-tmpfs=false", "--tmpfs=/tmp:rw,size=16m,mode=1777",

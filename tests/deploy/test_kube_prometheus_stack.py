@@ -1,6 +1,8 @@
-"""kube-prometheus-stack users: the values snippet adds the same sidecar the kustomize
-component adds, every operator shard scrapes its own sidecar, and the overlay in docs/deployment.md
-gives the ServiceMonitor and PrometheusRule the release label the chart selects on."""
+"""kube-prometheus-stack users: the recommended path, this project's Helm chart with the
+values docs/deployment.md shows, is labelled the way the stack selects; the alternative,
+the values snippet, adds the same sidecar the kustomize component adds, every operator
+shard scrapes its own sidecar, and the overlay in docs/deployment.md gives the
+ServiceMonitor and PrometheusRule the release label the stack selects on."""
 
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ from tests.deploy.deploy_support import (
     run,
     tool,
 )
+from tests.deploy.helm_support import template
 from tests.deploy.operator_schemas import validate
 from tests.deploy.podman_support import free_port
 
@@ -176,4 +179,35 @@ def test_the_documented_overlay_labels_monitor_and_rule_for_the_chart(tmp_path: 
     assert "release" not in docs["Service"]["spec"]["selector"]
     assert "release" not in docs["ServiceMonitor"]["spec"]["selector"]["matchLabels"]
     code, results = validate([docs["ServiceMonitor"], docs["PrometheusRule"]])
+    assert code == 0, results
+
+
+def test_the_recommended_chart_values_are_picked_up_by_the_stack(tmp_path: Path) -> None:
+    """The guide's recommended path: this project's chart with the values it shows.
+    kube-prometheus-stack (release kps) selects ServiceMonitors and PrometheusRules by
+    `release: kps` and its Grafana sidecar loads ConfigMaps labelled grafana_dashboard=1."""
+    guide = (REPO / "docs" / "deployment.md").read_text()
+    [snippet] = [
+        block for block in re.findall(r"```yaml\n(.*?)```", guide, re.S) if "releaseLabel:" in block
+    ]
+    values = tmp_path / "kps-values.yaml"
+    values.write_text(snippet)
+    assert "helm install dce deploy/helm/datadog-cnm-exporter" in snippet
+    docs = template(values)
+    stack_selector = {"release": "kps"}
+    for kind in ("ServiceMonitor", "PrometheusRule"):
+        [resource] = [d for d in docs if d["kind"] == kind]
+        assert stack_selector.items() <= resource["metadata"]["labels"].items(), kind
+    [monitor] = [d for d in docs if d["kind"] == "ServiceMonitor"]
+    [service] = [d for d in docs if d["kind"] == "Service"]
+    assert (
+        monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    )
+    assert service["metadata"]["labels"][monitor["spec"]["jobLabel"]] == EXPORTER_CONTAINER
+    [dashboard] = [d for d in docs if d["metadata"]["name"].endswith("-dashboard")]
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    [workload] = [d for d in docs if d["kind"] == "Deployment"]
+    [container] = workload["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == "registry.example.com/datadog-cnm-exporter:0.1.0"
+    code, results = validate([monitor, *[d for d in docs if d["kind"] == "PrometheusRule"]])
     assert code == 0, results

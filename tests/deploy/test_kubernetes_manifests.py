@@ -91,6 +91,12 @@ def test_variant_renders_and_validates_strictly(
     assert "ERROR" not in proc.stdout + proc.stderr, describe(proc)
 
 
+@pytest.mark.parametrize("variant", KUSTOMIZE_VARIANTS)
+def test_no_variant_hard_codes_a_namespace(variant: str) -> None:
+    """`kubectl apply -n NS -k` or an overlay's `namespace:` decides where it goes."""
+    assert [d["metadata"]["name"] for d in rendered(variant) if "namespace" in d["metadata"]] == []
+
+
 def test_every_variant_with_a_workload_runs_the_exporter() -> None:
     variants = {variant for variant, _ in exporter_pods()}
     assert variants == set(KUSTOMIZE_VARIANTS) - {"base"}
@@ -227,7 +233,8 @@ def test_standalone_service_and_servicemonitor_select_the_exporter() -> None:
     assert service_port["targetPort"] in port_names
 
     assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
-    assert monitor["metadata"]["namespace"] == service["metadata"]["namespace"]
+    # Both in whatever namespace they are applied to (no variant names one).
+    assert "namespace" not in monitor["metadata"] and "namespace" not in service["metadata"]
     selector = monitor["spec"]["selector"]["matchLabels"]
     assert selector.items() <= service["metadata"]["labels"].items()
     [endpoint] = monitor["spec"]["endpoints"]

@@ -77,7 +77,7 @@ def test_disruptions_take_one_shard_at_a_time() -> None:
     [budget] = docs["PodDisruptionBudget"]
     [statefulset] = docs["StatefulSet"]
     assert budget["spec"]["maxUnavailable"] == 1
-    assert budget["metadata"]["namespace"] == statefulset["metadata"]["namespace"]
+    assert budget["metadata"].get("namespace") == statefulset["metadata"].get("namespace")
     pod_labels = statefulset["spec"]["template"]["metadata"]["labels"]
     assert budget["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
 

@@ -53,10 +53,6 @@ from tests.deploy.podman_support import (
 pytestmark = [pytest.mark.container, pytest.mark.timeout(1800)]
 
 EXAMPLE = KUSTOMIZE / "examples" / "prometheus-sidecar"
-POD = "prometheus-pod-0"  # podman's name for the Deployment's pod
-EXPORTER = f"{POD}-{EXPORTER_CONTAINER}"
-PROMETHEUS_CONTAINER = f"{POD}-prometheus"
-SIMULATOR = f"{POD}-{SIMULATOR_CONTAINER}"
 EXPORTER_URL = "http://127.0.0.1:10173"
 PROMETHEUS_URL = "http://127.0.0.1:9090"
 
@@ -148,6 +144,19 @@ def overlay(directory: Path, prometheus: Built) -> Path:
 @dataclass(frozen=True)
 class Pod:
     docs: list[dict[str, Any]]
+    name: str  # podman's name for the Deployment's pod, this run's own
+
+    @property
+    def exporter(self) -> str:
+        return f"{self.name}-{EXPORTER_CONTAINER}"
+
+    @property
+    def prometheus_container(self) -> str:
+        return f"{self.name}-prometheus"
+
+    @property
+    def simulator(self) -> str:
+        return f"{self.name}-{SIMULATOR_CONTAINER}"
 
     def config_map(self, prefix: str) -> dict[str, Any]:
         [found] = [
@@ -164,11 +173,11 @@ class Pod:
         return found
 
     def metrics(self) -> str:
-        answer = fetch_inside(EXPORTER, f"{EXPORTER_URL}/metrics")
+        answer = fetch_inside(self.exporter, f"{EXPORTER_URL}/metrics")
         return answer.body if answer.status == 200 else ""
 
     def prometheus(self, path: str) -> Any:
-        answer = fetch_inside(EXPORTER, f"{PROMETHEUS_URL}{path}")
+        answer = fetch_inside(self.exporter, f"{PROMETHEUS_URL}{path}")
         assert answer.status == 200, answer.body
         return answer.json()["data"]
 
@@ -185,17 +194,23 @@ def pod(
 ) -> Iterator[Pod]:
     directory = overlay(tmp_path_factory.mktemp("sidecar-overlay"), prometheus)
     docs = for_podman(render(directory))
-    with played(directory, secret_manifest("datadog-cnm-exporter-keys", KEYS), docs):
+    with played(directory, secret_manifest("datadog-cnm-exporter-keys", KEYS), docs) as names:
+        [name] = names
+        played_pod = Pod(docs, name)
         try:
             wait_for(
                 "the exporter's /-/ready inside the pod",
-                lambda: fetch_inside(EXPORTER, f"{EXPORTER_URL}/-/ready").status == 200,
+                lambda: fetch_inside(played_pod.exporter, f"{EXPORTER_URL}/-/ready").status == 200,
                 timeout=60,
             )
         except BaseException:
-            print(diagnose([EXPORTER, PROMETHEUS_CONTAINER, SIMULATOR]))
+            print(
+                diagnose(
+                    [played_pod.exporter, played_pod.prometheus_container, played_pod.simulator]
+                )
+            )
             raise
-        yield Pod(docs)
+        yield played_pod
 
 
 def exporter_up(pod: Pod) -> dict[str, float]:
@@ -209,7 +224,7 @@ def test_every_collector_is_up_with_keys_from_the_secret_files(pod: Pod) -> None
     """The simulator accepts only the test keys, so polls succeed only if the exporter
     read them from the mounted Secret files (as podman 4.3 writes them)."""
     for name, value in KEYS.items():
-        text = python_inside(EXPORTER, f"print(open('/var/run/secrets/datadog/{name}').read())")
+        text = python_inside(pod.exporter, f"print(open('/var/run/secrets/datadog/{name}').read())")
         assert text.strip() == secret_file_text(value)
 
     def all_up() -> dict[str, float] | None:
@@ -218,7 +233,7 @@ def test_every_collector_is_up_with_keys_from_the_secret_files(pod: Pod) -> None
 
     up = wait_for("every collector up", all_up, timeout=60)
     assert set(up) == {"connections", "dns", "cases", "audience"}
-    requests = fetch_inside(SIMULATOR, f"{SIMULATOR_URL}/_simulator/requests").json()
+    requests = fetch_inside(pod.simulator, f"{SIMULATOR_URL}/_simulator/requests").json()
     assert {r["endpoint"] for r in requests["requests"]} == set(up)
     assert {r["status"] for r in requests["requests"]} == {200}, "never a wrong key (403)"
 
@@ -226,7 +241,9 @@ def test_every_collector_is_up_with_keys_from_the_secret_files(pod: Pod) -> None
 def test_configuration_comes_from_the_configmap(pod: Pod) -> None:
     """The image carries the shipped config.yml (60 s polls) at the same path; the 5 s
     intervals show the mounted ConfigMap is what the exporter reads."""
-    mounted = python_inside(EXPORTER, "print(open('/etc/datadog-cnm-exporter/config.yml').read())")
+    mounted = python_inside(
+        pod.exporter, "print(open('/etc/datadog-cnm-exporter/config.yml').read())"
+    )
     config_map = pod.config_map("datadog-cnm-exporter-config-")
     assert mounted.rstrip("\n") == config_map["data"]["config.yml"].rstrip("\n")
     intervals = {
@@ -242,7 +259,9 @@ def test_probe_paths_answer_on_the_probe_port(pod: Pod) -> None:
     container = pod.container(EXPORTER_CONTAINER)
     for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
         get = container[probe]["httpGet"]
-        answer = fetch_inside(PROMETHEUS_CONTAINER, f"http://127.0.0.1:{get['port']}{get['path']}")
+        answer = fetch_inside(
+            pod.prometheus_container, f"http://127.0.0.1:{get['port']}{get['path']}"
+        )
         assert answer.status == 200, (probe, answer)
 
 
@@ -291,7 +310,7 @@ def test_a_retransmit_storm_fires_the_alert(pod: Pod) -> None:
     )  # fmt: skip
     assert storm_alerts(pod, "firing") == [], "not before the storm"
     answer = fetch_inside(
-        SIMULATOR,
+        pod.simulator,
         f"{SIMULATOR_URL}/_simulator/scenario",
         method="POST",
         body={"kind": "retransmit_storm", "match": STORM},

@@ -85,6 +85,23 @@ def test_version_flag_prints_the_version() -> None:
     assert __version__ in result.stdout
 
 
+def test_config_schema_flag_prints_a_schema_that_checks_a_file(tmp_path: Path) -> None:
+    """The installed CLI prints the shipped JSON Schema without a configuration, and what it
+    prints is usable as is: check-jsonschema passes a good file and names a typo'd key."""
+    result = cli("--config.schema")
+    assert result.returncode == 0, result.stderr
+    schema = tmp_path / "config.schema.json"
+    schema.write_text(result.stdout)
+    good, wrong = tmp_path / "good.yml", tmp_path / "wrong.yml"
+    good.write_text(CONFIG)
+    wrong.write_text("dns:\n  - name: lookups\n    windows: 5m\n")
+    check = [sys.executable, "-m", "check_jsonschema", "--schemafile", str(schema)]
+    assert subprocess.run([*check, str(good)], capture_output=True).returncode == 0
+    proc = subprocess.run([*check, str(wrong)], capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert "$.dns[0]: Additional properties are not allowed ('windows'" in proc.stdout
+
+
 def test_config_check_prints_queries_and_api_calls_per_hour(tmp_path: Path) -> None:
     config = tmp_path / "exporter.yml"
     config.write_text(CONFIG)

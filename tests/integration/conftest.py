@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 
 import pytest
+from aiohttp.abc import AbstractResolver
 from pydantic import SecretStr
 
 from exporter.clock import SYSTEM_CLOCK, Clock
@@ -70,9 +71,11 @@ async def scheduler_against(
     request_timeout: float = 1.0,
     clock: Clock = SYSTEM_CLOCK,
     policy: PollPolicy | None = None,
+    resolver: AbstractResolver | None = None,
 ) -> AsyncIterator[Scheduler]:
-    """A scheduler polling ``url`` through a real client, self-metrics watching both; no
-    query added, nothing started."""
+    """A scheduler polling ``url`` through a real client (resolving host names with
+    ``resolver``, default the system's), self-metrics watching both; no query added,
+    nothing started."""
     redactor = Redactor()
     metrics = SelfMetrics()
     client = DatadogClient(
@@ -83,6 +86,7 @@ async def scheduler_against(
         max_response_size=1 << 24,
         on_response=metrics.count_response,
         clock=clock,
+        resolver=resolver,
     )
     scheduler = Scheduler(client, SnapshotStore(), metrics, clock=clock, policy=policy)
     metrics.watch(scheduler.query_states, client.rate_limits.views)

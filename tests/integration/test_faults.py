@@ -22,7 +22,7 @@ from .test_scheduler import job, query_series
 FAULTS = [
     ("truncated", Fault(kind="truncated"), "decode_error"),
     ("not_json", Fault(kind="malformed"), "decode_error"),
-    ("html_error_page", Fault(kind="html"), "http_error"),
+    ("html_error_page", Fault(kind="html"), "forbidden"),
     ("html_with_200", Fault(kind="html", status=200), "decode_error"),
     ("wrong_shape", Fault(kind="wrong_shape"), "decode_error"),
     ("huge", Fault(kind="huge", size_bytes=20 * 1024 * 1024), "too_large"),
@@ -90,7 +90,7 @@ async def test_fault_fails_one_poll_cleanly_and_keeps_the_last_good_data(
         assert error_counts(polling, "b") == {}
 
 
-async def test_connection_refused_counts_as_connection_error(
+async def test_connection_refused_counts_as_connection_refused(
     simulator: Simulator, caplog: pytest.LogCaptureFixture
 ) -> None:
     with socket.socket() as probe:  # a port nothing listens on
@@ -101,8 +101,9 @@ async def test_connection_refused_counts_as_connection_error(
         with caplog.at_level(logging.DEBUG, logger="exporter"):
             await scheduler.poll_once(("connections", "a"), deadline(1.0))
         assert scheduler.state(("connections", "a")).up is False
-        assert error_counts(scheduler, "a") == {"connection_error": 1}
-    assert len(poll_failures(caplog, "a")) == 1
+        assert error_counts(scheduler, "a") == {"connection_refused": 1}
+    (failure,) = poll_failures(caplog, "a")
+    assert getattr(failure, "error", "") == f"connections: connection refused by 127.0.0.1:{port}"
 
 
 async def test_metrics_answer_promptly_while_datadog_hangs(simulator: Simulator) -> None:

@@ -249,7 +249,9 @@ async def test_stop_and_reload_are_not_restarts(simulator: Simulator) -> None:
 
 
 async def landing(scheduler: Scheduler) -> str:
-    context = ServerContext(scheduler.store, scheduler.metrics, scheduler.query_states)
+    context = ServerContext(
+        scheduler.store, scheduler.metrics, scheduler.query_states, clock=scheduler.clock
+    )
     async with TestClient(TestServer(create_app(context), host="127.0.0.1")) as client:
         response = await client.get("/")
         assert response.status == 200
@@ -277,7 +279,7 @@ async def test_a_hung_upstream_makes_the_query_late_then_drops_its_series_by_the
         hung = len(simulator.requests_to("connections"))
         completed = state.last_completed
 
-        clock.now += 3  # three intervals without a finished poll
+        clock.advance(3)  # three intervals without a finished poll
         await until(lambda: state.late)
         samples = served(scheduler)
         assert samples[("datadog_exporter_up", labels("a"))] == 0
@@ -285,7 +287,7 @@ async def test_a_hung_upstream_makes_the_query_late_then_drops_its_series_by_the
         assert query_series(samples, "a") == good
         assert "<td>late (serving last good data)</td>" in await landing(scheduler)
 
-        clock.now += 58  # the last good poll is now 61 s old: past stale_after
+        clock.advance(58)  # the last good poll is now 61 s old: past stale_after
         await until(lambda: not query_series(served(scheduler), "a"))
         samples = served(scheduler)
         assert samples[("datadog_exporter_up", labels("a"))] == 0
@@ -315,12 +317,12 @@ async def test_a_failed_query_drops_its_series_at_stale_after_without_another_po
         await until(lambda: state.up)  # the first poll, at once; the next is an hour away
         assert query_series(served(scheduler), "a")
         simulator.set_fault("connections", Fault(kind="status", status=400))
-        clock.now += 60
+        clock.advance(60)
         await scheduler.poll_once(key, deadline(5))  # one more, outside the schedule
         assert state.up is False and state.serving_stale is True
         polled = len(simulator.requests_to("connections"))
 
-        clock.now += 241  # the last good poll is 301 s old
+        clock.advance(241)  # the last good poll is 301 s old
         # The body is swapped in a worker thread, then the state follows: wait for both.
         await until(lambda: not query_series(served(scheduler), "a") and state.series == 0)
         assert state.serving_stale is False and state.series == 0
@@ -338,11 +340,60 @@ async def test_a_healthy_query_keeps_its_series_whatever_its_stale_after(
         key = ("connections", "a")
         state = scheduler.state(key)
         await until(lambda: state.up)  # the first poll, at once; the next is 10 s away
-        clock.now += 5
+        clock.advance(5)
         await asyncio.sleep(0.2)  # several sweeps
         assert state.up is True and not state.late
         assert query_series(served(scheduler), "a")
         assert "<td>up</td>" in await landing(scheduler)
+
+
+async def test_a_wall_clock_step_forward_while_polls_succeed_changes_nothing(
+    simulator: Simulator,
+) -> None:
+    """The wall clock jumps two hours ahead (NTP after a VM resumes) while polls succeed
+    every 2 s: the query stays up with all its series at every moment, never late."""
+    clock = SteppedClock()
+    async with scheduling(simulator, clock=clock, policy=AT_ONCE) as scheduler:
+        await scheduler.start([job("a", interval="2s", stale_after="20s")])
+        state = scheduler.state(("connections", "a"))
+        await until(lambda: state.up and clock.sleeping == 2)
+        good = query_series(served(scheduler), "a")
+        assert good
+        for second in range(1, 41):
+            if second == 5:
+                clock.step_wall(2 * 3600)
+            clock.advance(1)
+            await until(lambda: clock.sleeping == 2)  # the loop and the sweeper wait again
+            samples = served(scheduler)
+            assert samples[("datadog_exporter_up", labels("a"))] == 1, second
+            assert query_series(samples, "a") == good, second
+            assert not state.late and state.series
+        assert [r.status for r in simulator.requests_to("connections")] == [200] * 21
+        assert state.last_success == clock.wall()  # what is shown is the wall clock
+        assert "<td>up</td>" in await landing(scheduler)
+        assert "<td>0s ago</td>" in await landing(scheduler)
+
+
+async def test_a_wall_clock_step_back_while_polls_fail_drops_series_at_stale_after(
+    simulator: Simulator,
+) -> None:
+    """The wall clock jumps two hours back while polls fail: the last good series are
+    served for stale_after (20 s) of real time and dropped then, not two hours later."""
+    clock = SteppedClock()
+    async with scheduling(simulator, clock=clock, policy=AT_ONCE) as scheduler:
+        await scheduler.start([job("a", interval="5s", stale_after="20s")])
+        state = scheduler.state(("connections", "a"))
+        await until(lambda: state.up and clock.sleeping == 2)
+        simulator.set_fault("connections", Fault(kind="status", status=400))
+        clock.step_wall(-2 * 3600)
+        for second in range(1, 21):  # the last good poll is up to 20 s old: still served
+            clock.advance(1)
+            await until(lambda: clock.sleeping == 2)
+            assert query_series(served(scheduler), "a"), second
+        assert not state.up and state.serving_stale
+        clock.advance(1)  # 21 s
+        await until(lambda: not query_series(served(scheduler), "a") and state.series == 0)
+        assert served(scheduler)[("datadog_exporter_serving_stale", labels("a"))] == 0
 
 
 def polls_by_limit(simulator: Simulator) -> dict[int, list[int | None]]:

@@ -78,11 +78,11 @@ async def test_without_ca_file_the_private_ca_is_refused_in_one_clear_line(
             await exporter.scheduler.poll_once(KEY, deadline(3))
         finally:
             await exporter.stop()
-    assert error_counts(exporter.scheduler, "a") == {"connection_error": 1}
+    assert error_counts(exporter.scheduler, "a") == {"tls_error": 1}
     (failure,) = poll_failures(caplog, "a")
     port = trusted_name.url.rsplit(":", 1)[1]
     assert str(getattr(failure, "error", "")) == (
-        f"connections: TLS certificate of 127.0.0.1:{port} not accepted: "
+        f"connections: TLS handshake failed: certificate of 127.0.0.1:{port} not accepted: "
         "unable to get local issuer certificate; if a TLS-inspecting proxy re-signs "
         "traffic, trust its CA with datadog.ca_file"
     )
@@ -107,7 +107,7 @@ async def test_the_hostname_is_still_verified_with_a_ca_file(
     (failure,) = poll_failures(caplog, "a")
     line = str(getattr(failure, "error", ""))
     assert line == (
-        f"connections: TLS certificate of 127.0.0.1:{port} not accepted: "
+        f"connections: TLS handshake failed: certificate of 127.0.0.1:{port} not accepted: "
         "IP address mismatch, certificate is not valid for '127.0.0.1'."
     )
     assert other.requests_to("connections") == []

@@ -73,7 +73,7 @@ async def test_ready_once_started_even_while_datadog_is_unreachable() -> None:
     base = f"http://127.0.0.1:{exporter.port}"
     failed = (
         "datadog_exporter_poll_errors_total",
-        frozenset({("collector", "connections"), ("query", "q"), ("reason", "connection_error")}),
+        frozenset({("collector", "connections"), ("query", "q"), ("reason", "connection_refused")}),
     )
     try:
         assert await get(base + "/-/ready") == (200, "Ready.\n")

@@ -14,7 +14,7 @@ from exporter.app import Exporter, RunOptions
 from exporter.config.schema import Config, load_config
 from exporter.logs import Redactor
 from exporter.scheduler import PollPolicy
-from exporter.simulator import Simulator
+from exporter.simulator import Fault, Simulator
 from tests.helpers import Samples, parse_metrics
 
 from .conftest import credentials
@@ -200,3 +200,21 @@ async def test_reload_is_unavailable_without_a_configuration_file(simulator: Sim
     finally:
         await running.stop()
     assert status == 501
+
+
+async def test_datadog_max_attempts_reaches_every_poll_and_follows_a_reload(
+    exporter: Exporter, simulator: Simulator, tmp_path: Path
+) -> None:
+    """A running query sends datadog.max_attempts requests per failing poll: 3 by default,
+    then what the reloaded file says."""
+    await until(lambda: polled_all(exporter))
+    simulator.set_fault("connections", Fault(kind="status", status=500))
+    key = ("connections", "keep")
+    before = polls(simulator, 11)
+    await exporter.scheduler.poll_once(key, asyncio.get_running_loop().time() + 30)
+    assert polls(simulator, 11) - before == 3
+    (tmp_path / "exporter.yml").write_text("datadog:\n  max_attempts: 1\n" + V1)
+    assert (await exporter.reload())[0]
+    before = polls(simulator, 11)
+    await exporter.scheduler.poll_once(key, asyncio.get_running_loop().time() + 30)
+    assert polls(simulator, 11) - before == 1

@@ -122,10 +122,10 @@ async def test_stale_series_are_dropped_after_stale_after(simulator: Simulator) 
         await polling.add(job("a", stale_after="1m"))
         await polling.poll_once(("connections", "a"), deadline(5))
         simulator.set_fault("connections", Fault(kind="status", status=400))
-        clock.now += 30
+        clock.advance(30)
         await polling.poll_once(("connections", "a"), deadline(5))
         assert query_series(served(polling), "a")
-        clock.now += 31
+        clock.advance(31)
         await polling.poll_once(("connections", "a"), deadline(5))
         assert query_series(served(polling), "a") == set()
         assert polling.state(("connections", "a")).series == 0

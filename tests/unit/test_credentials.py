@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -85,3 +86,40 @@ def test_a_key_never_shows_itself_and_the_redactor_knows_every_key(tmp_path: Pat
         redactor.redact(echoed)
         == "403 Forbidden: DD-API-KEY=[REDACTED] DD-APPLICATION-KEY=[REDACTED]"
     )
+
+
+def rotate_keeping_size_and_mtime(path: Path, new_key: str, *, new_inode: bool) -> None:
+    """Replace a key file's content with a key of the same length and set its modification
+    time back to the old one: written in place, or as a new file renamed over it."""
+    before = path.stat()
+    assert len(new_key.encode()) == before.st_size
+    if new_inode:
+        fresh = path.with_name(path.name + ".new")
+        fresh.write_text(new_key)
+        os.utime(fresh, ns=(before.st_atime_ns, before.st_mtime_ns))
+        os.replace(fresh, path)
+    else:
+        path.write_text(new_key)
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = path.stat()
+    assert (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    assert (after.st_ino != before.st_ino) == new_inode
+
+
+@pytest.mark.parametrize("new_inode", [False, True], ids=["in-place", "renamed-over"])
+def test_a_rotated_key_of_the_same_size_and_mtime_is_used_at_the_next_request(
+    tmp_path: Path, new_inode: bool
+) -> None:
+    """Datadog keys all have one length: a rotation that keeps the modification time (cp -p,
+    a config tool) is still seen, and the new key is redacted like the old."""
+    key = tmp_path / "api-key"
+    key.write_text(API_KEY)
+    redactor = Redactor()
+    credentials = Credentials.from_environment(
+        redactor, {"DD_API_KEY_FILE": str(key), "DD_APP_KEY": APP_KEY}
+    )
+    assert credentials.headers()["DD-API-KEY"] == API_KEY
+    rotated = API_KEY.replace("0123", "9876")
+    rotate_keeping_size_and_mtime(key, rotated, new_inode=new_inode)
+    assert credentials.headers()["DD-API-KEY"] == rotated
+    assert rotated not in redactor.redact(f"key={rotated}")

@@ -43,3 +43,10 @@ def test_bodies_that_only_repeat_the_status_have_no_details(body: bytes) -> None
 )
 def test_bodies_that_say_something_keep_their_say(body: bytes) -> None:
     assert not has_no_details(body)
+
+
+def test_a_body_nested_too_deep_to_read_has_details_of_its_own() -> None:
+    """JSON nested 100,000 levels deep (the fuzz test's 400 body) is not read as "no
+    details"; before, its RecursionError escaped and failed the poll as internal_error."""
+    body = b'{"errors": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    assert not has_no_details(body)

@@ -94,6 +94,16 @@ async def test_a_429_without_a_usable_reset_blocks_for_the_period_or_a_minute(
     assert wait == blocked and until == clock.monotonic() + blocked
 
 
+async def test_a_429_with_only_retry_after_blocks_for_what_it_asks() -> None:
+    clock = SteppedClock()
+    limits = RateLimits(clock)
+    wait, until = limits.record_429("cases", {"Retry-After": "45"})
+    assert wait == 45.0 and until == clock.monotonic() + 45
+    # Datadog's own header wins when both are sent.
+    wait, _ = limits.record_429("dns", {"Retry-After": "45", "X-RateLimit-Reset": "20"})
+    assert wait == 20.0
+
+
 async def test_a_low_budget_spreads_the_calls_over_the_rest_of_the_period() -> None:
     """4 calls left of 100 for 40 s: one now, then one every 10 s, not a burst."""
     clock = SteppedClock()

@@ -98,7 +98,8 @@ def test_every_endpoint_takes_a_rate_limit_and_others_are_refused(entry: Collect
         )
     )
     text = summary(config)
-    assert re.search(rf"default\s+{entry.endpoint}\s+\d+\s+of 3600 allowed", text), text
+    line = rf"default\s+{entry.endpoint}\s+\d+\s+\(at worst \d+\)\s+of 3600 allowed"
+    assert re.search(line, text), text
     assert f"  {entry.section:<12} q " in text
     with pytest.raises(ConfigError, match=r"datadog\.rate_limits\.metrics: unknown endpoint"):
         parse_config(config_text({}, datadog={"rate_limits": {"metrics": limits[entry.endpoint]}}))
@@ -121,7 +122,9 @@ class WithMonitors(Config):
     monitors: list[MonitorsQuery] = Field(default_factory=list)
 
 
-MONITORS = Collector(MonitorsQuery, REGISTRY[0].job, (), history=False)
+MONITORS = Collector(
+    MonitorsQuery, REGISTRY[0].job, (), history=False, permission=REGISTRY[0].permission
+)
 
 
 def test_a_section_without_a_collector_is_refused() -> None:

@@ -55,6 +55,28 @@ def test_every_query_state_is_served_with_escaped_labels_and_absent_values_left_
     assert 'odd "name"\\with\nnewline' not in names
 
 
+def test_answer_rows_and_one_unresolved_sample_per_group_by_field() -> None:
+    state = QueryState("dns", "d", "dns", 60.0, 300.0, up=True, rows=7)
+    state.group_by_unresolved = (("client_service", False), ('dns"query', True))
+    waiting = QueryState("cases", "new", "cases", 60.0, None)
+    metrics = SelfMetrics()
+    metrics.watch(lambda: [state, waiting], list)
+    samples = parse_metrics(metrics.render().decode())
+    query = frozenset({("collector", "dns"), ("query", "d")})
+    assert samples[("datadog_exporter_answer_rows", query)] == 7
+    unresolved = {
+        dict(labels)["field"]: value
+        for (name, labels), value in samples.items()
+        if name == "datadog_exporter_group_by_unresolved"
+    }
+    assert unresolved == {"client_service": 0, 'dns"query': 1}
+    # Before its first successful poll a query has no rows to tell.
+    assert not any(
+        name == "datadog_exporter_answer_rows" and ("query", "new") in labels
+        for name, labels in samples
+    )
+
+
 def test_self_metrics_of_two_thousand_queries_cost_little_cpu_per_scrape() -> None:
     """Every scrape renders them; formatting each sample through prometheus_client took
     several times this bound, a multiple of copying the data series of those queries."""
