@@ -26,7 +26,7 @@ from .config.errors import ConfigError
 from .config.schema import Config, costly_interval_warnings
 from .config.web import WebSecurity
 from .datadog.credentials import Credentials, CredentialsError
-from .datadog.pool import ClientPool
+from .datadog.pool import build_pool
 from .logs import Redactor
 from .scheduler import PollPolicy, Scheduler
 from .selfmetrics import SelfMetrics
@@ -161,11 +161,15 @@ class Exporter:
         self.clock = clock
         self.metrics = SelfMetrics()
         self.store = SnapshotStore()
-        self.pool = ClientPool(
-            redactor, credentials, self.metrics.count_response, environ, clock=clock
+        self.pool = build_pool(
+            config,
+            base_url,
+            credentials,
+            redactor,
+            self.metrics.count_response,
+            environ=environ,
+            clock=clock,
         )
-        accounts = resolve_accounts(config, base_url)
-        self.pool.apply(accounts, self.pool.credentials(accounts))
         self.scheduler = Scheduler(
             self.pool.clients,
             self.store,

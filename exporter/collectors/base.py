@@ -55,6 +55,12 @@ class QueryJob(Protocol):
     @property
     def keep_stale_seconds(self) -> float: ...
 
+    @property
+    def label_names(self) -> list[str]:
+        """The labels of its series named after the query's fields (``group_by``), in order;
+        empty for a collector whose labels are all fixed."""
+        ...
+
     def request(self, now: float) -> ApiRequest:
         """The request for a poll starting at Unix time ``now``."""
         ...

@@ -90,6 +90,11 @@ class PolledJob(Generic[Q]):
         return self.settings.keep_stale_seconds
 
     @property
+    def label_names(self) -> list[str]:
+        """Labels named after the query's fields (its group_by); none unless a collector says."""
+        return []
+
+    @property
     def series_account(self) -> str | None:
         """The ``account`` label value of the job's series, or None when there is none."""
         return self.account if self.account_label else None

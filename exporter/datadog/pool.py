@@ -15,8 +15,9 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 
 from ..clock import SYSTEM_CLOCK, Clock
-from ..config.accounts import Account
+from ..config.accounts import Account, resolve_accounts
 from ..config.errors import ConfigError
+from ..config.schema import Config
 from ..logs import Redactor
 from ..selfmetrics import RateLimitView
 from .client import DatadogClient
@@ -119,3 +120,24 @@ class ClientPool:
     async def close(self) -> None:
         for client in self.clients.values():
             await client.close()
+
+
+def build_pool(
+    config: Config,
+    default_url: str,
+    default_credentials: Credentials,
+    redactor: Redactor,
+    on_response: ResponseCounter,
+    *,
+    environ: Mapping[str, str] | None = None,
+    clock: Clock = SYSTEM_CLOCK,
+) -> ClientPool:
+    """A client for every account of ``config``: the one way the exporter and the backfill
+    build theirs. ``default_url`` and ``default_credentials`` are the default account's (the
+    datadog: block and DD_* variables, or the demo's simulator); ``environ`` as for
+    :class:`ClientPool`. Raises ConfigError (a proxy variable, datadog.ca_file) or
+    CredentialsError (an account's keys missing), naming what to fix."""
+    pool = ClientPool(redactor, default_credentials, on_response, environ, clock=clock)
+    accounts = resolve_accounts(config, default_url)
+    pool.apply(accounts, pool.credentials(accounts))
+    return pool

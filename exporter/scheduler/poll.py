@@ -22,15 +22,15 @@ from collections.abc import Mapping
 from typing import Protocol
 
 from ..clock import Clock
-from ..collectors.base import ApiRequest, DecodeError, QueryJob
+from ..collectors.base import DecodeError, QueryJob
 from ..config.schema import DEFAULT_MAX_ATTEMPTS
-from ..datadog.client import ApiError, RateLimited, ServerError
-from ..datadog.ratelimit import NoSlot, RateLimits
 from ..durations import format_duration
 from ..exposition import Rendered
 from ..logs import Redactor
 from ..selfmetrics import SelfMetrics
 from ..snapshot import QueryKey, QuerySnapshot, prepare_snapshot
+from .fetch import Attempts, FetchFailed, StopRule, fetch_with_retries
+from .fetch import Client as FetchClient
 from .policy import Backoff
 from .state import QueryState
 from .writer import StoreWriter
@@ -58,39 +58,19 @@ ERROR_REASONS = (
     "credentials",
     "internal_error",
 )
-# What a poll that found no rate-limit slot before its deadline adds to the reason's text.
-_SKIPPED = {
-    "rate_limited": "; poll skipped",
-    "rate_budget": "; poll skipped to stay under the rate limit",
-}
 
 
-class Client(Protocol):
+class Client(FetchClient, Protocol):
     """What the scheduler needs of a Datadog client (:class:`DatadogClient` is one)."""
 
     @property
     def redactor(self) -> Redactor: ...
-
-    @property
-    def rate_limits(self) -> RateLimits: ...
-
-    async def fetch(self, request: ApiRequest) -> bytes:
-        """The 2xx body, or an ApiError."""
-        ...
 
 
 class PollFailed(Exception):
     def __init__(self, reason: str, message: str):
         super().__init__(message)
         self.reason = reason
-
-
-def retry_delay(exc: ApiError, attempt: int, retry: Backoff, rng: random.Random) -> float:
-    """How long to wait before retrying after the ``attempt``-th request (1-based) failed
-    with ``exc``: what Datadog asked for in Retry-After, else the jittered backoff."""
-    if isinstance(exc, ServerError) and exc.retry_after is not None:
-        return exc.retry_after
-    return retry.jittered(attempt - 1, rng)
 
 
 class QueryPoller:
@@ -119,8 +99,8 @@ class QueryPoller:
         self.rng = rng
         # Requests one poll may send in all; the owner may change it (a reload).
         self.max_attempts = max_attempts
-        # Requests the current (or last) poll sent.
-        self.attempts = 0
+        # What the current (or last) poll's fetch did (requests sent, waits).
+        self.attempts = Attempts()
         # Failed polls since the last good one, and when the first of them started.
         self.failed_polls = 0
         self.down_since: float | None = None  # monotonic
@@ -149,9 +129,9 @@ class QueryPoller:
         started = self.clock.monotonic()
         state.last_attempt = self.clock.wall()
         self.in_flight = True
-        self.attempts = 0
+        self.attempts = Attempts()
         try:
-            body = await self._fetch_with_retries(deadline)
+            body = await self._fetch(deadline)
             received = self.clock.monotonic()  # the age of these series counts from here
             rendered, snapshot = await asyncio.to_thread(self._render, body, self.clock.wall())
             await self.writer.publish(snapshot)
@@ -168,34 +148,22 @@ class QueryPoller:
         if not state.up:
             await self.enforce_staleness()
 
-    async def _fetch_with_retries(self, deadline: float) -> bytes:
-        """The body of the first good answer; PollFailed once ``max_attempts`` requests were
-        sent, the next wait would pass ``deadline``, or the failure is not worth retrying."""
+    async def _fetch(self, deadline: float) -> bytes:
+        """The body of the first good answer, through the one fetch path: at most
+        ``max_attempts`` requests (429s included), no wait past ``deadline``."""
         job = self.job
-        while True:
-            client = self.clients[job.account]
-            try:
-                await client.rate_limits.acquire(job.endpoint, deadline)
-            except NoSlot as exc:
-                raise PollFailed(exc.reason, str(exc) + _SKIPPED[exc.reason]) from None
-            self.attempts += 1
-            try:
-                return await client.fetch(job.request(self.clock.wall()))
-            except RateLimited as exc:
-                if self.attempts >= self.max_attempts:
-                    raise PollFailed(exc.reason, str(exc)) from None
-                continue  # the next slot waits for the reset, or gives up at the deadline
-            except ApiError as exc:
-                if exc.retryable and self.attempts < self.max_attempts:
-                    delay = retry_delay(exc, self.attempts, self.retry, self.rng)
-                    if self.clock.monotonic() + delay < deadline:
-                        log.debug(
-                            "retrying after error",
-                            extra={"query": job.name, "error": str(exc), "delay": round(delay, 2)},
-                        )
-                        await self.clock.sleep(delay)
-                        continue
-                raise PollFailed(exc.reason, str(exc)) from None
+        try:
+            return await fetch_with_retries(
+                self.clients[job.account],
+                job.request(self.clock.wall()),
+                StopRule(max_attempts=self.max_attempts, deadline=deadline),
+                clock=self.clock,
+                retry=self.retry,
+                rng=self.rng,
+                attempts=self.attempts,
+            )
+        except FetchFailed as failure:
+            raise PollFailed(failure.reason, str(failure)) from None
 
     def _render(self, body: bytes, now: float) -> tuple[Rendered, QuerySnapshot]:
         try:
@@ -319,7 +287,7 @@ class QueryPoller:
             "collector": self.key[0],
             "query": self.key[1],
             "reason": failure.reason,
-            "attempts": self.attempts,
+            "attempts": self.attempts.sent,
             "error": str(failure),
         }
         if exc is not None and log.isEnabledFor(logging.DEBUG):
