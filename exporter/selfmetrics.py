@@ -433,6 +433,27 @@ class SelfMetrics:
     def count_response(self, endpoint: str, code: str, account: str = DEFAULT_ACCOUNT) -> None:
         self.api_requests.labels(account, endpoint, code).inc()
 
+    # -- what the I/O shells say happened (they need not know a counter's label order) -------
+
+    def poll_failed(self, key: tuple[str, str], reason: str) -> None:
+        self.poll_errors.labels(*key, reason).inc()
+
+    def loop_restarted(self, key: tuple[str, str]) -> None:
+        self.loop_restarts.labels(*key).inc()
+
+    def rows_dropped(self, key: tuple[str, str], rows: int) -> None:
+        self.dropped_rows.labels(*key).inc(rows)
+
+    def values_left_out(self, key: tuple[str, str], values: int) -> None:
+        self.invalid_values.labels(*key).inc(values)
+
+    def scrape_rejected(self) -> None:
+        self.scrapes_rejected.inc()
+
+    def scrapes_now(self, in_flight: int) -> None:
+        """Scrapes being served now (this one included)."""
+        self.scrapes_in_flight.set(in_flight)
+
     def _query_counters(self) -> tuple[Counter, ...]:
         return (self.dropped_rows, self.invalid_values, self.loop_restarts)
 

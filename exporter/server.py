@@ -94,18 +94,18 @@ def create_app(context: ServerContext, middlewares: Sequence[Middleware] = ()) -
         nonlocal in_flight
         limit = context.max_requests
         if limit and in_flight >= limit:
-            context.metrics.scrapes_rejected.inc()
+            context.metrics.scrape_rejected()
             return web.Response(
                 status=503,
                 text=f"Limit of concurrent requests reached ({limit}), try again later.\n",
             )
         in_flight += 1
-        context.metrics.scrapes_in_flight.set(in_flight)
+        context.metrics.scrapes_now(in_flight)
         try:
             return await serve_metrics(request)
         finally:
             in_flight -= 1
-            context.metrics.scrapes_in_flight.set(in_flight)
+            context.metrics.scrapes_now(in_flight)
 
     async def serve_metrics(request: web.Request) -> web.StreamResponse:
         body = context.store.body

@@ -19,11 +19,13 @@ import logging
 import random
 import traceback
 from collections.abc import Mapping
-from typing import Protocol
+from typing import Protocol, get_args, get_type_hints
 
 from ..clock import Clock
 from ..collectors.base import DecodeError, QueryJob
 from ..config.schema import DEFAULT_MAX_ATTEMPTS
+from ..datadog.client import ApiError
+from ..datadog.ratelimit import NoSlot
 from ..durations import format_duration
 from ..exposition import Rendered
 from ..logs import Redactor
@@ -41,23 +43,27 @@ log = logging.getLogger(__package__)
 LATE_AFTER_INTERVALS = 2
 # Longest text of an unexpected exception kept for the log line and the landing page.
 MAX_ERROR_TEXT = 500
-ERROR_REASONS = (
-    "rate_limited",
-    "rate_budget",
-    "http_error",
-    "unauthorized",
-    "forbidden",
-    "server_error",
-    "timeout",
-    "dns_error",
-    "connection_refused",
-    "tls_error",
-    "connection_error",
-    "too_large",
-    "decode_error",
-    "credentials",
-    "internal_error",
-)
+# Reasons of failures that are not the client's: an answer nobody can use, a bug.
+DECODE_ERROR = "decode_error"
+INTERNAL_ERROR = "internal_error"
+
+
+def _error_reasons() -> tuple[str, ...]:
+    """Every reason a poll can fail for, read from the error classes that carry them: no
+    slot before the deadline, each ApiError the client raises, and the two of this module."""
+    no_slot = get_args(get_type_hints(NoSlot.__init__)["reason"])
+    found: list[str] = []
+    pending: list[type[ApiError]] = [ApiError]
+    while pending:
+        cls = pending.pop(0)
+        pending += cls.__subclasses__()
+        if cls is not ApiError:
+            found.append(cls.reason)
+    return tuple(dict.fromkeys([*no_slot, *found, DECODE_ERROR, INTERNAL_ERROR]))
+
+
+# The values of poll_errors' reason label, one list for the scheduler and the reference.
+ERROR_REASONS = _error_reasons()
 
 
 class Client(FetchClient, Protocol):
@@ -169,7 +175,7 @@ class QueryPoller:
         try:
             rendered = self.job.render(self.job.decode(body))
         except DecodeError as exc:
-            raise PollFailed("decode_error", str(exc)) from None
+            raise PollFailed(DECODE_ERROR, str(exc)) from None
         return rendered, prepare_snapshot(self.key, rendered, now)
 
     def _record_success(self, rendered: Rendered, snapshot: QuerySnapshot, received: float) -> None:
@@ -242,7 +248,7 @@ class QueryPoller:
         self._unresolved_said = unresolved
 
     def _record_dropped_rows(self, rendered: Rendered) -> None:
-        self.metrics.dropped_rows.labels(*self.key).inc(rendered.dropped_rows)
+        self.metrics.rows_dropped(self.key, rendered.dropped_rows)
         log.warning(
             "rows dropped: the query would exceed its max_series",
             extra={
@@ -254,7 +260,7 @@ class QueryPoller:
         )
 
     def _record_invalid_values(self, rendered: Rendered) -> None:
-        self.metrics.invalid_values.labels(*self.key).inc(rendered.invalid_values)
+        self.metrics.values_left_out(self.key, rendered.invalid_values)
         log.warning(
             "values left out: numbers beyond the float64 range Prometheus reads",
             extra={
@@ -266,7 +272,7 @@ class QueryPoller:
 
     def _internal_failure(self, exc: Exception) -> PollFailed:
         text = truncate(f"{type(exc).__name__}: {exc}")
-        return PollFailed("internal_error", "internal error: " + self.redact(text))
+        return PollFailed(INTERNAL_ERROR, "internal error: " + self.redact(text))
 
     def redact(self, text: str) -> str:
         """Keys out of a text that is not the client's own error (it shows on the landing page)."""
@@ -282,7 +288,7 @@ class QueryPoller:
         if not self.failed_polls:
             self.down_since = started
         self.failed_polls += 1
-        self.metrics.poll_errors.labels(*self.key, failure.reason).inc()
+        self.metrics.poll_failed(self.key, failure.reason)
         fields: dict[str, object] = {
             "collector": self.key[0],
             "query": self.key[1],

@@ -61,7 +61,7 @@ def test_every_poll_error_reason_is_documented_in_the_reference_and_the_help() -
     listed_in_page = row.split("|")[6].split("(", 1)[1].split(")", 1)[0]
     assert set(listed_in_page.split(", ")) == set(ERROR_REASONS)
     metrics = SelfMetrics()
-    metrics.poll_errors.labels("connections", "q", "timeout").inc()
+    metrics.poll_failed(("connections", "q"), "timeout")
     (help_line,) = [
         line
         for line in metrics.render().decode().splitlines()
