@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
 
+from prometheus_client import disable_created_metrics
 from pydantic import SecretStr
 
 from . import __version__
@@ -299,6 +300,9 @@ def load(args: argparse.Namespace) -> Config:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    # Process-wide, so once, here: no `_created` series (Go exporters have none; they only
+    # double every counter's output).
+    disable_created_metrics()  # type: ignore[no-untyped-call]
     redactor = Redactor()
     if argv[:1] == ["backfill"]:
         return last_resort(lambda: backfill(argv[1:], redactor), redactor)
