@@ -171,7 +171,8 @@ class Exporter:
             clock=clock,
         )
         self.scheduler = Scheduler(
-            self.pool.clients,
+            self.pool.client,
+            redactor,
             self.store,
             self.metrics,
             clock=clock,

@@ -226,7 +226,7 @@ class WindowSource:
         self.on_answer(account, endpoint)
 
     def client(self, account: str) -> DatadogClient:
-        return self.pool.clients[account]
+        return self.pool.client(account)
 
     async def close(self) -> None:
         await self.pool.close()

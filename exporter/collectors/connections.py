@@ -39,7 +39,7 @@ from ..exposition import (
     format_value,
     label_names_for,
 )
-from .base import ApiRequest, DecodeError
+from .base import NO_CNM_HINT, ApiRequest, DecodeError
 from .common import (
     Number,
     PolledJob,
@@ -441,7 +441,13 @@ class ConnectionsJob(PolledJob[ConnectionsQuery]):
         return label_names_for(self.settings.group_by)
 
     def request(self, now: float) -> ApiRequest:
-        return ApiRequest(self.endpoint, "GET", PATH, windowed_params(self.settings, now))
+        return ApiRequest(
+            self.endpoint,
+            "GET",
+            PATH,
+            windowed_params(self.settings, now),
+            bare_400_hint=NO_CNM_HINT,
+        )
 
     def decode(self, body: bytes) -> list[_Attributes]:
         with decoding("connections"):

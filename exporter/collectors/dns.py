@@ -32,7 +32,7 @@ from ..exposition import (
     format_value,
     label_names_for,
 )
-from .base import ApiRequest
+from .base import NO_CNM_HINT, ApiRequest
 from .common import (
     Number,
     PolledJob,
@@ -266,7 +266,13 @@ class DnsJob(PolledJob[DnsQuery]):
         return label_names_for(self.settings.label_fields)
 
     def request(self, now: float) -> ApiRequest:
-        return ApiRequest(self.endpoint, "GET", PATH, windowed_params(self.settings, now))
+        return ApiRequest(
+            self.endpoint,
+            "GET",
+            PATH,
+            windowed_params(self.settings, now),
+            bare_400_hint=NO_CNM_HINT,
+        )
 
     def decode(self, body: bytes) -> list[_Row]:
         with decoding("dns"):

@@ -103,6 +103,10 @@ class ClientPool:
                 client.credentials = credentials[name]
         return removed
 
+    def client(self, account: str) -> DatadogClient:
+        """The account's current client (KeyError for an account the pool does not have)."""
+        return self.clients[account]
+
     def _counter(self, account: str) -> Callable[[str, str], None]:
         def count(endpoint: str, code: str) -> None:
             self.on_response(endpoint, code, account)

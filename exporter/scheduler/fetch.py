@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -31,7 +32,8 @@ _SKIPPED = {
 
 
 class Client(Protocol):
-    """What a fetch needs of a Datadog client (:class:`DatadogClient` is one)."""
+    """What a fetch (and the scheduler) needs of a Datadog client (:class:`DatadogClient` is
+    one)."""
 
     @property
     def rate_limits(self) -> RateLimits: ...
@@ -39,6 +41,12 @@ class Client(Protocol):
     async def fetch(self, request: ApiRequest) -> bytes:
         """The 2xx body, or an ApiError."""
         ...
+
+
+# The client of an account, by name; raises KeyError for an account it does not know. The
+# owner answers with its current clients, so a reload's new clients are used from the next
+# request on.
+ClientLookup = Callable[[str], Client]
 
 
 @dataclass(frozen=True)

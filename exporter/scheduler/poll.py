@@ -18,8 +18,7 @@ import asyncio
 import logging
 import random
 import traceback
-from collections.abc import Mapping
-from typing import Protocol, get_args, get_type_hints
+from typing import get_args, get_type_hints
 
 from ..clock import Clock
 from ..collectors.base import DecodeError, QueryJob
@@ -31,8 +30,7 @@ from ..exposition import Rendered
 from ..logs import Redactor
 from ..selfmetrics import SelfMetrics
 from ..snapshot import QueryKey, QuerySnapshot, prepare_snapshot
-from .fetch import Attempts, FetchFailed, StopRule, fetch_with_retries
-from .fetch import Client as FetchClient
+from .fetch import Attempts, ClientLookup, FetchFailed, StopRule, fetch_with_retries
 from .policy import Backoff
 from .state import QueryState
 from .writer import StoreWriter
@@ -66,13 +64,6 @@ def _error_reasons() -> tuple[str, ...]:
 ERROR_REASONS = _error_reasons()
 
 
-class Client(FetchClient, Protocol):
-    """What the scheduler needs of a Datadog client (:class:`DatadogClient` is one)."""
-
-    @property
-    def redactor(self) -> Redactor: ...
-
-
 class PollFailed(Exception):
     def __init__(self, reason: str, message: str):
         super().__init__(message)
@@ -80,13 +71,15 @@ class PollFailed(Exception):
 
 
 class QueryPoller:
-    """Polls one query through the client of its account (looked up in ``clients`` at each
-    poll: the owner keeps that mapping current across reloads)."""
+    """Polls one query through the client of its account (``clients`` looks it up at each
+    poll: the owner answers with its current clients across reloads); ``redactor`` takes
+    keys out of texts that are not the client's own errors."""
 
     def __init__(
         self,
         job: QueryJob,
-        clients: Mapping[str, Client],
+        clients: ClientLookup,
+        redactor: Redactor,
         writer: StoreWriter,
         metrics: SelfMetrics,
         *,
@@ -98,6 +91,7 @@ class QueryPoller:
         self.job = job
         self.key: QueryKey = (job.collector, job.name)
         self.clients = clients
+        self.redactor = redactor
         self.writer = writer
         self.metrics = metrics
         self.clock = clock
@@ -160,7 +154,7 @@ class QueryPoller:
         job = self.job
         try:
             return await fetch_with_retries(
-                self.clients[job.account],
+                self.clients(job.account),
                 job.request(self.clock.wall()),
                 StopRule(max_attempts=self.max_attempts, deadline=deadline),
                 clock=self.clock,
@@ -276,8 +270,7 @@ class QueryPoller:
 
     def redact(self, text: str) -> str:
         """Keys out of a text that is not the client's own error (it shows on the landing page)."""
-        client = self.clients.get(self.job.account) or next(iter(self.clients.values()), None)
-        return client.redactor.redact(text) if client is not None else text
+        return self.redactor.redact(text)
 
     def _record_failure(
         self, failure: PollFailed, started: float, exc: Exception | None = None
