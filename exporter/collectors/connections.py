@@ -39,7 +39,7 @@ from ..exposition import (
     format_value,
     label_names_for,
 )
-from .base import NO_CNM_HINT, ApiRequest, DecodeError
+from .base import ApiRequest, DecodeError
 from .common import (
     Number,
     PolledJob,
@@ -52,7 +52,7 @@ from .common import (
     number,
     resolved_in,
     unresolved_fields,
-    windowed_params,
+    windowed_request,
 )
 
 PATH = "/api/v2/network/connections/aggregate"
@@ -441,13 +441,7 @@ class ConnectionsJob(PolledJob[ConnectionsQuery]):
         return label_names_for(self.settings.group_by)
 
     def request(self, now: float) -> ApiRequest:
-        return ApiRequest(
-            self.endpoint,
-            "GET",
-            PATH,
-            windowed_params(self.settings, now),
-            bare_400_hint=NO_CNM_HINT,
-        )
+        return windowed_request(self.endpoint, PATH, self.settings, now)
 
     def decode(self, body: bytes) -> list[_Attributes]:
         with decoding("connections"):
