@@ -77,8 +77,14 @@ def format_loc(loc: Iterable[str | int]) -> str:
     return path
 
 
-def problems_from(error: ValidationError, data: object) -> list[tuple[str, str]]:
-    """One ``(key_path, message)`` per error of validating ``data`` (the parsed YAML)."""
+def problems_from(
+    error: ValidationError, data: object, *, echo_values: bool = True
+) -> list[tuple[str, str]]:
+    """One ``(key_path, message)`` per error of validating ``data`` (the parsed YAML).
+
+    A message that does not show the rejected value gets ``(got …)``, unless ``echo_values``
+    is False: a file where a value may be a secret (a plaintext password written where its
+    bcrypt hash belongs) must not have it printed at start-up."""
     problems = []
     for item in error.errors(include_url=False):
         ctx_error = (item.get("ctx") or {}).get("error")
@@ -90,7 +96,8 @@ def problems_from(error: ValidationError, data: object) -> list[tuple[str, str]]
         if item["type"] == "extra_forbidden":
             message = "unknown key"
         elif (
-            item["type"] != "missing"
+            echo_values
+            and item["type"] != "missing"
             and not isinstance(item["input"], dict | list)
             and not _shows(message, item["input"])
         ):

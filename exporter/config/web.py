@@ -37,9 +37,10 @@ import bcrypt
 import yaml
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
-from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import AfterValidator, Field, ValidationError, model_validator
 
-from .errors import ConfigError, UnreadableFileError, format_loc, load_yaml, read_text_file
+from .errors import ConfigError, UnreadableFileError, load_yaml, problems_from, read_text_file
+from .schema import StrictModel
 
 ClientAuthType = Literal[
     "NoClientCert",
@@ -97,11 +98,7 @@ def _bcrypt_hash(value: str) -> str:
 BcryptHash = Annotated[str, AfterValidator(_bcrypt_hash)]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class TlsServerConfig(_Strict):
+class TlsServerConfig(StrictModel):
     cert_file: Path
     key_file: Path
     client_auth_type: ClientAuthType = "NoClientCert"
@@ -131,9 +128,9 @@ class TlsServerConfig(_Strict):
         return self
 
 
-class WebConfig(_Strict):
+class WebConfig(StrictModel):
     tls_server_config: TlsServerConfig | None = None
-    basic_auth_users: dict[str, BcryptHash] = {}
+    basic_auth_users: dict[str, BcryptHash] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _names_without_colon(self) -> WebConfig:
@@ -171,20 +168,10 @@ def load_web_config(path: Path) -> WebSecurity:
     try:
         config = WebConfig.model_validate(raw)
     except ValidationError as exc:
-        raise WebConfigError(problems_from(exc), source) from None
+        # The shared translator, told not to echo values: a plaintext password written where
+        # its bcrypt hash belongs would otherwise be printed at start-up.
+        raise WebConfigError(problems_from(exc, raw, echo_values=False), source) from None
     return build_security(config, path.parent, source)
-
-
-def problems_from(error: ValidationError) -> list[tuple[str, str]]:
-    return [
-        (
-            format_loc(item["loc"]),
-            "unknown key"
-            if item["type"] == "extra_forbidden"
-            else item["msg"].removeprefix("Value error, "),
-        )
-        for item in error.errors(include_url=False)
-    ]
 
 
 def build_security(config: WebConfig, base: Path, source: str = "web configuration") -> WebSecurity:
