@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -25,11 +24,9 @@ from dataclasses import dataclass, field
 from ..clock import SYSTEM_CLOCK, Clock
 from ..collectors.base import DecodeError, QueryJob
 from ..collectors.registry import REGISTRY
-from ..config.accounts import Environment, base_url
 from ..config.schema import Config, WindowedQuery
 from ..datadog.client import DatadogClient, Forbidden, MissingCredentials, Unauthorized
-from ..datadog.credentials import Credentials
-from ..datadog.pool import build_pool
+from ..datadog.pool import build_pool, default_account
 from ..exposition import escape_label_value, format_value
 from ..logs import Redactor
 from ..scheduler.fetch import Attempts, FetchFailed, StopRule, fetch_with_retries
@@ -211,8 +208,7 @@ class WindowSource:
         self.retry = (policy or PollPolicy()).retry
         self.pool = build_pool(
             config,
-            base_url(config.datadog, Environment()),
-            Credentials.from_environment(redactor, dict(os.environ)),
+            *default_account(config, redactor),
             redactor,
             self._count,
             clock=clock,

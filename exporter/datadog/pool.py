@@ -15,7 +15,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 
 from ..clock import SYSTEM_CLOCK, Clock
-from ..config.accounts import Account, resolve_accounts
+from ..config.accounts import Account, Environment, base_url, resolve_accounts
 from ..config.errors import ConfigError
 from ..config.schema import Config
 from ..logs import Redactor
@@ -124,6 +124,14 @@ class ClientPool:
     async def close(self) -> None:
         for client in self.clients.values():
             await client.close()
+
+
+def default_account(config: Config, redactor: Redactor) -> tuple[str, Credentials]:
+    """The default account's base URL and keys, from the process environment as the
+    exporter reads them (DD_API_URL, DD_SITE, DD_API_KEY, DD_APP_KEY; the keys are checked
+    when the pool is built). Raises ConfigError for an unknown site."""
+    url = base_url(config.datadog, Environment())
+    return url, Credentials.from_environment(redactor, dict(os.environ))
 
 
 def build_pool(
