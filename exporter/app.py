@@ -21,16 +21,16 @@ from aiohttp import web
 from .clock import SYSTEM_CLOCK, Clock
 from .collectors.base import QueryJob
 from .collectors.registry import configured_jobs
-from .config.accounts import resolve_accounts
+from .config.accounts import BaseUrl, resolve_accounts
 from .config.errors import ConfigError
 from .config.schema import Config, costly_interval_warnings
 from .config.web import WebSecurity
 from .datadog.credentials import Credentials, CredentialsError
-from .datadog.pool import build_pool
+from .datadog.pool import Route, build_pool
 from .logs import Redactor
 from .scheduler import PollPolicy, Scheduler
 from .selfmetrics import SelfMetrics
-from .server import ServerContext, create_app
+from .server import DOCS_URL, ServerContext, create_app, describe_queries
 from .sharding import QueryIdentity, Shard
 from .snapshot import SnapshotStore
 
@@ -113,7 +113,7 @@ def describe_listen_failure(address: str, host: str | None, port: int, exc: OSEr
 
 
 # Re-reads the configuration for a reload: the new Config and the base URL it implies.
-ConfigSource = Callable[[], tuple[Config, str]]
+ConfigSource = Callable[[], tuple[Config, str | BaseUrl]]
 
 
 @dataclass
@@ -126,6 +126,8 @@ class RunOptions:
     shard: Shard = field(default_factory=Shard)
     # Concurrent /metrics requests served at once (--web.max-requests); 0: no limit.
     max_requests: int = DEFAULT_MAX_REQUESTS
+    demo: bool = False  # --demo: the landing page says the data is the simulator's
+    docs_url: str = DOCS_URL  # where the landing page's documentation link points
 
     @property
     def listen_addresses(self) -> tuple[str, ...]:
@@ -140,7 +142,7 @@ class Exporter:
     def __init__(
         self,
         config: Config,
-        base_url: str,
+        base_url: str | BaseUrl,
         credentials: Credentials,
         redactor: Redactor,
         options: RunOptions,
@@ -170,6 +172,7 @@ class Exporter:
             environ=environ,
             clock=clock,
         )
+        self.routes: list[Route] = self.pool.routes(self.pool.accounts)
         self.scheduler = Scheduler(
             self.pool.client,
             redactor,
@@ -189,6 +192,9 @@ class Exporter:
             shard=options.shard,
             max_requests=options.max_requests,
             clock=clock,
+            routes=self.routes,
+            demo=options.demo,
+            docs_url=options.docs_url,
         )
         self._runner: web.AppRunner | None = None
         self.port: int | None = None  # the first address's (the bound one when given as 0)
@@ -216,6 +222,7 @@ class Exporter:
             bound = self._runner.addresses[bound_before:]
             self.ports.append(bound[0][1] if bound else port)
         self.port = self.ports[0]
+        self._log_routes()
         await self.scheduler.start(self._owned_jobs(self.config))
         self.metrics.config_loaded(True, self.clock.wall())
         self.metrics.watch_loop(asyncio.get_running_loop())
@@ -253,6 +260,10 @@ class Exporter:
                 )
                 return False, f"reload failed, the running configuration stays in effect: {exc}"
             removed = self.pool.apply(accounts, credentials)
+            routes = self.pool.routes(accounts)
+            if routes != self.routes:
+                self.routes = self.context.routes = routes
+                self._log_routes()
             self.scheduler.set_max_attempts(config.datadog.max_attempts)
             changes = await self.scheduler.apply(self._owned_jobs(config))
             for client in removed:
@@ -272,6 +283,19 @@ class Exporter:
                 f"{count} {what}" for what, count in counts.items()
             )
 
+    def _log_routes(self) -> None:
+        """Where requests go, one line per account (the proxy without its login)."""
+        for route in self.routes:
+            log.info(
+                "Datadog API",
+                extra={
+                    "account": route.account,
+                    "base_url": route.url,
+                    "base_url_from": route.source,
+                    "proxy": route.proxy,
+                },
+            )
+
     def _owned_jobs(self, config: Config) -> list[QueryJob]:
         """The jobs of this replica's shard; keeps the shard self-metrics and page current."""
         jobs = build_jobs(config, self.options.shard)
@@ -279,6 +303,7 @@ class Exporter:
         shard = self.options.shard
         self.metrics.set_shard(shard.index, shard.count, len(jobs), configured)
         self.context.configured_queries = configured
+        self.context.details = describe_queries(config)
         return jobs
 
     def reload_soon(self) -> None:

@@ -7,8 +7,10 @@ import asyncio
 import logging
 import os
 import sys
+import textwrap
 import traceback
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -26,16 +28,33 @@ from .app import (
     serve_until_signalled,
 )
 from .backfill.cli import main as backfill
-from .config.accounts import Environment, base_url
+from .config.accounts import (
+    Account,
+    BaseUrl,
+    Environment,
+    resolve_accounts,
+    resolve_base_url,
+    unused_environment,
+)
 from .config.errors import ConfigError
 from .config.report import summary
-from .config.schema import Config, costly_interval_warnings, load_config, parse_config
+from .config.schema import (
+    Config,
+    costly_interval_warnings,
+    load_config,
+    parse_config,
+    short_window_warnings,
+)
 from .config.web import WebSecurity, load_web_config
 from .datadog.credentials import Credentials, CredentialsError, KeySource
+from .datadog.pool import ClientPool, Route, default_account, routes
+from .datadog.proxies import ProxyError, ProxyRules
 from .flags import ExitCode, HelpFormatter, Variable, epilog, wrap
 from .logs import LEVELS, Redactor, setup_logging
+from .online import check_online, planned_calls
+from .online import render as render_online
 from .process import pin_mmap_threshold
-from .server import OWN_PATHS
+from .server import DOCS_URL, OWN_PATHS
 from .sharding import (
     COUNT_ENV,
     INDEX_ENV,
@@ -103,13 +122,17 @@ ENVIRONMENT: tuple[Variable, ...] = (
 )
 # What --help lists below the flags, and the command-line reference too.
 EXIT_CODES: tuple[ExitCode, ...] = (
-    ExitCode(0, "Stopped by SIGTERM or SIGINT, or --config.check found the configuration valid."),
+    ExitCode(
+        0,
+        "Stopped by SIGTERM or SIGINT; --config.check found the configuration valid; "
+        "--config.check.online also had every endpoint answer 200.",
+    ),
     ExitCode(
         EXIT_CONFIG,
         "Cannot start: an invalid or unreadable configuration or web configuration file "
-        "(or one over 4 MiB), missing or empty keys, a listen address that does not resolve "
-        "or cannot be bound; or an internal error (a bug: the traceback only at "
-        "--log.level debug).",
+        "(or one over 4 MiB), an unknown DD_SITE, missing or empty keys, a listen address that "
+        "does not resolve or cannot be bound; or an internal error (a bug: the traceback only "
+        "at --log.level debug); --config.check.online: an endpoint did not answer 200.",
     ),
     ExitCode(
         EXIT_USAGE,
@@ -146,9 +169,46 @@ class _Addresses(argparse.Action):
         setattr(namespace, self.dest, [*given, values])
 
 
+@dataclass(frozen=True)
+class Command:
+    """A subcommand, dispatched before the flags are parsed (it has its own --help)."""
+
+    name: str
+    meaning: str
+
+
+# What --help lists above the environment, and the command-line reference too.
+COMMANDS: tuple[Command, ...] = (
+    Command(
+        "backfill",
+        "Write Datadog's CNM history of the configured queries as OpenMetrics files for "
+        "promtool (datadog-cnm-exporter backfill --help).",
+    ),
+)
+
+
+def commands_epilog(commands: Sequence[Command]) -> str:
+    """The subcommands as --help lists them below the flags."""
+    return "\n".join(
+        [
+            "commands:",
+            *(
+                textwrap.fill(
+                    f"{c.name}: {c.meaning}",
+                    width=79,
+                    initial_indent="  ",
+                    subsequent_indent="      ",
+                )
+                for c in commands
+            ),
+        ]
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="datadog-cnm-exporter",
+        usage="%(prog)s [flags]\n       %(prog)s backfill [flags]",
         description=wrap(
             "Prometheus exporter for Datadog Cloud Network Monitoring, Case Management "
             "and RUM Audience Management. Keys come from DD_API_KEY / DD_APP_KEY (or "
@@ -156,8 +216,10 @@ def build_parser() -> argparse.ArgumentParser:
             "`datadog-cnm-exporter backfill ...` fetches Datadog's history into OpenMetrics "
             "files instead (see its --help)."
         ),
-        epilog=epilog(ENVIRONMENT, EXIT_CODES),
+        epilog=commands_epilog(COMMANDS) + "\n\n" + epilog(ENVIRONMENT, EXIT_CODES),
         formatter_class=HelpFormatter,
+        # Flags match exactly, as in Prometheus: --config.fil is an error, not --config.file.
+        allow_abbrev=False,
     )
     parser.add_argument(
         "--config.file",
@@ -170,8 +232,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--config.check",
         dest="config_check",
         action="store_true",
-        help="validate the configuration, print its queries and the API calls per hour per "
-        "account and endpoint, and exit: 0 if valid, 1 if not",
+        help="validate the configuration and the environment it reads (DD_SITE, DD_API_URL, "
+        "proxies, keys present), print its queries, the API calls per hour per account and "
+        "endpoint and where requests go, and exit: 0 if valid, 1 if not; no request is made",
+    )
+    parser.add_argument(
+        "--config.check.online",
+        dest="config_check_online",
+        action="store_true",
+        help="as --config.check, then ask Datadog: per account one key validation "
+        "(GET /api/v1/validate) and one call per endpoint with a configured query; exit 0 only "
+        "when every endpoint answered 200",
     )
     parser.add_argument(
         "--config.schema",
@@ -230,6 +301,14 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"this replica's shard, 0..N-1 (default ${INDEX_ENV}, else the -N ending of a "
         "StatefulSet pod name in $POD_NAME or $HOSTNAME); required in one of these forms when "
         "the count is above 1",
+    )
+    parser.add_argument(
+        "--web.docs-url",
+        dest="docs_url",
+        default=DOCS_URL,
+        metavar="URL",
+        help="where the landing page's documentation link points (default: the docs/ folder of "
+        "the project's repository)",
     )
     parser.add_argument(
         "--log.level",
@@ -337,9 +416,8 @@ def _main(args: argparse.Namespace, redactor: Redactor) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     try:
-        if args.config_check:
-            print(summary(config, resolve_count(args.shard_count, os.environ)))
-            return 0
+        if args.config_check or args.config_check_online:
+            return config_check(args, config, redactor)
         shard, shard_source = resolve_shard(args.shard_index, args.shard_count, os.environ)
     except ShardError as exc:
         print(f"error: sharding: {exc}", file=sys.stderr)
@@ -360,6 +438,76 @@ def _main(args: argparse.Namespace, redactor: Redactor) -> int:
         return EXIT_CONFIG
 
 
+def config_check(args: argparse.Namespace, config: Config, redactor: Redactor) -> int:
+    """--config.check: what can be checked without a network, printed; with
+    --config.check.online, then what Datadog says (see exporter/online.py)."""
+    if args.demo and args.config_check_online:
+        print(
+            "error: --config.check.online asks Datadog; it does not go with --demo", file=sys.stderr
+        )
+        return EXIT_USAGE
+    environ = dict(os.environ)
+    try:
+        accounts, routes = _where_requests_go(config, environ)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    notes = unused_environment(config, Environment()) if not args.demo else []
+    for account in [] if args.demo else accounts:  # --demo brings its own keys
+        try:
+            Credentials.for_account(account, redactor, environ).check()
+        except CredentialsError as exc:
+            # CI checks configurations without keys: a note, not an error.
+            notes.append(f"account {account.name}: {exc}")
+    # The demo polls the simulator: its short intervals cost no one's budget (as at start).
+    costly = [] if args.demo else costly_interval_warnings(config)
+    warnings = [*short_window_warnings(config), *costly]
+    text = summary(
+        config,
+        resolve_count(args.shard_count, os.environ),
+        routes=["the built-in simulator (--demo)"]
+        if args.demo
+        else [route.line() for route in routes],
+        warnings=warnings,
+        notes=notes,
+    )
+    print(text)
+    if not args.config_check_online:
+        return 0
+    report, ok = asyncio.run(_check_online(config, accounts, routes, redactor, environ))
+    print(report)
+    return 0 if ok else EXIT_CONFIG
+
+
+async def _check_online(
+    config: Config,
+    accounts: list[Account],
+    routes: list[Route],
+    redactor: Redactor,
+    environ: dict[str, str],
+) -> tuple[str, bool]:
+    credentials = Credentials.from_environment(redactor, environ)
+    pool = ClientPool(redactor, credentials, lambda endpoint, code, account: None, environ)
+    try:
+        checks = await check_online(config, accounts, pool, routes)
+    finally:
+        await pool.close()
+    return render_online(checks, planned_calls(config, accounts))
+
+
+def _where_requests_go(
+    config: Config, environ: dict[str, str]
+) -> tuple[list[Account], list[Route]]:
+    """The accounts and where each one's requests go: ConfigError for an unknown DD_SITE, an
+    unusable DD_API_URL or proxy variable (as at start-up)."""
+    accounts = resolve_accounts(config, resolve_base_url(config.datadog, Environment()))
+    try:
+        proxies = ProxyRules.from_environ(environ)
+    except ProxyError as exc:
+        raise ConfigError([(exc.variable, str(exc))], "environment") from None
+    return accounts, routes(accounts, proxies)
+
+
 async def _run(
     args: argparse.Namespace,
     config: Config,
@@ -368,7 +516,13 @@ async def _run(
     shard: Shard,
 ) -> int:
     options = RunOptions(
-        args.listen_addresses, args.telemetry_path, web, shard, max_requests=args.max_requests
+        args.listen_addresses,
+        args.telemetry_path,
+        web,
+        shard,
+        max_requests=args.max_requests,
+        demo=args.demo,
+        docs_url=args.docs_url,
     )
     if args.demo:
         simulator = Simulator(SimulatorOptions(api_key=DEMO_API_KEY, app_key=DEMO_APP_KEY))
@@ -380,32 +534,30 @@ async def _run(
             redactor,
         )
         try:
-            source = reloader(args.config_file, lambda _config: simulator.url)
+            demo_url = BaseUrl(simulator.url, "--demo")
+            source = reloader(args.config_file, lambda _config: demo_url)
             await serve_until_signalled(
-                Exporter(
-                    config, simulator.url, credentials, redactor, options, config_source=source
-                )
+                Exporter(config, demo_url, credentials, redactor, options, config_source=source)
             )
         finally:
             await simulator.stop()
         return 0
+    # The keys are checked (with every account's) when the exporter builds its pool.
+    url, credentials = default_account(config, redactor)
     environment = Environment()
-    url = base_url(config.datadog, environment)
-    # Checked (with every account's keys) when the exporter is built.
-    credentials = Credentials.from_environment(redactor, dict(os.environ))
-    source = reloader(args.config_file, lambda new: base_url(new.datadog, environment))
+    source = reloader(args.config_file, lambda new: resolve_base_url(new.datadog, environment))
     await serve_until_signalled(
         Exporter(config, url, credentials, redactor, options, config_source=source)
     )
     return 0
 
 
-def reloader(path: Path | None, url_for: Callable[[Config], str]) -> ConfigSource | None:
+def reloader(path: Path | None, url_for: Callable[[Config], str | BaseUrl]) -> ConfigSource | None:
     """What SIGHUP and POST /-/reload re-read: the configuration file, if there is one."""
     if path is None:
         return None
 
-    def read() -> tuple[Config, str]:
+    def read() -> tuple[Config, str | BaseUrl]:
         config = load_config(path)
         return config, url_for(config)
 

@@ -66,3 +66,22 @@ def format_duration(seconds: float) -> str:
     elif whole:
         parts.append(f"{whole}s")
     return "".join(parts)
+
+
+def with_unit(value: float) -> str:
+    """A bare number of seconds as the duration a user should have written (``60`` -> ``60s``).
+
+    Not :func:`format_duration`: the message must show the number the user typed, with a
+    unit added, so they recognise it (``60s``, not ``1m``).
+    """
+    return f"{value:g}s"
+
+
+def bare_number_message(value: float) -> str:
+    """Why a number without a unit is refused where a duration belongs (as Prometheus does)."""
+    return f"a duration needs a unit, as in Prometheus: write {with_unit(value)} (got {value!r})"
+
+
+def bound_message(op: str, bound: float) -> str:
+    """A duration's bound, with its unit: ``must be >= 1s``."""
+    return f"must be {op} {format_duration(bound)}"

@@ -15,6 +15,8 @@ from aiohttp.typedefs import Middleware
 
 from . import __version__
 from .clock import SYSTEM_CLOCK, Clock
+from .config.schema import CasesQuery, Config, PolledQuery, WindowedQuery
+from .datadog.pool import Route
 from .durations import format_duration
 from .scheduler.state import QueryState
 from .selfmetrics import SelfMetrics
@@ -26,6 +28,37 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # The paths the server keeps for itself; the metrics path (--web.telemetry-path) is another.
 OWN_PATHS = ("/", "/-/healthy", "/-/ready", "/-/reload")
+# The documentation the landing page links to (--web.docs-url changes it, e.g. to a mirror).
+DOCS_URL = "https://github.com/datadog-cnm-exporter/datadog-cnm-exporter/tree/main/docs"
+
+
+@dataclass(frozen=True)
+class QueryDetail:
+    """What a query asks Datadog, as the landing page shows it (from the configuration)."""
+
+    window: float | None = None
+    delay: float | None = None
+    group_by: tuple[str, ...] = ()
+    filter: str = ""
+
+
+def describe_query(query: PolledQuery) -> QueryDetail:
+    """A query's window, delay, group_by and filter; what a section lacks stays empty."""
+    if isinstance(query, WindowedQuery):
+        where = query.query or (f"tags: {', '.join(query.tags)}" if query.tags else "")
+        return QueryDetail(query.window, query.delay, tuple(query.group_by), where)
+    if isinstance(query, CasesQuery):
+        return QueryDetail(group_by=tuple(query.group_by), filter=query.query_filter)
+    entity = getattr(query, "entity", None)
+    return QueryDetail(filter=f"entity: {entity}" if entity else "")
+
+
+def describe_queries(config: Config) -> dict[tuple[str, str, str], QueryDetail]:
+    """Every configured query's detail by (account, collector, name)."""
+    return {
+        (config.account_of(query), collector, query.name): describe_query(query)
+        for collector, query in config.all_queries()
+    }
 
 
 @dataclass
@@ -43,6 +76,12 @@ class ServerContext:
     # /metrics requests served at once (--web.max-requests); beyond it 503. 0: no limit.
     max_requests: int = 0
     clock: Clock = SYSTEM_CLOCK  # the ages on the landing page
+    # Where each account's requests go (base URL, its source, the proxy without its login).
+    routes: list[Route] = field(default_factory=list)
+    # What each query asks, by (account, collector, name).
+    details: dict[tuple[str, str, str], QueryDetail] = field(default_factory=dict)
+    demo: bool = False  # --demo: the data shown comes from the built-in simulator
+    docs_url: str = DOCS_URL
 
 
 def accepts_gzip(header: str) -> bool:
@@ -193,6 +232,7 @@ def landing_page(context: ServerContext) -> str:
             state.name,
             state.account,
             format_duration(state.interval),
+            *detail_cells(context.details.get((state.account, state.collector, state.name))),
             status,
             age,
             str(state.series),
@@ -211,15 +251,62 @@ def landing_page(context: ServerContext) -> str:
     return f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>Datadog CNM Exporter</title>
 <style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:.2em .8em;text-align:left}}
-tr:nth-child(even){{background:#f4f4f4}}</style></head>
+tr:nth-child(even){{background:#f4f4f4}}
+.demo{{background:#fff3cd;border:1px solid #e0b000;padding:.5em}}</style></head>
 <body><h1>Datadog CNM Exporter</h1>
-<p>Version {html.escape(__version__)}. Prometheus exporter for Datadog Cloud Network Monitoring,
-Case Management and RUM Audience Management.</p>
+{demo_banner(context.demo)}<p>Version {html.escape(__version__)}. Prometheus exporter for Datadog
+Cloud Network Monitoring, Case Management and RUM Audience Management.</p>
 <p><a href="{path}">Metrics</a> · <a href="/-/healthy">Health</a> ·
-<a href="/-/ready">Readiness</a></p>
-<h2>Queries</h2>
-{sharding}<table><tr><th>Collector</th><th>Query</th><th>Account</th><th>Interval</th><th>State</th>
-<th>Last success</th><th>Series</th><th>Last error</th></tr>
-{"".join(rows) or '<tr><td colspan="8">No queries configured.</td></tr>'}
+<a href="/-/ready">Readiness</a> · <a href="{html.escape(context.docs_url)}">Documentation</a></p>
+{routes_section(context.routes)}<h2>Queries</h2>
+{sharding}<table><tr><th>Collector</th><th>Query</th><th>Account</th><th>Interval</th>
+{DETAIL_HEADERS}<th>State</th><th>Last success</th><th>Series</th><th>Last error</th></tr>
+{"".join(rows) or '<tr><td colspan="12">No queries configured.</td></tr>'}
 </table></body></html>
 """
+
+
+# The landing page's parts of issue 16 ("where requests go", demo data, what a query asks),
+# kept apart from the query states above.
+DETAIL_HEADERS = "<th>Window</th><th>Delay</th><th>Group by</th><th>Filter</th>"
+
+
+def detail_cells(detail: QueryDetail | None) -> list[str]:
+    """The window, delay, group_by and filter cells of one query (empty where it has none)."""
+    if detail is None:
+        return ["", "", "", ""]
+    return [
+        format_duration(detail.window) if detail.window is not None else "",
+        format_duration(detail.delay) if detail.delay is not None else "",
+        ", ".join(detail.group_by),
+        detail.filter,
+    ]
+
+
+def demo_banner(demo: bool) -> str:
+    """Under --demo, a line no one can miss: these numbers are the simulator's, not Datadog's."""
+    if not demo:
+        return ""
+    return (
+        '<p class="demo"><strong>Demo data</strong>: this exporter runs with --demo against '
+        "its built-in Datadog simulator. No number here comes from Datadog.</p>\n"
+    )
+
+
+def routes_section(routes: Sequence[Route]) -> str:
+    """Where requests go: each account's base URL, the setting that chose it, the proxy."""
+    if not routes:
+        return ""
+    rows = "".join(
+        "<tr>"
+        + "".join(
+            f"<td>{html.escape(cell)}</td>"
+            for cell in (route.account, route.url, route.source, route.proxy)
+        )
+        + "</tr>"
+        for route in routes
+    )
+    return (
+        "<h2>Datadog API</h2>\n<table><tr><th>Account</th><th>Base URL</th><th>Set by</th>"
+        f"<th>Proxy</th></tr>\n{rows}\n</table>\n"
+    )

@@ -105,3 +105,23 @@ class FastForwardClock:
         self.slept.append(seconds)
         self.elapsed += max(0.0, seconds)
         await asyncio.sleep(0)
+
+
+async def run_stepped(
+    clock: SteppedClock, seconds: float, sleepers: int, step: float = 0.05, within: float = 10.0
+) -> None:
+    """Let ``seconds`` of virtual time pass in steps of ``step``: before each step (and after
+    the last) wait, in real time, until ``sleepers`` tasks wait on the clock, so every poll
+    a step woke has run its real I/O and is waiting again. Raises if they do not settle."""
+    for _ in range(round(seconds / step)):
+        await _settled(clock, sleepers, within)
+        clock.advance(step)
+    await _settled(clock, sleepers, within)
+
+
+async def _settled(clock: SteppedClock, sleepers: int, within: float) -> None:
+    for _ in range(int(within / 0.005)):
+        if clock.sleeping == sleepers:
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError(f"{clock.sleeping} tasks wait on the clock, not {sleepers}")

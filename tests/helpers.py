@@ -56,8 +56,8 @@ def parse_metrics(text: str) -> Samples:
 
 
 # One valid query per configuration section, each with what its section requires: tests that
-# cover every registered collector build their queries from this (tests/unit/test_registry.py
-# fails when a registered collector has no example here).
+# cover every registered collector build their queries from this
+# (tests/unit/collectors/test_registry.py fails when a registered collector has no example here).
 EXAMPLE_QUERIES: dict[str, dict[str, object]] = {
     "connections": {"name": "q", "group_by": ["client_service", "server_service"]},
     "dns": {"name": "q"},

@@ -31,13 +31,12 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from ..clock import SYSTEM_CLOCK, Clock
 from ..config.errors import ConfigError
-from ..config.report import limit_per_hour, per_hour
 from ..config.schema import Config, load_config
 from ..datadog.credentials import CredentialsError
-from ..durations import format_duration, parse_duration
+from ..durations import parse_duration
 from ..flags import ExitCode, HelpFormatter, epilog, wrap
 from ..logs import LEVELS, Redactor, setup_logging
-from .grid import Lane, grid, projection, runs
+from .grid import Lane, grid, projection, rate_summary, runs
 from .journal import Journal, JournalMismatch
 from .openmetrics import target_labels
 from .progress import Console
@@ -118,6 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         epilog=epilog((), EXIT_CODES),
         formatter_class=HelpFormatter,
+        # Flags match exactly, as in Prometheus' tools: no abbreviations.
+        allow_abbrev=False,
     )
     parser.add_argument(
         "--config.file",
@@ -478,32 +479,10 @@ def _summarize(
     stats = source.stats
     for (account, endpoint), calls in sorted(outcome.lane_calls.items()):
         state = source.client(account).rate_limits.limits(endpoint)
-        text = (
-            f"{endpoint} ({account}): {calls:,} calls in {format_duration(round(outcome.elapsed))}"
-        )
-        fields: dict[str, object] = {"account": account, "endpoint": endpoint, "calls": calls}
-        limit = limit_per_hour(state.limit, state.period) if state.limit and state.period else None
         # Periods that ended during the run, the first left out (it may have begun before).
-        full = outcome.lane_periods.get((account, endpoint), [])[1:]
-        if limit is not None and state.limit and full:
-            share = sum(full) / (len(full) * state.limit)
-            text += (
-                f"; {share:.0%} of the allowed calls in {len(full)} full rate-limit periods "
-                f"= {share * limit:,.0f} per hour (Datadog's limit: {limit:,.0f} per hour)"
-            )
-            fields.update(
-                full_periods=len(full),
-                share_of_limit=round(share, 3),
-                calls_per_hour=round(share * limit),
-                limit_per_hour=round(limit),
-            )
-        else:
-            rate = per_hour(calls, outcome.elapsed)
-            text += f" = {rate:,.0f} per hour"
-            fields["calls_per_hour"] = round(rate)
-            if limit is not None:
-                text += f" (Datadog's limit: {limit:,.0f} per hour)"
-        console.say(text, **fields)
+        whole = outcome.lane_periods.get((account, endpoint), [])[1:]
+        text, fields = rate_summary(calls, outcome.elapsed, state.limit, state.period, whole)
+        console.say(f"{endpoint} ({account}): {text}", account=account, endpoint=endpoint, **fields)
     per_window = cpu / outcome.fetched * 1000 if outcome.fetched else 0.0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     console.say(

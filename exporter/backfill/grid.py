@@ -109,3 +109,44 @@ def format_hours(hours: float) -> str:
         minutes = max(1, round(hours * 60))
         return f"{minutes} minute{'s' if minutes > 1 else ''}"
     return f"{hours:.1f} hours"
+
+
+def rate_summary(
+    calls: int,
+    elapsed: float,
+    limit: int | None,
+    period: float | None,
+    whole_periods: Sequence[int],
+) -> tuple[str, dict[str, object]]:
+    """How a lane's calls compare with Datadog's limit, for the summary: text and log fields.
+
+    ``whole_periods`` holds the calls Datadog counted in each rate-limit period that the run
+    covered from start to end. The rate per hour is measured over those periods only: a run
+    shorter than a whole period is a burst, and extrapolating a few seconds of it to an hour
+    would read like running over the limit when nothing was.
+    """
+    text = f"{calls:,} calls in {format_duration(round(elapsed))}"
+    fields: dict[str, object] = {"calls": calls}
+    if not limit or not period:
+        return text + "; Datadog sent no rate-limit headers", fields
+    allowed = limit_per_hour(limit, period)
+    fields["limit_per_hour"] = round(allowed)
+    if not whole_periods:
+        return (
+            text + f", within one rate-limit period ({limit} calls per "
+            f"{format_duration(period)}, Datadog's limit: {allowed:,.0f} per hour); too short "
+            "to measure a rate per hour",
+            fields,
+        )
+    share = sum(whole_periods) / (len(whole_periods) * limit)
+    per_hour = share * allowed
+    fields.update(
+        full_periods=len(whole_periods),
+        share_of_limit=round(share, 3),
+        calls_per_hour=round(per_hour),
+    )
+    return (
+        text + f"; {share:.0%} of the allowed calls in {len(whole_periods)} full rate-limit "
+        f"periods = {per_hour:,.0f} per hour (Datadog's limit: {allowed:,.0f} per hour)",
+        fields,
+    )

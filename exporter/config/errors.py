@@ -9,12 +9,15 @@ libyaml where it is installed, and a bad value is quoted by a short prefix only.
 
 from __future__ import annotations
 
+import difflib
 import os
+import types
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Annotated, Any, Union, get_args, get_origin
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from ..quoting import quoted
 
@@ -78,9 +81,14 @@ def format_loc(loc: Iterable[str | int]) -> str:
 
 
 def problems_from(
-    error: ValidationError, data: object, *, echo_values: bool = True
+    error: ValidationError,
+    data: object,
+    model: type[BaseModel] | None = None,
+    *,
+    echo_values: bool = True,
 ) -> list[tuple[str, str]]:
-    """One ``(key_path, message)`` per error of validating ``data`` (the parsed YAML).
+    """One ``(key_path, message)`` per error of validating ``data`` (the parsed YAML) against
+    ``model``; given the model, an unknown key names the closest known one.
 
     A message that does not show the rejected value gets ``(got …)``, unless ``echo_values``
     is False: a file where a value may be a secret (a plaintext password written where its
@@ -95,6 +103,8 @@ def problems_from(
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
             message = "unknown key"
+            if model is not None and loc and isinstance(loc[-1], str):
+                message += did_you_mean(loc[-1], known_keys(model, loc[:-1]))
         elif (
             echo_values
             and item["type"] != "missing"
@@ -104,6 +114,52 @@ def problems_from(
             message = f"{message} (got {quoted(item['input'])})"
         problems.append((format_loc(loc), message))
     return problems
+
+
+def did_you_mean(key: str, known: Iterable[str]) -> str:
+    """`` (did you mean `group_by`?)`` for the known key closest to ``key``, or nothing."""
+    close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
+    return f" (did you mean `{close[0]}`?)" if close else ""
+
+
+def known_keys(model: type[BaseModel], loc: Iterable[str | int]) -> list[str]:
+    """The keys allowed at ``loc`` (a user path such as ``connections, 0``) of ``model``;
+    none where the path does not lead to a model (a mapping of free keys, a scalar)."""
+    here: Any = model
+    for part in loc:
+        here = _unwrap(here)
+        if isinstance(part, int):
+            if get_origin(here) is not list:
+                return []
+            here = get_args(here)[0]
+        elif isinstance(here, type) and issubclass(here, BaseModel):
+            field = here.model_fields.get(part)
+            if field is None:
+                return []
+            here = field.annotation
+        elif get_origin(here) is dict:
+            here = get_args(here)[1]
+        else:
+            return []
+    here = _unwrap(here)
+    if isinstance(here, type) and issubclass(here, BaseModel):
+        return list(here.model_fields)
+    return []
+
+
+def _unwrap(annotation: Any) -> Any:
+    """``Annotated[X, ...]`` and ``X | None`` -> ``X`` (a union of several types: as is)."""
+    while True:
+        origin = get_origin(annotation)
+        if origin is Annotated:
+            annotation = get_args(annotation)[0]
+        elif origin in (Union, types.UnionType):
+            members = [a for a in get_args(annotation) if a is not type(None)]
+            if len(members) != 1:
+                return annotation
+            annotation = members[0]
+        else:
+            return annotation
 
 
 def _shows(message: str, value: object) -> bool:

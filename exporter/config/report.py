@@ -9,7 +9,7 @@ validated configuration in, text out.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from ..durations import format_duration
 from ..sharding import QueryIdentity, assignment
@@ -51,9 +51,17 @@ def budget_note(calls: float, expected: RateLimitExpectation | None) -> str:
     )
 
 
-def summary(config: Config, shard_count: int | None = None) -> str:
+def summary(
+    config: Config,
+    shard_count: int | None = None,
+    *,
+    routes: Sequence[str] = (),
+    warnings: Sequence[str] = (),
+    notes: Sequence[str] = (),
+) -> str:
     """The report: the queries, the API calls they cost per hour per account and endpoint,
-    and with a shard count, which replica polls which query."""
+    with a shard count which replica polls which query; then ``routes`` (where each
+    account's requests go, one line each), ``warnings`` and ``notes``."""
     lines = []
     calls: dict[tuple[str, str], float] = defaultdict(float)
     for collector, query in config.all_queries():
@@ -82,6 +90,11 @@ def summary(config: Config, shard_count: int | None = None) -> str:
             for collector, q in config.all_queries()
         ]
         out.append(assignment_report(queries, shard_count))
+    if routes:
+        out.append("Datadog API, per account (base URL, the setting that chose it, proxy):")
+        out += [f"  {line}" for line in routes]
+    out += [f"warning: {line}" for line in warnings]
+    out += [f"note: {line}" for line in notes]
     return "\n".join(out)
 
 

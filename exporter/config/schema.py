@@ -22,11 +22,19 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
-from ..durations import DURATION_PATTERN, MAX_DURATION_CHARS, format_duration, parse_duration
+from ..durations import (
+    DURATION_PATTERN,
+    MAX_DURATION_CHARS,
+    bare_number_message,
+    bound_message,
+    format_duration,
+    parse_duration,
+)
 from ..quoting import quoted
 from .errors import ConfigError, KeyedError, load_yaml, problems_from, read_text_file
 
@@ -54,23 +62,49 @@ DEFAULT_MAX_SERIES = 200_000
 DEFAULT_MAX_ATTEMPTS = 3
 
 
-def _to_seconds(value: Any) -> Any:
+# parse_config validates with this context: durations the user wrote need a unit. Python
+# callers (tests, the demo) may pass float seconds, which are what the fields hold.
+FILE_CONTEXT: dict[str, bool] = {"from_file": True}
+
+
+def _to_seconds(value: Any, info: ValidationInfo) -> Any:
     if isinstance(value, str):
         return parse_duration(value)
     if isinstance(value, bool):
         raise ValueError("a duration must be a string such as 30s or 5m")
-    return value  # numbers are taken as seconds
+    if isinstance(value, int | float) and (info.context or {}).get("from_file"):
+        raise ValueError(bare_number_message(value))
+    return value
 
 
-# What a duration key accepts in the file, as the JSON Schema states it: the text, and a bare
-# number (seconds) for as long as _to_seconds takes one. Change the two together; the test
-# that the schema and the model agree (tests/unit/config/test_jsonschema.py) holds them to it.
+def _at_least(bound: float, *, inclusive: bool = True) -> AfterValidator:
+    """A lower bound whose message names its unit (``must be >= 1s``), unlike pydantic's."""
+
+    def check(seconds: float) -> float:
+        if seconds < bound or (not inclusive and seconds == bound):
+            raise ValueError(bound_message(">=" if inclusive else ">", bound))
+        return seconds
+
+    return AfterValidator(check)
+
+
+# What a duration key accepts in the file, as the JSON Schema states it: the text only; a
+# bare number is refused by _to_seconds (as Prometheus refuses one). Change the two together;
+# the test that the schema and the model agree (tests/unit/config/test_jsonschema.py) holds
+# them to it.
 DurationText = Annotated[str, Field(pattern=DURATION_PATTERN, max_length=MAX_DURATION_CHARS)]
-DurationInput = DurationText | float
-_duration = BeforeValidator(_to_seconds, json_schema_input_type=DurationInput)
-PositiveDuration = Annotated[float, _duration, Field(gt=0)]
-NonNegativeDuration = Annotated[float, _duration, Field(ge=0)]
-Interval = Annotated[float, _duration, Field(ge=1.0)]
+_duration = BeforeValidator(_to_seconds, json_schema_input_type=DurationText)
+# The bounds again for the schema: the reference shows them (the checks are _at_least's).
+PositiveDuration = Annotated[
+    float,
+    _duration,
+    _at_least(0.0, inclusive=False),
+    Field(json_schema_extra={"exclusiveMinimum": 0}),
+]
+NonNegativeDuration = Annotated[
+    float, _duration, _at_least(0.0), Field(json_schema_extra={"minimum": 0})
+]
+Interval = Annotated[float, _duration, _at_least(1.0), Field(json_schema_extra={"minimum": 1.0})]
 QueryName = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:-]+$")]
 AccountName = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")]
 EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
@@ -453,6 +487,8 @@ class Config(StrictModel):
     load unless it has exactly one entry per section.
     """
 
+    model_config = ConfigDict(json_schema_extra=lambda schema, model: _some_query_schema(schema))
+
     datadog: DatadogSettings = Field(
         default_factory=DatadogSettings,
         description="Where the API lives and how long a request may take (with accounts:, "
@@ -540,6 +576,18 @@ class Config(StrictModel):
                     raise KeyedError(loc, f"unknown account {quoted(query.account)} ({known})")
         return self
 
+    # Last: a file with other faults names those first.
+    @model_validator(mode="after")
+    def _some_query(self) -> Config:
+        # An exporter with nothing to poll serves only its own metrics and looks healthy.
+        if not self.all_queries():
+            raise KeyedError(
+                (),
+                "no queries: configure at least one query in "
+                + ", ".join(query_sections(type(self))),
+            )
+        return self
+
     @property
     def account_names(self) -> list[str]:
         return [a.name for a in self.accounts] or [DEFAULT_ACCOUNT]
@@ -558,6 +606,14 @@ class Config(StrictModel):
         return [
             (section, q) for section in query_sections(type(self)) for q in getattr(self, section)
         ]
+
+
+def _some_query_schema(schema: dict[str, Any]) -> None:
+    """The JSON Schema's form of Config._some_query: one section holds a query at least."""
+    schema["anyOf"] = [
+        {"required": [section], "properties": {section: {"minItems": 1}}}
+        for section in query_sections(Config)
+    ]
 
 
 @functools.cache
@@ -605,9 +661,9 @@ def parse_config(text: str, source: str = "configuration") -> Config:
     if not isinstance(raw, dict):
         raise ConfigError([("", "the top level must be a mapping of sections")], source)
     try:
-        return Config.model_validate(raw)
+        return Config.model_validate(raw, context=FILE_CONTEXT)
     except ValidationError as exc:
-        raise ConfigError(problems_from(exc, raw), source) from None
+        raise ConfigError(problems_from(exc, raw, Config), source) from None
 
 
 def load_config(path: Path) -> Config:
@@ -622,4 +678,16 @@ def costly_interval_warnings(config: Config) -> list[str]:
         f"below {format_duration(COSTLY_INTERVAL_SECONDS)} this spends API budget quickly"
         for collector, query in config.all_queries()
         if query.interval < COSTLY_INTERVAL_SECONDS
+    ]
+
+
+def short_window_warnings(config: Config) -> list[str]:
+    """One line per query whose window is shorter than its interval: the time between the
+    end of one window and the start of the next is never looked at."""
+    return [
+        f"{collector} query {query.name!r}: window {format_duration(query.window)} is shorter "
+        f"than the interval {format_duration(query.interval)}; "
+        f"{format_duration(query.interval - query.window)} of every interval is never counted"
+        for collector, query in config.all_queries()
+        if isinstance(query, WindowedQuery) and query.window < query.interval
     ]

@@ -268,8 +268,11 @@ class DatadogClient:
         proxies: ProxyRules | None = None,
         ssl_context: ssl.SSLContext | None = None,
         resolver: AbstractResolver | None = None,
+        url_source: str | None = None,
     ):
         self.credentials = credentials
+        # The setting that chose base_url (DD_SITE, datadog.api_url, ...): a 401/403 names it.
+        self.url_source = url_source
         self.redactor = redactor
         self.timeout = timeout
         self.max_response_size = max_response_size
@@ -313,8 +316,10 @@ class DatadogClient:
         timeout: float,
         max_response_size: int,
         ssl_context: ssl.SSLContext | None = None,
+        url_source: str | None = None,
     ) -> None:
         """Apply reloaded settings to the next request (a new base URL forgets rate limits)."""
+        self.url_source = url_source
         if base_url.rstrip("/") != self.base_url:
             self.rate_limits.forget()
         self._set_base_url(base_url)
@@ -474,7 +479,7 @@ class DatadogClient:
                 message += f" (Retry-After {after:g}s)"
             raise ServerError(message, status, after)
         if status in (401, 403):
-            hint = rejection_hint(status, endpoint, what, self.base_url)
+            hint = rejection_hint(status, endpoint, what, self.base_url, self.url_source)
             raise (Unauthorized if status == 401 else Forbidden)(f"{message}; {hint}", status)
         raise HttpError(message, status)
 

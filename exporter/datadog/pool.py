@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from yarl import URL
 
 from ..clock import SYSTEM_CLOCK, Clock
-from ..config.accounts import Account, Environment, base_url, resolve_accounts
+from ..config.accounts import Account, BaseUrl, Environment, resolve_accounts, resolve_base_url
 from ..config.errors import ConfigError
 from ..config.schema import Config
 from ..logs import Redactor
@@ -26,6 +29,29 @@ from .proxies import ProxyError, ProxyRules
 
 # (account, endpoint, code) for every answer (or failure) of every client.
 ResponseCounter = Callable[[str, str, str], None]
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where one account's requests go, as people are shown it: never a key or a proxy login."""
+
+    account: str
+    url: str
+    source: str  # the setting that chose the URL (Account.url_source)
+    proxy: str  # "direct", or the proxy without its login and the variable naming it
+
+    def line(self) -> str:
+        return f"{self.account}: {self.url} (from {self.source}), {self.proxy}"
+
+
+def routes(accounts: Sequence[Account], proxies: ProxyRules) -> list[Route]:
+    """Each account's base URL, its source and the proxy its requests take."""
+    found = []
+    for account in accounts:
+        proxy = proxies.proxy_for(URL(account.base_url))
+        via = f"via proxy {proxy.shown} (from {proxy.variable})" if proxy else "direct"
+        found.append(Route(account.name, account.base_url, account.url_source, via))
+    return found
 
 
 def uses_default_keys(account: Account) -> bool:
@@ -59,6 +85,7 @@ class ClientPool:
         except ProxyError as exc:
             raise ConfigError([(exc.variable, str(exc))], "environment") from None
         self.clients: dict[str, DatadogClient] = {}
+        self.accounts: list[Account] = []  # the ones last applied
 
     def credentials(self, accounts: Sequence[Account]) -> dict[str, Credentials]:
         """Every account's keys, checked now: raises CredentialsError naming the account."""
@@ -78,6 +105,7 @@ class ClientPool:
     ) -> list[DatadogClient]:
         """Move to ``accounts``; return the removed clients for the caller to close later."""
         wanted = {account.name: account for account in accounts}
+        self.accounts = list(accounts)
         removed = [self.clients.pop(name) for name in list(self.clients) if name not in wanted]
         for name, account in wanted.items():
             client = self.clients.get(name)
@@ -92,6 +120,7 @@ class ClientPool:
                     proxies=self.proxies,
                     ssl_context=account.ssl_context,
                     clock=self.clock,
+                    url_source=account.url_source,
                 )
             else:
                 client.reconfigure(
@@ -99,6 +128,7 @@ class ClientPool:
                     timeout=account.timeout,
                     max_response_size=account.max_response_size,
                     ssl_context=account.ssl_context,
+                    url_source=account.url_source,
                 )
                 client.credentials = credentials[name]
         return removed
@@ -106,6 +136,10 @@ class ClientPool:
     def client(self, account: str) -> DatadogClient:
         """The account's current client (KeyError for an account the pool does not have)."""
         return self.clients[account]
+
+    def routes(self, accounts: Sequence[Account]) -> list[Route]:
+        """Where ``accounts``' requests go through this pool's proxy settings."""
+        return routes(accounts, self.proxies)
 
     def _counter(self, account: str) -> Callable[[str, str], None]:
         def count(endpoint: str, code: str) -> None:
@@ -126,17 +160,17 @@ class ClientPool:
             await client.close()
 
 
-def default_account(config: Config, redactor: Redactor) -> tuple[str, Credentials]:
+def default_account(config: Config, redactor: Redactor) -> tuple[BaseUrl, Credentials]:
     """The default account's base URL and keys, from the process environment as the
     exporter reads them (DD_API_URL, DD_SITE, DD_API_KEY, DD_APP_KEY; the keys are checked
     when the pool is built). Raises ConfigError for an unknown site."""
-    url = base_url(config.datadog, Environment())
+    url = resolve_base_url(config.datadog, Environment())
     return url, Credentials.from_environment(redactor, dict(os.environ))
 
 
 def build_pool(
     config: Config,
-    default_url: str,
+    default_url: str | BaseUrl,
     default_credentials: Credentials,
     redactor: Redactor,
     on_response: ResponseCounter,

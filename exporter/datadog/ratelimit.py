@@ -138,15 +138,17 @@ class RateLimits:
 
     async def acquire(
         self, endpoint: str, deadline: float | None = None, *, reserve: int = 0
-    ) -> None:
+    ) -> float:
         """Wait until a call to ``endpoint`` may go: past any 429 block, then at this call's
-        share of a running-low budget. Raises NoSlot instead when that moment is not before
-        ``deadline`` (monotonic; None: no deadline, wait as long as it takes).
+        share of a running-low budget; return the seconds it waited for that (0.0: it did not
+        wait). Raises NoSlot instead when that moment is not before ``deadline`` (monotonic;
+        None: no deadline, wait as long as it takes).
 
         ``reserve`` calls of the period are left unused: a caller with several requests in
         flight reads answers out of order, so the last count it read may be up to that many
         calls behind Datadog's."""
         state = self._endpoint(endpoint)
+        waited = 0.0
         wait = state.blocked_until - self.clock.monotonic()
         if wait > 0:
             if deadline is not None and self.clock.monotonic() + wait >= deadline:
@@ -155,6 +157,7 @@ class RateLimits:
                     f"{endpoint}: rate limited by Datadog for another {wait:.0f}s",
                 )
             await self.clock.sleep(wait)
+            waited += wait
             state = self._endpoint(endpoint)  # forget() may have run meanwhile
         now = self.clock.monotonic()
         available = state.available
@@ -175,6 +178,8 @@ class RateLimits:
                 extra={"endpoint": endpoint, "wait": round(wait, 2)},
             )
             await self.clock.sleep(wait)
+            waited += wait
+        return waited
 
     def limits(self, endpoint: str) -> EndpointLimits:
         state = self._endpoint(endpoint)

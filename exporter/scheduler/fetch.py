@@ -107,14 +107,16 @@ async def fetch_with_retries(
     done = attempts if attempts is not None else Attempts()
     counted = 0
     while True:
-        before = clock.monotonic()
         if stop.deadline is None:
-            _say_block(client.rate_limits, request.endpoint, before)
+            _say_block(client.rate_limits, request.endpoint, clock.monotonic())
         try:
-            await client.rate_limits.acquire(request.endpoint, stop.deadline, reserve=stop.reserve)
+            waited = await client.rate_limits.acquire(
+                request.endpoint, stop.deadline, reserve=stop.reserve
+            )
         except NoSlot as exc:
             raise FetchFailed(exc.reason, str(exc) + _SKIPPED[exc.reason]) from None
-        waited = clock.monotonic() - before
+        # What acquire slept, not the clock's advance: the await itself takes a little time,
+        # and a call that went at once did not wait for the rate limit.
         if waited > 0:
             done.slot_waits += 1
             done.slot_seconds += waited

@@ -48,6 +48,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="store_true",
         help="an organisation without Cloud Network Monitoring: connections and dns answer 400",
     )
+    parser.add_argument(
+        "--deny-permission",
+        action="append",
+        default=[],
+        metavar="ENDPOINT",
+        help="the application key lacks this endpoint's permission: it answers 403 "
+        "(repeatable; e.g. cases)",
+    )
     parser.add_argument("--tls-cert-file", metavar="PEM", help="serve HTTPS with this certificate")
     parser.add_argument("--tls-key-file", metavar="PEM", help="the certificate's private key")
     parser.add_argument(
@@ -78,6 +86,7 @@ async def serve(args: argparse.Namespace) -> None:
         rate_limit_period=args.rate_limit_period,
         cases_multi_group=args.cases_multi_group,
         cnm_enabled=not args.no_cnm,
+        denied_endpoints=tuple(args.deny_permission),
     )
     faults = [fault_from_cli(spec) for spec in args.fault]
     scenarios = [scenario_from_cli(spec) for spec in args.scenario]

@@ -4,7 +4,8 @@ rate limits, faults, control routes.
 Each Datadog request goes through the same steps, in this order: log it,
 count it against its endpoint's budget (headers on every answer), answer 429
 while a rate_limit fault's reset period runs, apply an armed replacing fault,
-check the keys (403), answer 429 over budget, answer a bare 400 on the CNM endpoints of an
+check the keys (403), answer 403 on an endpoint the key lacks the permission for, answer 429
+over budget, answer a bare 400 on the CNM endpoints of an
 organisation without CNM, validate (400) and compute the answer, then deliver it (possibly
 slowed or damaged by a fault).
 """
@@ -27,6 +28,15 @@ STATE: web.AppKey[SimulatorState] = web.AppKey("simulator_state", SimulatorState
 
 # An organisation without Cloud Network Monitoring: its CNM endpoints answer a bare 400.
 NO_CNM_BODY = {"errors": ["Bad Request"]}
+# A valid application key without the endpoint's permission (SimulatorOptions.denied_endpoints).
+PERMISSION_DENIED_BODY = {
+    "errors": [
+        {"status": "403", "title": "Forbidden", "detail": "Failed permission authorization checks"}
+    ]
+}
+# GET /api/v1/validate (checks the API key only), as Datadog documents it.
+VALIDATE_PATH = "/api/v1/validate"
+VALIDATE_ENDPOINT = "validate"
 
 
 def _forbidden(headers: dict[str, str]) -> web.Response:
@@ -84,6 +94,8 @@ def datadog_route(endpoint: Endpoint) -> Callable[[web.Request], Awaitable[web.S
             return response
         elif not _authorized(request, state):
             response = _forbidden(headers)
+        elif name in state.options.denied_endpoints:
+            response = json_response(403, PERMISSION_DENIED_BODY, headers)
         elif not verdict.allowed:
             response = json_response(429, {"errors": ["Rate limit exceeded"]}, headers)
         elif endpoint.cnm and not state.options.cnm_enabled:
@@ -104,6 +116,28 @@ def datadog_route(endpoint: Endpoint) -> Callable[[web.Request], Awaitable[web.S
         return await deliver(request, response, fault, state.closing)
 
     return handler
+
+
+async def _validate(request: web.Request) -> web.Response:
+    """``GET /api/v1/validate``: 200 ``{"valid": true}`` for the right API key (the
+    application key is not looked at), else 403 ``{"errors": ["Forbidden"]}``."""
+    state = request.app[STATE]
+    record = RequestRecord(
+        endpoint=VALIDATE_ENDPOINT,
+        method=request.method,
+        path=request.path,
+        query=dict(request.query),
+        body=None,
+        status=None,
+    )
+    record.at = state.clock()
+    state.request_log.append(record)
+    if request.headers.get("DD-API-KEY") == state.options.api_key:
+        response = json_response(200, {"valid": True}, {})
+    else:
+        response = _forbidden({})
+    record.status = response.status
+    return response
 
 
 # -- control routes (no Datadog auth) ---------------------------------------
@@ -177,6 +211,7 @@ def build_app(state: SimulatorState) -> web.Application:
     app.on_shutdown.append(_on_shutdown)
     for endpoint in ENDPOINTS:
         app.router.add_route(endpoint.method, endpoint.path, datadog_route(endpoint))
+    app.router.add_get(VALIDATE_PATH, _validate)
     app.router.add_get("/_simulator/faults", _get_faults)
     app.router.add_post("/_simulator/faults", _post_fault)
     app.router.add_delete("/_simulator/faults", _delete_faults)

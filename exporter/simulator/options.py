@@ -58,6 +58,10 @@ class SimulatorOptions:
     # False: the organisation has no Cloud Network Monitoring; the connections and dns
     # endpoints answer a bare 400 (what Datadog is reported to do), the others work.
     cnm_enabled: bool = True
+    # Endpoints the application key lacks the permission for: after the key check they
+    # answer 403 "Failed permission authorization checks", as Datadog does for a key without
+    # the endpoint's permission (network_connections_read, cases_read, ...).
+    denied_endpoints: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.connections_universe < 1:
@@ -68,6 +72,8 @@ class SimulatorOptions:
             raise OptionError("rate_limit and rate_limit_period must be at least 1")
         if self.cases_multi_group not in CASES_MULTI_GROUP_MODES:
             raise OptionError(f"cases_multi_group must be one of {CASES_MULTI_GROUP_MODES}")
+        # Endpoint names are checked by the state, which knows them.
+        object.__setattr__(self, "denied_endpoints", tuple(self.denied_endpoints))
 
 
 @dataclass(frozen=True, slots=True)

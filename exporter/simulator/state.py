@@ -13,7 +13,7 @@ from exporter.simulator.cases import Case, build_cases
 from exporter.simulator.data import NetworkData
 from exporter.simulator.endpoints import ENDPOINTS, FAULT_TARGETS
 from exporter.simulator.faults import FaultBook
-from exporter.simulator.options import Scenario, SimulatorOptions
+from exporter.simulator.options import OptionError, Scenario, SimulatorOptions
 from exporter.simulator.ratelimit import RateLimiter
 
 ANSWER_CACHE_SIZE = 128
@@ -44,6 +44,10 @@ class SimulatorState:
     def __init__(self, options: SimulatorOptions, clock: Callable[[], float] = time.time) -> None:
         self.options = options
         self.clock = clock
+        known = [endpoint.name for endpoint in ENDPOINTS]
+        for name in options.denied_endpoints:
+            if name not in known:
+                raise OptionError(f"denied endpoint {name!r}: must be one of {', '.join(known)}")
         self.limiter = RateLimiter(
             options.rate_limit,
             options.rate_limit_period,

@@ -1,10 +1,11 @@
 """Images for the container tests, built once per test session (the base once per
 recipe); the terminal summary says what was built or reused, how long it took and how
-much the exporter image adds over its base."""
+much the exporter image adds over its base. Every test here is of the ``deploy`` tier."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +19,16 @@ from tests.deploy.podman_support import (
 )
 
 _BUILT: dict[str, Built] = {}
+_HERE = Path(__file__).parent
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The deployment files checked with real tools (kustomize, kubernetes-validate, promtool,
+    amtool, hadolint, node, Prometheus): a tier of its own, outside the quick ``pytest``."""
+    for item in items:
+        if item.path.is_relative_to(_HERE):
+            item.add_marker(pytest.mark.deploy)
 
 
 @pytest.fixture(scope="session")

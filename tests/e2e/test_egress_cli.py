@@ -87,7 +87,7 @@ def test_ssl_cert_file_and_ca_file_each_make_a_private_ca_trusted(tmp_path: Path
     try:
         up, log = poll_outcome(tmp_path, QUERY, env)
         assert up == 0.0
-        assert "TLS certificate of 127.0.0.1:" in log and "datadog.ca_file" in log
+        assert "TLS handshake failed: certificate of 127.0.0.1:" in log and "datadog.ca_file" in log
 
         up, log = poll_outcome(tmp_path, QUERY, {**env, "SSL_CERT_FILE": str(ca_file)})
         assert up == 1.0, log

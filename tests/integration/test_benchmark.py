@@ -6,6 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+# The whole benchmark as a subprocess (about 20 s): end to end, not a quick check.
+pytestmark = pytest.mark.e2e
+
 ROOT = Path(__file__).resolve().parent.parent.parent
 TINY = [
     *("--rows", "20", "--queries", "1,2", "--scrapes", "1", "--repeats", "1"),

@@ -44,6 +44,8 @@ from tests.helpers import SampleKey, parse_metrics, require_tool
 
 from .conftest import credentials
 
+pytestmark = pytest.mark.fuzz  # about a minute: a tier of its own
+
 CONFIG = """
 connections:
   - {name: pairs, group_by: [client_service, server_service], limit: 20}

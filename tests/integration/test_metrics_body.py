@@ -13,7 +13,7 @@ from exporter.collectors.connections import ConnectionsJob
 from exporter.config.schema import ConnectionsQuery
 from exporter.selfmetrics import SelfMetrics
 from exporter.server import ServerContext, create_app
-from exporter.snapshot import SnapshotStore, prepare_snapshot
+from exporter.snapshot import SnapshotStore, SnapshotTuning, prepare_snapshot
 from tests.helpers import Samples, parse_metrics, render_body
 
 
@@ -38,7 +38,9 @@ async def test_plain_and_gzip_scrapes_carry_identical_series(
 ) -> None:
     """Whether a query's text is kept (within the budget) or inflated per scrape."""
     # Small inflate batches, so a plain scrape crosses many batch boundaries.
-    store = SnapshotStore(plain_budget=plain_budget, inflate_batch_bytes=2000)
+    store = SnapshotStore(
+        tuning=SnapshotTuning(plain_text_budget_bytes=plain_budget, inflate_batch_bytes=2000)
+    )
     for name in ("a", "b"):
         job = ConnectionsJob(
             ConnectionsQuery(name=name, group_by=["client_service", "server_service"])

@@ -248,7 +248,7 @@ def test_an_unusable_proxy_variable_stops_the_start_naming_it(value: str, messag
     redactor = Redactor()
     with pytest.raises(ConfigError) as caught:
         Exporter(
-            parse_config("{}"),
+            parse_config("connections: [{name: q}]"),
             "https://api.datadoghq.com",
             credentials(redactor),
             redactor,

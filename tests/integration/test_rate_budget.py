@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import itertools
-import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -13,6 +11,7 @@ from exporter.collectors.connections import ConnectionsJob
 from exporter.config.schema import ConnectionsQuery
 from exporter.scheduler import PollPolicy, Scheduler
 from exporter.simulator import Simulator, SimulatorOptions
+from tests.clocks import SteppedClock, run_stepped
 from tests.helpers import Samples, parse_metrics
 
 from .conftest import API_KEY, APP_KEY, scheduler_against
@@ -22,41 +21,42 @@ LIMIT = 20
 
 
 @pytest.fixture
-async def limited() -> AsyncIterator[tuple[Simulator, Scheduler]]:
-    """A simulator whose 6 s rate-limit period starts now, allowing 20 calls per period."""
-    started = time.time()
-    origin = (int(started) // 3600 + 1) * 3600  # a period boundary
-
+async def limited() -> AsyncIterator[tuple[Simulator, Scheduler, SteppedClock]]:
+    """A simulator whose 6 s rate-limit period starts now, allowing 20 calls per period; it
+    and the scheduler both keep time on one stepped clock."""
+    clock = SteppedClock(wall=1_699_999_200.0)  # a period boundary (an hour's)
     sim = Simulator(
         SimulatorOptions(
             api_key=API_KEY, app_key=APP_KEY, rate_limit=LIMIT, rate_limit_period=PERIOD
         ),
-        clock=lambda: origin + (time.time() - started),
+        clock=clock.wall,
     )
     await sim.start()
     try:
         policy = PollPolicy(startup_spread=0.0)
-        async with scheduler_against(sim.url, request_timeout=2.0, policy=policy) as scheduler:
-            yield sim, scheduler
+        async with scheduler_against(
+            sim.url, request_timeout=2.0, clock=clock, policy=policy
+        ) as scheduler:
+            yield sim, scheduler, clock
     finally:
         await sim.stop()
 
 
 async def test_a_low_budget_is_spread_instead_of_bursting_into_429(
-    limited: tuple[Simulator, Scheduler],
+    limited: tuple[Simulator, Scheduler, SteppedClock],
 ) -> None:
-    sim, scheduler = limited
+    sim, scheduler, clock = limited
     # 10 queries every second want 60 calls per 6 s period; the budget is 20.
     await scheduler.start(
         ConnectionsJob(ConnectionsQuery(name=f"q{i}", interval=1.0, limit=10 + i))
         for i in range(10)
     )
-    await asyncio.sleep(PERIOD + 2.5)
+    await run_stepped(clock, PERIOD + 2.5, sleepers=11)  # ten loops and the sweeper
     await scheduler.stop()
     statuses = [r.status for r in sim.requests_to("connections")]
     assert 429 not in statuses
     # The first period's calls: a burst while the budget was comfortable, then paced ones.
-    first_period = [r.time for r in sim.requests_to("connections")][:LIMIT]
+    first_period = [r.at for r in sim.requests_to("connections")][:LIMIT]  # the clock's time
     paced = first_period[-4:]
     gaps = [b - a for a, b in itertools.pairwise(paced)]
     assert min(gaps) > 0.3, gaps

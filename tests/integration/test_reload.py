@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 
 from exporter.app import Exporter, RunOptions
-from exporter.config.schema import Config, load_config
+from exporter.config.schema import Config, load_config, parse_config
 from exporter.logs import Redactor
 from exporter.scheduler import PollPolicy
 from exporter.simulator import Fault, Simulator
@@ -188,7 +188,7 @@ async def test_invalid_configuration_is_rejected_and_the_old_one_keeps_running(
 async def test_reload_is_unavailable_without_a_configuration_file(simulator: Simulator) -> None:
     redactor = Redactor()
     running = Exporter(
-        Config(),
+        parse_config("connections: [{name: q, interval: 1h}]"),
         simulator.url,
         credentials(redactor),
         redactor,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -11,8 +12,8 @@ from exporter.collectors.connections import ConnectionsJob
 from exporter.config.schema import ConnectionsQuery
 from exporter.scheduler import ERROR_REASONS, Backoff, PollPolicy, Scheduler
 from exporter.selfmetrics import SelfMetrics
-from exporter.simulator import Fault, Simulator
-from tests.clocks import HandClock
+from exporter.simulator import Fault, Simulator, SimulatorOptions
+from tests.clocks import HandClock, SteppedClock, run_stepped
 from tests.helpers import SampleKey, Samples
 
 from .conftest import deadline, scheduler_against, served
@@ -75,33 +76,63 @@ async def test_5xx_is_retried_with_backoff_inside_the_interval(simulator: Simula
 
 
 async def test_5xx_gives_up_at_the_deadline_without_a_tight_loop(simulator: Simulator) -> None:
-    async with scheduler_against(simulator.url, policy=retrying_from(0.1)) as polling:
+    clock = SteppedClock()
+    policy = retrying_from(0.1)
+    async with scheduler_against(simulator.url, clock=clock, policy=policy) as polling:
         await polling.add(job("a"))
         simulator.set_fault("connections", Fault(kind="status", status=500))
-        started = time.monotonic()
-        await polling.poll_once(("connections", "a"), deadline(2))
-        assert time.monotonic() - started <= 2.5
+        started = clock.monotonic()
+        poll = asyncio.create_task(polling.poll_once(("connections", "a"), started + 2))
+        for _ in range(60):  # 3 s of the clock: the poll gives up within its 2 s
+            await until(lambda: poll.done() or clock.sleeping == 1)
+            if poll.done():
+                break
+            clock.advance(0.05)
+        await asyncio.wait_for(poll, 10)
+        assert clock.monotonic() - started <= 2.5
         assert polling.state(("connections", "a")).up is False
     # Exponential backoff from 0.1s over 2s: a handful of calls, not hundreds.
     assert 1 <= len(simulator.request_log) <= 12
 
 
 async def test_429_holds_every_query_of_the_endpoint_until_reset(
-    polling: Scheduler, simulator: Simulator
+    simulator_options: SimulatorOptions,
 ) -> None:
-    await polling.add(job("a"), job("b"))
-    simulator.set_fault("connections", Fault(kind="rate_limit", reset_seconds=2, count=1))
-    await polling.poll_once(("connections", "a"), deadline(1))  # 429, reset beyond deadline
-    limited_at = time.monotonic()
-    assert polling.state(("connections", "a")).up is False
-    await polling.poll_once(("connections", "b"), deadline(1))  # must not call at all
-    assert len(simulator.request_log) == 1
-    assert polling.state(("connections", "b")).up is False
-    await polling.poll_once(("connections", "b"), deadline(10))  # waits for the reset
-    assert polling.state(("connections", "b")).up is True
-    second = simulator.request_log[1].time
-    assert second - simulator.request_log[0].time >= 1.9
-    assert time.monotonic() - limited_at >= 1.5
+    clock = SteppedClock()  # the simulator's too: it holds the endpoint for the reset
+    simulator = Simulator(simulator_options, clock=clock.wall)
+    await simulator.start(host="127.0.0.1", port=0)
+    try:
+        async with scheduler_against(simulator.url, clock=clock) as polling:
+            await polling.add(job("a"), job("b"))
+            simulator.set_fault("connections", Fault(kind="rate_limit", reset_seconds=2, count=1))
+            # 429, its reset beyond the deadline
+            await polling.poll_once(("connections", "a"), clock.monotonic() + 1)
+            assert polling.state(("connections", "a")).up is False
+            # The endpoint is held: this poll must not call at all.
+            await polling.poll_once(("connections", "b"), clock.monotonic() + 1)
+            assert len(simulator.request_log) == 1
+            assert polling.state(("connections", "b")).up is False
+            # This one waits for the reset, and calls only then.
+            key, until_reset = ("connections", "b"), clock.monotonic() + 10
+            poll = asyncio.create_task(polling.poll_once(key, until_reset))
+            await until(lambda: clock.sleeping == 1)
+            clock.advance(1.9)
+            await asyncio.sleep(0.1)
+            assert not poll.done() and len(simulator.request_log) == 1
+            clock.advance(0.1)
+            await asyncio.wait_for(poll, 10)
+            assert polling.state(("connections", "b")).up is True
+            assert len(simulator.request_log) == 2
+    finally:
+        await simulator.stop()
+
+
+async def until(condition: Callable[[], object], within: float = 10.0) -> None:
+    for _ in range(int(within / 0.005)):
+        if condition():
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError(f"not true within {within}s")
 
 
 async def test_vanished_rows_vanish_on_next_good_poll(
@@ -148,9 +179,11 @@ async def test_malformed_body_fails_cleanly_as_decode_error(
 
 
 async def test_loops_start_spread_and_poll_on_their_interval(simulator: Simulator) -> None:
-    async with scheduler_against(simulator.url, policy=PollPolicy(startup_spread=0.5)) as polling:
+    clock = SteppedClock()
+    policy = PollPolicy(startup_spread=0.5)
+    async with scheduler_against(simulator.url, clock=clock, policy=policy) as polling:
         await polling.start([job("a", interval="1s"), job("b", interval="1s")])
-        await asyncio.sleep(3.2)
+        await run_stepped(clock, 3.2, sleepers=3)  # two loops and the sweeper
         await polling.stop()
     # Two queries, first polls within 0.5s, then one per second each: 6 calls, give or take
     # the one in flight at the edges.

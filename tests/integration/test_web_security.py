@@ -13,7 +13,7 @@ import pytest
 import trustme
 
 from exporter.app import Exporter, RunOptions
-from exporter.config.schema import Config
+from exporter.config.schema import parse_config
 from exporter.config.web import WebSecurity, load_web_config
 from exporter.logs import Redactor
 
@@ -47,7 +47,7 @@ async def start(tmp_path: Path) -> AsyncIterator[Start]:
         security: WebSecurity = load_web_config(path)
         redactor = Redactor()
         exporter = Exporter(
-            Config(),
+            parse_config("connections: [{name: q, interval: 1h}]"),
             "http://127.0.0.1:9",
             credentials(redactor),
             redactor,

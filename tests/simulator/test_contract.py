@@ -16,8 +16,9 @@ from typing import Any
 import aiohttp
 import pytest
 from datadog_api_client import ApiClient, Configuration
-from datadog_api_client.exceptions import ApiException
+from datadog_api_client.exceptions import ApiException, ForbiddenException
 from datadog_api_client.model_utils import OpenApiModel, UnparsedObject
+from datadog_api_client.v1.api.authentication_api import AuthenticationApi
 from datadog_api_client.v2.api.case_management_api import CaseManagementApi
 from datadog_api_client.v2.api.cloud_network_monitoring_api import CloudNetworkMonitoringApi
 from datadog_api_client.v2.api.rum_audience_management_api import RumAudienceManagementApi
@@ -324,3 +325,18 @@ async def fetch_raw(sim: Simulator, request: ApiRequest) -> bytes:
     ):
         assert response.status == 200
         return await response.read()
+
+
+async def test_client_parses_the_key_validation_and_its_refusal(
+    sim: Simulator, client: ApiClient
+) -> None:
+    api = AuthenticationApi(client)
+    answer = await asyncio.to_thread(api.validate)
+    assert_parsed(answer)
+    assert answer.valid is True
+    configuration = Configuration(host=sim.url)
+    configuration.api_key["apiKeyAuth"] = "not-the-key"
+    configuration.enable_retry = False
+    with ApiClient(configuration) as wrong, pytest.raises(ForbiddenException) as caught:
+        await asyncio.to_thread(AuthenticationApi(wrong).validate)
+    assert caught.value.status == 403

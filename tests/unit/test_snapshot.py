@@ -10,16 +10,18 @@ import time
 import zlib
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from exporter.exposition import Family, Rendered, RenderedFamily
 from exporter.gzipjoin import Piece, compress_piece
 from exporter.snapshot import (
-    BLOCK_QUERIES,
+    DEFAULT_TUNING,
     QueryKey,
     QuerySnapshot,
     SnapshotStore,
+    SnapshotTuning,
     prepare_snapshot,
 )
 
@@ -78,14 +80,26 @@ steps = st.lists(
 )
 
 
+tunings = st.builds(
+    SnapshotTuning,
+    plain_text_budget_bytes=st.integers(0, 300),
+    inflate_batch_bytes=st.integers(1, 40),
+    write_batch_bytes=st.integers(1, 40),
+    direct_write_bytes=st.integers(1, 40),
+    block_queries=st.sampled_from([1, 2, 4, 64]),  # small blocks: many blocks, regrowth
+)
+
+
 @settings(max_examples=150, deadline=None)
-@given(steps, st.integers(0, 6), st.integers(0, 300))
+@given(steps, st.integers(0, 6), tunings)
 def test_body_matches_a_line_by_line_reference_through_publishes_and_drops(
-    changes: list[tuple[int, bool, list[tuple[str, bytes]], bool]], configured: int, budget: int
+    changes: list[tuple[int, bool, list[tuple[str, bytes]], bool]],
+    configured: int,
+    tuning: SnapshotTuning,
 ) -> None:
     """Queries 0..configured-1 are in the configured order; the others are not."""
     order = [("c", f"q{index}") for index in range(configured)]
-    store = SnapshotStore(order, plain_budget=budget, inflate_batch_bytes=7)
+    store = SnapshotStore(order, tuning)
     current: dict[QueryKey, QuerySnapshot] = {}
     for index, drop, families, keep_text in changes:
         key = ("c", f"q{index}")
@@ -102,7 +116,7 @@ def test_body_matches_a_line_by_line_reference_through_publishes_and_drops(
 
 def test_thousands_of_queries_in_many_blocks_match_the_reference_after_reordering() -> None:
     rng = random.Random(7)
-    keys = [("c", f"q{index}") for index in range(5 * BLOCK_QUERIES + 3)]
+    keys = [("c", f"q{index}") for index in range(5 * DEFAULT_TUNING.block_queries + 3)]
     order = keys[:]
     rng.shuffle(order)
     store = SnapshotStore(order[: len(order) // 2])  # the rest are unknown at first
@@ -196,3 +210,21 @@ def test_a_family_rendered_twice_by_one_query_is_served_once_with_both_parts() -
     store = SnapshotStore()
     store.publish(prepare_snapshot(("c", "q"), rendered, 0.0))
     assert served(store) == family.header() + b'alpha 1\nalpha{x="2"} 2\n'
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"block_queries": 3},
+        {"block_queries": 0},
+        {"inflate_batch_bytes": 0},
+        {"write_batch_bytes": 0},
+        {"direct_write_bytes": 0},
+        {"plain_text_budget_bytes": -1},
+    ],
+)
+def test_a_tuning_the_store_cannot_work_with_is_refused(change: dict[str, int]) -> None:
+    """Blocks tile a power-of-two capacity (the CRC tree's order depends on it); batches of
+    nothing would write nothing."""
+    with pytest.raises(ValueError, match=next(iter(change))):
+        SnapshotTuning(**change)

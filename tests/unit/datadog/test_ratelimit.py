@@ -216,3 +216,14 @@ def test_a_reset_of_years_blocks_for_an_hour_and_nonsense_is_ignored() -> None:
     assert (state.limit, state.remaining) == (100, 50)  # kept as they were
     assert limits.record_429("dns", {"X-RateLimit-Reset": "100000000"})[0] == 3600.0  # 3 years
     assert limits.record_429("dns", {"X-RateLimit-Reset": "1e12"})[0] == 60.0  # unreadable: period
+
+
+async def test_acquire_says_how_long_it_waited() -> None:
+    clock = SteppedClock()
+    limits = RateLimits(clock)
+    assert await limits.acquire("connections") == 0.0  # nothing known: no wait
+    limits.record_429("connections", {"X-RateLimit-Reset": "7"})
+    call = asyncio.create_task(limits.acquire("connections"))
+    await settle()
+    clock.advance(7)
+    assert await call == 7.0

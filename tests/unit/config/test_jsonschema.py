@@ -19,9 +19,9 @@ from pydantic import ValidationError
 
 from exporter import cli, docs
 from exporter.config.jsonschema import config_json_schema
-from exporter.config.schema import Config
+from exporter.config.schema import FILE_CONTEXT, Config
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 SCHEMA = REPO / "docs" / "config.schema.json"
 # The example configurations editors open: each names the schema on its first line.
 EXAMPLES = (REPO / "exporter" / "demo.yml", REPO / "deploy" / "kubernetes" / "base" / "config.yml")
@@ -189,7 +189,8 @@ def accepts(schema: dict[str, Any], document: dict[str, Any]) -> bool:
 
 def model_accepts(document: dict[str, Any]) -> bool:
     try:
-        Config.model_validate(document)
+        # As parse_config reads a file: durations there need a unit.
+        Config.model_validate(document, context=FILE_CONTEXT)
     except ValidationError:
         return False
     return True
@@ -223,7 +224,7 @@ FORMS: list[object] = [
 
 def with_value(section: str, key: str, value: object) -> dict[str, Any]:
     if section == "datadog":
-        return {"datadog": {key: value}}
+        return {"datadog": {key: value}, "dns": [{"name": "q"}]}
     item: dict[str, Any] = {"name": "q", key: value}
     if section == "audience":
         item["entity"] = "users"
@@ -244,11 +245,14 @@ def test_a_duration_key_takes_in_the_schema_the_forms_the_model_takes(
 
 
 def limits(endpoint: str) -> dict[str, Any]:
-    return {"datadog": {"rate_limits": {endpoint: {"limit": 5, "period": "1h"}}}}
+    return {
+        "datadog": {"rate_limits": {endpoint: {"limit": 5, "period": "1h"}}},
+        "dns": [{"name": "q"}],
+    }
 
 
 def account(**keys: str) -> dict[str, Any]:
-    return {"accounts": [{"name": "a", **keys}]}
+    return {"accounts": [{"name": "a", **keys}], "dns": [{"name": "q"}]}
 
 
 CASES: list[tuple[str, dict[str, Any]]] = [
@@ -272,6 +276,9 @@ CASES: list[tuple[str, dict[str, Any]]] = [
     ("a limit past Datadog's", {"connections": [{"name": "q", "limit": 7501}]}),
     ("a response size below 1 KiB", {"datadog": {"max_response_size": 1000}}),
     ("an empty file", {}),
+    ("no query, only settings", {"datadog": {"timeout": "5s"}}),
+    ("empty query sections", {"connections": [], "dns": []}),
+    ("one query", {"cases": [{"name": "q", "group_by": ["status"]}]}),
 ]
 
 

@@ -137,7 +137,9 @@ def test_missing_account_keys_say_which_account_and_setting(tmp_path: Path) -> N
 
 
 def test_default_account_reads_the_dd_variables() -> None:
-    (account,) = resolve_accounts(parse_config("{}"), "https://api.datadoghq.com")
+    (account,) = resolve_accounts(
+        parse_config("connections: [{name: q}]"), "https://api.datadoghq.com"
+    )
     env = {"DD_API_KEY": "plain-api-key-123456", "DD_APP_KEY": "plain-app-key-123456"}
     headers = Credentials.for_account(account, Redactor(), env).headers()
     assert headers["DD-API-KEY"] == "plain-api-key-123456"

@@ -64,6 +64,7 @@ def test_a_good_bundle_is_shared_by_every_account(tmp_path: Path) -> None:
         "accounts:\n"
         "  - {name: eu, site: datadoghq.eu, api_key_env: EU_API, app_key_env: EU_APP}\n"
         "  - {name: us, api_key_env: US_API, app_key_env: US_APP}\n"
+        "connections: [{name: q, account: eu}]\n"
     )
     assert config.datadog.ca_file == path
     eu, us = resolve_accounts(config, "https://unused.example")
@@ -75,7 +76,7 @@ def test_a_good_bundle_is_shared_by_every_account(tmp_path: Path) -> None:
 def test_a_bundle_that_vanishes_before_use_is_still_a_named_config_error(tmp_path: Path) -> None:
     path = tmp_path / "ca.pem"
     path.write_bytes(trustme.CA().cert_pem.bytes())
-    config = parse_config(f"datadog: {{ca_file: '{path}'}}\n")
+    config = parse_config(f"datadog: {{ca_file: '{path}'}}\nconnections: [{{name: q}}]\n")
     path.unlink()
     with pytest.raises(ConfigError) as caught:
         resolve_accounts(config, "https://api.datadoghq.com")
@@ -83,5 +84,7 @@ def test_a_bundle_that_vanishes_before_use_is_still_a_named_config_error(tmp_pat
 
 
 def test_without_ca_file_the_default_trust_is_used() -> None:
-    (account,) = resolve_accounts(parse_config("{}"), "https://api.datadoghq.com")
+    (account,) = resolve_accounts(
+        parse_config("connections: [{name: q}]"), "https://api.datadoghq.com"
+    )
     assert account.ssl_context is None

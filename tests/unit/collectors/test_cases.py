@@ -13,7 +13,7 @@ from exporter.collectors.base import DecodeError
 from exporter.collectors.cases import CasesJob
 from exporter.config.schema import CasesQuery
 from tests.helpers import parse_metrics, render_body, rendered_text
-from tests.unit.collector_support import UNPARSABLE_BODIES, json_values, renders_or_fails_cleanly
+from tests.unit.collectors.support import UNPARSABLE_BODIES, json_values, renders_or_fails_cleanly
 
 JOB = CasesJob(CasesQuery(name="by_status", group_by=["status"]))
 

@@ -13,7 +13,7 @@ from exporter.collectors.base import DecodeError
 from exporter.collectors.dns import FAMILIES, DnsJob
 from exporter.config.schema import DnsQuery
 from tests.helpers import parse_metrics, render_body, rendered_text
-from tests.unit.collector_support import UNPARSABLE_BODIES, json_values, renders_or_fails_cleanly
+from tests.unit.collectors.support import UNPARSABLE_BODIES, json_values, renders_or_fails_cleanly
 
 JOB = DnsJob(DnsQuery(name="by_client", group_by=["client_service", "network.dns_query"]))
 KNOWN = {

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from exporter.backfill.grid import Lane, day_bounds, day_of, days, grid, projection, runs
+from exporter.backfill.grid import (
+    Lane,
+    day_bounds,
+    day_of,
+    days,
+    grid,
+    projection,
+    rate_summary,
+    runs,
+)
 
 DAY = 86400
 MIDNIGHT = 1_714_521_600  # 2024-05-01T00:00:00Z
@@ -61,3 +70,25 @@ def test_projection_gives_calls_per_query_and_hours_at_the_known_limit() -> None
     assert "8,064 calls, ~8.1 hours at the known limit (1000 per 1h)" in text
     assert "50 calls, limit unknown until Datadog's first answer" in text
     assert Lane("a", "dns", 30, limit=1000, period=3600).hours == pytest.approx(0.03)
+
+
+def test_a_run_shorter_than_a_rate_limit_period_is_not_extrapolated_to_an_hour() -> None:
+    # 200 calls in 4s: "180,000 per hour" would read like 3x Datadog's limit; it was 20%.
+    text, fields = rate_summary(200, 4.0, 1000, 60.0, [])
+    assert text == (
+        "200 calls in 4s, within one rate-limit period (1000 calls per 1m, Datadog's limit: "
+        "60,000 per hour); too short to measure a rate per hour"
+    )
+    assert "calls_per_hour" not in fields and fields["limit_per_hour"] == 60000
+
+
+def test_the_rate_per_hour_is_measured_over_whole_rate_limit_periods() -> None:
+    text, fields = rate_summary(2000, 250.0, 1000, 60.0, [900, 1000, 950])
+    assert "95% of the allowed calls in 3 full rate-limit periods = 57,000 per hour" in text
+    assert "(Datadog's limit: 60,000 per hour)" in text
+    assert fields["calls_per_hour"] == 57000 and fields["full_periods"] == 3
+
+
+def test_without_rate_limit_headers_no_rate_is_claimed() -> None:
+    text, _ = rate_summary(12, 3.0, None, None, [])
+    assert text == "12 calls in 3s; Datadog sent no rate-limit headers"
