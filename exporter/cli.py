@@ -50,7 +50,8 @@ from .datadog.credentials import Credentials, CredentialsError, KeySource
 from .datadog.pool import ClientPool, Route, default_account, routes
 from .datadog.proxies import ProxyError, ProxyRules
 from .flags import ExitCode, HelpFormatter, Variable, epilog, wrap
-from .logs import LEVELS, Redactor, setup_logging
+from .logs import Redactor, setup_logging
+from .logs import add_flags as add_log_flags
 from .online import check_online, planned_calls
 from .online import render as render_online
 from .process import pin_mmap_threshold
@@ -310,20 +311,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="where the landing page's documentation link points (default: the docs/ folder of "
         "the project's repository)",
     )
-    parser.add_argument(
-        "--log.level",
-        dest="log_level",
-        choices=list(LEVELS),
-        default="info",
-        help="the least severe events logged",
-    )
-    parser.add_argument(
-        "--log.format",
-        dest="log_format",
-        choices=["logfmt", "json"],
-        default="logfmt",
-        help="one event per line, as logfmt or as a JSON object; a traceback only at debug, for "
-        "an unexpected error, and then inside its line",
+    add_log_flags(
+        parser,
+        format_help="one event per line, as logfmt or as a JSON object; a traceback only at "
+        "debug, for an unexpected error, and then inside its line",
     )
     parser.add_argument(
         "--demo",

@@ -35,7 +35,8 @@ from ..config.schema import Config, load_config
 from ..datadog.credentials import CredentialsError
 from ..durations import parse_duration
 from ..flags import ExitCode, HelpFormatter, epilog, wrap
-from ..logs import LEVELS, Redactor, setup_logging
+from ..logs import Redactor, setup_logging
+from ..logs import add_flags as add_log_flags
 from .grid import Lane, grid, projection, rate_summary, runs
 from .journal import Journal, JournalMismatch
 from .openmetrics import target_labels
@@ -172,20 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
         "the same values the backfilled series are the live series (default "
         f"{' '.join(f'{k}={v}' for k, v in DEFAULT_LABELS)}); repeatable",
     )
-    parser.add_argument(
-        "--log.level",
-        dest="log_level",
-        choices=list(LEVELS),
-        default="info",
-        help="the least severe events logged",
-    )
-    parser.add_argument(
-        "--log.format",
-        dest="log_format",
-        choices=["logfmt", "json"],
-        default="logfmt",
-        help="progress and events as logfmt lines or JSON objects",
-    )
+    add_log_flags(parser, format_help="progress and events as logfmt lines or JSON objects")
     return parser
 
 
