@@ -206,8 +206,8 @@ class Exporter:
         """Listen on every address, then start polling. Raises ListenError (nothing polled)
         when an address does not resolve or cannot be bound; stop() closes what was opened."""
         addresses = [(a, *parse_listen_address(a)) for a in self.options.listen_addresses]
-        security = self.options.web or WebSecurity(None, ())
-        app = create_app(self.context, security.middlewares)
+        security = self.options.web or WebSecurity(None)
+        app = create_app(self.context, security.basic_auth_users)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
         await self._runner.setup()
         for address, host, port in addresses:
@@ -235,7 +235,7 @@ class Exporter:
                     "address": address,
                     "port": port,
                     "scheme": security.scheme,
-                    "basic_auth": bool(security.middlewares),
+                    "basic_auth": bool(security.basic_auth_users),
                     "max_requests": self.options.max_requests,
                     "queries": len(self.scheduler.query_states()),
                     "configured_queries": self.context.configured_queries,
