@@ -80,7 +80,12 @@ async def requests_per_failed_poll(interval: float, polls: int, seed: int) -> li
         clock=clock,
     )
     scheduler = Scheduler(
-        client, SnapshotStore(), SelfMetrics(), clock=clock, rng=random.Random(seed)
+        lambda _account: client,
+        redactor,
+        SnapshotStore(),
+        SelfMetrics(),
+        clock=clock,
+        rng=random.Random(seed),
     )
     query = ConnectionsQuery(name="storm", group_by=["client_service"], interval=interval)
     await scheduler.add(ConnectionsJob(query))

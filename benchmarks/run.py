@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from prometheus_client import disable_created_metrics
 
 from exporter.simulator import Simulator, SimulatorOptions
 
@@ -376,6 +377,8 @@ def parse_many(value: str) -> Size | None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    # As the exporter's entry point does (cli.main): no `_created` series.
+    disable_created_metrics()  # type: ignore[no-untyped-call]
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks",
         description=__doc__,

@@ -137,7 +137,9 @@ class ExporterTarget:
         self.metrics = SelfMetrics()
         self.store = TimedStore()
         self.client = CannedClient(body)
-        self.scheduler = Scheduler(self.client, self.store, self.metrics)
+        self.scheduler = Scheduler(
+            lambda _account: self.client, self.client.redactor, self.store, self.metrics
+        )
         self.metrics.watch(self.scheduler.query_states, self.client.rate_limits.views)
         self.burst = burst
         self.floor_bodies: dict[str, bytes] = {}  # filled by copy_floor

@@ -26,7 +26,7 @@ from .config.errors import ConfigError
 from .config.schema import Config, costly_interval_warnings
 from .config.web import WebSecurity
 from .datadog.credentials import Credentials, CredentialsError
-from .datadog.pool import ClientPool, Route
+from .datadog.pool import Route, build_pool
 from .logs import Redactor
 from .scheduler import PollPolicy, Scheduler
 from .selfmetrics import SelfMetrics
@@ -163,14 +163,19 @@ class Exporter:
         self.clock = clock
         self.metrics = SelfMetrics()
         self.store = SnapshotStore()
-        self.pool = ClientPool(
-            redactor, credentials, self.metrics.count_response, environ, clock=clock
+        self.pool = build_pool(
+            config,
+            base_url,
+            credentials,
+            redactor,
+            self.metrics.count_response,
+            environ=environ,
+            clock=clock,
         )
-        accounts = resolve_accounts(config, base_url)
-        self.pool.apply(accounts, self.pool.credentials(accounts))
-        self.routes: list[Route] = self.pool.routes(accounts)
+        self.routes: list[Route] = self.pool.routes(self.pool.accounts)
         self.scheduler = Scheduler(
-            self.pool.clients,
+            self.pool.client,
+            redactor,
             self.store,
             self.metrics,
             clock=clock,
@@ -201,8 +206,8 @@ class Exporter:
         """Listen on every address, then start polling. Raises ListenError (nothing polled)
         when an address does not resolve or cannot be bound; stop() closes what was opened."""
         addresses = [(a, *parse_listen_address(a)) for a in self.options.listen_addresses]
-        security = self.options.web or WebSecurity(None, ())
-        app = create_app(self.context, security.middlewares)
+        security = self.options.web or WebSecurity(None)
+        app = create_app(self.context, security.basic_auth_users)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
         await self._runner.setup()
         for address, host, port in addresses:
@@ -230,7 +235,7 @@ class Exporter:
                     "address": address,
                     "port": port,
                     "scheme": security.scheme,
-                    "basic_auth": bool(security.middlewares),
+                    "basic_auth": bool(security.basic_auth_users),
                     "max_requests": self.options.max_requests,
                     "queries": len(self.scheduler.query_states()),
                     "configured_queries": self.context.configured_queries,

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from prometheus_client import disable_created_metrics
 from pydantic import SecretStr
 
 from . import __version__
@@ -46,10 +47,11 @@ from .config.schema import (
 )
 from .config.web import WebSecurity, load_web_config
 from .datadog.credentials import Credentials, CredentialsError, KeySource
-from .datadog.pool import ClientPool, Route, routes
+from .datadog.pool import ClientPool, Route, default_account, routes
 from .datadog.proxies import ProxyError, ProxyRules
 from .flags import ExitCode, HelpFormatter, Variable, epilog, wrap
-from .logs import LEVELS, Redactor, setup_logging
+from .logs import Redactor, setup_logging
+from .logs import add_flags as add_log_flags
 from .online import check_online, planned_calls
 from .online import render as render_online
 from .process import pin_mmap_threshold
@@ -309,20 +311,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="where the landing page's documentation link points (default: the docs/ folder of "
         "the project's repository)",
     )
-    parser.add_argument(
-        "--log.level",
-        dest="log_level",
-        choices=list(LEVELS),
-        default="info",
-        help="the least severe events logged",
-    )
-    parser.add_argument(
-        "--log.format",
-        dest="log_format",
-        choices=["logfmt", "json"],
-        default="logfmt",
-        help="one event per line, as logfmt or as a JSON object; a traceback only at debug, for "
-        "an unexpected error, and then inside its line",
+    add_log_flags(
+        parser,
+        format_help="one event per line, as logfmt or as a JSON object; a traceback only at "
+        "debug, for an unexpected error, and then inside its line",
     )
     parser.add_argument(
         "--demo",
@@ -378,6 +370,9 @@ def load(args: argparse.Namespace) -> Config:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    # Process-wide, so once, here: no `_created` series (Go exporters have none; they only
+    # double every counter's output).
+    disable_created_metrics()  # type: ignore[no-untyped-call]
     redactor = Redactor()
     if argv[:1] == ["backfill"]:
         return last_resort(lambda: backfill(argv[1:], redactor), redactor)
@@ -538,10 +533,9 @@ async def _run(
         finally:
             await simulator.stop()
         return 0
+    # The keys are checked (with every account's) when the exporter builds its pool.
+    url, credentials = default_account(config, redactor)
     environment = Environment()
-    url = resolve_base_url(config.datadog, environment)
-    # Checked (with every account's keys) when the exporter is built.
-    credentials = Credentials.from_environment(redactor, dict(os.environ))
     source = reloader(args.config_file, lambda new: resolve_base_url(new.datadog, environment))
     await serve_until_signalled(
         Exporter(config, url, credentials, redactor, options, config_source=source)

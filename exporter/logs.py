@@ -6,6 +6,7 @@ into a message (an error body that echoes a request, an exception text) never re
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import sys
@@ -42,6 +43,25 @@ class Redactor:
             if secret in text:
                 text = text.replace(secret, REDACTED)
         return text
+
+
+def add_flags(parser: argparse.ArgumentParser, *, format_help: str) -> None:
+    """``--log.level`` and ``--log.format``, the same in every command; ``format_help`` says
+    what the command logs."""
+    parser.add_argument(
+        "--log.level",
+        dest="log_level",
+        choices=list(LEVELS),
+        default="info",
+        help="the least severe events logged",
+    )
+    parser.add_argument(
+        "--log.format",
+        dest="log_format",
+        choices=["logfmt", "json"],
+        default="logfmt",
+        help=format_help,
+    )
 
 
 def _fields(record: logging.LogRecord) -> dict[str, Any]:

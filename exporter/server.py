@@ -7,13 +7,14 @@ by the self-metrics; nothing here calls Datadog or renders data series.
 from __future__ import annotations
 
 import html
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from . import __version__
+from .basicauth import BasicAuth, auth_middleware
 from .clock import SYSTEM_CLOCK, Clock
 from .config.schema import CasesQuery, Config, PolledQuery, WindowedQuery
 from .datadog.pool import Route
@@ -28,6 +29,9 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # The paths the server keeps for itself; the metrics path (--web.telemetry-path) is another.
 OWN_PATHS = ("/", "/-/healthy", "/-/ready", "/-/reload")
+# Probes (kubelet, load balancers) carry no credentials; these paths reveal nothing, so they
+# answer without a login when basic auth is on.
+OPEN_PATHS = frozenset({"/-/healthy", "/-/ready"})
 # The documentation the landing page links to (--web.docs-url changes it, e.g. to a mirror).
 DOCS_URL = "https://github.com/datadog-cnm-exporter/datadog-cnm-exporter/tree/main/docs"
 
@@ -121,8 +125,15 @@ def _quality(text: str) -> float | None:
     return value if 0 <= value <= 1 else None
 
 
-def create_app(context: ServerContext, middlewares: Sequence[Middleware] = ()) -> web.Application:
-    app = web.Application(middlewares=list(middlewares))
+def create_app(
+    context: ServerContext, basic_auth_users: Mapping[str, bytes] | None = None
+) -> web.Application:
+    """The server's routes; with ``basic_auth_users`` (user -> bcrypt hash) every path but
+    OPEN_PATHS asks for a login."""
+    middlewares: list[Middleware] = []
+    if basic_auth_users:
+        middlewares.append(auth_middleware(BasicAuth(basic_auth_users), OPEN_PATHS))
+    app = web.Application(middlewares=middlewares)
 
     in_flight = 0
 
@@ -133,18 +144,18 @@ def create_app(context: ServerContext, middlewares: Sequence[Middleware] = ()) -
         nonlocal in_flight
         limit = context.max_requests
         if limit and in_flight >= limit:
-            context.metrics.scrapes_rejected.inc()
+            context.metrics.scrape_rejected()
             return web.Response(
                 status=503,
                 text=f"Limit of concurrent requests reached ({limit}), try again later.\n",
             )
         in_flight += 1
-        context.metrics.scrapes_in_flight.set(in_flight)
+        context.metrics.scrapes_now(in_flight)
         try:
             return await serve_metrics(request)
         finally:
             in_flight -= 1
-            context.metrics.scrapes_in_flight.set(in_flight)
+            context.metrics.scrapes_now(in_flight)
 
     async def serve_metrics(request: web.Request) -> web.StreamResponse:
         body = context.store.body

@@ -23,23 +23,26 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from ..clock import SYSTEM_CLOCK, Clock
 from ..config.errors import ConfigError
 from ..config.schema import Config, load_config
 from ..datadog.credentials import CredentialsError
 from ..durations import parse_duration
 from ..flags import ExitCode, HelpFormatter, epilog, wrap
-from ..logs import LEVELS, Redactor, setup_logging
+from ..logs import Redactor, setup_logging
+from ..logs import add_flags as add_log_flags
 from .grid import Lane, grid, projection, rate_summary, runs
 from .journal import Journal, JournalMismatch
 from .openmetrics import target_labels
 from .progress import Console
 from .run import Outcome, Runner, Target
-from .source import HistoryQuery, WindowSource, select_queries
+from .source import HistoryQuery, WindowSource, sections, select_queries, spoken
 from .timespec import DEFAULT_END_AGO_SECONDS, RETENTION_SECONDS, parse_time
 
 log = logging.getLogger("exporter.backfill")
@@ -108,8 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
         description=wrap(
-            "Fetch Datadog's CNM history of the connections, dns and network_health queries of a "
-            "configuration and write it as OpenMetrics files for `promtool tsdb "
+            f"Fetch Datadog's CNM history of the {spoken(sections(history=True), 'and')} "
+            "queries of a configuration and write it as OpenMetrics files for `promtool tsdb "
             "create-blocks-from openmetrics`. Rerun the same command to continue an "
             "interrupted run. Keys and site come from DD_* as for the exporter."
         ),
@@ -151,8 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="NAME",
-        help="backfill only this query, NAME or COLLECTOR/NAME (default: every connections and "
-        "dns query); repeatable",
+        help="backfill only this query, NAME or COLLECTOR/NAME (default: every "
+        f"{spoken(sections(history=True), 'and')} query); repeatable",
     )
     parser.add_argument(
         "--output",
@@ -170,20 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
         "the same values the backfilled series are the live series (default "
         f"{' '.join(f'{k}={v}' for k, v in DEFAULT_LABELS)}); repeatable",
     )
-    parser.add_argument(
-        "--log.level",
-        dest="log_level",
-        choices=list(LEVELS),
-        default="info",
-        help="the least severe events logged",
-    )
-    parser.add_argument(
-        "--log.format",
-        dest="log_format",
-        choices=["logfmt", "json"],
-        default="logfmt",
-        help="progress and events as logfmt lines or JSON objects",
-    )
+    add_log_flags(parser, format_help="progress and events as logfmt lines or JSON objects")
     return parser
 
 
@@ -217,14 +207,15 @@ def iso(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def main(argv: Sequence[str], redactor: Redactor) -> int:
+def main(argv: Sequence[str], redactor: Redactor, clock: Clock = SYSTEM_CLOCK) -> int:
     """Run a backfill; ``redactor`` is shared with the caller's last-resort handler, which
-    turns whatever else is raised into one ``error:`` line."""
+    turns whatever else is raised into one ``error:`` line. ``clock`` says what time it is
+    (the relative --start/--end) and is what every wait runs on."""
     args = build_parser().parse_args(argv)
     setup_logging(args.log_level, args.log_format, redactor)
     console = Console(args.log_format == "json")
     try:
-        return _main(args, list(argv), redactor, console)
+        return _main(args, list(argv), redactor, console, clock)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -263,100 +254,62 @@ def open_output(output: Path) -> Journal:
         return Journal(output / JOURNAL)
 
 
-def _main(args: argparse.Namespace, argv: list[str], redactor: Redactor, console: Console) -> int:
-    now = time.time()
-    config = load_config(args.config_file)
-    labels = parse_labels(args.label)
-    step = parse_step(args.step)
-    try:
-        start = parse_time(args.start, now)
-        end = parse_time(args.end, now) if args.end else now - DEFAULT_END_AGO_SECONDS
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    selection = select_queries(config, args.query)
-    if selection.unknown:
-        names = ", ".join(f"{q.collector}/{q.name}" for q in select_queries(config, []).queries)
-        raise UsageError(
-            f"--query {', '.join(selection.unknown)}: no such query (queries with history: "
-            f"{names or 'none'})"
-        )
-    if selection.no_history:
-        console.say(
-            "cases and audience queries answer only for now (Datadog keeps no history of "
-            "them); skipped: " + ", ".join(f"{c}/{n}" for c, n in selection.no_history),
-            skipped=",".join(f"{c}/{n}" for c, n in selection.no_history),
-        )
-    if not selection.queries:
-        raise UsageError(
-            "nothing to backfill: the configuration has no connections, dns or network_health query"
-        )
-    # Checked before the journal records the arguments: a refused command must not bind the
-    # output directory to arguments that were never run.
-    if start >= end:
-        raise UsageError(f"--start ({iso(start)}) must be before --end ({iso(end)})")
-    for query in selection.queries:
-        clash = sorted({name for name, _ in labels} & {*query.label_names, "collector"})
-        if clash:
-            raise UsageError(
-                f"--label {', '.join(clash)}: {query.collector} query {query.name!r} has a label "
-                "of that name already (Prometheus would rename it exported_*); pick another"
-            )
+@dataclass(frozen=True)
+class Plan:
+    """What the arguments ask for, all checked before anything is written."""
 
+    config: Config
+    labels: list[tuple[str, str]]
+    step: int | None
+    start: float
+    end: float
+    queries: list[HistoryQuery]
+
+
+def _main(
+    args: argparse.Namespace, argv: list[str], redactor: Redactor, console: Console, clock: Clock
+) -> int:
+    now = clock.wall()
+    plan = _plan(args, console, now)
     output = None if args.output == "-" else Path(args.output)
     with ExitStack() as stack:
-        # Outermost, so that closing the journal on a full disk is one error line too.
-        stack.enter_context(
-            writing_to(
-                "the spool (in the temporary directory)" if output is None else f"--output {output}"
-            )
-        )
-        if output is None:
-            spool = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="backfill-")))
-            journal = Journal(spool / "journal.sqlite")
-        else:
-            journal = open_output(output)
-        stack.callback(journal.close)
+        journal = _open_journal(stack, output)
         run = journal.bind_run(
             {
                 "arg_start": args.start,
                 "arg_end": args.end or "",
                 "arg_step": args.step or "",
-                "arg_labels": [f"{k}={v}" for k, v in labels],
-                "start": start,
-                "end": end,
+                "arg_labels": [f"{k}={v}" for k, v in plan.labels],
+                "start": plan.start,
+                "end": plan.end,
             }
         )
         # A resumed run keeps the times its first run resolved (checked then, as above).
         start, end = float(run["start"]), float(run["end"])  # type: ignore[arg-type]
-        if start < now - RETENTION_SECONDS:
-            log.warning(
-                "--start lies before Datadog's retention (about 14 days): windows older than "
-                "that are likely to come back empty",
-                extra={"start": iso(start), "retention_start": iso(now - RETENTION_SECONDS)},
-            )
-        if end > now - DEFAULT_END_AGO_SECONDS:
-            log.warning(
-                "--end lies within the last 3 hours: the blocks may overlap a running "
-                "Prometheus' head block",
-                extra={"end": iso(end)},
-            )
+        _warn_about_times(start, end, now)
         targets = [
             Target(
                 query,
                 journal.bind_query(query.collector, query.name, query.fingerprint),
-                grid(start, end, step or max(1, round(query.interval))),
+                grid(start, end, plan.step or max(1, round(query.interval))),
             )
-            for query in selection.queries
+            for query in plan.queries
         ]
-        source = WindowSource(config, redactor)
+        source = WindowSource(plan.config, redactor, clock=clock)
         bar = not console.json_logs and sys.stderr.isatty()
         runner = Runner(
-            targets, source, journal, output, labels=target_labels(labels), console=console, bar=bar
+            targets,
+            source,
+            journal,
+            output,
+            labels=target_labels(plan.labels),
+            console=console,
+            bar=bar,
         )
         already = runner.prepare()
         _print_plan(
             console,
-            config,
+            plan.config,
             targets=targets,
             start=start,
             end=end,
@@ -374,6 +327,81 @@ def _main(args: argparse.Namespace, argv: list[str], redactor: Redactor, console
         cpu = time.process_time() - cpu
         return _summarize(console, outcome, argv=argv, output=output, cpu=cpu, source=source)
     raise AssertionError("unreachable")
+
+
+def _plan(args: argparse.Namespace, console: Console, now: float) -> Plan:
+    """The configuration, times, labels and queries of the arguments; UsageError for any
+    that cannot run. Checked before the journal records the arguments: a refused command
+    must not bind the output directory to arguments that were never run."""
+    config = load_config(args.config_file)
+    labels = parse_labels(args.label)
+    step = parse_step(args.step)
+    try:
+        start = parse_time(args.start, now)
+        end = parse_time(args.end, now) if args.end else now - DEFAULT_END_AGO_SECONDS
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    selection = select_queries(config, args.query)
+    if selection.unknown:
+        names = ", ".join(f"{q.collector}/{q.name}" for q in select_queries(config, []).queries)
+        raise UsageError(
+            f"--query {', '.join(selection.unknown)}: no such query (queries with history: "
+            f"{names or 'none'})"
+        )
+    if selection.no_history:
+        console.say(
+            f"{spoken(sections(history=False), 'and')} queries answer only for now (Datadog "
+            "keeps no history of them); skipped: "
+            + ", ".join(f"{c}/{n}" for c, n in selection.no_history),
+            skipped=",".join(f"{c}/{n}" for c, n in selection.no_history),
+        )
+    if not selection.queries:
+        raise UsageError(
+            "nothing to backfill: the configuration has no "
+            f"{spoken(sections(history=True), 'or')} query"
+        )
+    if start >= end:
+        raise UsageError(f"--start ({iso(start)}) must be before --end ({iso(end)})")
+    for query in selection.queries:
+        clash = sorted({name for name, _ in labels} & {*query.label_names, "collector"})
+        if clash:
+            raise UsageError(
+                f"--label {', '.join(clash)}: {query.collector} query {query.name!r} has a label "
+                "of that name already (Prometheus would rename it exported_*); pick another"
+            )
+    return Plan(config, labels, step, start, end, selection.queries)
+
+
+def _open_journal(stack: ExitStack, output: Path | None) -> Journal:
+    """The run's journal: in ``output``, or for stdout in a spool that ``stack`` removes."""
+    # Outermost, so that closing the journal on a full disk is one error line too.
+    stack.enter_context(
+        writing_to(
+            "the spool (in the temporary directory)" if output is None else f"--output {output}"
+        )
+    )
+    if output is None:
+        spool = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="backfill-")))
+        journal = Journal(spool / "journal.sqlite")
+    else:
+        journal = open_output(output)
+    stack.callback(journal.close)
+    return journal
+
+
+def _warn_about_times(start: float, end: float, now: float) -> None:
+    if start < now - RETENTION_SECONDS:
+        log.warning(
+            "--start lies before Datadog's retention (about 14 days): windows older than "
+            "that are likely to come back empty",
+            extra={"start": iso(start), "retention_start": iso(now - RETENTION_SECONDS)},
+        )
+    if end > now - DEFAULT_END_AGO_SECONDS:
+        log.warning(
+            "--end lies within the last 3 hours: the blocks may overlap a running "
+            "Prometheus' head block",
+            extra={"end": iso(end)},
+        )
 
 
 async def _run(runner: Runner, source: WindowSource) -> Outcome:

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from ..config.report import limit_per_hour
-from ..config.schema import RateLimitExpectation
 from ..durations import format_duration
 
 DAY_SECONDS = 86400
@@ -81,9 +80,7 @@ class Lane:
     def hours(self) -> float | None:
         if self.limit is None or self.period is None:
             return None
-        return self.calls / limit_per_hour(
-            RateLimitExpectation(limit=self.limit, period=self.period)
-        )
+        return self.calls / limit_per_hour(self.limit, self.period)
 
 
 def projection(per_query: Sequence[tuple[str, int, int]], lanes: Sequence[Lane]) -> list[str]:
@@ -132,7 +129,7 @@ def rate_summary(
     fields: dict[str, object] = {"calls": calls}
     if not limit or not period:
         return text + "; Datadog sent no rate-limit headers", fields
-    allowed = limit * 3600 / period
+    allowed = limit_per_hour(limit, period)
     fields["limit_per_hour"] = round(allowed)
     if not whole_periods:
         return (

@@ -12,12 +12,11 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import time
-from collections.abc import Callable
 from typing import Any, TextIO
 
 from tqdm import tqdm
 
+from ..clock import SYSTEM_CLOCK, Clock
 from .source import Stats
 
 log = logging.getLogger("exporter.backfill")
@@ -69,14 +68,14 @@ class Progress:
         console: Console,
         *,
         bar: bool,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.total = total
         self.done = already_done
         self.started_with = already_done
         self.stats = stats
         self.clock = clock
-        self.started_at = clock()
+        self.started_at = clock.monotonic()
         self.console = console
         self._next_percent = next_log_percent(already_done, total)
         self.bar: tqdm[Any] | None = None
@@ -113,7 +112,7 @@ class Progress:
         fetched = self.done - self.started_with
         if fetched <= 0:
             return None
-        elapsed = self.clock() - self.started_at
+        elapsed = self.clock.monotonic() - self.started_at
         return (self.total - self.done) * elapsed / fetched
 
     def fields(self) -> dict[str, object]:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from ..config.report import limit_per_hour
 from ..durations import format_duration
 from .grid import day_bounds, day_of, format_hours
 from .journal import Journal, QueryRef
@@ -148,7 +149,12 @@ class Runner:
     async def run(self, stop: asyncio.Event) -> Outcome:
         started = self.source.clock.monotonic()
         progress = Progress(
-            self.outcome.total, self.outcome.done, self.source.stats, self.console, bar=self.bar
+            self.outcome.total,
+            self.outcome.done,
+            self.source.stats,
+            self.console,
+            bar=self.bar,
+            clock=self.source.clock,
         )
         self._progress = progress
         lanes: dict[tuple[str, str], list[Target]] = defaultdict(list)
@@ -268,8 +274,7 @@ class Runner:
         if lane in self._announced:
             return
         self._announced.add(lane)
-        per_hour = state.limit * 3600 / state.period
-        hours = self._lane_left[lane] / per_hour
+        hours = self._lane_left[lane] / limit_per_hour(state.limit, state.period)
         self.console.say(
             f"Datadog's rate limit for {endpoint} ({account}): {state.limit} calls per "
             f"{format_duration(state.period)}; {self._lane_left[lane]:,} calls take "

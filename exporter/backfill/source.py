@@ -4,10 +4,9 @@ Two services, and nothing else of the exporter is touched by the backfill:
 
 - :meth:`WindowSource.fetch`: the answer of query Q for the window a live poll at ``t``
   asks for (``[t - delay - window, t - delay]``), through the same :class:`DatadogClient`
-  (one per account), waiting for each call's slot in the client's :class:`RateLimits` (429
-  blocks and budget pacing, as the scheduler does, without a poll deadline: a backfill window
-  has no next tick to give up for); retryable failures are retried with the scheduler's
-  backoff (``PollPolicy().retry``);
+  (one per account, built as the exporter builds its pool), through the scheduler's one fetch
+  path (:func:`fetch_with_retries`) under a stop rule of its own: no poll deadline (a backfill
+  window has no next tick to give up for), 429s not counted against the attempts;
 - :func:`render`: that answer as the live exporter renders it (same collector job, same
   families, label sets and values), plus ``datadog_exporter_window_seconds``.
 
@@ -18,29 +17,21 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
 
 from ..clock import SYSTEM_CLOCK, Clock
 from ..collectors.base import DecodeError, QueryJob
 from ..collectors.registry import REGISTRY
-from ..config.accounts import Environment, base_url, resolve_accounts
 from ..config.schema import Config, TimeWindowQuery
-from ..datadog.client import (
-    ApiError,
-    DatadogClient,
-    HttpError,
-    MissingCredentials,
-    RateLimited,
-)
-from ..datadog.credentials import Credentials
-from ..datadog.pool import ClientPool
-from ..exposition import Family, escape_label_value, format_value
+from ..datadog.client import DatadogClient, Forbidden, MissingCredentials, Unauthorized
+from ..datadog.pool import build_pool, default_account
+from ..exposition import escape_label_value, format_value
 from ..logs import Redactor
+from ..scheduler.fetch import Attempts, FetchFailed, StopRule, fetch_with_retries
 from ..scheduler.policy import PollPolicy
+from ..selfmetrics import WINDOW
 from .openmetrics import header, split_samples
 
 log = logging.getLogger(__name__)
@@ -51,10 +42,8 @@ IN_FLIGHT_PER_ENDPOINT = 2
 # Attempts of a window after 5xx, timeouts and connection errors (429s wait, not count).
 MAX_ATTEMPTS = 5
 
-WINDOW_FAMILY = Family(
-    "datadog_exporter_window_seconds",
-    "Length of the query's time window; divide window totals by it for per-second rates.",
-)
+# The live exporter's family (declared once, in selfmetrics): same name, help and type.
+WINDOW_FAMILY = WINDOW
 
 
 @dataclass(frozen=True)
@@ -85,6 +74,19 @@ class HistoryQuery:
         )
 
 
+def sections(*, history: bool) -> list[str]:
+    """The collectors (configuration sections) with history, or those without, in registry
+    order: what the backfill's messages name."""
+    return [entry.section for entry in REGISTRY if entry.history is history]
+
+
+def spoken(names: Sequence[str], conjunction: str) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    if len(names) <= 1:
+        return "".join(names)
+    return f"{', '.join(names[:-1])} {conjunction} {names[-1]}"
+
+
 @dataclass
 class Selection:
     queries: list[HistoryQuery]
@@ -105,8 +107,8 @@ def select_queries(config: Config, wanted: Sequence[str]) -> Selection:
             # A past window is asked for with from/to: only windowed queries have history.
             assert isinstance(q, TimeWindowQuery)
             job = entry.job(q, config.account_of(q), labelled)
-            names = job.label_names if isinstance(job, _Labelled) else []
-            history.append(HistoryQuery(entry.section, q.name, job.account, q, job, _labels(names)))
+            labels = ("query", "account", *job.label_names)
+            history.append(HistoryQuery(entry.section, q.name, job.account, q, job, labels))
 
     def matches(collector: str, name: str, spec: str) -> bool:
         return spec in (name, f"{collector}/{name}")
@@ -123,18 +125,6 @@ def select_queries(config: Config, wanted: Sequence[str]) -> Selection:
             and not any(matches(c, n, w) for c, n in others)
         ],
     )
-
-
-@runtime_checkable
-class _Labelled(Protocol):
-    """A job whose series carry labels named after its query's fields (``group_by``)."""
-
-    @property
-    def label_names(self) -> list[str]: ...
-
-
-def _labels(names: Sequence[str]) -> tuple[str, ...]:
-    return ("query", "account", *names)
 
 
 # -- rendering ------------------------------------------------------------------------------
@@ -196,7 +186,7 @@ class Stats:
 
 
 class WindowSource:
-    """Fetches windows through one Datadog client per account."""
+    """Fetches windows through one Datadog client per account (the exporter's pool)."""
 
     def __init__(
         self,
@@ -209,18 +199,20 @@ class WindowSource:
         policy: PollPolicy | None = None,
     ) -> None:
         """Keys and site come from the environment as for the live exporter. Raises
-        ConfigError (unknown site) or CredentialsError (keys missing). ``clock`` is what
-        waits (rate limits, retries) run on; ``policy`` gives the retry backoff."""
+        ConfigError (unknown site) or CredentialsError (keys missing). ``clock`` is what waits
+        (rate limits, retries) run on; ``policy`` gives the retry backoff."""
         self.stats = Stats()
         self.rng = rng or random.Random()
         self.on_answer = on_answer
         self.clock = clock
         self.retry = (policy or PollPolicy()).retry
-        url = base_url(config.datadog, Environment())
-        credentials = Credentials.from_environment(redactor, dict(os.environ))
-        self.pool = ClientPool(redactor, credentials, self._count, clock=clock)
-        accounts = resolve_accounts(config, url)
-        self.pool.apply(accounts, self.pool.credentials(accounts))
+        self.pool = build_pool(
+            config,
+            *default_account(config, redactor),
+            redactor,
+            self._count,
+            clock=clock,
+        )
 
     def _count(self, endpoint: str, code: str, account: str) -> None:
         self.stats.calls += 1
@@ -230,55 +222,40 @@ class WindowSource:
         self.on_answer(account, endpoint)
 
     def client(self, account: str) -> DatadogClient:
-        return self.pool.clients[account]
+        return self.pool.client(account)
 
     async def close(self) -> None:
         await self.pool.close()
 
     async def fetch(self, query: HistoryQuery, t: int) -> bytes:
         """The answer for the window a poll at ``t`` asks for; raises WindowFailed or Fatal."""
-        client = self.client(query.account)
-        request = query.job.request(float(t))
-        attempt = 0
-        while True:
-            await self._acquire(client, query.endpoint)
-            try:
-                return await client.fetch(request)
-            except RateLimited:
-                continue  # the next round waits for the reset
-            except MissingCredentials as exc:
-                raise Fatal(str(exc)) from None
-            except HttpError as exc:
-                if exc.status in (401, 403):
-                    raise Fatal(str(exc)) from None
-                if not exc.retryable or attempt + 1 >= MAX_ATTEMPTS:
-                    raise WindowFailed(exc.reason, str(exc)) from None
-            except ApiError as exc:
-                if not exc.retryable or attempt + 1 >= MAX_ATTEMPTS:
-                    raise WindowFailed(exc.reason, str(exc)) from None
-            delay = self.retry.jittered(attempt, self.rng)
-            attempt += 1
-            log.debug("retrying window", extra={"query": query.name, "t": t, "delay": delay})
-            await self.clock.sleep(delay)
-
-    async def _acquire(self, client: DatadogClient, endpoint: str) -> None:
-        """Wait for the endpoint's next slot (no deadline), counting the wait as a pause."""
-        limits = client.rate_limits
-        blocked = limits.limits(endpoint).blocked_until - self.clock.monotonic()
-        if blocked > 0:
-            log.info(
-                "rate limited by Datadog (429); waiting for the reset",
-                extra={"endpoint": endpoint, "wait_seconds": round(blocked, 1)},
+        attempts = Attempts()
+        try:
+            return await fetch_with_retries(
+                self.client(query.account),
+                query.job.request(float(t)),
+                _WINDOW_STOP,
+                clock=self.clock,
+                retry=self.retry,
+                rng=self.rng,
+                attempts=attempts,
             )
-        # Answers of concurrent requests can arrive out of order, so the last one read may
-        # count up to IN_FLIGHT - 1 fewer calls than Datadog has seen: keep that many in
-        # reserve rather than meet the limit with a 429.
-        waited = await limits.acquire(endpoint, reserve=IN_FLIGHT_PER_ENDPOINT - 1)
-        # What acquire slept, not the clock's advance: the await itself takes a little time,
-        # and a call that went at once did not wait for the rate limit.
-        if waited > 0:
-            self.stats.pauses += 1
-            self.stats.paused_seconds += waited
+        except FetchFailed as failure:
+            if isinstance(failure.cause, (MissingCredentials, Unauthorized, Forbidden)):
+                raise Fatal(str(failure)) from None
+            raise WindowFailed(failure.reason, str(failure)) from None
+        finally:
+            self.stats.pauses += attempts.slot_waits
+            self.stats.paused_seconds += attempts.slot_seconds
+
+
+# A window waits for its slots as long as it takes (no next tick to give up for); a 429 does
+# not count against its attempts. Answers of concurrent requests can arrive out of order, so
+# the last one read may count up to IN_FLIGHT - 1 fewer calls than Datadog has seen: that
+# many are kept in reserve rather than meet the limit with a 429.
+_WINDOW_STOP = StopRule(
+    max_attempts=MAX_ATTEMPTS, rate_limited_counts=False, reserve=IN_FLIGHT_PER_ENDPOINT - 1
+)
 
 
 # DecodeError is what render() raises: the runner takes it from here, like everything else.

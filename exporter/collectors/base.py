@@ -22,6 +22,15 @@ class ApiRequest:
     path: str
     params: Mapping[str, str] = field(default_factory=dict)
     json_body: Any = None
+    # What a 400 whose body names no cause most likely means for this endpoint, said instead
+    # of the empty body (None: the body is described as it is).
+    bare_400_hint: str | None = None
+
+
+# The CNM endpoints answer a bare 400 to an organisation without Cloud Network Monitoring.
+NO_CNM_HINT = (
+    "Bad Request with no details; is Cloud Network Monitoring enabled for this organisation?"
+)
 
 
 class QueryJob(Protocol):
@@ -54,6 +63,12 @@ class QueryJob(Protocol):
 
     @property
     def keep_stale_seconds(self) -> float: ...
+
+    @property
+    def label_names(self) -> list[str]:
+        """The labels of its series named after the query's fields (``group_by``), in order;
+        empty for a collector whose labels are all fixed."""
+        ...
 
     def request(self, now: float) -> ApiRequest:
         """The request for a poll starting at Unix time ``now``."""

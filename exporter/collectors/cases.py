@@ -203,6 +203,10 @@ def unresolved_groups(fields: list[str], groups: list[str]) -> tuple[tuple[str, 
 class CasesJob(PolledJob[CasesQuery]):
     """A configured Case Management query, ready to poll."""
 
+    @property
+    def label_names(self) -> list[str]:
+        return [group_label_name(self.settings.group_by)]
+
     def request(self, now: float) -> ApiRequest:
         return ApiRequest(self.endpoint, "POST", PATH, json_body=request_body(self.settings))
 

@@ -18,7 +18,7 @@ import msgspec
 
 from ..config.schema import DEFAULT_ACCOUNT, PolledQuery, TimeWindowQuery, WindowedQuery
 from ..exposition import escape_label_value
-from .base import DecodeError
+from .base import NO_CNM_HINT, ApiRequest, DecodeError
 
 Q = TypeVar("Q", bound=PolledQuery)
 T = TypeVar("T")
@@ -90,6 +90,11 @@ class PolledJob(Generic[Q]):
         return self.settings.keep_stale_seconds
 
     @property
+    def label_names(self) -> list[str]:
+        """Labels named after the query's fields (its group_by); none unless a collector says."""
+        return []
+
+    @property
     def series_account(self) -> str | None:
         """The ``account`` label value of the job's series, or None when there is none."""
         return self.account if self.account_label else None
@@ -99,6 +104,12 @@ def window_params(query: TimeWindowQuery, now: float) -> dict[str, str]:
     """``from`` and ``to`` (Unix seconds) of the window a poll starting at ``now`` asks for."""
     to = math.floor(now - query.delay)
     return {"from": str(to - max(1, round(query.window))), "to": str(to)}
+
+
+def windowed_request(endpoint: str, path: str, query: WindowedQuery, now: float) -> ApiRequest:
+    """The GET of a windowed (CNM) endpoint for a poll at ``now``; a bare 400 from it most
+    likely means Cloud Network Monitoring is off for the organisation."""
+    return ApiRequest(endpoint, "GET", path, windowed_params(query, now), bare_400_hint=NO_CNM_HINT)
 
 
 def windowed_params(query: WindowedQuery, now: float) -> dict[str, str]:

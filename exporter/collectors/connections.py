@@ -52,7 +52,7 @@ from .common import (
     number,
     resolved_in,
     unresolved_fields,
-    windowed_params,
+    windowed_request,
 )
 
 PATH = "/api/v2/network/connections/aggregate"
@@ -441,7 +441,7 @@ class ConnectionsJob(PolledJob[ConnectionsQuery]):
         return label_names_for(self.settings.group_by)
 
     def request(self, now: float) -> ApiRequest:
-        return ApiRequest(self.endpoint, "GET", PATH, windowed_params(self.settings, now))
+        return windowed_request(self.endpoint, PATH, self.settings, now)
 
     def decode(self, body: bytes) -> list[_Attributes]:
         with decoding("connections"):

@@ -45,7 +45,7 @@ from .common import (
     number,
     resolved_in,
     unresolved_fields,
-    windowed_params,
+    windowed_request,
 )
 
 PATH = "/api/v2/network/dns/aggregate"
@@ -266,7 +266,7 @@ class DnsJob(PolledJob[DnsQuery]):
         return label_names_for(self.settings.label_fields)
 
     def request(self, now: float) -> ApiRequest:
-        return ApiRequest(self.endpoint, "GET", PATH, windowed_params(self.settings, now))
+        return windowed_request(self.endpoint, PATH, self.settings, now)
 
     def decode(self, body: bytes) -> list[_Row]:
         with decoding("dns"):

@@ -81,10 +81,18 @@ def format_loc(loc: Iterable[str | int]) -> str:
 
 
 def problems_from(
-    error: ValidationError, data: object, model: type[BaseModel] | None = None
+    error: ValidationError,
+    data: object,
+    model: type[BaseModel] | None = None,
+    *,
+    echo_values: bool = True,
 ) -> list[tuple[str, str]]:
     """One ``(key_path, message)`` per error of validating ``data`` (the parsed YAML) against
-    ``model``; given the model, an unknown key names the closest known one."""
+    ``model``; given the model, an unknown key names the closest known one.
+
+    A message that does not show the rejected value gets ``(got …)``, unless ``echo_values``
+    is False: a file where a value may be a secret (a plaintext password written where its
+    bcrypt hash belongs) must not have it printed at start-up."""
     problems = []
     for item in error.errors(include_url=False):
         ctx_error = (item.get("ctx") or {}).get("error")
@@ -98,7 +106,8 @@ def problems_from(
             if model is not None and loc and isinstance(loc[-1], str):
                 message += did_you_mean(loc[-1], known_keys(model, loc[:-1]))
         elif (
-            item["type"] != "missing"
+            echo_values
+            and item["type"] != "missing"
             and not isinstance(item["input"], dict | list)
             and not _shows(message, item["input"])
         ):

@@ -1,8 +1,9 @@
 """What ``--config.check`` prints: the queries, the API calls they cost, who polls them.
 
-Calls per hour are computed here and nowhere else (:func:`calls_per_hour`), for the budget
-per account and endpoint, for the comparison with ``datadog.rate_limits`` and for the shard
-table. Pure: a validated configuration in, text out.
+Calls per hour are computed here and nowhere else (:func:`per_hour` and the two built on
+it), for the budget per account and endpoint, for the comparison with ``datadog.rate_limits``,
+for the shard table, and for the backfill's plan, announcements and summary. Pure: a
+validated configuration in, text out.
 """
 
 from __future__ import annotations
@@ -25,22 +26,27 @@ UNKNOWN_LIMIT_NOTE = (
 )
 
 
+def per_hour(count: float, seconds: float) -> float:
+    """``count`` calls in ``seconds``, as calls per hour (0 when no time passed)."""
+    return count * 3600.0 / seconds if seconds else 0.0
+
+
 def calls_per_hour(interval: float) -> float:
     """The scheduled API calls per hour of one query polled every ``interval`` seconds
     (retries not included)."""
-    return 3600.0 / interval
+    return per_hour(1, interval)
 
 
-def limit_per_hour(expected: RateLimitExpectation) -> float:
-    """An expected rate limit, in calls per hour."""
-    return expected.limit * 3600.0 / expected.period
+def limit_per_hour(limit: int, period: float) -> float:
+    """A rate limit of ``limit`` calls per ``period`` seconds, in calls per hour."""
+    return per_hour(limit, period)
 
 
 def budget_note(calls: float, expected: RateLimitExpectation | None) -> str:
     """How ``calls`` per hour compare with the limit expected for their endpoint."""
     if expected is None:
         return "limit unknown"
-    allowed = limit_per_hour(expected)
+    allowed = limit_per_hour(expected.limit, expected.period)
     share = calls / allowed
     verdict = "  OVER THE LIMIT: polls will be paced and skipped" if share > 1 else ""
     return (

@@ -113,7 +113,9 @@ EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 DEFAULT_ACCOUNT = "default"
 
 
-class _Strict(BaseModel):
+class StrictModel(BaseModel):
+    """Unknown keys are errors and values are frozen: every configuration model's base."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
@@ -165,7 +167,7 @@ def _known_endpoint(name: str) -> str:
 EndpointName = Annotated[str, AfterValidator(_known_endpoint)]
 
 
-class RateLimitExpectation(_Strict):
+class RateLimitExpectation(StrictModel):
     """A rate limit you expect (Datadog publishes none; it only sends X-RateLimit-* headers).
 
     Only ``--config.check`` uses it, to compare a configuration's cost with the limit; at run
@@ -176,7 +178,7 @@ class RateLimitExpectation(_Strict):
     period: PositiveDuration = Field(description="Length of the rate-limit period.")
 
 
-class DatadogSettings(_Strict):
+class DatadogSettings(StrictModel):
     """Where the API lives and how long one request may take."""
 
     site: Site | None = Field(
@@ -226,7 +228,7 @@ class DatadogSettings(_Strict):
     )
 
 
-class AccountSettings(_Strict):
+class AccountSettings(StrictModel):
     """One Datadog organisation: where its API lives and where its two keys come from.
 
     Each key comes from a file (re-read when it changes, like a mounted Secret) or from a
@@ -289,7 +291,7 @@ class AccountSettings(_Strict):
 INTERVAL_DESCRIPTION = "How often to poll (at least 1s; below 30s a warning is logged)."
 
 
-class PolledQuery(_Strict):
+class PolledQuery(StrictModel):
     """What every polled query has: a name, a schedule and a staleness bound.
 
     Each subclass is the model of one section of the file (a ``list[...]`` field of
@@ -519,7 +521,7 @@ class AudienceQuery(PolledQuery):
         return data
 
 
-class Config(_Strict):
+class Config(StrictModel):
     """The whole configuration file.
 
     Every ``list[<PolledQuery subclass>]`` field is a section of queries; the checks below

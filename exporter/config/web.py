@@ -12,34 +12,27 @@ of a fleet::
     basic_auth_users:
       prometheus: $2b$12$...         # bcrypt hash (htpasswd -nBC 10 "" | tr -d ':\\n')
 
-Owns the schema, the :class:`ssl.SSLContext` built from it and the basic-auth middleware.
+Owns the schema and the :class:`ssl.SSLContext` built from it; the basic-auth middleware
+that checks the users' hashes is the server's (exporter/basicauth.py).
 Everything is checked at start-up: a bad file, a certificate that does not load or a hash
 that is not bcrypt is a :class:`WebConfigError`, never a surprise at the first scrape.
 """
 
 from __future__ import annotations
 
-import asyncio
-import functools
-import hashlib
-import hmac
-import os
 import re
 import ssl
-from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal
 
-import aiohttp
 import bcrypt
 import yaml
-from aiohttp import web
-from aiohttp.typedefs import Handler, Middleware
-from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import AfterValidator, Field, ValidationError, model_validator
 
-from .errors import ConfigError, UnreadableFileError, format_loc, load_yaml, read_text_file
+from .errors import ConfigError, UnreadableFileError, load_yaml, problems_from, read_text_file
+from .schema import StrictModel
 
 ClientAuthType = Literal[
     "NoClientCert",
@@ -56,14 +49,9 @@ UNSUPPORTED_CLIENT_AUTH = {
     "RequestClientCert": "VerifyClientCertIfGiven",
     "RequireAnyClientCert": "RequireAndVerifyClientCert",
 }
-# Probes (kubelet, load balancers) carry no credentials; these paths reveal nothing.
-OPEN_PATHS = frozenset({"/-/healthy", "/-/ready"})
-REALM = "datadog-cnm-exporter"
 _BCRYPT = re.compile(r"^(\$2[aby]\$)(\d\d)(\$[./A-Za-z0-9]{53})$")
 # bcrypt's own bounds on the cost; outside them it refuses the hash when checking.
 BCRYPT_COSTS = range(4, 32)
-# Successful checks are remembered so a scrape every few seconds does not pay for bcrypt.
-AUTH_CACHE_SIZE = 256
 
 
 class WebConfigError(ConfigError):
@@ -97,11 +85,7 @@ def _bcrypt_hash(value: str) -> str:
 BcryptHash = Annotated[str, AfterValidator(_bcrypt_hash)]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class TlsServerConfig(_Strict):
+class TlsServerConfig(StrictModel):
     cert_file: Path
     key_file: Path
     client_auth_type: ClientAuthType = "NoClientCert"
@@ -131,9 +115,9 @@ class TlsServerConfig(_Strict):
         return self
 
 
-class WebConfig(_Strict):
+class WebConfig(StrictModel):
     tls_server_config: TlsServerConfig | None = None
-    basic_auth_users: dict[str, BcryptHash] = {}
+    basic_auth_users: dict[str, BcryptHash] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _names_without_colon(self) -> WebConfig:
@@ -145,10 +129,11 @@ class WebConfig(_Strict):
 
 @dataclass(frozen=True)
 class WebSecurity:
-    """What the server needs: a TLS context (or None for plain HTTP) and its middlewares."""
+    """What the server needs: a TLS context (or None for plain HTTP) and the basic-auth users
+    with their bcrypt hashes (none: no login asked; the server's basicauth checks them)."""
 
     ssl_context: ssl.SSLContext | None
-    middlewares: tuple[Middleware, ...]
+    basic_auth_users: Mapping[str, bytes] = field(default_factory=dict)
 
     @property
     def scheme(self) -> str:
@@ -171,20 +156,10 @@ def load_web_config(path: Path) -> WebSecurity:
     try:
         config = WebConfig.model_validate(raw)
     except ValidationError as exc:
-        raise WebConfigError(problems_from(exc), source) from None
+        # The shared translator, told not to echo values: a plaintext password written where
+        # its bcrypt hash belongs would otherwise be printed at start-up.
+        raise WebConfigError(problems_from(exc, raw, echo_values=False), source) from None
     return build_security(config, path.parent, source)
-
-
-def problems_from(error: ValidationError) -> list[tuple[str, str]]:
-    return [
-        (
-            format_loc(item["loc"]),
-            "unknown key"
-            if item["type"] == "extra_forbidden"
-            else item["msg"].removeprefix("Value error, "),
-        )
-        for item in error.errors(include_url=False)
-    ]
 
 
 def build_security(config: WebConfig, base: Path, source: str = "web configuration") -> WebSecurity:
@@ -193,11 +168,8 @@ def build_security(config: WebConfig, base: Path, source: str = "web configurati
         if config.tls_server_config is not None
         else None
     )
-    middlewares: tuple[Middleware, ...] = ()
-    if config.basic_auth_users:
-        auth = BasicAuth({u: h.encode() for u, h in config.basic_auth_users.items()})
-        middlewares = (auth_middleware(auth),)
-    return WebSecurity(context, middlewares)
+    users = {user: hashed.encode() for user, hashed in config.basic_auth_users.items()}
+    return WebSecurity(context, users)
 
 
 def build_ssl_context(tls: TlsServerConfig, base: Path, source: str) -> ssl.SSLContext:
@@ -233,74 +205,3 @@ def _why(exc: OSError | ssl.SSLError) -> str:
     if isinstance(exc, ssl.SSLError):
         return exc.reason or str(exc)
     return exc.strerror or str(exc)
-
-
-class BasicAuth:
-    """Checks ``Authorization: Basic`` headers against bcrypt hashes."""
-
-    def __init__(self, users: Mapping[str, bytes]):
-        self._users = dict(users)
-        self._cost = max((int(h[4:6]) for h in self._users.values()), default=10)
-        # Cache keys are keyed hashes, so the cache never holds a password and a lookup's
-        # timing says nothing about one.
-        self._cache_key = os.urandom(32)
-        self._good: OrderedDict[bytes, None] = OrderedDict()
-
-    async def allows(self, header: str | None) -> bool:
-        credentials = _user_and_password(header)
-        if credentials is None:
-            return False
-        user, password = credentials
-        digest = hmac.new(self._cache_key, f"{user}\0{password}".encode(), hashlib.sha256)
-        token = digest.digest()
-        if token in self._good:
-            self._good.move_to_end(token)
-            return True
-        # bcrypt takes tens of milliseconds by design: keep it off the event loop.
-        if not await asyncio.to_thread(self._check, user, password):
-            return False
-        self._good[token] = None
-        if len(self._good) > AUTH_CACHE_SIZE:
-            self._good.popitem(last=False)
-        return True
-
-    def _check(self, user: str, password: str) -> bool:
-        known = self._users.get(user)
-        # An unknown user is checked against a dummy hash of the same cost, so a wrong name
-        # takes as long as a wrong password and names cannot be probed by timing.
-        matches = bcrypt.checkpw(password.encode(), known or _dummy_hash(self._cost))
-        return known is not None and matches
-
-
-@functools.cache
-def _dummy_hash(cost: int) -> bytes:
-    return bcrypt.hashpw(b"not a password", bcrypt.gensalt(rounds=max(4, min(cost, 31))))
-
-
-def _user_and_password(header: str | None) -> tuple[str, str] | None:
-    """``Basic dXNlcjpwYXNz`` -> ("user", "pass"); None for anything else.
-
-    UTF-8, as the challenge announces (``charset="UTF-8"``, RFC 7617), not aiohttp's default.
-    """
-    if not header:
-        return None
-    try:
-        # UnicodeError (not UTF-8, non-ASCII base64) is a ValueError too.
-        decoded = aiohttp.BasicAuth.decode(header, encoding="utf-8")
-    except ValueError:
-        return None
-    return decoded.login, decoded.password
-
-
-def auth_middleware(auth: BasicAuth, open_paths: frozenset[str] = OPEN_PATHS) -> Middleware:
-    @web.middleware
-    async def require_basic_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path in open_paths or await auth.allows(request.headers.get("Authorization")):
-            return await handler(request)
-        return web.Response(
-            status=401,
-            text="Unauthorized.\n",
-            headers={"WWW-Authenticate": f'Basic realm="{REALM}", charset="UTF-8"'},
-        )
-
-    return require_basic_auth

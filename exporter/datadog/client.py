@@ -29,7 +29,6 @@ from yarl import URL
 from .. import __version__
 from ..clock import SYSTEM_CLOCK, Clock
 from ..collectors.base import ApiRequest
-from ..collectors.registry import CNM_ENDPOINTS
 from ..logs import Redactor
 from .credentials import Credentials, CredentialsError
 from .proxies import Proxy, ProxyRules
@@ -195,9 +194,6 @@ def describe_error_body(body: bytes, content_type: str) -> str:
 
 # What an error body may say and still say nothing about the cause.
 _NO_DETAIL = frozenset({"", "400", "bad request", "bad_request", "error"})
-NO_CNM_HINT = (
-    "Bad Request with no details; is Cloud Network Monitoring enabled for this organisation?"
-)
 
 
 def has_no_details(body: bytes) -> bool:
@@ -397,7 +393,7 @@ class DatadogClient:
                         self.rate_limits.record(endpoint, response.headers)
                         self.on_response(endpoint, str(response.status))
                         body = await self._read_limited(response)
-                        return self._check(endpoint, response, body)
+                        return self._check(request, response, body)
             except TimeoutError:
                 self.on_response(endpoint, "timeout")
                 raise RequestTimeout(
@@ -457,7 +453,8 @@ class DatadogClient:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    def _check(self, endpoint: str, response: aiohttp.ClientResponse, body: bytes) -> bytes:
+    def _check(self, request: ApiRequest, response: aiohttp.ClientResponse, body: bytes) -> bytes:
+        endpoint = request.endpoint
         status = response.status
         if 200 <= status < 300:
             return body
@@ -467,8 +464,8 @@ class DatadogClient:
                 "Datadog's API does not redirect (check datadog.api_url / DD_API_URL)",
                 status,
             )
-        if status == 400 and endpoint in CNM_ENDPOINTS and has_no_details(body):
-            raise HttpError(f"{endpoint}: HTTP 400: {NO_CNM_HINT}", status)
+        if status == 400 and request.bare_400_hint and has_no_details(body):
+            raise HttpError(f"{endpoint}: HTTP 400: {request.bare_400_hint}", status)
         what = describe_error_body(body, response.headers.get("Content-Type", ""))
         message = f"{endpoint}: HTTP {status}: {what}"
         if status == 407 and self.proxy is not None:

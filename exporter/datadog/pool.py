@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from yarl import URL
 
 from ..clock import SYSTEM_CLOCK, Clock
-from ..config.accounts import Account
+from ..config.accounts import Account, BaseUrl, Environment, resolve_accounts, resolve_base_url
 from ..config.errors import ConfigError
+from ..config.schema import Config
 from ..logs import Redactor
 from ..selfmetrics import RateLimitView
 from .client import DatadogClient
@@ -84,6 +85,7 @@ class ClientPool:
         except ProxyError as exc:
             raise ConfigError([(exc.variable, str(exc))], "environment") from None
         self.clients: dict[str, DatadogClient] = {}
+        self.accounts: list[Account] = []  # the ones last applied
 
     def credentials(self, accounts: Sequence[Account]) -> dict[str, Credentials]:
         """Every account's keys, checked now: raises CredentialsError naming the account."""
@@ -103,6 +105,7 @@ class ClientPool:
     ) -> list[DatadogClient]:
         """Move to ``accounts``; return the removed clients for the caller to close later."""
         wanted = {account.name: account for account in accounts}
+        self.accounts = list(accounts)
         removed = [self.clients.pop(name) for name in list(self.clients) if name not in wanted]
         for name, account in wanted.items():
             client = self.clients.get(name)
@@ -130,6 +133,10 @@ class ClientPool:
                 client.credentials = credentials[name]
         return removed
 
+    def client(self, account: str) -> DatadogClient:
+        """The account's current client (KeyError for an account the pool does not have)."""
+        return self.clients[account]
+
     def routes(self, accounts: Sequence[Account]) -> list[Route]:
         """Where ``accounts``' requests go through this pool's proxy settings."""
         return routes(accounts, self.proxies)
@@ -151,3 +158,32 @@ class ClientPool:
     async def close(self) -> None:
         for client in self.clients.values():
             await client.close()
+
+
+def default_account(config: Config, redactor: Redactor) -> tuple[BaseUrl, Credentials]:
+    """The default account's base URL and keys, from the process environment as the
+    exporter reads them (DD_API_URL, DD_SITE, DD_API_KEY, DD_APP_KEY; the keys are checked
+    when the pool is built). Raises ConfigError for an unknown site."""
+    url = resolve_base_url(config.datadog, Environment())
+    return url, Credentials.from_environment(redactor, dict(os.environ))
+
+
+def build_pool(
+    config: Config,
+    default_url: str | BaseUrl,
+    default_credentials: Credentials,
+    redactor: Redactor,
+    on_response: ResponseCounter,
+    *,
+    environ: Mapping[str, str] | None = None,
+    clock: Clock = SYSTEM_CLOCK,
+) -> ClientPool:
+    """A client for every account of ``config``: the one way the exporter and the backfill
+    build theirs. ``default_url`` and ``default_credentials`` are the default account's (the
+    datadog: block and DD_* variables, or the demo's simulator); ``environ`` as for
+    :class:`ClientPool`. Raises ConfigError (a proxy variable, datadog.ca_file) or
+    CredentialsError (an account's keys missing), naming what to fix."""
+    pool = ClientPool(redactor, default_credentials, on_response, environ, clock=clock)
+    accounts = resolve_accounts(config, default_url)
+    pool.apply(accounts, pool.credentials(accounts))
+    return pool

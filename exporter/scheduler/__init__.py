@@ -16,8 +16,9 @@ configuration does not burst. One owner per piece:
 Every wait and every age goes through one injected :class:`~exporter.clock.Clock`.
 """
 
+from .fetch import Client, ClientLookup
 from .policy import Backoff, PollPolicy
-from .poll import ERROR_REASONS, Client
+from .poll import ERROR_REASONS
 from .scheduler import JobChanges, Scheduler
 from .state import QueryState
 
@@ -25,6 +26,7 @@ __all__ = [
     "ERROR_REASONS",
     "Backoff",
     "Client",
+    "ClientLookup",
     "JobChanges",
     "PollPolicy",
     "QueryState",

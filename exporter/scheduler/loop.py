@@ -102,7 +102,7 @@ class PollLoop:
         self.restarts += 1
         self.due = max(self.due, self.clock.monotonic() + delay)
         key = self.poller.key
-        self.metrics.loop_restarts.labels(*key).inc()
+        self.metrics.loop_restarted(key)
         fields: dict[str, object] = {
             "collector": key[0],
             "query": key[1],

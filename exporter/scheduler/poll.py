@@ -18,19 +18,19 @@ import asyncio
 import logging
 import random
 import traceback
-from collections.abc import Mapping
-from typing import Protocol
+from typing import get_args, get_type_hints
 
 from ..clock import Clock
-from ..collectors.base import ApiRequest, DecodeError, QueryJob
+from ..collectors.base import DecodeError, QueryJob
 from ..config.schema import DEFAULT_MAX_ATTEMPTS
-from ..datadog.client import ApiError, RateLimited, ServerError
-from ..datadog.ratelimit import NoSlot, RateLimits
+from ..datadog.client import ApiError
+from ..datadog.ratelimit import NoSlot
 from ..durations import format_duration
 from ..exposition import Rendered
 from ..logs import Redactor
 from ..selfmetrics import SelfMetrics
 from ..snapshot import QueryKey, QuerySnapshot, prepare_snapshot
+from .fetch import Attempts, ClientLookup, FetchFailed, StopRule, fetch_with_retries
 from .policy import Backoff
 from .state import QueryState
 from .writer import StoreWriter
@@ -41,42 +41,27 @@ log = logging.getLogger(__package__)
 LATE_AFTER_INTERVALS = 2
 # Longest text of an unexpected exception kept for the log line and the landing page.
 MAX_ERROR_TEXT = 500
-ERROR_REASONS = (
-    "rate_limited",
-    "rate_budget",
-    "http_error",
-    "unauthorized",
-    "forbidden",
-    "server_error",
-    "timeout",
-    "dns_error",
-    "connection_refused",
-    "tls_error",
-    "connection_error",
-    "too_large",
-    "decode_error",
-    "credentials",
-    "internal_error",
-)
-# What a poll that found no rate-limit slot before its deadline adds to the reason's text.
-_SKIPPED = {
-    "rate_limited": "; poll skipped",
-    "rate_budget": "; poll skipped to stay under the rate limit",
-}
+# Reasons of failures that are not the client's: an answer nobody can use, a bug.
+DECODE_ERROR = "decode_error"
+INTERNAL_ERROR = "internal_error"
 
 
-class Client(Protocol):
-    """What the scheduler needs of a Datadog client (:class:`DatadogClient` is one)."""
+def _error_reasons() -> tuple[str, ...]:
+    """Every reason a poll can fail for, read from the error classes that carry them: no
+    slot before the deadline, each ApiError the client raises, and the two of this module."""
+    no_slot = get_args(get_type_hints(NoSlot.__init__)["reason"])
+    found: list[str] = []
+    pending: list[type[ApiError]] = [ApiError]
+    while pending:
+        cls = pending.pop(0)
+        pending += cls.__subclasses__()
+        if cls is not ApiError:
+            found.append(cls.reason)
+    return tuple(dict.fromkeys([*no_slot, *found, DECODE_ERROR, INTERNAL_ERROR]))
 
-    @property
-    def redactor(self) -> Redactor: ...
 
-    @property
-    def rate_limits(self) -> RateLimits: ...
-
-    async def fetch(self, request: ApiRequest) -> bytes:
-        """The 2xx body, or an ApiError."""
-        ...
+# The values of poll_errors' reason label, one list for the scheduler and the reference.
+ERROR_REASONS = _error_reasons()
 
 
 class PollFailed(Exception):
@@ -85,22 +70,16 @@ class PollFailed(Exception):
         self.reason = reason
 
 
-def retry_delay(exc: ApiError, attempt: int, retry: Backoff, rng: random.Random) -> float:
-    """How long to wait before retrying after the ``attempt``-th request (1-based) failed
-    with ``exc``: what Datadog asked for in Retry-After, else the jittered backoff."""
-    if isinstance(exc, ServerError) and exc.retry_after is not None:
-        return exc.retry_after
-    return retry.jittered(attempt - 1, rng)
-
-
 class QueryPoller:
-    """Polls one query through the client of its account (looked up in ``clients`` at each
-    poll: the owner keeps that mapping current across reloads)."""
+    """Polls one query through the client of its account (``clients`` looks it up at each
+    poll: the owner answers with its current clients across reloads); ``redactor`` takes
+    keys out of texts that are not the client's own errors."""
 
     def __init__(
         self,
         job: QueryJob,
-        clients: Mapping[str, Client],
+        clients: ClientLookup,
+        redactor: Redactor,
         writer: StoreWriter,
         metrics: SelfMetrics,
         *,
@@ -112,6 +91,7 @@ class QueryPoller:
         self.job = job
         self.key: QueryKey = (job.collector, job.name)
         self.clients = clients
+        self.redactor = redactor
         self.writer = writer
         self.metrics = metrics
         self.clock = clock
@@ -119,8 +99,8 @@ class QueryPoller:
         self.rng = rng
         # Requests one poll may send in all; the owner may change it (a reload).
         self.max_attempts = max_attempts
-        # Requests the current (or last) poll sent.
-        self.attempts = 0
+        # What the current (or last) poll's fetch did (requests sent, waits).
+        self.attempts = Attempts()
         # Failed polls since the last good one, and when the first of them started.
         self.failed_polls = 0
         self.down_since: float | None = None  # monotonic
@@ -149,9 +129,9 @@ class QueryPoller:
         started = self.clock.monotonic()
         state.last_attempt = self.clock.wall()
         self.in_flight = True
-        self.attempts = 0
+        self.attempts = Attempts()
         try:
-            body = await self._fetch_with_retries(deadline)
+            body = await self._fetch(deadline)
             received = self.clock.monotonic()  # the age of these series counts from here
             rendered, snapshot = await asyncio.to_thread(self._render, body, self.clock.wall())
             await self.writer.publish(snapshot)
@@ -168,40 +148,28 @@ class QueryPoller:
         if not state.up:
             await self.enforce_staleness()
 
-    async def _fetch_with_retries(self, deadline: float) -> bytes:
-        """The body of the first good answer; PollFailed once ``max_attempts`` requests were
-        sent, the next wait would pass ``deadline``, or the failure is not worth retrying."""
+    async def _fetch(self, deadline: float) -> bytes:
+        """The body of the first good answer, through the one fetch path: at most
+        ``max_attempts`` requests (429s included), no wait past ``deadline``."""
         job = self.job
-        while True:
-            client = self.clients[job.account]
-            try:
-                await client.rate_limits.acquire(job.endpoint, deadline)
-            except NoSlot as exc:
-                raise PollFailed(exc.reason, str(exc) + _SKIPPED[exc.reason]) from None
-            self.attempts += 1
-            try:
-                return await client.fetch(job.request(self.clock.wall()))
-            except RateLimited as exc:
-                if self.attempts >= self.max_attempts:
-                    raise PollFailed(exc.reason, str(exc)) from None
-                continue  # the next slot waits for the reset, or gives up at the deadline
-            except ApiError as exc:
-                if exc.retryable and self.attempts < self.max_attempts:
-                    delay = retry_delay(exc, self.attempts, self.retry, self.rng)
-                    if self.clock.monotonic() + delay < deadline:
-                        log.debug(
-                            "retrying after error",
-                            extra={"query": job.name, "error": str(exc), "delay": round(delay, 2)},
-                        )
-                        await self.clock.sleep(delay)
-                        continue
-                raise PollFailed(exc.reason, str(exc)) from None
+        try:
+            return await fetch_with_retries(
+                self.clients(job.account),
+                job.request(self.clock.wall()),
+                StopRule(max_attempts=self.max_attempts, deadline=deadline),
+                clock=self.clock,
+                retry=self.retry,
+                rng=self.rng,
+                attempts=self.attempts,
+            )
+        except FetchFailed as failure:
+            raise PollFailed(failure.reason, str(failure)) from None
 
     def _render(self, body: bytes, now: float) -> tuple[Rendered, QuerySnapshot]:
         try:
             rendered = self.job.render(self.job.decode(body))
         except DecodeError as exc:
-            raise PollFailed("decode_error", str(exc)) from None
+            raise PollFailed(DECODE_ERROR, str(exc)) from None
         return rendered, prepare_snapshot(self.key, rendered, now)
 
     def _record_success(self, rendered: Rendered, snapshot: QuerySnapshot, received: float) -> None:
@@ -274,7 +242,7 @@ class QueryPoller:
         self._unresolved_said = unresolved
 
     def _record_dropped_rows(self, rendered: Rendered) -> None:
-        self.metrics.dropped_rows.labels(*self.key).inc(rendered.dropped_rows)
+        self.metrics.rows_dropped(self.key, rendered.dropped_rows)
         log.warning(
             "rows dropped: the query would exceed its max_series",
             extra={
@@ -286,7 +254,7 @@ class QueryPoller:
         )
 
     def _record_invalid_values(self, rendered: Rendered) -> None:
-        self.metrics.invalid_values.labels(*self.key).inc(rendered.invalid_values)
+        self.metrics.values_left_out(self.key, rendered.invalid_values)
         log.warning(
             "values left out: numbers beyond the float64 range Prometheus reads",
             extra={
@@ -298,12 +266,11 @@ class QueryPoller:
 
     def _internal_failure(self, exc: Exception) -> PollFailed:
         text = truncate(f"{type(exc).__name__}: {exc}")
-        return PollFailed("internal_error", "internal error: " + self.redact(text))
+        return PollFailed(INTERNAL_ERROR, "internal error: " + self.redact(text))
 
     def redact(self, text: str) -> str:
         """Keys out of a text that is not the client's own error (it shows on the landing page)."""
-        client = self.clients.get(self.job.account) or next(iter(self.clients.values()), None)
-        return client.redactor.redact(text) if client is not None else text
+        return self.redactor.redact(text)
 
     def _record_failure(
         self, failure: PollFailed, started: float, exc: Exception | None = None
@@ -314,12 +281,12 @@ class QueryPoller:
         if not self.failed_polls:
             self.down_since = started
         self.failed_polls += 1
-        self.metrics.poll_errors.labels(*self.key, failure.reason).inc()
+        self.metrics.poll_failed(self.key, failure.reason)
         fields: dict[str, object] = {
             "collector": self.key[0],
             "query": self.key[1],
             "reason": failure.reason,
-            "attempts": self.attempts,
+            "attempts": self.attempts.sent,
             "error": str(failure),
         }
         if exc is not None and log.isEnabledFor(logging.DEBUG):

@@ -12,17 +12,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from ..clock import SYSTEM_CLOCK, Clock
 from ..collectors.base import QueryJob
-from ..config.schema import DEFAULT_ACCOUNT, DEFAULT_MAX_ATTEMPTS
+from ..config.schema import DEFAULT_MAX_ATTEMPTS
+from ..logs import Redactor
 from ..selfmetrics import SelfMetrics
 from ..snapshot import QueryKey, SnapshotStore
+from .fetch import ClientLookup
 from .loop import PollLoop
 from .policy import PollPolicy
-from .poll import ERROR_REASONS, Client, QueryPoller, truncate
+from .poll import ERROR_REASONS, QueryPoller, truncate
 from .state import QueryState
 from .writer import StoreWriter
 
@@ -43,10 +45,11 @@ class Scheduler:
     """Owns the queries' pollers and loops and the staleness sweeper; everything they
     produce goes to the store (through one :class:`StoreWriter`) and the self-metrics.
 
-    Each job polls through the client of its account (``clients`` maps account names to
-    clients, or is one client for the default account; the owner keeps the mapping current
-    across reloads). Rate-limit state lives in each client's ``rate_limits``, so it is per
-    account and endpoint: Datadog limits each organisation separately.
+    Each job polls through the client of its account (``clients`` looks it up by account
+    name at each poll; the owner answers with its current clients across reloads);
+    ``redactor`` takes keys out of the texts the scheduler words itself (an unexpected
+    exception, a restarted loop's cause). Rate-limit state lives in each client's
+    ``rate_limits``, so it is per account and endpoint: Datadog limits each organisation separately.
 
     ``clock`` is every wait and every age (deadlines, staleness, lateness); ``policy`` how
     polls are spaced (start-up spread, retries, restarts, sweeps); ``rng`` the jitter;
@@ -56,7 +59,8 @@ class Scheduler:
 
     def __init__(
         self,
-        clients: Client | Mapping[str, Client],
+        clients: ClientLookup,
+        redactor: Redactor,
         store: SnapshotStore,
         metrics: SelfMetrics,
         *,
@@ -65,9 +69,8 @@ class Scheduler:
         rng: random.Random | None = None,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     ):
-        self.clients: Mapping[str, Client] = (
-            clients if isinstance(clients, Mapping) else {DEFAULT_ACCOUNT: clients}
-        )
+        self.clients = clients
+        self.redactor = redactor
         self.store = store
         self.metrics = metrics
         self.clock = clock
@@ -101,6 +104,7 @@ class Scheduler:
         poller = QueryPoller(
             job,
             self.clients,
+            self.redactor,
             self._writer,
             self.metrics,
             clock=self.clock,

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import signal
 import ssl
 import sys
 from collections.abc import Sequence
 
+from exporter.simulator.fortnight import build as build_fortnight
 from exporter.simulator.options import (
     OptionError,
     SimulatorOptions,
@@ -73,6 +75,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="e.g. retransmit_storm:client_service=checkout,server_service=payments-db; "
         "START-END (Unix seconds) limits it to windows ending in that time",
     )
+    parser.add_argument(
+        "--fortnight",
+        type=int,
+        metavar="START",
+        help="serve the labelled fortnight of --seed starting at START (Unix seconds, "
+        "rounded down to midnight UTC): its universe, rhythms and incidents "
+        "(exporter/simulator/fortnight.py); --universe is ignored",
+    )
     return parser.parse_args(argv)
 
 
@@ -90,6 +100,14 @@ async def serve(args: argparse.Namespace) -> None:
     )
     faults = [fault_from_cli(spec) for spec in args.fault]
     scenarios = [scenario_from_cli(spec) for spec in args.scenario]
+    if args.fortnight is not None:
+        fortnight = build_fortnight(args.seed, args.fortnight)
+        options = dataclasses.replace(
+            options,
+            connections_universe=fortnight.options.connections_universe,
+            weekly_swing=fortnight.options.weekly_swing,
+        )
+        scenarios = [*fortnight.scenarios, *scenarios]
     simulator = Simulator(options)
     for target, fault in faults:
         simulator.set_fault(target, fault)

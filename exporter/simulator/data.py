@@ -272,12 +272,28 @@ def build_dns_flows(seed: int, size: int) -> list[Flow]:
     return flows
 
 
-def _apply_scenarios(flow: Flow, scenarios: Sequence[Scenario]) -> Flow:
+_SPIKED_COUNTS = {
+    "resets_spike": ("tcp_resets", 0.05),
+    "refusals_spike": ("tcp_refusals", 0.02),
+    "timeouts_spike": ("tcp_timeouts", 0.02),
+}
+# DNS answer shares (indexes into Flow.dns) each DNS scenario raises, and the share it
+# starts from when the flow has (almost) none.
+_SPIKED_DNS = {"dns_nxdomain_spike": (2, 0.01), "dns_servfail_spike": (3, 0.01)}
+_DNS_TIMEOUT = 5
+_DNS_SHARE_CAP = 0.9
+
+
+def _apply_scenarios(flow: Flow, scenarios: Sequence[Scenario]) -> Flow | None:
+    """The flow as the scenarios shape it; None when a `dark` scenario removes it."""
     rates = list(flow.rates)
     rtt = flow.rtt
+    dns = list(flow.dns)
     for scenario in scenarios:
         if not all(term_predicate(k, v)(flow.tags) for k, v in scenario.match.items()):
             continue
+        if scenario.kind == "dark":
+            return None
         if scenario.kind == "retransmit_storm":
             packets = rates[_IDX["packets_sent_by_client"]]
             current = rates[_IDX["tcp_retransmits"]]
@@ -285,12 +301,20 @@ def _apply_scenarios(flow: Flow, scenarios: Sequence[Scenario]) -> Flow:
                 # at least 0.5 % of packets before the factor: factor 50 means >= 25 %
                 base = max(current or 0.0, packets * 0.005)
                 rates[_IDX["tcp_retransmits"]] = min(packets, base * scenario.factor)
-        elif scenario.kind == "resets_spike":
-            current = rates[_IDX["tcp_resets"]]
-            rates[_IDX["tcp_resets"]] = max(current or 0.0, 0.05) * scenario.factor
+        elif scenario.kind in _SPIKED_COUNTS:
+            name, least = _SPIKED_COUNTS[scenario.kind]
+            current = rates[_IDX[name]]
+            if current is not None or name == "tcp_resets":
+                rates[_IDX[name]] = max(current or 0.0, least) * scenario.factor
         elif scenario.kind == "rtt_spike" and rtt is not None:
             rtt *= scenario.factor
-    return Flow(index=flow.index, tags=flow.tags, rates=tuple(rates), rtt=rtt, dns=flow.dns)
+        elif scenario.kind.startswith("dns_") and dns:
+            index, least = _SPIKED_DNS.get(scenario.kind, (_DNS_TIMEOUT, 0.01))
+            raised = min(_DNS_SHARE_CAP, max(dns[index], least) * scenario.factor)
+            # the extra failures come out of the successful answers
+            dns[1] = max(0.0, dns[1] - (raised - dns[index]))
+            dns[index] = raised
+    return Flow(index=flow.index, tags=flow.tags, rates=tuple(rates), rtt=rtt, dns=tuple(dns))
 
 
 def _group_values(flow: Flow, keys: Sequence[str]) -> tuple[tuple[str, ...], ...]:
@@ -318,7 +342,10 @@ def aggregate(
         if not predicate(flow.tags):
             continue
         if scenarios:
-            flow = _apply_scenarios(flow, scenarios)  # noqa: PLW2901
+            shaped = _apply_scenarios(flow, scenarios)
+            if shaped is None:
+                continue
+            flow = shaped  # noqa: PLW2901
         values = _group_values(flow, keys)
         acc = sums.get(values)
         if acc is None:
@@ -374,11 +401,25 @@ def daily_factor(bucket: int) -> float:
     return 1.0 + DAILY_SWING * math.sin(2 * math.pi * (seconds_of_day - 9 * 3600) / DAY_SECONDS)
 
 
+WEEK_SECONDS = 7 * DAY_SECONDS
+# The Unix epoch was a Thursday: Sunday 03:00 UTC is 3 days and 3 hours after it.
+_WEEKLY_LOW = 3 * DAY_SECONDS + 3 * 3600
+
+
+def weekly_factor(bucket: int, swing: float) -> float:
+    """The weekly rhythm of traffic: 1 - swing on Sunday 03:00 UTC, 1 + swing half a
+    week later (volumes only, like the daily rhythm)."""
+    if not swing:
+        return 1.0
+    seconds = (bucket * BUCKET_SECONDS - _WEEKLY_LOW) % WEEK_SECONDS
+    return 1.0 - swing * math.cos(2 * math.pi * seconds / WEEK_SECONDS)
+
+
 def render_connection(
-    keys: Sequence[str], group: Group, window: int, bucket: int
+    keys: Sequence[str], group: Group, window: int, bucket: int, weekly_swing: float = 0.0
 ) -> dict[str, Any]:
     factor = time_factor(bucket, group.phase)
-    volume = factor * daily_factor(bucket)
+    volume = factor * daily_factor(bucket) * weekly_factor(bucket, weekly_swing)
     attributes: dict[str, Any] = {
         "group_bys": {k: list(v) for k, v in zip(keys, group.values, strict=True)}
     }
@@ -399,9 +440,11 @@ def render_connection(
     }
 
 
-def render_dns(keys: Sequence[str], group: Group, window: int, bucket: int) -> dict[str, Any]:
+def render_dns(
+    keys: Sequence[str], group: Group, window: int, bucket: int, weekly_swing: float = 0.0
+) -> dict[str, Any]:
     factor = time_factor(bucket, group.phase)
-    scale = window * factor * daily_factor(bucket)
+    scale = window * factor * daily_factor(bucket) * weekly_factor(bucket, weekly_swing)
     _total, ok, nxdomain, servfail, other, timeouts = group.dns
     n_nx, n_sf, n_other, n_to = (int(x * scale) for x in (nxdomain, servfail, other, timeouts))
     n_ok = int(ok * scale)
@@ -444,8 +487,11 @@ def render_dns(keys: Sequence[str], group: Group, window: int, bucket: int) -> d
 class NetworkData:
     """Both CNM universes for one seed, with the grouping cache."""
 
-    def __init__(self, seed: int, connections: int, cache_size: int = 64) -> None:
+    def __init__(
+        self, seed: int, connections: int, cache_size: int = 64, weekly_swing: float = 0.0
+    ) -> None:
         self.seed = seed
+        self.weekly_swing = weekly_swing
         self._connections_size = connections
         self._connections: list[Flow] | None = None
         self._dns: list[Flow] | None = None
@@ -476,7 +522,9 @@ class NetworkData:
         predicate: Predicate,
         scenarios: tuple[Scenario, ...],
     ) -> list[Group]:
-        scenario_key = tuple((s.kind, tuple(sorted(s.match.items())), s.factor) for s in scenarios)
+        scenario_key = tuple(
+            sorted((s.kind, tuple(sorted(s.match.items())), s.factor) for s in scenarios)
+        )
         cache_key = (kind, keys, filter_key, scenario_key)
         cached = self._cache.get(cache_key)
         if cached is not None:
@@ -485,7 +533,7 @@ class NetworkData:
         if kind == "connections":
             groups = aggregate(self.connections, keys, predicate, scenarios)
         else:
-            groups = _aggregate_dns(self.dns_flows, keys, predicate)
+            groups = _aggregate_dns(self.dns_flows, keys, predicate, scenarios)
         self._cache[cache_key] = groups
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
@@ -503,20 +551,101 @@ class NetworkData:
         limit: int,
         scenarios: tuple[Scenario, ...] = (),
     ) -> list[dict[str, Any]]:
-        """The answer rows of either CNM aggregate endpoint (scenarios apply to connections)."""
-        # Scenarios apply to connections, and only to windows ending while they run.
-        scenarios = () if kind == "dns" else tuple(s for s in scenarios if s.active_at(end))
-        groups = self._groups(kind, keys, filter_key, predicate, scenarios)
+        """The answer rows of either CNM aggregate endpoint.
+
+        Scenarios shape the windows they cover (see `Scenario.share_of`); a window only
+        partly covered by blending scenarios mixes the answer with and without them, by
+        the largest share among them (incidents that overlap in time share one weight)."""
+        full: list[Scenario] = []
+        partial: list[Scenario] = []
+        weight = 0.0
+        for scenario in scenarios:
+            if scenario.endpoint != kind:
+                continue
+            share = scenario.share_of(start, end)
+            if share >= 1.0:
+                full.append(scenario)
+            elif share > 0.0:
+                partial.append(scenario)
+                weight = max(weight, share)
         window, bucket = end - start, end // BUCKET_SECONDS
         render = render_connection if kind == "connections" else render_dns
-        return [render(keys, g, window, bucket) for g in groups[:limit]]
+
+        def answer(active: tuple[Scenario, ...]) -> list[dict[str, Any]]:
+            groups = self._groups(kind, keys, filter_key, predicate, active)
+            return [render(keys, g, window, bucket, self.weekly_swing) for g in groups[:limit]]
+
+        plain = answer(tuple(full))
+        if not partial:
+            return plain
+        return _mix_rows(plain, answer((*full, *partial)), weight, kind)[:limit]
+
+
+def _mix_rows(
+    normal: list[dict[str, Any]],
+    shaped: list[dict[str, Any]],
+    weight: float,
+    kind: Literal["connections", "dns"],
+) -> list[dict[str, Any]]:
+    """Rows of a window ``weight`` of which the shaped answer covers: totals are the
+    time-weighted mix (a row absent on one side counts 0 there), averages the same."""
+    shaped_by_id = {row["id"]: row for row in shaped}
+    normal_ids = {row["id"] for row in normal}
+    out: list[dict[str, Any]] = []
+    for row in [*normal, *(r for r in shaped if r["id"] not in normal_ids)]:
+        other = shaped_by_id.get(row["id"])
+        mine = row if row["id"] in normal_ids else None
+        out.append(_mix_row(mine, other, weight, kind))
+    return out
+
+
+def _mix_row(
+    normal: dict[str, Any] | None,
+    shaped: dict[str, Any] | None,
+    weight: float,
+    kind: Literal["connections", "dns"],
+) -> dict[str, Any]:
+    base = normal if normal is not None else shaped
+    assert base is not None
+    if kind == "connections":
+        a = normal["attributes"] if normal else {}
+        b = shaped["attributes"] if shaped else {}
+        attributes: dict[str, Any] = {"group_bys": base["attributes"]["group_bys"]}
+        for name in (*CONNECTION_METRICS, RTT):
+            if name not in a and name not in b:
+                continue
+            if name == RTT:
+                # an average: weighted by the side(s) that carry traffic
+                attributes[name] = (
+                    int(a[name] * (1 - weight) + b[name] * weight)
+                    if name in a and name in b
+                    else a.get(name, b.get(name))
+                )
+            else:
+                attributes[name] = round(a.get(name, 0) * (1 - weight) + b.get(name, 0) * weight)
+        return {**base, "attributes": attributes}
+    left = {m["key"]: m["value"] for m in (normal or {}).get("attributes", {}).get("metrics", [])}
+    right = {m["key"]: m["value"] for m in (shaped or {}).get("attributes", {}).get("metrics", [])}
+    metrics = []
+    for key in dict.fromkeys([*left, *right]):
+        if key.endswith("_percentile"):
+            value = (
+                right.get(key, left.get(key)) if weight >= 0.5 else left.get(key, right.get(key))
+            )
+        else:
+            value = round(left.get(key, 0) * (1 - weight) + right.get(key, 0) * weight)
+        metrics.append({"key": key, "value": value})
+    return {**base, "attributes": {**base["attributes"], "metrics": metrics}}
 
 
 def _aggregate_dns(
-    flows: Sequence[Flow], keys: Sequence[str], predicate: Callable[[Any], bool]
+    flows: Sequence[Flow],
+    keys: Sequence[str],
+    predicate: Callable[[Any], bool],
+    scenarios: Sequence[Scenario] = (),
 ) -> list[Group]:
     """DNS groups: traffic sums, and latencies averaged over the flows that report them."""
-    groups = aggregate(flows, keys, predicate)
+    groups = aggregate(flows, keys, predicate, scenarios)
     # `aggregate` summed the latencies; divide by the number of flows that had one.
     counts: dict[tuple[tuple[str, ...], ...], list[int]] = {}
     for flow in flows:

@@ -12,9 +12,9 @@ Answers depend only on ``[from, to]`` and the scenarios active at ``to``, so pas
 - a few DNS, TCP and security-group insights whose requests follow the CNM data's
   five-minute pattern and daily rhythm (see ``data.time_factor``), with low failure rates;
 - certificates whose days until expiry run down one a day and renew at 30 days left;
-- scenarios: ``dns_failure_burst`` and ``security_group_denial`` multiply the failures of
+- scenarios: ``nhi_dns_failure_burst`` and ``nhi_security_group_denial`` multiply the failures of
   the matching insights of their category by ``factor`` (adding an insight for the matched
-  service pair when none exists); ``certificate_expiry`` makes the matching certificates
+  service pair when none exists); ``nhi_certificate_expiry`` makes the matching certificates
   (by ``domain_name``; all when ``match`` is empty) have ``factor`` days left at the
   scenario's ``start``, one fewer each day after, ``expired`` from 0 on.
 """
@@ -80,7 +80,7 @@ CERTIFICATES: tuple[Certificate, ...] = (
     Certificate("api.example.com", "api-gateway", "checkout", "cert-0002", 11),
     Certificate("東京.example.jp", "search", "recommendations", "cert-0003", 23),
 )
-FAILURE_KINDS = {"dns_failure_burst": "dns", "security_group_denial": "security-group"}
+FAILURE_KINDS = {"nhi_dns_failure_burst": "dns", "nhi_security_group_denial": "security-group"}
 
 
 def parse_window(params: Mapping[str, str], now: int) -> tuple[int, int]:
@@ -147,7 +147,7 @@ def _certificate(
 ) -> dict[str, Any]:
     days = _days_left(certificate, end)
     for scenario in scenarios:
-        if scenario.kind == "certificate_expiry" and _matches(
+        if scenario.kind == "nhi_certificate_expiry" and _matches(
             scenario, {"domain_name": certificate.domain_name}
         ):
             elapsed = 0 if scenario.start is None else (end - scenario.start) // DAY_SECONDS

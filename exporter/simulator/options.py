@@ -32,10 +32,16 @@ ScenarioKind = Literal[
     "retransmit_storm",
     "rtt_spike",
     "resets_spike",
+    "refusals_spike",
+    "timeouts_spike",
+    "dark",
+    "dns_servfail_spike",
+    "dns_timeout_spike",
+    "dns_nxdomain_spike",
     # Network Health Insights (see simulator/network_health.py for what each does).
-    "dns_failure_burst",
-    "security_group_denial",
-    "certificate_expiry",
+    "nhi_dns_failure_burst",
+    "nhi_security_group_denial",
+    "nhi_certificate_expiry",
 ]
 CasesMultiGroup = Literal["combined", "facets", "first_field"]
 
@@ -70,8 +76,13 @@ class SimulatorOptions:
     # answer 403 "Failed permission authorization checks", as Datadog does for a key without
     # the endpoint's permission (network_connections_read, cases_read, ...).
     denied_endpoints: tuple[str, ...] = ()
+    # How much quieter the weekend is: network and DNS volumes follow a weekly wave,
+    # 1 + swing on Wednesday afternoons down to 1 - swing on Sunday mornings (UTC). 0: off.
+    weekly_swing: float = 0.0
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.weekly_swing < 1.0:
+            raise OptionError("weekly_swing must be in [0, 1)")
         if self.connections_universe < 1:
             raise OptionError("connections_universe must be at least 1")
         if self.cases_universe < 0:
@@ -153,15 +164,24 @@ class Fault:
 
 @dataclass(frozen=True, slots=True)
 class Scenario:
-    """A data condition, not a fault: matching connections get worse metrics.
+    """A data condition, not a fault: matching connections (or DNS flows) get worse metrics.
 
-    `match` maps a tag key to a value the connection must carry (all must match).
+    `match` maps a tag key to a value the flow must carry (all must match).
     `factor` multiplies tcp_retransmits (retransmit_storm), rtt_micro_seconds
-    (rtt_spike) or tcp_resets (resets_spike), or the failures of network health insights
-    (dns_failure_burst, security_group_denial); for certificate_expiry it is the days a
-    matching certificate has left at `start`. `start`/`end` (Unix seconds) bound it in
-    time: it shapes the answers of windows whose `to` lies in [start, end), so history
-    can hold an incident at a known time (None: from/until forever).
+    (rtt_spike), tcp_resets / tcp_refusals / tcp_timeouts (resets_spike, refusals_spike,
+    timeouts_spike) or a DNS flow's share of SERVFAIL answers, timeouts or NXDOMAIN answers
+    (dns_servfail_spike, dns_timeout_spike, dns_nxdomain_spike); `dark` removes the
+    matching connections (their traffic stops). The `dns_` kinds shape the DNS endpoint, the
+    others the connections endpoint, but for the Network Health Insights kinds: their
+    `factor` multiplies the failures of matching insights (nhi_dns_failure_burst,
+    nhi_security_group_denial), or is the days a matching certificate has left at `start`
+    (nhi_certificate_expiry).
+
+    `start`/`end` (Unix seconds) bound it in time: it shapes the answers of windows whose
+    `to` lies in [start, end), so history can hold an incident at a known time (None:
+    from/until forever). With `blend`, a window that only partly overlaps [start, end) gets
+    the time-weighted mix of the normal and the shaped answer, as real totals over a window
+    would: an incident then shows gradually, as the window fills with it.
     """
 
     kind: ScenarioKind
@@ -169,6 +189,7 @@ class Scenario:
     factor: float = 50.0
     start: int | None = None
     end: int | None = None
+    blend: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in SCENARIO_KINDS:
@@ -184,9 +205,26 @@ class Scenario:
             raise OptionError("start must be before end")
         object.__setattr__(self, "match", dict(self.match))
 
+    @property
+    def endpoint(self) -> Literal["connections", "dns", "network_health"]:
+        if self.kind.startswith("nhi_"):
+            return "network_health"
+        return "dns" if self.kind.startswith("dns_") else "connections"
+
     def active_at(self, to: int) -> bool:
         """Whether the scenario shapes a window ending at Unix time ``to``."""
         return (self.start is None or to >= self.start) and (self.end is None or to < self.end)
+
+    def share_of(self, start: int, end: int) -> float:
+        """How much of the window ``[start, end)`` the scenario shapes, from 0 to 1.
+
+        Without `blend`, all of it or nothing (by `active_at(end)`); with it, the part of
+        the window that overlaps the scenario's own ``[start, end)``."""
+        if not self.blend or end <= start:
+            return 1.0 if self.active_at(end) else 0.0
+        low = start if self.start is None else max(start, self.start)
+        high = end if self.end is None else min(end, self.end)
+        return max(0.0, min(1.0, (high - low) / (end - start)))
 
 
 def _from_mapping(cls: type[Any], raw: Mapping[str, Any], skip: set[str]) -> Any:

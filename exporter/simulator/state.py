@@ -57,7 +57,9 @@ class SimulatorState:
         self.faults = FaultBook(FAULT_TARGETS)
         self.scenarios: list[Scenario] = []
         self.request_log: list[RequestRecord] = []
-        self.network = NetworkData(options.seed, options.connections_universe)
+        self.network = NetworkData(
+            options.seed, options.connections_universe, weekly_swing=options.weekly_swing
+        )
         self._cases: list[Case] | None = None
         self.answers: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
         self.closing = asyncio.Event()

@@ -1,5 +1,6 @@
-"""The Grafana dashboard: valid JSON, well-formed panels, PromQL that parses,
-and only metric names the exporter exports (or Prometheus' own `up`)."""
+"""The Grafana dashboard: valid JSON, well-formed panels, PromQL that parses, only
+metric names the exporter exports (or Prometheus' own `up`, or the shipped recording
+rules' series), and the baselines the alerts compare with beside the values."""
 
 from __future__ import annotations
 
@@ -10,7 +11,15 @@ from typing import Any
 
 import yaml
 
-from tests.deploy.deploy_support import DASHBOARD, describe, metric_names, run, tool
+from tests.deploy.deploy_support import (
+    DASHBOARD,
+    alert_rules,
+    describe,
+    metric_names,
+    recorded_names,
+    run,
+    tool,
+)
 from tests.deploy.exported_metrics import EXPORTED_METRIC_NAMES, PROMETHEUS_SCRAPE_METRICS
 
 # Values substituted for Grafana's template variables to get plain PromQL.
@@ -91,9 +100,9 @@ def test_dashboard_covers_network_cases_audience_and_health() -> None:
         assert required in used, required
 
 
-def test_every_metric_in_the_dashboard_is_exported() -> None:
+def test_every_metric_in_the_dashboard_is_exported_or_recorded() -> None:
     dash = dashboard()
-    known = EXPORTED_METRIC_NAMES | PROMETHEUS_SCRAPE_METRICS
+    known = EXPORTED_METRIC_NAMES | PROMETHEUS_SCRAPE_METRICS | recorded_names()
     exprs = [expr for _, expr in panel_queries(dash)] + variable_queries(dash)
     used: set[str] = set()
     for expr in exprs:
@@ -114,3 +123,50 @@ def test_every_dashboard_query_parses(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
     proc = run([tool("promtool"), "check", "rules", str(path)])
     assert proc.returncode == 0, describe(proc)
+
+
+def test_baseline_alerts_show_their_baseline_beside_the_value() -> None:
+    """Each alert comparing a group with its own baseline has a panel drawing both the
+    series it reads and that baseline (the same recorded series, the same window)."""
+    panel_exprs: dict[str, list[str]] = {}
+    for title, expr in panel_queries(dashboard()):
+        panel_exprs.setdefault(title, []).append(re.sub(r"\{[^}]*\}", "", expr))
+    baselines = {
+        "DatadogCNMHighRTT": "query:datadog_cnm_tcp_rtt_seconds:median_1d[20m]",
+        "DatadogCNMResetsSpiking": "query:datadog_cnm_tcp_resets:per_second[1h] offset 15m",
+        "DatadogCNMRefusalsSpiking": "query:datadog_cnm_tcp_refusals:per_second[1h] offset 15m",
+        "DatadogCNMTimeoutsSpiking": "query:datadog_cnm_tcp_timeouts:per_second[1h] offset 15m",
+        "DatadogDNSServfailSpiking":
+            "query:datadog_dns_servfail_responses_per_request:ratio[1h] offset 15m",
+        "DatadogDNSNxdomainSpiking":
+            "query:datadog_dns_nxdomain_responses_per_request:ratio[1h] offset 15m",
+        "DatadogDNSTimeoutsSpiking": "query:datadog_dns_timeouts_per_request:ratio[1h] offset 15m",
+    }  # fmt: skip
+    rules = {rule["alert"]: rule["expr"] for rule in alert_rules()}
+    for alert, baseline in baselines.items():
+        assert baseline in rules[alert], f"{alert} no longer reads {baseline}"
+        shown = [
+            title
+            for title, exprs in panel_exprs.items()
+            if len(exprs) >= 2 and any(baseline in e for e in exprs)
+        ]
+        assert shown, f"no panel shows the baseline of {alert} beside its value"
+
+
+def test_the_dns_row_shows_what_the_dns_alerts_read() -> None:
+    dash = dashboard()
+    rows = [p for p in dash["panels"] if p["type"] == "row"]
+    dns_row = next(r for r in rows if r["title"] == "DNS")
+    next_row = min(r["gridPos"]["y"] for r in rows if r["gridPos"]["y"] > dns_row["gridPos"]["y"])
+    in_row = set().union(
+        *(
+            metric_names(t["expr"])
+            for p in dash["panels"]
+            if dns_row["gridPos"]["y"] < p["gridPos"]["y"] < next_row
+            for t in p.get("targets", [])
+        )
+    )
+    for rule in alert_rules():
+        if rule["alert"].startswith("DatadogDNS"):
+            ratios = {m for m in metric_names(rule["expr"]) if m.endswith(":ratio")}
+            assert ratios and ratios <= in_row, rule["alert"]

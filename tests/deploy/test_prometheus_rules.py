@@ -108,7 +108,9 @@ def test_recording_rule_names_follow_level_metric_operation() -> None:
     for name in recorded_names():
         level, metric, operation = name.split(":")
         assert level and operation, name
-        assert metric in EXPORTED_METRIC_NAMES or metric.startswith("datadog_cnm_"), name
+        assert metric in EXPORTED_METRIC_NAMES or metric.startswith(
+            ("datadog_cnm_", "datadog_dns_")
+        ), name
 
 
 def test_prometheusrule_equals_the_rule_files() -> None:

@@ -8,7 +8,7 @@ as one more container of the pod (and DD_API_URL pointing the exporter at it), t
 Secret made from test keys, the local images, and for speed a configuration with 5 s
 polls (the example's ConfigMap replaced the way docs/deployment.md documents), Prometheus
 scraping and evaluating every 2 s with the shipped rule files mounted, and the alert's
-`for:` shortened from 10m to 6s. Everything else is the example as users apply it.
+`for:` shortened from 3m to 6s. Everything else is the example as users apply it.
 
 podman 4.3 cannot run the native-sidecar variant: it refuses an init container with
 probes ("cannot create an init container that has either of lifecycle, livenessProbe,

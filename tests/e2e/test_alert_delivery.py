@@ -331,7 +331,7 @@ def test_retransmit_storm_is_delivered_to_the_webhook(
             f"retransmit_storm:client_service={STORM['client_service']},"
             f"server_service={STORM['server_service']}",
             "--scenario",
-            f"certificate_expiry:domain_name={CERTIFICATE}:10",
+            f"nhi_certificate_expiry:domain_name={CERTIFICATE}:10",
         ],
     )
 
@@ -457,8 +457,12 @@ def test_retransmit_storm_is_delivered_to_the_webhook(
     }
     assert alert["labels"] == expected_labels
     annotations = alert["annotations"]
-    assert annotations["summary"] == "High TCP retransmit ratio checkout -> payments-db"
-    assert "were retransmitted (query svc_to_svc)" in annotations["description"]
+    assert annotations["summary"] == (
+        "High TCP retransmit ratio in svc_to_svc, client_service=checkout, "
+        "server_service=payments-db"
+    )
+    assert "of query svc_to_svc on" in annotations["description"]
+    assert "were retransmitted, above 5%" in annotations["description"]
     assert annotations["runbook_url"].endswith("#datadogcnmhighretransmitratio")
 
     # Nothing else: no exporter-health alert was delivered or is active, and the

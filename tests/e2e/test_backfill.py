@@ -88,7 +88,11 @@ def _certificate_crossing_14_days(now: float) -> Scenario:
     backfilled range, whatever the time of day)."""
     start = int(now) - 39 * 3600
     return Scenario(
-        "certificate_expiry", {"domain_name": "api.example.com"}, 15.0, start, start + 10 * 86400
+        "nhi_certificate_expiry",
+        {"domain_name": "api.example.com"},
+        15.0,
+        start,
+        start + 10 * 86400,
     )
 
 
@@ -129,7 +133,7 @@ def backfilled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, o
             "retransmit_storm:client_service=checkout,server_service=payments-db:50:"
             f"{storm.start}-{storm.end}",
             "--scenario",
-            f"certificate_expiry:domain_name=api.example.com:15:{certificate.start}-{certificate.end}",
+            f"nhi_certificate_expiry:domain_name=api.example.com:15:{certificate.start}-{certificate.end}",
         )
         config = tmp / "exporter.yml"
         config.write_text(CONFIG)

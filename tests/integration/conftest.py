@@ -88,7 +88,9 @@ async def scheduler_against(
         clock=clock,
         resolver=resolver,
     )
-    scheduler = Scheduler(client, SnapshotStore(), metrics, clock=clock, policy=policy)
+    scheduler = Scheduler(
+        lambda _account: client, redactor, SnapshotStore(), metrics, clock=clock, policy=policy
+    )
     metrics.watch(scheduler.query_states, client.rate_limits.views)
     try:
         yield scheduler

@@ -353,7 +353,7 @@ async def running_stack(simulator: Simulator, aiohttp_client: Any) -> AsyncItera
         max_response_size=MAX_RESPONSE_SIZE,
         on_response=metrics.count_response,
     )
-    scheduler = Scheduler(client, SnapshotStore(), metrics)
+    scheduler = Scheduler(lambda _account: client, redactor, SnapshotStore(), metrics)
     metrics.watch(scheduler.query_states, client.rate_limits.views)
     context = ServerContext(scheduler.store, metrics, scheduler.query_states, ready=True)
     server = await aiohttp_client(create_app(context))

@@ -27,10 +27,12 @@ async def test_scenarios_become_failure_ratios_and_certificate_expiry(
 ) -> None:
     simulator.set_scenario(
         Scenario(
-            "security_group_denial", {"client_service": "batch-jobs", "server_service": "kafka"}
+            "nhi_security_group_denial", {"client_service": "batch-jobs", "server_service": "kafka"}
         )
     )
-    simulator.set_scenario(Scenario("certificate_expiry", {"domain_name": "api.example.com"}, 3.0))
+    simulator.set_scenario(
+        Scenario("nhi_certificate_expiry", {"domain_name": "api.example.com"}, 3.0)
+    )
     await polling.add(JOB)
     await polling.poll_once(KEY, deadline(5))
     samples = served(polling)

@@ -53,6 +53,7 @@ class RenderFails:
         self.interval = self.inner.interval
         self.window = self.inner.window
         self.keep_stale_seconds = self.inner.keep_stale_seconds
+        self.label_names = self.inner.label_names
 
     def request(self, now: float) -> ApiRequest:
         return self.inner.request(now)

@@ -44,7 +44,8 @@ async def storm_scheduler(
         clock=clock,
     )
     scheduler = Scheduler(
-        client,
+        lambda _account: client,
+        redactor,
         SnapshotStore(),
         metrics,
         clock=clock,

@@ -352,11 +352,11 @@ async def test_client_decodes_network_health_insights_with_every_scenario(
     model, including what its three scenarios add (a new security-group denial, a DNS burst,
     an expired certificate)."""
     for scenario in (
-        Scenario("dns_failure_burst", {"client_service": "checkout"}, 40.0),
-        Scenario("security_group_denial", {"client_service": "batch", "server_service": "db"}),
+        Scenario("nhi_dns_failure_burst", {"client_service": "checkout"}, 40.0),
+        Scenario("nhi_security_group_denial", {"client_service": "batch", "server_service": "db"}),
         # one day left three days ago: expired two days ago
         Scenario(
-            "certificate_expiry",
+            "nhi_certificate_expiry",
             {"domain_name": "shop.example.com"},
             1.0,
             start=int(time.time()) - 3 * 86400,

@@ -77,7 +77,9 @@ def test_every_category_is_served_and_certificates_run_down_a_day_a_day() -> Non
 
 
 def test_a_certificate_crosses_14_days_to_expiry_then_expires() -> None:
-    scenario = Scenario("certificate_expiry", {"domain_name": "api.example.com"}, 15.0, MIDNIGHT)
+    scenario = Scenario(
+        "nhi_certificate_expiry", {"domain_name": "api.example.com"}, 15.0, MIDNIGHT
+    )
     days = [
         one(insights(t - 900, t, scenario), domain_name="api.example.com")
         for t in (MIDNIGHT + 3600, MIDNIGHT + DAY + 3600, MIDNIGHT + 15 * DAY + 3600)
@@ -95,7 +97,7 @@ def test_a_certificate_crosses_14_days_to_expiry_then_expires() -> None:
 
 
 def test_a_dns_failure_burst_multiplies_the_matching_failures_only() -> None:
-    burst = Scenario("dns_failure_burst", {"client_service": "checkout"}, 25.0)
+    burst = Scenario("nhi_dns_failure_burst", {"client_service": "checkout"}, 25.0)
     calm = insights(MIDNIGHT - 900, MIDNIGHT)
     loud = insights(MIDNIGHT - 900, MIDNIGHT, burst)
     before = one(calm, type="dns", client_service="checkout")
@@ -109,7 +111,7 @@ def test_a_dns_failure_burst_multiplies_the_matching_failures_only() -> None:
 
 def test_a_security_group_denial_appears_between_the_matched_services() -> None:
     denial = Scenario(
-        "security_group_denial",
+        "nhi_security_group_denial",
         {"client_service": "batch-jobs", "server_service": "kafka"},
         factor=50.0,
         start=MIDNIGHT,
@@ -125,12 +127,12 @@ def test_a_security_group_denial_appears_between_the_matched_services() -> None:
 
 def test_scenarios_parse_from_the_command_line() -> None:
     scenario = scenario_from_cli(
-        f"certificate_expiry:domain_name=shop.example.com:15:{MIDNIGHT}-{MIDNIGHT + DAY}"
+        f"nhi_certificate_expiry:domain_name=shop.example.com:15:{MIDNIGHT}-{MIDNIGHT + DAY}"
     )
     assert (scenario.kind, scenario.factor, scenario.start) == (
-        "certificate_expiry",
+        "nhi_certificate_expiry",
         15.0,
         MIDNIGHT,
     )
     with pytest.raises(OptionError):
-        scenario_from_cli("certificate_expiry::0")
+        scenario_from_cli("nhi_certificate_expiry::0")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from exporter.catalog import data_metric_names, exported_metric_names
@@ -51,21 +52,8 @@ def test_catalog_lists_every_self_metric_on_metrics() -> None:
     assert not any(name.endswith("_created") for name in served)
 
 
-def test_every_poll_error_reason_is_documented_in_the_reference_and_the_help() -> None:
+def test_every_poll_error_reason_is_listed_in_the_reference() -> None:
     page = Path(__file__).resolve().parents[2] / "docs" / "reference" / "metrics.md"
-    (row,) = [
-        line
-        for line in page.read_text().splitlines()
-        if line.startswith("| `datadog_exporter_poll_errors_total` |")
-    ]
-    listed_in_page = row.split("|")[6].split("(", 1)[1].split(")", 1)[0]
-    assert set(listed_in_page.split(", ")) == set(ERROR_REASONS)
-    metrics = SelfMetrics()
-    metrics.poll_errors.labels("connections", "q", "timeout").inc()
-    (help_line,) = [
-        line
-        for line in metrics.render().decode().splitlines()
-        if line.startswith("# HELP datadog_exporter_poll_errors_total")
-    ]
-    listed = help_line.split("(", 1)[1].split(")", 1)[0]
-    assert set(listed.split(", ")) == set(ERROR_REASONS)
+    (row,) = [line for line in page.read_text().splitlines() if line.startswith("| `reason` |")]
+    listed = set(re.findall(r"`([a-z_]+)`", row.split("|")[2]))
+    assert listed == set(ERROR_REASONS)

@@ -209,11 +209,11 @@ def served_self_metrics() -> dict[str, tuple[str, str, set[str]]]:
     try:
         metrics.watch_loop(loop)
         metrics.count_response("connections", "200")
-        metrics.poll_errors.labels("connections", "q", "timeout").inc()
+        metrics.poll_failed(("connections", "q"), "timeout")
         metrics.show_query("connections", "q")
         metrics.set_shard(0, 1, 1, 1)
         metrics.config_loaded(True, 1.0)
-        metrics.scrapes_rejected.inc()
+        metrics.scrape_rejected()
         text = metrics.render().decode()
     finally:
         loop.close()

@@ -12,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from exporter.config.web import BasicAuth, WebConfig, WebConfigError, load_web_config
+from exporter.basicauth import BasicAuth
+from exporter.config.web import WebConfig, WebConfigError, load_web_config
 
 HASH = bcrypt.hashpw(b"secret", bcrypt.gensalt(rounds=4)).decode()
 
@@ -47,12 +48,12 @@ def test_tls_and_users_load_with_paths_relative_to_the_file(certs: Path) -> None
         f"basic_auth_users:\n  prometheus: '{HASH}'\n",
     )
     security = load_web_config(path)
-    assert security.scheme == "https" and len(security.middlewares) == 1
+    assert security.scheme == "https" and set(security.basic_auth_users) == {"prometheus"}
 
 
 def test_empty_file_means_plain_http_without_auth(tmp_path: Path) -> None:
     security = load_web_config(write(tmp_path, ""))
-    assert security.ssl_context is None and security.middlewares == ()
+    assert security.ssl_context is None and security.basic_auth_users == {}
 
 
 @pytest.mark.parametrize(
@@ -194,8 +195,9 @@ async def test_valid_hashes_load_and_check_passwords(
     hashed = bcrypt.hashpw(b"secret", bcrypt.gensalt(rounds=cost)).decode()
     hashed = prefix + hashed[4:]
     path = write(tmp_path, f"basic_auth_users:\n  alice: '{hashed}'\n")
-    assert len(load_web_config(path).middlewares) == 1
-    auth = BasicAuth({"alice": hashed.encode()})
+    users = load_web_config(path).basic_auth_users
+    assert users == {"alice": hashed.encode()}
+    auth = BasicAuth(users)
     assert await auth.allows(basic_header("alice", "secret"))
     assert not await auth.allows(basic_header("alice", "wrong"))
 
@@ -203,7 +205,7 @@ async def test_valid_hashes_load_and_check_passwords(
 def test_the_highest_cost_is_accepted_without_computing_it(tmp_path: Path) -> None:
     """Cost 31 takes days per check; validating it must not."""
     path = write(tmp_path, f"basic_auth_users:\n  alice: '{_with_cost(HASH, '31')}'\n")
-    assert len(load_web_config(path).middlewares) == 1
+    assert set(load_web_config(path).basic_auth_users) == {"alice"}
 
 
 _BCRYPT_ALPHABET = "./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
