@@ -139,6 +139,8 @@ def _describe(schema: _Schema, node: dict[str, Any]) -> tuple[str, str]:
         return kind, "; ".join(limit for limit in limits if limit)
     if kind in ("integer", "number"):
         return kind, _bounds(node)
+    if kind == "boolean":
+        return kind, "`true` or `false`"
     if kind == "array":
         items = schema.resolve(node.get("items", {}))
         what = "strings" if items.get("type") == "string" else "mappings (below)"

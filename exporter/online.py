@@ -22,6 +22,7 @@ from .clock import SYSTEM_CLOCK, Clock
 from .collectors.base import ApiRequest, DecodeError, QueryJob
 from .collectors.registry import REGISTRY, Collector
 from .config.accounts import Account
+from .config.report import COLUMN
 from .config.schema import CasesQuery, Config, DnsQuery, PolledQuery, WindowedQuery
 from .datadog.client import ApiError, DatadogClient
 from .datadog.credentials import CredentialsError
@@ -92,6 +93,8 @@ def answer_rows(endpoint: str, body: bytes) -> list[dict[str, list[str]]]:
         return [_connection_groups(row) for row in data]
     if endpoint == "dns" and isinstance(data, list):
         return [_dns_groups(row) for row in data]
+    if endpoint == "network_health" and isinstance(data, list):
+        return [{} for _ in data]  # one row per insight; no group_by to judge
     attributes = data.get("attributes") if isinstance(data, dict) else None
     attributes = attributes if isinstance(attributes, dict) else {}
     if endpoint == "cases":
@@ -223,7 +226,7 @@ def render(checks: Sequence[AccountCheck], planned: int) -> tuple[str, bool]:
 
 
 def _probe_line(probe: Probe) -> str:
-    head = f"{probe.endpoint:<12} {probe.status:<14}"
+    head = f"{probe.endpoint:<{COLUMN}} {probe.status:<14}"
     parts = []
     if probe.query:
         parts.append(f"query {probe.query}")

@@ -172,8 +172,9 @@ DROPPED_ROWS = Family(
 )
 INVALID_VALUES = Family(
     "datadog_exporter_invalid_values",
-    "Samples left out because Datadog sent a number Prometheus cannot read "
-    "(beyond the float64 range).",
+    "Samples left out because Datadog sent a value the exporter cannot read: a number "
+    "beyond the float64 range, or (network_health, a preview endpoint) a value of the "
+    "wrong type.",
     "counter",
     labels=_PER_QUERY,
     value=Value.COUNTER,

@@ -63,6 +63,7 @@ EXAMPLE_QUERIES: dict[str, dict[str, object]] = {
     "dns": {"name": "q"},
     "cases": {"name": "q", "group_by": ["status"]},
     "audience": {"name": "q", "entity": "users"},
+    "network_health": {"name": "q"},
 }
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from ..clock import SYSTEM_CLOCK, Clock
 from ..collectors.base import DecodeError, QueryJob
 from ..collectors.registry import REGISTRY
-from ..config.schema import Config, WindowedQuery
+from ..config.schema import Config, TimeWindowQuery
 from ..datadog.client import DatadogClient, Forbidden, MissingCredentials, Unauthorized
 from ..datadog.pool import build_pool, default_account
 from ..exposition import escape_label_value, format_value
@@ -53,7 +53,7 @@ class HistoryQuery:
     collector: str
     name: str
     account: str
-    settings: WindowedQuery
+    settings: TimeWindowQuery
     job: QueryJob
     label_names: tuple[str, ...]
 
@@ -105,7 +105,7 @@ def select_queries(config: Config, wanted: Sequence[str]) -> Selection:
                 others.append((entry.section, q.name))
                 continue
             # A past window is asked for with from/to: only windowed queries have history.
-            assert isinstance(q, WindowedQuery)
+            assert isinstance(q, TimeWindowQuery)
             job = entry.job(q, config.account_of(q), labelled)
             labels = ("query", "account", *job.label_names)
             history.append(HistoryQuery(entry.section, q.name, job.account, q, job, labels))

@@ -16,7 +16,7 @@ from typing import Generic, TypeVar
 
 import msgspec
 
-from ..config.schema import DEFAULT_ACCOUNT, PolledQuery, WindowedQuery
+from ..config.schema import DEFAULT_ACCOUNT, PolledQuery, TimeWindowQuery, WindowedQuery
 from ..exposition import escape_label_value
 from .base import NO_CNM_HINT, ApiRequest, DecodeError
 
@@ -83,7 +83,7 @@ class PolledJob(Generic[Q]):
     @property
     def window(self) -> float | None:
         # Only windowed queries have one; the others get no datadog_exporter_window_seconds.
-        return self.settings.window if isinstance(self.settings, WindowedQuery) else None
+        return self.settings.window if isinstance(self.settings, TimeWindowQuery) else None
 
     @property
     def keep_stale_seconds(self) -> float:
@@ -100,6 +100,12 @@ class PolledJob(Generic[Q]):
         return self.account if self.account_label else None
 
 
+def window_params(query: TimeWindowQuery, now: float) -> dict[str, str]:
+    """``from`` and ``to`` (Unix seconds) of the window a poll starting at ``now`` asks for."""
+    to = math.floor(now - query.delay)
+    return {"from": str(to - max(1, round(query.window))), "to": str(to)}
+
+
 def windowed_request(endpoint: str, path: str, query: WindowedQuery, now: float) -> ApiRequest:
     """The GET of a windowed (CNM) endpoint for a poll at ``now``; a bare 400 from it most
     likely means Cloud Network Monitoring is off for the organisation."""
@@ -107,13 +113,8 @@ def windowed_request(endpoint: str, path: str, query: WindowedQuery, now: float)
 
 
 def windowed_params(query: WindowedQuery, now: float) -> dict[str, str]:
-    """Query-string parameters shared by the windowed endpoints (connections and DNS)."""
-    to = math.floor(now - query.delay)
-    params = {
-        "from": str(to - max(1, round(query.window))),
-        "to": str(to),
-        "limit": str(query.limit),
-    }
+    """Query-string parameters shared by the CNM aggregate endpoints (connections and DNS)."""
+    params = {**window_params(query, now), "limit": str(query.limit)}
     if query.group_by:
         params["group_by"] = ",".join(query.group_by)
     if query.tags:

@@ -23,11 +23,12 @@ from ..config.schema import (
     Config,
     ConnectionsQuery,
     DnsQuery,
+    NetworkHealthQuery,
     PolledQuery,
     query_sections,
 )
 from ..exposition import Family
-from . import audience, cases, connections, dns
+from . import audience, cases, connections, dns, network_health
 from .base import QueryJob
 
 # Builds a query's job from its settings, its account and whether series carry the account.
@@ -118,6 +119,20 @@ REGISTRY: tuple[Collector, ...] = (
             source="inferred: Datadog's permission list; the endpoint's reference names none",
         ),
         title="RUM Audience Management",
+    ),
+    Collector(
+        NetworkHealthQuery,
+        network_health.NetworkHealthJob,
+        network_health.FAMILIES,
+        history=True,
+        permission=Permission(
+            "network_health_insights_read",
+            inferred=False,
+            source="documented: the endpoint's API reference",
+        ),
+        # Owned by the CNM team; whether an organisation without CNM gets the bare 400 of
+        # the aggregate endpoints is not documented, so its 400s are read as they come.
+        title="Network Health Insights",
     ),
 )
 

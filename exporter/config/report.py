@@ -13,7 +13,11 @@ from collections.abc import Iterable, Sequence
 
 from ..durations import format_duration
 from ..sharding import QueryIdentity, assignment
-from .schema import Config, RateLimitExpectation
+from .schema import Config, RateLimitExpectation, query_endpoints, query_sections
+
+# The width of the collector and endpoint columns: the longest name (network_health), so
+# the columns after it line up.
+COLUMN = max(12, *(len(name) for name in (*query_sections(Config), *query_endpoints(Config))))
 
 UNKNOWN_LIMIT_NOTE = (
     "Rate limits are unknown before Datadog answers: it publishes no numbers and sends them "
@@ -68,7 +72,7 @@ def summary(
         account = config.account_of(query)
         calls[(account, query.endpoint)] += calls_per_hour(query.interval)
         lines.append(
-            f"  {collector:<12} {query.name:<30} every {format_duration(query.interval):<8}"
+            f"  {collector:<{COLUMN}} {query.name:<30} every {format_duration(query.interval):<8}"
             f" account {account}"
         )
     head = f"configuration OK: {len(lines)} queries"
@@ -79,7 +83,7 @@ def summary(
     ]
     for (account, endpoint), count in sorted(calls.items()):
         worst = f"(at worst {round(count * attempts)})"
-        line = f"  {account:<12} {endpoint:<12} {round(count):<8} {worst:<18} "
+        line = f"  {account:<12} {endpoint:<{COLUMN}} {round(count):<8} {worst:<18} "
         budget.append(line + budget_note(count, config.datadog.rate_limits.get(endpoint)))
     if not config.datadog.rate_limits:
         budget.append(UNKNOWN_LIMIT_NOTE)
@@ -109,7 +113,8 @@ def assignment_report(queries: Iterable[tuple[QueryIdentity, float]], count: int
     for shard, identities in owned.items():
         lines.append(f"  shard {shard}: {len(identities)} queries")
         lines += [
-            f"    {account:<12} {collector:<12} {name}" for account, collector, name in identities
+            f"    {account:<12} {collector:<{COLUMN}} {name}"
+            for account, collector, name in identities
         ]
     lines.append("API calls per hour, per shard and account:")
     for shard, identities in owned.items():
@@ -120,7 +125,7 @@ def assignment_report(queries: Iterable[tuple[QueryIdentity, float]], count: int
         if not calls:
             lines.append(f"  shard {shard:<4} (nothing to poll)")
         lines += [
-            f"  shard {shard:<4} {account:<12} {collector:<12} {round(count_)}"
+            f"  shard {shard:<4} {account:<12} {collector:<{COLUMN}} {round(count_)}"
             for (account, collector), count_ in sorted(calls.items())
         ]
     return "\n".join(lines)

@@ -334,8 +334,22 @@ class PolledQuery(StrictModel):
         return max(3 * self.interval, 300.0)
 
 
-class WindowedQuery(PolledQuery):
-    """A query over a time window ending ``delay`` before now (CNM connections and DNS)."""
+class TimeWindowQuery(PolledQuery):
+    """A query over a time window ending ``delay`` before now: its answers can be asked for
+    a past window too (``from``/``to``), which is what the backfill fetches."""
+
+    window: PositiveDuration = Field(
+        default=300.0,
+        description="The time the answer covers, [now - delay - window, now - delay]; values "
+        "are totals over it.",
+    )
+    delay: NonNegativeDuration = Field(
+        default=0.0, description="Ingestion lag to skip: the window ends this long before now."
+    )
+
+
+class WindowedQuery(TimeWindowQuery):
+    """A CNM aggregate query (connections and DNS): a window, group_by, filters and a limit."""
 
     group_by: list[str] = Field(
         default_factory=list,
@@ -351,14 +365,6 @@ class WindowedQuery(PolledQuery):
     )
     limit: int = Field(
         default=100, ge=1, le=7500, description="Rows to ask for (Datadog sends the biggest first)."
-    )
-    window: PositiveDuration = Field(
-        default=300.0,
-        description="The time the answer covers, [now - delay - window, now - delay]; values "
-        "are totals over it.",
-    )
-    delay: NonNegativeDuration = Field(
-        default=0.0, description="Ingestion lag to skip: the window ends this long before now."
     )
 
     @field_validator("group_by")
@@ -410,6 +416,43 @@ class DnsQuery(WindowedQuery):
     @property
     def label_fields(self) -> list[str]:
         return [field for field in self.group_by if field != DNS_SERVER_UNGROUPED]
+
+
+# The categories Datadog documents for an insight (its ``type``); the endpoint is a preview,
+# so others are accepted too (a name of letters, digits, - and _).
+NETWORK_HEALTH_CATEGORIES = ("dns", "tcp", "tls-cert", "security-group")
+CategoryName = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_-]+$")]
+
+
+class NetworkHealthQuery(TimeWindowQuery):
+    """One ``GET /api/v2/network-health-insights`` query (a preview endpoint)."""
+
+    section = "network_health"
+    endpoint = "network_health"
+
+    window: PositiveDuration = Field(
+        default=900.0,
+        description="The time the insights cover, [now - delay - window, now - delay] "
+        "(Datadog's own default is 15m); failures, requests and traffic are totals over it.",
+    )
+    categories: list[CategoryName] = Field(
+        default_factory=list,
+        description="Insight categories to export (Datadog's type: dns, tcp, tls-cert, "
+        "security-group); empty: every category. The endpoint has no filter, so the others "
+        "are fetched and left out.",
+    )
+    certificate_id_label: bool = Field(
+        default=False,
+        description="Put the certificate's id (an ARN) on the certificate series too; off, "
+        "it is only on datadog_network_health_certificate_info (one series per certificate).",
+    )
+
+    @field_validator("categories")
+    @classmethod
+    def _distinct_categories(cls, categories: list[str]) -> list[str]:
+        if len(set(categories)) != len(categories):
+            raise ValueError("categories must not repeat")
+        return categories
 
 
 class CasesQuery(PolledQuery):
@@ -510,6 +553,11 @@ class Config(StrictModel):
     )
     audience: list[AudienceQuery] = Field(
         default_factory=list, description="RUM Audience Management connection listings."
+    )
+    network_health: list[NetworkHealthQuery] = Field(
+        default_factory=list,
+        description="Network Health Insights queries (Cloud Network Monitoring; a preview "
+        "endpoint, subject to change). Absent by default.",
     )
 
     @model_validator(mode="after")

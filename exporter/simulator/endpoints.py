@@ -20,6 +20,8 @@ from exporter.simulator.cases import aggregate_cases
 from exporter.simulator.errors import ApiError
 from exporter.simulator.faults import JSON_API
 from exporter.simulator.history import NetworkEndpoint, network_answer, network_query
+from exporter.simulator.network_health import answer as network_health_answer
+from exporter.simulator.network_health import parse_window
 from exporter.simulator.params import parse_cases_body
 
 if TYPE_CHECKING:  # the state module needs nothing from here; only the types are shared
@@ -87,6 +89,11 @@ def _audience(request: web.Request, _state: SimulatorState, _body: Any) -> web.R
     if answer is None:
         raise ApiError(404, "Not Found", f"entity {entity!r} does not exist", shape="code")
     return _ok(msgspec.json.encode(answer))
+
+
+def _network_health(request: web.Request, state: SimulatorState, _body: Any) -> web.Response:
+    start, end = parse_window(request.query, int(state.clock()))
+    return _ok(network_health_answer(start, end, tuple(state.scenarios)))
 
 
 # A list where the exporter expects an object, and the other way round.
@@ -169,6 +176,33 @@ ENDPOINTS: tuple[Endpoint, ...] = (
             b"]}}}",
         ),
         _OBJECT_EXPECTED,
+    ),
+    Endpoint(
+        "network_health",
+        "GET",
+        "/api/v2/network-health-insights",
+        "network_health_insights",
+        _network_health,
+        (
+            b'{"data":[',
+            msgspec.json.encode(
+                {
+                    "id": "nhi-huge",
+                    "type": "network-health-insights",
+                    "attributes": {
+                        "type": "tcp",
+                        "failure_type": "timeout",
+                        "client_service": "huge",
+                        "server_service": "huge",
+                        "failure_magnitude": 12,
+                        "failure_rate": 1.5,
+                        "total_requests": 800,
+                    },
+                }
+            ),
+            b"]}",
+        ),
+        _LIST_EXPECTED,
     ),
 )
 

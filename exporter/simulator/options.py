@@ -38,6 +38,10 @@ ScenarioKind = Literal[
     "dns_servfail_spike",
     "dns_timeout_spike",
     "dns_nxdomain_spike",
+    # Network Health Insights (see simulator/network_health.py for what each does).
+    "nhi_dns_failure_burst",
+    "nhi_security_group_denial",
+    "nhi_certificate_expiry",
 ]
 CasesMultiGroup = Literal["combined", "facets", "first_field"]
 
@@ -168,7 +172,10 @@ class Scenario:
     timeouts_spike) or a DNS flow's share of SERVFAIL answers, timeouts or NXDOMAIN answers
     (dns_servfail_spike, dns_timeout_spike, dns_nxdomain_spike); `dark` removes the
     matching connections (their traffic stops). The `dns_` kinds shape the DNS endpoint, the
-    others the connections endpoint.
+    others the connections endpoint, but for the Network Health Insights kinds: their
+    `factor` multiplies the failures of matching insights (nhi_dns_failure_burst,
+    nhi_security_group_denial), or is the days a matching certificate has left at `start`
+    (nhi_certificate_expiry).
 
     `start`/`end` (Unix seconds) bound it in time: it shapes the answers of windows whose
     `to` lies in [start, end), so history can hold an incident at a known time (None:
@@ -199,7 +206,9 @@ class Scenario:
         object.__setattr__(self, "match", dict(self.match))
 
     @property
-    def endpoint(self) -> Literal["connections", "dns"]:
+    def endpoint(self) -> Literal["connections", "dns", "network_health"]:
+        if self.kind.startswith("nhi_"):
+            return "network_health"
         return "dns" if self.kind.startswith("dns_") else "connections"
 
     def active_at(self, to: int) -> bool:

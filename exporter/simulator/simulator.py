@@ -6,9 +6,11 @@ import dataclasses
 import ssl
 import time
 from collections.abc import Callable, Mapping
+from typing import Literal
 
 from aiohttp import web
 
+from exporter.simulator import network_health
 from exporter.simulator.app import build_app
 from exporter.simulator.history import NetworkEndpoint, network_answer, network_query
 from exporter.simulator.options import Fault, Scenario, SimulatorOptions
@@ -95,9 +97,15 @@ class Simulator:
     def clear_scenarios(self) -> None:
         self._state.clear_scenarios()
 
-    def answer(self, endpoint: NetworkEndpoint, params: Mapping[str, str]) -> bytes:
-        """What the connections or DNS endpoint answers to ``params`` now (no server needed;
-        with ``from``/``to`` given, the answer for that window whenever it is asked)."""
+    def answer(
+        self, endpoint: NetworkEndpoint | Literal["network_health"], params: Mapping[str, str]
+    ) -> bytes:
+        """What the connections, DNS or network health endpoint answers to ``params`` now (no
+        server needed; with ``from``/``to`` given, the answer for that window whenever it is
+        asked)."""
+        if endpoint == "network_health":
+            start, end = network_health.parse_window(params, int(self._state.clock()))
+            return network_health.answer(start, end, self._state.scenarios)
         query = network_query(endpoint, params, int(self._state.clock()))
         return network_answer(self._state.network, endpoint, query, self._state.scenarios)
 

@@ -93,6 +93,8 @@ def test_dashboard_covers_network_cases_audience_and_health() -> None:
         "datadog_cnm_tcp_resets",
         "datadog_cases",
         "datadog_audience_connection_info",
+        "datadog_network_health_failure_ratio",
+        "datadog_network_health_certificate_expiry_seconds",
         "datadog_exporter_up",
     ):
         assert required in used, required

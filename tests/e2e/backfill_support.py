@@ -23,9 +23,9 @@ from typing import Any
 
 import yaml
 
-from exporter.config.schema import ConnectionsQuery, DnsQuery, WindowedQuery, parse_config
+from exporter.collectors.registry import BY_SECTION, REGISTRY
+from exporter.config.schema import TimeWindowQuery, parse_config
 from exporter.simulator import Scenario, Simulator, SimulatorOptions
-from exporter.simulator.history import NetworkEndpoint
 from tests.helpers import (
     Process,
     exporter_command,
@@ -199,26 +199,19 @@ class Expected:
             self.simulator.set_scenario(scenario)
         self.targets = targets or {"job": JOB}
 
-    def queries(self) -> list[tuple[str, WindowedQuery]]:
-        return [("connections", q) for q in self.config.connections] + [
-            ("dns", q) for q in self.config.dns
+    def queries(self) -> list[tuple[str, TimeWindowQuery]]:
+        """The configured queries of every collector with history, in registry order."""
+        return [
+            (entry.section, q)
+            for entry in REGISTRY
+            if entry.history
+            for q in getattr(self.config, entry.section)
         ]
 
-    def window(self, collector: str, query: WindowedQuery, t: int) -> dict[Series, float]:
-        from exporter.collectors.connections import ConnectionsJob
-        from exporter.collectors.dns import DnsJob
-
-        endpoint: NetworkEndpoint
-        if isinstance(query, ConnectionsQuery):
-            connections, endpoint = ConnectionsJob(query), "connections"
-            body = self.simulator.answer(endpoint, connections.request(float(t)).params)
-            rendered = connections.render(connections.decode(body))
-        else:
-            assert isinstance(query, DnsQuery)
-            dns, endpoint = DnsJob(query), "dns"
-            body = self.simulator.answer(endpoint, dns.request(float(t)).params)
-            rendered = dns.render(dns.decode(body))
-        assert endpoint == collector
+    def window(self, collector: str, query: TimeWindowQuery, t: int) -> dict[Series, float]:
+        job = BY_SECTION[collector].job(query, "default", False)
+        body = self.simulator.answer(job.endpoint, job.request(float(t)).params)  # type: ignore[arg-type]
+        rendered = job.render(job.decode(body))
         samples = parse_metrics(rendered_text(rendered))
         samples[
             (
@@ -227,7 +220,11 @@ class Expected:
             )
         ] = query.window
         extra = frozenset(self.targets.items())
-        return {(name, labels | extra): value for (name, labels), value in samples.items()}
+        # Prometheus stores a label with an empty value as no label at all.
+        return {
+            (name, frozenset(pair for pair in labels if pair[1]) | extra): value
+            for (name, labels), value in samples.items()
+        }
 
 
 def om_files(directory: Path) -> dict[str, bytes]:

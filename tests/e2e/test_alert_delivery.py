@@ -1,5 +1,6 @@
 """End to end: a retransmit storm in (simulated) Datadog reaches an Alertmanager
-webhook as the shipped DatadogCNMHighRetransmitRatio alert.
+webhook as the shipped DatadogCNMHighRetransmitRatio alert, and a certificate with 10
+days left (Network Health Insights) as DatadogNetworkHealthCertificateExpiringSoon.
 
 Real processes, all on 127.0.0.1 with free ports:
 
@@ -65,7 +66,14 @@ connections:
     interval: 2s
     window: 5m
     limit: 1000
+network_health:
+  - name: insights
+    interval: 2s
+    window: 15m
 """
+# A certificate with 10 days left: the shipped DatadogNetworkHealthCertificateExpiringSoon.
+CERTIFICATE = "api.example.com"
+CERTIFICATE_ALERT = "DatadogNetworkHealthCertificateExpiringSoon"
 
 
 # --- tools --------------------------------------------------------------------
@@ -322,6 +330,8 @@ def test_retransmit_storm_is_delivered_to_the_webhook(
             "--scenario",
             f"retransmit_storm:client_service={STORM['client_service']},"
             f"server_service={STORM['server_service']}",
+            "--scenario",
+            f"nhi_certificate_expiry:domain_name={CERTIFICATE}:10",
         ],
     )
 
@@ -466,4 +476,40 @@ def test_retransmit_storm_is_delivered_to_the_webhook(
         a["labels"] for a in active if a["labels"]["alertname"] == ALERT and not _is_storm_alert(a)
     ]
     assert others == [], f"healthy pairs flagged: {others}"
+
+    # Network Health Insights: the certificate with 10 days left arrives the same way.
+    def certificate_delivered() -> list[tuple[str, dict[str, Any]]]:
+        return [
+            (rcv, a)
+            for rcv, a in webhook.alerts()
+            if a["labels"].get("alertname") == CERTIFICATE_ALERT
+        ]
+
+    [(receiver, alert), *_] = deadline.wait_for(
+        f"{CERTIFICATE_ALERT} for {CERTIFICATE} at the webhook", certificate_delivered, diagnostics
+    )
+    assert receiver == "network-chat"
+    assert alert["labels"] == {
+        "alertname": CERTIFICATE_ALERT,
+        "severity": "warning",
+        "team": "network",
+        "job": "datadog-cnm-exporter",
+        "instance": f"127.0.0.1:{exporter_port}",
+        "query": "insights",
+        "domain": CERTIFICATE,
+        "client_service": "api-gateway",
+        "server_service": "checkout",
+    }
+    assert (
+        alert["annotations"]["summary"]
+        == f"TLS certificate of {CERTIFICATE} expires in 10d 0h 0m 0s"
+    )
+    # The simulator's other insights are healthy: no other network health alert.
+    active = _get_json(f"{prom_url}/api/v1/alerts")["data"]["alerts"]
+    flagged = {
+        a["labels"]["alertname"]
+        for a in active
+        if a["labels"]["alertname"].startswith("DatadogNetworkHealth")
+    }
+    assert flagged == {CERTIFICATE_ALERT}, diagnostics()
     assert deadline.remaining() > 0

@@ -67,6 +67,10 @@ cases:
     group_by: [status]
 audience:
   - entity: users
+network_health:
+  - name: insights
+    interval: 10m
+    window: 10m
 """
 PAIR = {"client_service": "checkout", "server_service": "payments-db"}
 
@@ -77,6 +81,19 @@ def _day(t: int) -> str:
 
 def _aligned(t: float) -> int:
     return math.floor(t / STEP) * STEP
+
+
+def _certificate_crossing_14_days(now: float) -> Scenario:
+    """api.example.com has 15 days left 39 hours ago, 14 from 15 hours ago (both inside the
+    backfilled range, whatever the time of day)."""
+    start = int(now) - 39 * 3600
+    return Scenario(
+        "nhi_certificate_expiry",
+        {"domain_name": "api.example.com"},
+        15.0,
+        start,
+        start + 10 * 86400,
+    )
 
 
 def _storm_yesterday_afternoon(now: float) -> Scenario:
@@ -97,6 +114,7 @@ def backfilled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, o
     tmp = tmp_path_factory.mktemp("backfill")
     now = time.time()
     storm = _storm_yesterday_afternoon(now)
+    certificate = _certificate_crossing_14_days(now)
     simulators = Simulators(tmp)
     try:
         url = simulators(
@@ -105,6 +123,8 @@ def backfilled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, o
             "--scenario",
             "retransmit_storm:client_service=checkout,server_service=payments-db:50:"
             f"{storm.start}-{storm.end}",
+            "--scenario",
+            f"nhi_certificate_expiry:domain_name=api.example.com:15:{certificate.start}-{certificate.end}",
         )
         config = tmp / "exporter.yml"
         config.write_text(CONFIG)
@@ -134,7 +154,7 @@ def backfilled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, o
             "end": end,
             "port": exporter_port,
             "expected": Expected(
-                CONFIG, SimulatorOptions(api_key="x", app_key="y"), (storm,), targets
+                CONFIG, SimulatorOptions(api_key="x", app_key="y"), (storm, certificate), targets
             ),
         }
     finally:
@@ -166,7 +186,9 @@ def test_every_step_in_prometheus_is_what_the_simulator_answers(
         datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d") for t in range(start, end + 1, STEP)
     }
     assert set(om_files(output)) == {  # one file per query and UTC day
-        f"{query}-{day}.om" for query in ("connections-pairs", "dns-names") for day in days
+        f"{query}-{day}.om"
+        for query in ("connections-pairs", "dns-names", "network_health-insights")
+        for day in days
     }
     want: dict[tuple[str, frozenset[tuple[str, str]]], dict[int, float]] = {}
     for collector, query in expected.queries():
@@ -197,6 +219,15 @@ def test_every_step_in_prometheus_is_what_the_simulator_answers(
     outside = [r for t, r in ratios.items() if not storm.start <= t < storm.end]
     assert inside and min(inside) > 0.2 and max(outside) < 0.05
     assert len(set(packets.values())) > len(packets) / 2
+    # The certificate that crossed 14 days to expiry at midnight is in the history too.
+    expiry = {
+        value
+        for (name, labels), points in got.items()
+        if name == "datadog_network_health_certificate_expiry_seconds"
+        and ("domain", "api.example.com") in labels
+        for value in points.values()
+    }
+    assert {15 * 86400.0, 14 * 86400.0} <= expiry
 
 
 def test_recording_rules_backfill_over_the_range(

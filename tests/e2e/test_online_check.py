@@ -28,6 +28,8 @@ cases:
   - {name: by_prio, group_by: [prio], interval: 1m}
 audience:
   - {entity: users}
+network_health:
+  - {name: insights}
 """
 
 
@@ -65,8 +67,15 @@ def test_every_endpoint_answering_passes_and_says_what_came_back(
         simulator.terminate()
     out = result.stdout
     assert result.returncode == 0, out + result.stderr
-    assert "online check: 5 calls at most" in out
-    assert sorted(made) == ["audience", "cases", "connections", "dns", "validate"]
+    assert "online check: 6 calls at most" in out
+    assert sorted(made) == [
+        "audience",
+        "cases",
+        "connections",
+        "dns",
+        "network_health",
+        "validate",
+    ]
     assert re.search(r"validate\s+OK\s+API key valid", out), out
     # A typo in group_by comes back N/A (the simulator answers as Datadog does).
     assert re.search(
@@ -81,7 +90,9 @@ def test_every_endpoint_answering_passes_and_says_what_came_back(
         out,
     ), out
     assert f"base URL {url} (from DD_API_URL), direct" in out
-    assert "online check OK: 4 of 4 endpoints answered 200" in out
+    # Network Health Insights: one row per insight, nothing to judge as N/A.
+    assert re.search(r"network_health\s+OK\s+query network_health/insights; \d+ rows returned", out)
+    assert "online check OK: 5 of 5 endpoints answered 200" in out
 
 
 def test_a_key_without_a_permission_fails_that_endpoint_with_the_hint(
@@ -104,8 +115,23 @@ def test_a_key_without_a_permission_fails_that_endpoint_with_the_hint(
     assert "needs the cases_read permission" in line
     assert f"organisation at {url} (" in line and "set by DD_API_URL" in line
     assert re.search(r"dns\s+OK", out)
-    assert "online check FAILED: 3 of 4 endpoints answered 200" in out
+    assert "online check FAILED: 4 of 5 endpoints answered 200" in out
     assert APP_KEY not in out + result.stderr
+
+
+def test_network_health_without_its_permission_names_it(tmp_path: Path, config: Path) -> None:
+    simulator, url = start_simulator(
+        tmp_path, "--deny-permission", "network_health", api_key=API_KEY, app_key=APP_KEY
+    )
+    try:
+        result = check(config, url)
+    finally:
+        simulator.terminate()
+    online = result.stdout[result.stdout.index("online check:") :]
+    (line,) = [row for row in online.splitlines() if row.strip().startswith("network_health ")]
+    assert re.match(r"\s+network_health\s+forbidden", line), line
+    assert "needs the network_health_insights_read permission" in line
+    assert result.returncode == 1
 
 
 def test_a_refused_api_key_stops_after_one_call(tmp_path: Path, config: Path) -> None:

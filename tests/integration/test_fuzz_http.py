@@ -55,6 +55,8 @@ cases:
   - {name: by_status, group_by: [status]}
 audience:
   - {name: users, entity: users}
+network_health:
+  - {name: insights}
 """
 JOBS: dict[str, QueryJob] = {job.collector: job for job in build_jobs(parse_config(CONFIG))}
 MAX_RESPONSE_SIZE = 64 * 1024 * 1024  # the default: no hostile body here is "too large"
@@ -226,7 +228,31 @@ _audience_answer = _fields(
         )
     }
 )
+_insight = _fields(
+    {
+        "attributes": _fields(
+            {},
+            type=st.sampled_from([b'"dns"', b'"tcp"', b'"tls-cert"']) | strings | any_json,
+            failure_type=strings,
+            client_service=labels | any_json,
+            server_service=labels,
+            dns_query=labels,
+            domain_name=labels,
+            certificate_id=labels,
+            failure_magnitude=values,
+            failure_rate=values,
+            total_requests=values,
+            days_until_expiration=values,
+            certificate_lifetime_percent=values,
+            traffic_volume=_fields({}, bytes_read=values, total_traffic=values) | any_json,
+            unknown_field=any_json,
+        )
+    },
+    id=strings,
+    type=strings,
+)
 WELL_SHAPED: dict[str, st.SearchStrategy[bytes]] = {
+    "network_health": _rows(_insight),
     "connections": _rows(_connections_row),
     "dns": _rows(_dns_row),
     "cases": _cases_answer,
@@ -484,6 +510,10 @@ LOOP_KILLERS: dict[str, list[Answer]] = {
         )
     ],
 }
+LOOP_KILLERS["network_health"] = [
+    Answer(b'{"data":[' + _nested(5000) + b"]}", 200, "application/json"),
+    Answer(b'{"data":[{"attributes":{"client_service":"\xff"}}]}', 200, "application/json"),
+]
 # An error page nested too deep for the client to describe.
 for _answers in LOOP_KILLERS.values():
     _answers.append(Answer(b"[" * 100_000 + b"]" * 100_000, 500, "application/json"))

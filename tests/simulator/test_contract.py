@@ -21,6 +21,7 @@ from datadog_api_client.model_utils import OpenApiModel, UnparsedObject
 from datadog_api_client.v1.api.authentication_api import AuthenticationApi
 from datadog_api_client.v2.api.case_management_api import CaseManagementApi
 from datadog_api_client.v2.api.cloud_network_monitoring_api import CloudNetworkMonitoringApi
+from datadog_api_client.v2.api.network_health_insights_api import NetworkHealthInsightsApi
 from datadog_api_client.v2.api.rum_audience_management_api import RumAudienceManagementApi
 from datadog_api_client.v2.model.case_aggregate_group_by import CaseAggregateGroupBy
 from datadog_api_client.v2.model.case_aggregate_request import CaseAggregateRequest
@@ -34,10 +35,11 @@ from exporter.collectors.audience import AudienceJob
 from exporter.collectors.base import ApiRequest
 from exporter.collectors.cases import CasesJob
 from exporter.collectors.dns import DnsJob
-from exporter.config.schema import AudienceQuery, CasesQuery, DnsQuery
+from exporter.collectors.network_health import NetworkHealthJob
+from exporter.config.schema import AudienceQuery, CasesQuery, DnsQuery, NetworkHealthQuery
 from exporter.simulator import Fault, Simulator, SimulatorOptions
 from exporter.simulator.data import TRICKY_SERVICES
-from exporter.simulator.options import CasesMultiGroup
+from exporter.simulator.options import CasesMultiGroup, Scenario
 from tests.helpers import parse_metrics, render_body, rendered_text
 
 from .support import AUTH
@@ -89,6 +91,7 @@ def client(sim: Simulator) -> Iterator[ApiClient]:
     configuration.api_key["apiKeyAuth"] = "sim-api-key"
     configuration.api_key["appKeyAuth"] = "sim-app-key"
     configuration.unstable_operations["list_connections"] = True
+    configuration.unstable_operations["list_network_health_insights"] = True
     configuration.enable_retry = False
     with ApiClient(configuration) as api_client:
         yield api_client
@@ -340,3 +343,79 @@ async def test_client_parses_the_key_validation_and_its_refusal(
     with ApiClient(configuration) as wrong, pytest.raises(ForbiddenException) as caught:
         await asyncio.to_thread(AuthenticationApi(wrong).validate)
     assert caught.value.status == 403
+
+
+async def test_client_decodes_network_health_insights_with_every_scenario(
+    sim: Simulator, client: ApiClient
+) -> None:
+    """Every category, failure type and attribute the simulator serves is in the official
+    model, including what its three scenarios add (a new security-group denial, a DNS burst,
+    an expired certificate)."""
+    for scenario in (
+        Scenario("nhi_dns_failure_burst", {"client_service": "checkout"}, 40.0),
+        Scenario("nhi_security_group_denial", {"client_service": "batch", "server_service": "db"}),
+        # one day left three days ago: expired two days ago
+        Scenario(
+            "nhi_certificate_expiry",
+            {"domain_name": "shop.example.com"},
+            1.0,
+            start=int(time.time()) - 3 * 86400,
+        ),
+    ):
+        sim.set_scenario(scenario)
+    api = NetworkHealthInsightsApi(client)
+    answer = await asyncio.to_thread(api.list_network_health_insights)
+    assert_parsed(answer)
+    attributes = [insight.attributes for insight in answer.data]
+    assert {str(a.type) for a in attributes} == {"dns", "tcp", "tls-cert", "security-group"}
+    assert {"expired", "expiring_soon", "denied", "nxdomain"} <= {
+        str(a.failure_type) for a in attributes
+    }
+    assert all(str(insight.type) == "network-health-insights" for insight in answer.data)
+
+
+@pytest.mark.parametrize(
+    "attributes",
+    [{"type": "udp"}, {"failure_type": "refused"}, {"failure_magnitude": "3"}],
+)
+async def test_oracle_flags_wrong_insights_so_the_contract_test_can_fail(
+    sim: Simulator, client: ApiClient, attributes: dict[str, Any]
+) -> None:
+    row = {"id": "x", "type": "network-health-insights", "attributes": attributes}
+    sim.set_fault("network_health", Fault(kind="wrong_shape", body={"data": [row]}, count=1))
+    api = NetworkHealthInsightsApi(client)
+    answer = await asyncio.to_thread(api.list_network_health_insights)
+    assert unparsed_paths(answer) != []
+
+
+async def test_network_health_answers_to_the_exporters_request_decode_in_both(
+    sim: Simulator, client: ApiClient
+) -> None:
+    """The exporter sends from/to as the official client does (strings of Unix seconds), and
+    exports the failures and certificate expiries the official model reads."""
+    job = NetworkHealthJob(NetworkHealthQuery(name="n", window=600.0, delay=120.0))
+    request = job.request(now=time.time())
+    official = await asyncio.to_thread(
+        NetworkHealthInsightsApi(client).list_network_health_insights,
+        _from=request.params["from"],
+        to=request.params["to"],
+    )
+    assert_parsed(official)
+    logged = sim.requests_to("network_health")[-1].query
+    assert logged == request.params  # what the official client put on the wire
+    rendered = parse_metrics(rendered_text(render_body(job, await fetch_raw(sim, request))))
+    exported = sorted(
+        v for (name, _), v in rendered.items() if name == "datadog_network_health_failures"
+    )
+    attributes = [insight.attributes for insight in official.data]
+    assert exported == sorted(a.failure_magnitude for a in attributes if "failure_magnitude" in a)
+    expiries = {
+        dict(labels)["domain"]: v
+        for (name, labels), v in rendered.items()
+        if name == "datadog_network_health_certificate_expiry_seconds"
+    }
+    assert expiries == {
+        a.domain_name: a.days_until_expiration * 86400
+        for a in attributes
+        if str(a.type) == "tls-cert"
+    }

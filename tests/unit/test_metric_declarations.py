@@ -17,6 +17,7 @@ from prometheus_client.process_collector import ProcessCollector
 from exporter.catalog import SELF_FAMILIES, data_families, sample_name
 from exporter.collectors import connections
 from exporter.collectors.cases import GROUP_LABEL
+from exporter.collectors.network_health import CERTIFICATE_ID_IF_ASKED
 from exporter.collectors.registry import BY_SECTION, REGISTRY
 from exporter.config.schema import Config
 from exporter.exposition import ACCOUNT_IF_CONFIGURED, GROUP_BY_LABELS, Family
@@ -89,6 +90,43 @@ ANSWERS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
             }
         },
     ),
+    "network_health": (
+        {"name": "q"},
+        {
+            "data": [
+                {
+                    "attributes": {
+                        "type": "dns",
+                        "failure_type": "nxdomain",
+                        "client_service": "web",
+                        "server_service": "coredns",
+                        "failure_magnitude": 3,
+                        "failure_rate": 2.5,
+                        "total_requests": 120,
+                        "traffic_volume": {"bytes_read": 1, "bytes_written": 2, "total_traffic": 3},
+                        "dns_query": "db.internal",
+                        "dns_server": "10.2.0.1",
+                    }
+                },
+                {
+                    "attributes": {
+                        "type": "tls-cert",
+                        "failure_type": "expiring_soon",
+                        "client_service": "web",
+                        "server_service": "lb",
+                        "domain_name": "shop.example",
+                        "certificate_id": "arn:cert",
+                        "days_until_expiration": 10,
+                        "certificate_lifetime_percent": 88.5,
+                        "account_id": "123",
+                        "client_region": "us-east-1",
+                        "server_region": "us-east-1",
+                        "loadbalancer_id": "arn:lb",
+                    }
+                },
+            ]
+        },
+    ),
 }
 
 
@@ -106,6 +144,8 @@ def expected_labels(family: Family, group_by: list[str], accounts: bool) -> set[
             names |= {field.replace(".", "_") for field in group_by}
         elif label == GROUP_LABEL:
             names.add("_".join(group_by))
+        elif label == CERTIFICATE_ID_IF_ASKED:
+            pass  # the example query leaves certificate_id_label off
         else:
             assert not label.startswith("<"), f"{family.name}: unknown stand-in {label}"
             names.add(label)

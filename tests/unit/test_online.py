@@ -56,6 +56,11 @@ def test_cases_answering_one_na_group_report_every_group_field() -> None:
     assert na_fields(CONFIG.cases[0], answer_rows("cases", json.dumps(fine).encode())) == ()
 
 
+def test_network_health_insights_are_counted_as_rows() -> None:
+    body = {"data": [{"type": "network-health-insights", "attributes": {"type": "dns"}}] * 3}
+    assert len(answer_rows("network_health", json.dumps(body).encode())) == 3
+
+
 def test_one_probe_per_endpoint_asking_for_one_row() -> None:
     probed = probed_queries(CONFIG, "default")
     assert [(entry.endpoint, query.name) for entry, query in probed] == [

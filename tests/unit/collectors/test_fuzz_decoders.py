@@ -26,6 +26,8 @@ cases:
   - {name: by_status, group_by: [status, priority]}
 audience:
   - {name: users, entity: users}
+network_health:
+  - {name: insights, certificate_id_label: true}
 """
 JOBS: dict[str, QueryJob] = {job.collector: job for job in build_jobs(parse_config(CONFIG))}
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -161,7 +163,51 @@ audience_answer = st.fixed_dictionaries(
         )
     }
 )
+# Every documented attribute, each of any JSON value now and then (a wrong type costs its
+# sample, never the answer).
+_NHI_TEXT = (
+    "type",
+    "failure_type",
+    "client_service",
+    "server_service",
+    "dns_query",
+    "dns_server",
+    "domain_name",
+    "certificate_id",
+    "account_id",
+    "loadbalancer_id",
+)
+_NHI_NUMBERS = (
+    "failure_magnitude",
+    "failure_rate",
+    "total_requests",
+    "days_until_expiration",
+    "certificate_lifetime_percent",
+)
+network_health_rows = st.lists(
+    st.fixed_dictionaries(
+        {
+            "attributes": st.fixed_dictionaries(
+                {},
+                optional={
+                    **{
+                        key: st.sampled_from(["dns", "tcp", "tls-cert"]) | text | json_values
+                        for key in _NHI_TEXT
+                    },
+                    **{key: numbers | json_values for key in _NHI_NUMBERS},
+                    "traffic_volume": st.fixed_dictionaries(
+                        {}, optional={"bytes_read": numbers, "total_traffic": numbers}
+                    )
+                    | json_values,
+                },
+            )
+        }
+    )
+    | json_values,
+    max_size=6,
+)
 SHAPED = {
+    "network_health": network_health_rows.map(lambda rows: {"data": rows}),
     "connections": connections_rows.map(lambda rows: {"data": rows}),
     "dns": dns_rows.map(lambda rows: {"data": rows}),
     "cases": cases_answer.map(

@@ -24,6 +24,8 @@ cases:
   - {name: by_status, group_by: [status]}
 audience:
   - {name: users, entity: users}
+network_health:
+  - {name: insights}
 """
 JOBS: dict[str, QueryJob] = {job.collector: job for job in build_jobs(parse_config(CONFIG))}
 
@@ -60,6 +62,13 @@ HOSTILE_BODIES: dict[str, list[bytes]] = {
     "audience": [
         b'{"data":{"attributes":{"connections":[{"id":"a","fields":[' + DEEP + b"]}]}}}",
         b'{"data":{"attributes":{"connections":[{"id":"\xff"}]}}}',
+    ],
+    "network_health": [
+        b'{"data":[' + DEEP + b"]}",
+        b'{"data":[{"attributes":{"type":"dns"},"unknown":' + DEEP + b"}]}",
+        b'{"data":[{"attributes":{"client_service":"\xff","failure_magnitude":1}}]}',
+        b'{"data":[{"attributes":{"failure_rate":' + nested(100_000) + b"}}]}",
+        b'{"data":{"attributes":{"type":"dns"}}}',
     ],
 }
 
@@ -155,7 +164,23 @@ def cases_total_answer(value: str) -> tuple[bytes, SampleKey]:
     return body.encode(), ("datadog_cases_all_groups", frozenset({("query", "by_status")}))
 
 
+def network_health_answer(value: str) -> tuple[bytes, SampleKey]:
+    rows = []
+    for name in ("a", "b"):
+        failures = value if name == "b" else "1"
+        rows.append(
+            f'{{"attributes":{{"type":"tcp","failure_type":"timeout","client_service":"{name}",'
+            f'"server_service":"db","failure_magnitude":{failures},"total_requests":9,'
+            f'"failure_rate":1.5}}}}'
+        )
+    labels = {("query", "insights"), ("category", "tcp"), ("failure_type", "timeout")}
+    labels |= {("client_service", "b"), ("server_service", "db")}
+    key = ("datadog_network_health_failures", frozenset(labels))
+    return ('{"data":[' + ",".join(rows) + "]}").encode(), key
+
+
 ANSWERS: dict[str, tuple[str, Callable[[str], tuple[bytes, SampleKey]]]] = {
+    "network_health": ("network_health", network_health_answer),
     "connections": ("connections", connections_answer),
     "connections_rtt": ("connections", connections_rtt_answer),
     "dns": ("dns", dns_answer),

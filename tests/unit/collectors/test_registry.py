@@ -26,11 +26,11 @@ from exporter.collectors.registry import (
     check_sections,
 )
 from exporter.config.errors import ConfigError, problems_from
-from exporter.config.report import summary
+from exporter.config.report import COLUMN, summary
 from exporter.config.schema import (
     Config,
     PolledQuery,
-    WindowedQuery,
+    TimeWindowQuery,
     parse_config,
     query_endpoints,
     query_sections,
@@ -114,7 +114,7 @@ def test_every_endpoint_takes_a_rate_limit_and_others_are_refused(entry: Collect
     text = summary(config)
     line = rf"default\s+{entry.endpoint}\s+\d+\s+\(at worst \d+\)\s+of 3600 allowed"
     assert re.search(line, text), text
-    assert f"  {entry.section:<12} q " in text
+    assert f"  {entry.section:<{COLUMN}} q " in text
     with pytest.raises(ConfigError, match=r"datadog\.rate_limits\.metrics: unknown endpoint"):
         parse_config(config_text({}, datadog={"rate_limits": {"metrics": limits[entry.endpoint]}}))
 
@@ -129,7 +129,7 @@ def test_history_is_flagged_where_a_request_can_ask_for_a_past_window(entry: Col
     asks_for_the_past = job.request(day_before).params.get("to") == str(int(day_before))
     assert entry.history == asks_for_the_past
     assert entry.history == (job.request(now) != job.request(day_before))
-    assert entry.history == issubclass(entry.query, WindowedQuery)
+    assert entry.history == issubclass(entry.query, TimeWindowQuery)
 
 
 @pytest.mark.parametrize("entry", REGISTRY, ids=lambda entry: entry.section)

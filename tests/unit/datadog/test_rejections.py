@@ -51,6 +51,7 @@ def test_every_endpoint_has_its_permission_and_says_how_sure_that_is() -> None:
         "dns": ("network_connections_read", True),
         "cases": ("cases_read", False),
         "audience": ("audience_management_read", True),
+        "network_health": ("network_health_insights_read", False),
     }
     got = {e.endpoint: (e.permission.name, e.permission.inferred) for e in REGISTRY}
     assert got == expected
