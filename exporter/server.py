@@ -214,7 +214,7 @@ def answer_status(state: QueryState) -> str:
     """An up query's state: plain "up" only when its last answer carried rows whose
     group_by fields all resolved; "up, 0 rows" and unresolved fields say what to check."""
     if state.rows == 0:
-        return f"up, 0 rows ({EMPTY_HINT})"
+        return f"up, 0 rows ({EMPTY_HINT})" if state.empty_answer_is_news else "up, 0 rows"
     unresolved = state.unresolved_fields
     if unresolved:
         return f"up, group_by unresolved: {', '.join(unresolved)} ({UNRESOLVED_HINT})"

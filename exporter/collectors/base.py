@@ -70,6 +70,12 @@ class QueryJob(Protocol):
         empty for a collector whose labels are all fixed."""
         ...
 
+    @property
+    def empty_answer_is_news(self) -> bool:
+        """Whether an answer with no rows is worth telling the operator (a filter that
+        matches nothing); False where nothing to report is the healthy answer."""
+        ...
+
     def request(self, now: float) -> ApiRequest:
         """The request for a poll starting at Unix time ``now``."""
         ...

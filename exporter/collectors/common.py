@@ -95,6 +95,11 @@ class PolledJob(Generic[Q]):
         return []
 
     @property
+    def empty_answer_is_news(self) -> bool:
+        """Most endpoints answer something for any query that matches: 0 rows is news."""
+        return True
+
+    @property
     def series_account(self) -> str | None:
         """The ``account`` label value of the job's series, or None when there is none."""
         return self.account if self.account_label else None

@@ -424,6 +424,11 @@ class NetworkHealthJob(PolledJob[NetworkHealthQuery]):
         names += [label for _, label in _CERTIFICATE_EXTRA]
         return list(dict.fromkeys(names))
 
+    @property
+    def empty_answer_is_news(self) -> bool:
+        """No insight is what a healthy network answers: nothing to warn about."""
+        return False
+
     def request(self, now: float) -> ApiRequest:
         # The endpoint takes only from and to (Unix seconds as strings).
         return ApiRequest(self.endpoint, "GET", PATH, window_params(self.settings, now))

@@ -112,6 +112,7 @@ class QueryPoller:
             interval=job.interval,
             window=job.window,
             added_at=clock.monotonic(),
+            empty_answer_is_news=job.empty_answer_is_news,
         )
         self.in_flight = False
         # The unresolved group_by fields last logged, so a change is logged once.
@@ -217,13 +218,15 @@ class QueryPoller:
         before = state.rows
         state.rows = rendered.rows
         fields = {"collector": self.key[0], "query": self.key[1]}
-        if rendered.rows == 0 and (before is None or before > 0):
+        # Where 0 rows is the healthy answer (no insight), neither change is news.
+        news = state.empty_answer_is_news
+        if news and rendered.rows == 0 and (before is None or before > 0):
             log.warning(
                 "query answered 0 rows: it is up but matches nothing; "
                 "check its filters, tags and group_by",
                 extra=fields,
             )
-        elif rendered.rows > 0 and before == 0:
+        elif news and rendered.rows > 0 and before == 0:
             log.info("query has rows again", extra={**fields, "rows": rendered.rows})
         if not rendered.rows:
             return  # an empty answer says nothing about the fields: keep the last judgement

@@ -33,6 +33,8 @@ class QueryState:
     late: bool = False  # no poll finished for over two intervals (then up is False too)
     # Rows of the last successful answer, before the max_series cut; None before the first.
     rows: int | None = None
+    # Whether 0 rows is worth a warning and a hint (False where it is the healthy answer).
+    empty_answer_is_news: bool = True
     # Per configured group_by field, True when the last non-empty answer never resolved it.
     group_by_unresolved: tuple[tuple[str, bool], ...] = ()
 

@@ -8,7 +8,8 @@ import pytest
 from exporter.collectors.cases import CasesJob
 from exporter.collectors.connections import ConnectionsJob
 from exporter.collectors.dns import DnsJob
-from exporter.config.schema import CasesQuery, ConnectionsQuery, DnsQuery
+from exporter.collectors.network_health import NetworkHealthJob
+from exporter.config.schema import CasesQuery, ConnectionsQuery, DnsQuery, NetworkHealthQuery
 from exporter.scheduler import Scheduler
 from exporter.server import ServerContext, landing_page
 from exporter.simulator import Fault, Simulator
@@ -108,3 +109,20 @@ async def test_a_group_by_typo_is_reported_by_name(
     field = key("t", collector) | {("field", typo)}
     assert samples[("datadog_exporter_group_by_unresolved", field)] == 1
     assert f"up, group_by unresolved: {typo}" in page(polling)
+
+
+async def test_no_network_health_insight_is_health_not_a_warning(
+    polling: Scheduler, simulator: Simulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Network Health Insights answers nothing when nothing fails: its 0 rows are counted
+    (datadog_exporter_answer_rows 0) but neither logged as a warning nor hinted at."""
+    await polling.add(NetworkHealthJob(NetworkHealthQuery(name="nhi")))
+    simulator.set_fault("network_health", Fault(kind="wrong_shape", body={"data": []}))
+    with caplog.at_level("INFO", logger="exporter.scheduler"):
+        for _ in range(2):
+            await polling.poll_once(("network_health", "nhi"), deadline(5))
+    samples = served(polling)
+    assert samples[("datadog_exporter_up", key("nhi", "network_health"))] == 1
+    assert samples[("datadog_exporter_answer_rows", key("nhi", "network_health"))] == 0
+    assert not [r for r in caplog.records if "rows" in r.getMessage()]
+    assert "<td>up, 0 rows</td>" in page(polling)

@@ -54,6 +54,7 @@ class RenderFails:
         self.window = self.inner.window
         self.keep_stale_seconds = self.inner.keep_stale_seconds
         self.label_names = self.inner.label_names
+        self.empty_answer_is_news = self.inner.empty_answer_is_news
 
     def request(self, now: float) -> ApiRequest:
         return self.inner.request(now)
