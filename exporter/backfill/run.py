@@ -95,12 +95,14 @@ class Runner:
         labels: bytes,
         console: Console,
         bar: bool,
+        families: frozenset[str] | None = None,
     ) -> None:
         self.targets = targets
         self.source = source
         self.journal = journal
         self.output = output  # None: spool only, the caller streams it out at the end
         self.labels = labels
+        self.families = families  # None: every family
         self.console = console
         self.bar = bar
         self.outcome = Outcome()
@@ -224,7 +226,12 @@ class Runner:
         """On the journal thread: render, record, and write the day once it is complete."""
         window = render(target.query, body, self.labels)
         self.outcome.dropped_rows += window.dropped_rows
-        self.journal.record(target.ref, t, window.samples, window.headers)
+        samples, headers = window.samples, window.headers
+        if self.families is not None:
+            # Left out before the journal: unwanted series cost neither rows nor file bytes.
+            samples = [s for s in samples if s[0] in self.families]
+            headers = {k: v for k, v in headers.items() if k in self.families}
+        self.journal.record(target.ref, t, samples, headers)
         day = day_of(t)
         target.left_per_day[day] -= 1
         if target.left_per_day[day] == 0 and self.output is not None:

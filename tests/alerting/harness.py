@@ -53,6 +53,8 @@ from typing import Any
 
 import yaml
 
+from exporter.backfill.source import WINDOW_FAMILY
+from exporter.catalog import data_metric_names
 from exporter.simulator.fortnight import DAY, Fortnight, Incident
 from exporter.simulator.fortnight import build as build_fortnight
 
@@ -252,8 +254,23 @@ def _run(command: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
 # --- building the TSDB --------------------------------------------------------------------
 
 
-def backfill(fortnight: Fortnight, work: Path) -> list[Path]:
-    """The project's own backfill of the history queries, against the simulator."""
+def rule_families(rules_dir: Path) -> list[str]:
+    """The backfilled families the recording and alerting rules read (and the ones the
+    harness counts rows of): the rest would only cost backfill, promtool and disk time."""
+    written = data_metric_names() | {WINDOW_FAMILY.name}
+    names = set(ROW_FAMILY.values())
+    for file in ("recording.yml", "alerting.yml"):
+        for group in yaml.safe_load((rules_dir / file).read_text())["groups"]:
+            for rule in group["rules"]:
+                names.update(re.findall(r"[a-zA-Z_:][a-zA-Z0-9_:]*", rule["expr"]))
+    return sorted(names & written)
+
+
+@contextlib.contextmanager
+def backfill(fortnight: Fortnight, work: Path, families: Sequence[str]) -> Iterator[Iterator[Path]]:
+    """The project's own backfill of the history queries, against the simulator: yields the
+    day files as the backfill completes them (it writes each under another name and renames
+    it when complete), so that promtool can build blocks while later days are fetched."""
     out = work / "backfill"
     command = [
         sys.executable, "-m", "exporter.simulator", "--listen", "127.0.0.1:0",
@@ -264,16 +281,40 @@ def backfill(fortnight: Fortnight, work: Path) -> list[Path]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("DD_")}
         env.update(DD_API_URL=url, DD_API_KEY=KEYS["api_key"], DD_APP_KEY=KEYS["app_key"])
         queries = [arg for _, name in HISTORY_QUERIES for arg in ("--query", name)]
-        _run(
-            [
-                sys.executable, "-m", "exporter", "backfill", f"--config.file={CONFIG}",
-                f"--start={fortnight.start}", f"--end={fortnight.end}", f"--output={out}",
-                f"--label=job={JOB}", f"--label=instance={INSTANCE}", "--log.level=warn",
-                *queries,
-            ],
-            env=env, cwd=work, timeout=3600, stdin=subprocess.DEVNULL,
-        )  # fmt: skip
-    return sorted(out.glob("*.om"))
+        log = work / "backfill.log"
+        with log.open("wb") as output:
+            process = subprocess.Popen(
+                [
+                    sys.executable, "-m", "exporter", "backfill", f"--config.file={CONFIG}",
+                    f"--start={fortnight.start}", f"--end={fortnight.end}", f"--output={out}",
+                    f"--label=job={JOB}", f"--label=instance={INSTANCE}", "--log.level=warn",
+                    *queries, *(f"--family={name}" for name in families),
+                ],
+                env=env, cwd=work, stdin=subprocess.DEVNULL, stdout=output, stderr=output,
+            )  # fmt: skip
+
+        def files() -> Iterator[Path]:
+            taken: set[Path] = set()
+            deadline = time.monotonic() + 3600
+            while True:
+                finished = process.poll() is not None
+                for path in sorted(set(out.glob("*.om")) - taken):
+                    taken.add(path)
+                    yield path
+                if finished:
+                    break
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the backfill took more than an hour")
+                time.sleep(0.5)
+            if process.returncode != 0:
+                raise RuntimeError(f"the backfill failed:\n{log.read_text()[-3000:]}")
+
+        try:
+            yield files()
+        finally:
+            if process.poll() is None:
+                process.terminate()
+            process.wait(30)
 
 
 def _fault_spans(fortnight: Fortnight) -> list[tuple[int, int]]:
@@ -402,7 +443,24 @@ def exporter_view(fortnight: Fortnight, rows: dict[tuple[str, str], dict[int, in
     return "".join(out)
 
 
-def build_tsdb(fortnight: Fortnight, work: Path) -> Path:
+# promtool's openmetrics import reads its whole input once per block it writes: with the
+# default 2h blocks a day file is read 12 times. Larger blocks (promtool rounds this down to
+# 54h, a compaction range of Prometheus) read a day file once or twice; the samples, and so
+# every query on them, are the same.
+MAX_BLOCK = "72h"
+
+
+def _blocks(promtool: str, path: Path, data: Path) -> None:
+    _run(
+        [
+            promtool, "tsdb", "create-blocks-from", "openmetrics",
+            f"--max-block-duration={MAX_BLOCK}", str(path), str(data),
+        ],
+        timeout=1800,
+    )  # fmt: skip
+
+
+def build_tsdb(fortnight: Fortnight, work: Path, rules_dir: Path = RULES_DIR) -> Path:
     """The backfilled data and the exporter's view of the fortnight, as blocks in work/data."""
     data = work / "data"
     shutil.rmtree(data, ignore_errors=True)
@@ -415,19 +473,23 @@ def build_tsdb(fortnight: Fortnight, work: Path) -> Path:
         collector = path.name.split("-", 1)[0]
         query = next(q for c, q in HISTORY_QUERIES if c == collector)
         counted = remove_fault_spans(path, spans)
-        _run([promtool, "tsdb", "create-blocks-from", "openmetrics", str(path), str(data)],
-             timeout=1800)  # fmt: skip
+        _blocks(promtool, path, data)
         path.unlink()
         return (collector, query), counted
 
-    # One promtool per core: each writes its own blocks (distinct ULIDs) into `data`.
-    with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        for key, counted in pool.map(convert, backfill(fortnight, work)):
+    # One promtool per core, each day file as soon as the backfill has written it: each
+    # promtool writes its own blocks (distinct ULIDs) into `data`.
+    with (
+        concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool,
+        backfill(fortnight, work, rule_families(rules_dir)) as files,
+    ):
+        converted = [pool.submit(convert, path) for path in files]
+        for future in converted:
+            key, counted = future.result()
             rows[key].update(counted)
     view = work / "exporter-view.om"
     view.write_text(exporter_view(fortnight, rows))
-    _run([promtool, "tsdb", "create-blocks-from", "openmetrics", str(view), str(data)],
-         timeout=1800)  # fmt: skip
+    _blocks(promtool, view, data)
     (work / "blocks-done").touch()
     return data
 
@@ -569,7 +631,7 @@ def measure(
         if work is None:
             work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="alert-quality-")))
         if not (reuse and (work / "blocks-done").exists()):
-            build_tsdb(fortnight, work)
+            build_tsdb(fortnight, work, rules_dir)
         if not (reuse and (work / "rules-done").exists()):
             add_recording_blocks(fortnight, rules_dir, work)
         data = work / "data"
