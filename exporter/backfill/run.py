@@ -224,14 +224,10 @@ class Runner:
 
     def _store(self, target: Target, t: int, body: bytes) -> None:
         """On the journal thread: render, record, and write the day once it is complete."""
-        window = render(target.query, body, self.labels)
+        # Other families are left out as the window is rendered: they cost no rows either.
+        window = render(target.query, body, self.labels, self.families)
         self.outcome.dropped_rows += window.dropped_rows
-        samples, headers = window.samples, window.headers
-        if self.families is not None:
-            # Left out before the journal: unwanted series cost neither rows nor file bytes.
-            samples = [s for s in samples if s[0] in self.families]
-            headers = {k: v for k, v in headers.items() if k in self.families}
-        self.journal.record(target.ref, t, samples, headers)
+        self.journal.record(target.ref, t, window.samples, window.headers)
         day = day_of(t)
         target.left_per_day[day] -= 1
         if target.left_per_day[day] == 0 and self.output is not None:
