@@ -67,16 +67,7 @@ def datadog_route(endpoint: Endpoint) -> Callable[[web.Request], Awaitable[web.S
     async def handler(request: web.Request) -> web.StreamResponse:
         state = request.app[STATE]
         body, valid_json = await _read_json(request) if request.can_read_body else (None, True)
-        record = RequestRecord(
-            endpoint=name,
-            method=request.method,
-            path=request.path,
-            query=dict(request.query),
-            body=body,
-            status=None,
-        )
-        record.at = state.clock()
-        state.request_log.append(record)
+        record = _log_request(state, request, name, body)
         verdict = state.limiter.hit(name)
         headers = verdict.headers
         response: web.StreamResponse
@@ -118,20 +109,28 @@ def datadog_route(endpoint: Endpoint) -> Callable[[web.Request], Awaitable[web.S
     return handler
 
 
-async def _validate(request: web.Request) -> web.Response:
-    """``GET /api/v1/validate``: 200 ``{"valid": true}`` for the right API key (the
-    application key is not looked at), else 403 ``{"errors": ["Forbidden"]}``."""
-    state = request.app[STATE]
+def _log_request(
+    state: SimulatorState, request: web.Request, endpoint: str, body: Any
+) -> RequestRecord:
+    """Record a request in the log the tests count (its status is decided later)."""
     record = RequestRecord(
-        endpoint=VALIDATE_ENDPOINT,
+        endpoint=endpoint,
         method=request.method,
         path=request.path,
         query=dict(request.query),
-        body=None,
+        body=body,
         status=None,
     )
     record.at = state.clock()
     state.request_log.append(record)
+    return record
+
+
+async def _validate(request: web.Request) -> web.Response:
+    """``GET /api/v1/validate``: 200 ``{"valid": true}`` for the right API key (the
+    application key is not looked at), else 403 ``{"errors": ["Forbidden"]}``."""
+    state = request.app[STATE]
+    record = _log_request(state, request, VALIDATE_ENDPOINT, None)
     if request.headers.get("DD-API-KEY") == state.options.api_key:
         response = json_response(200, {"valid": True}, {})
     else:

@@ -89,15 +89,6 @@ def _storm_yesterday_afternoon(now: float) -> Scenario:
     )
 
 
-@pytest.fixture
-def simulator(tmp_path: Path) -> Iterator[Simulators]:
-    simulators = Simulators(tmp_path)
-    try:
-        yield simulators
-    finally:
-        simulators.stop_all()
-
-
 @pytest.fixture(scope="module")
 def backfilled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]:
     """Two days of one connections and one dns query, backfilled and turned into blocks."""

@@ -34,15 +34,6 @@ dns:
 """
 
 
-@pytest.fixture
-def simulator(tmp_path: Path) -> Iterator[Simulators]:
-    simulators = Simulators(tmp_path)
-    try:
-        yield simulators
-    finally:
-        simulators.stop_all()
-
-
 def three_days(tmp_path: Path) -> list[str]:
     path = tmp_path / "small.yml"
     path.write_text(CONFIG)
