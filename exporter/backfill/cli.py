@@ -29,6 +29,7 @@ from pathlib import Path
 
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from ..catalog import data_metric_names
 from ..clock import SYSTEM_CLOCK, Clock
 from ..config.errors import ConfigError
 from ..config.schema import Config, load_config
@@ -42,7 +43,14 @@ from .journal import Journal, JournalMismatch
 from .openmetrics import target_labels
 from .progress import Console
 from .run import Outcome, Runner, Target
-from .source import HistoryQuery, WindowSource, sections, select_queries, spoken
+from .source import (
+    WINDOW_FAMILY,
+    HistoryQuery,
+    WindowSource,
+    sections,
+    select_queries,
+    spoken,
+)
 from .timespec import DEFAULT_END_AGO_SECONDS, RETENTION_SECONDS, parse_time
 
 log = logging.getLogger("exporter.backfill")
@@ -81,6 +89,7 @@ DEFAULT_OUTPUT = "backfill"
 DEFAULT_LABELS = (("job", "datadog-cnm-exporter"),)
 JOURNAL = Path(".backfill") / "journal.sqlite"
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+_METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 
 
 class UsageError(Exception):
@@ -156,6 +165,17 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="backfill only this query, NAME or COLLECTOR/NAME (default: every "
         f"{spoken(sections(history=True), 'and')} query); repeatable",
+    )
+    parser.add_argument(
+        "--family",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="write only this metric family, e.g. the ones your rules read (default: every "
+        "family the queries' collectors serve); datadog_exporter_window_seconds, which the "
+        "per-second recording rules divide by, is a family like any other: list it too if you "
+        "need it. Fewer series make the files, promtool's memory and its run time smaller; "
+        "repeatable",
     )
     parser.add_argument(
         "--output",
@@ -264,6 +284,7 @@ class Plan:
     start: float
     end: float
     queries: list[HistoryQuery]
+    families: frozenset[str] | None  # None: every family
 
 
 def _main(
@@ -280,6 +301,8 @@ def _main(
                 "arg_end": args.end or "",
                 "arg_step": args.step or "",
                 "arg_labels": [f"{k}={v}" for k, v in plan.labels],
+                # Only when given, so that journals of runs without it still resume.
+                **({"arg_families": sorted(plan.families)} if plan.families else {}),
                 "start": plan.start,
                 "end": plan.end,
             }
@@ -303,6 +326,7 @@ def _main(
             journal,
             output,
             labels=target_labels(plan.labels),
+            families=plan.families,
             console=console,
             bar=bar,
         )
@@ -369,7 +393,25 @@ def _plan(args: argparse.Namespace, console: Console, now: float) -> Plan:
                 f"--label {', '.join(clash)}: {query.collector} query {query.name!r} has a label "
                 "of that name already (Prometheus would rename it exported_*); pick another"
             )
-    return Plan(config, labels, step, start, end, selection.queries)
+    return Plan(config, labels, step, start, end, selection.queries, _families(args.family))
+
+
+def _families(names: Sequence[str]) -> frozenset[str] | None:
+    """The --family names (None: all); a name that is not a metric name is a usage error, one
+    the exporter does not declare a warning (DNS keys Datadog adds later get derived names)."""
+    if not names:
+        return None
+    bad = [name for name in names if not _METRIC_NAME.fullmatch(name)]
+    if bad:
+        raise UsageError(f"--family {', '.join(bad)}: not a metric family name")
+    unknown = sorted(set(names) - data_metric_names() - {WINDOW_FAMILY.name})
+    if unknown:
+        log.warning(
+            "--family names a family the exporter does not declare; only a DNS key Datadog "
+            "added later could fill it",
+            extra={"families": ",".join(unknown)},
+        )
+    return frozenset(names)
 
 
 def _open_journal(stack: ExitStack, output: Path | None) -> Journal:

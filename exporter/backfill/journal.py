@@ -92,8 +92,8 @@ class Journal:
                 + ", ".join(
                     f"{k[4:]}={v}" for k, v in sorted(stored.items()) if k.startswith("arg_")
                 )
-                + "); rerun with the same --start, --end, --step and --label, or use another "
-                "--output"
+                + "); rerun with the same --start, --end, --step, --label and --family, or use "
+                "another --output"
             )
         return stored
 

@@ -95,12 +95,14 @@ class Runner:
         labels: bytes,
         console: Console,
         bar: bool,
+        families: frozenset[str] | None = None,
     ) -> None:
         self.targets = targets
         self.source = source
         self.journal = journal
         self.output = output  # None: spool only, the caller streams it out at the end
         self.labels = labels
+        self.families = families  # None: every family
         self.console = console
         self.bar = bar
         self.outcome = Outcome()
@@ -222,7 +224,8 @@ class Runner:
 
     def _store(self, target: Target, t: int, body: bytes) -> None:
         """On the journal thread: render, record, and write the day once it is complete."""
-        window = render(target.query, body, self.labels)
+        # Other families are left out as the window is rendered: they cost no rows either.
+        window = render(target.query, body, self.labels, self.families)
         self.outcome.dropped_rows += window.dropped_rows
         self.journal.record(target.ref, t, window.samples, window.headers)
         day = day_of(t)

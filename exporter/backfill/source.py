@@ -137,27 +137,33 @@ class RenderedWindow:
     dropped_rows: int
 
 
-def render(query: HistoryQuery, body: bytes, targets: bytes) -> RenderedWindow:
+def render(
+    query: HistoryQuery, body: bytes, targets: bytes, families: frozenset[str] | None = None
+) -> RenderedWindow:
     """The answer as the live exporter would serve it, with ``targets`` in front of every
-    series' labels; raises DecodeError for an answer the collector cannot use."""
+    series' labels, only ``families`` if given; raises DecodeError for an answer the
+    collector cannot use."""
     rendered = query.job.render(query.job.decode(body))
     samples: list[tuple[str, bytes, bytes]] = []
     headers: dict[str, bytes] = {}
     for item in rendered.families:
         name = item.family.name
+        if families is not None and name not in families:
+            continue
         headers[name] = header(item.family)
         samples.extend(
             (name, labels, value) for labels, value in split_samples(name, item.samples, targets)
         )
-    window = f'collector="{query.collector}",query="{escape_label_value(query.name)}"}}'
-    samples.append(
-        (
-            WINDOW_FAMILY.name,
-            b"{" + targets + window.encode(),
-            format_value(query.settings.window).encode(),
+    if families is None or WINDOW_FAMILY.name in families:
+        window = f'collector="{query.collector}",query="{escape_label_value(query.name)}"}}'
+        samples.append(
+            (
+                WINDOW_FAMILY.name,
+                b"{" + targets + window.encode(),
+                format_value(query.settings.window).encode(),
+            )
         )
-    )
-    headers[WINDOW_FAMILY.name] = header(WINDOW_FAMILY)
+        headers[WINDOW_FAMILY.name] = header(WINDOW_FAMILY)
     return RenderedWindow(samples, headers, rendered.dropped_rows)
 
 

@@ -3,8 +3,21 @@ firings scored against the ground truth (caught, delay, false, during Datadog fa
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from exporter.simulator.fortnight import DAY, Incident, build
-from tests.alerting.harness import SEED, START, Episode, Rule, apply_for, score
+from tests.alerting.harness import (
+    ROW_FAMILY,
+    RULES_DIR,
+    SEED,
+    START,
+    Episode,
+    Rule,
+    apply_for,
+    needed_recording_rules,
+    rule_families,
+    score,
+)
 
 RULE = Rule("DatadogCNMHighRTT", "network", "up", hold=180, interval=60)
 PAIR = frozenset({("client_service", "a"), ("server_service", "b")})
@@ -54,3 +67,36 @@ def test_scoring_catches_by_labels_and_time_and_counts_the_rest_as_false() -> No
 def test_incidents_meant_for_no_alert_are_noise() -> None:
     noise: list[Incident] = [i for i in build(SEED, START).incidents if i.side == "noise"]
     assert noise and all(i.alerts == () for i in noise)
+
+
+def test_only_the_recording_rules_and_families_the_alerts_read_are_built(tmp_path: Path) -> None:
+    (tmp_path / "alerting.yml").write_text(
+        "groups:\n- name: x.network\n  rules:\n"
+        "  - alert: A\n"
+        "    expr: 'query:resets:per_second > 1 and datadog_cnm_tcp_rtt_seconds > 1'\n"
+    )
+    (tmp_path / "recording.yml").write_text(
+        "groups:\n- name: x.recording\n  rules:\n"
+        "  - record: query:resets:per_second\n"
+        "    expr: datadog_cnm_tcp_resets / datadog_exporter_window_seconds\n"
+        "  - record: query:bytes:per_second\n"
+        "    expr: datadog_cnm_server_sent_bytes / datadog_exporter_window_seconds\n"
+        "- name: x.baselines\n  interval: 10m\n  rules:\n"
+        "  - record: query:bytes:median_1d\n"
+        "    expr: quantile_over_time(0.5, datadog_cnm_server_sent_bytes[1d])\n"
+    )
+    [group] = needed_recording_rules(tmp_path)
+    assert group["name"] == "x.recording"
+    assert [r["record"] for r in group["rules"]] == ["query:resets:per_second"]
+    assert rule_families(tmp_path) == sorted(
+        {
+            "datadog_cnm_tcp_resets",
+            "datadog_cnm_tcp_rtt_seconds",
+            "datadog_exporter_window_seconds",
+            *ROW_FAMILY.values(),
+        }
+    )
+    # The shipped rules: every family a kept rule reads is written.
+    shipped = rule_families(RULES_DIR)
+    assert "datadog_exporter_window_seconds" in shipped
+    assert "datadog_cnm_server_sent_bytes" not in shipped

@@ -592,3 +592,43 @@ def test_refused_keys_stop_the_run_and_bad_usage_is_named(
         str(tmp_path / "r"),
     )  # a start before the retention warns, and the run goes on
     assert old.returncode == 0 and "before Datadog's retention" in old.stderr, old.stderr
+
+
+def test_family_writes_only_the_named_families_as_a_full_run_writes_them(
+    tmp_path: Path, simulator: Simulators
+) -> None:
+    """--family leaves the other families out of the files, keeps the named ones byte for
+    byte as a run without it writes them, and binds the output directory like --start does."""
+    url = simulator()
+    args = _small_run(tmp_path)
+    wanted = ("datadog_cnm_tcp_retransmits", "datadog_dns_requests")
+    picked = [arg for name in wanted for arg in ("--family", name)]
+    full = run_backfill(url, *args, "--output", str(tmp_path / "full"))
+    assert full.returncode == 0, full.stderr
+    some = run_backfill(url, *args, *picked, "--output", str(tmp_path / "some"))
+    assert some.returncode == 0, some.stderr
+
+    def lines_of(files: dict[str, bytes]) -> dict[str, list[bytes]]:
+        return {
+            name: [
+                line
+                for line in body.splitlines()
+                if line.split(b"{")[0].split(b" ")[-1].decode() in wanted
+            ]
+            for name, body in files.items()
+        }
+
+    every, only = om_files(tmp_path / "full"), om_files(tmp_path / "some")
+    assert only.keys() == every.keys() and len(only) == 8
+    for body in only.values():
+        samples = {line.split(b"{")[0] for line in body.splitlines() if b"{" in line}
+        assert samples <= {name.encode() for name in wanted}, samples
+        assert body.endswith(b"# EOF\n")
+    assert lines_of(only) == lines_of(every)
+    assert any(lines for lines in lines_of(only).values())
+    other = run_backfill(
+        url, *args, "--family", wanted[0], "--output", str(tmp_path / "some")
+    )  # another family set cannot resume into these files
+    assert other.returncode == 1 and "--family" in other.stderr, other.stderr
+    bad = run_backfill(url, *args, "--family", "not-a-name", "--output", str(tmp_path / "u"))
+    assert bad.returncode == 2 and "not a metric family name" in bad.stderr, bad.stderr
