@@ -17,6 +17,8 @@ from pathlib import Path
 from prometheus_client import disable_created_metrics
 from pydantic import SecretStr
 
+from simulator import Simulator, SimulatorOptions
+
 from . import __version__
 from .app import (
     DEFAULT_MAX_REQUESTS,
@@ -65,7 +67,6 @@ from .sharding import (
     resolve_count,
     resolve_shard,
 )
-from .simulator import Simulator, SimulatorOptions
 
 log = logging.getLogger("exporter")
 

@@ -168,7 +168,7 @@ def start_simulator(tmp_path: Path, *extra: str, api_key: str, app_key: str) -> 
         [
             sys.executable,
             "-m",
-            "exporter.simulator",
+            "simulator",
             "--listen",
             "127.0.0.1:0",
             "--api-key",

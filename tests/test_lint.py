@@ -19,12 +19,12 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_ruff_finds_nothing() -> None:
-    result = run("ruff", "check", "exporter", "tests", "benchmarks")
+    result = run("ruff", "check", "exporter", "simulator", "tests", "benchmarks")
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_ruff_format_is_applied() -> None:
-    result = run("ruff", "format", "--check", "exporter", "tests", "benchmarks")
+    result = run("ruff", "format", "--check", "exporter", "simulator", "tests", "benchmarks")
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -52,18 +52,19 @@ def test_an_import_against_the_layers_is_caught(tmp_path: Path) -> None:
     simulator."""
     shutil.copy(ROOT / "pyproject.toml", tmp_path)
     shutil.copytree(ROOT / "exporter", tmp_path / "exporter")
+    shutil.copytree(ROOT / "simulator", tmp_path / "simulator")
     assert lint_imports(tmp_path).returncode == 0
     with (tmp_path / "exporter" / "config" / "accounts.py").open("a") as module:
         module.write("\nfrom .. import scheduler  # noqa\n")
-    with (tmp_path / "exporter" / "simulator" / "state.py").open("a") as module:
+    with (tmp_path / "simulator" / "state.py").open("a") as module:
         module.write("\nfrom exporter import exposition  # noqa\n")
     with (tmp_path / "exporter" / "app.py").open("a") as module:
-        module.write("\nfrom . import simulator  # noqa\n")
+        module.write("\nimport simulator  # noqa\n")
     (tmp_path / "exporter" / "unplaced.py").write_text('"""Not in any layer."""\n')
     result = lint_imports(tmp_path)
     assert result.returncode == 1, result.stdout
     assert "exporter.config.accounts -> exporter.scheduler" in result.stdout
-    assert "exporter.simulator.state -> exporter.exposition" in result.stdout
+    assert "simulator.state -> exporter.exposition" in result.stdout
     assert "exporter.unplaced" in result.stdout
-    assert "exporter.app -> exporter.simulator" in result.stdout
+    assert "exporter.app -> simulator" in result.stdout
     assert "3 broken" in result.stdout, result.stdout

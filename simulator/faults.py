@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING
 import msgspec
 from aiohttp import web
 
-from exporter.simulator.errors import error_body, html_page
-from exporter.simulator.options import Fault, OptionError
+from simulator.errors import error_body, html_page
+from simulator.options import Fault, OptionError
 
 if TYPE_CHECKING:  # endpoints imports this module; only the type is needed here
-    from exporter.simulator.endpoints import Endpoint
+    from simulator.endpoints import Endpoint
 
 JSON_API = "application/vnd.api+json"
 JSON = "application/json"

@@ -28,9 +28,9 @@ from typing import Any
 
 import msgspec
 
-from exporter.simulator.data import BUCKET_SECONDS, DAY_SECONDS, NA, daily_factor, time_factor
-from exporter.simulator.errors import ApiError
-from exporter.simulator.options import Scenario
+from simulator.data import BUCKET_SECONDS, DAY_SECONDS, NA, daily_factor, time_factor
+from simulator.errors import ApiError
+from simulator.options import Scenario
 
 PATH = "/api/v2/network-health-insights"
 DEFAULT_WINDOW = 15 * 60

@@ -18,11 +18,11 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from exporter.simulator.endpoints import ENDPOINTS, Endpoint
-from exporter.simulator.errors import ApiError
-from exporter.simulator.faults import REPLACING_KINDS, deliver, json_response, replace_answer
-from exporter.simulator.options import OptionError, fault_from_json, scenario_from_json
-from exporter.simulator.state import RequestRecord, SimulatorState
+from simulator.endpoints import ENDPOINTS, Endpoint
+from simulator.errors import ApiError
+from simulator.faults import REPLACING_KINDS, deliver, json_response, replace_answer
+from simulator.options import OptionError, fault_from_json, scenario_from_json
+from simulator.state import RequestRecord, SimulatorState
 
 STATE: web.AppKey[SimulatorState] = web.AppKey("simulator_state", SimulatorState)
 

@@ -15,17 +15,17 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from aiohttp import web
 
-from exporter.simulator.audience import list_connections
-from exporter.simulator.cases import aggregate_cases
-from exporter.simulator.errors import ApiError
-from exporter.simulator.faults import JSON_API
-from exporter.simulator.history import NetworkEndpoint, network_answer, network_query
-from exporter.simulator.network_health import answer as network_health_answer
-from exporter.simulator.network_health import parse_window
-from exporter.simulator.params import parse_cases_body
+from simulator.audience import list_connections
+from simulator.cases import aggregate_cases
+from simulator.errors import ApiError
+from simulator.faults import JSON_API
+from simulator.history import NetworkEndpoint, network_answer, network_query
+from simulator.network_health import answer as network_health_answer
+from simulator.network_health import parse_window
+from simulator.params import parse_cases_body
 
 if TYPE_CHECKING:  # the state module needs nothing from here; only the types are shared
-    from exporter.simulator.state import SimulatorState
+    from simulator.state import SimulatorState
 
 # Computes the answer of a request that passed auth, budget and fault checks; raises ApiError
 # for an answer Datadog gives on bad input (400, 404).

@@ -5,7 +5,7 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Any
 
-from exporter.simulator.options import ErrorShape
+from simulator.options import ErrorShape
 
 
 class ApiError(Exception):

@@ -5,8 +5,8 @@ Datadog's validation and error shapes, rate-limit headers, and switchable
 faults and data scenarios. It must not import the exporter's other modules.
 """
 
-from exporter.simulator.options import Fault, Scenario, SimulatorOptions
-from exporter.simulator.simulator import Simulator
-from exporter.simulator.state import RequestRecord
+from simulator.options import Fault, Scenario, SimulatorOptions
+from simulator.simulator import Simulator
+from simulator.state import RequestRecord
 
 __all__ = ["Fault", "RequestRecord", "Scenario", "Simulator", "SimulatorOptions"]

@@ -6,9 +6,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from exporter.simulator.data import DEFAULT_DNS_GROUP_BY
-from exporter.simulator.errors import ApiError
-from exporter.simulator.query import Predicate, QuerySyntaxError, parse_query, parse_tags
+from simulator.data import DEFAULT_DNS_GROUP_BY
+from simulator.errors import ApiError
+from simulator.query import Predicate, QuerySyntaxError, parse_query, parse_tags
 
 MAX_GROUP_BY = 10
 MAX_LIMIT = 7500

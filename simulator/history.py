@@ -14,9 +14,9 @@ from typing import Literal
 
 import msgspec
 
-from exporter.simulator.data import NetworkData
-from exporter.simulator.options import Scenario
-from exporter.simulator.params import NetworkQuery, parse_network_params
+from simulator.data import NetworkData
+from simulator.options import Scenario
+from simulator.params import NetworkQuery, parse_network_params
 
 NetworkEndpoint = Literal["connections", "dns"]
 
