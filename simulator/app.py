@@ -18,7 +18,8 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from simulator.endpoints import ENDPOINTS, Endpoint
+from simulator.endpoint import Endpoint
+from simulator.endpoints import ENDPOINTS
 from simulator.errors import ApiError
 from simulator.faults import REPLACING_KINDS, deliver, json_response, replace_answer
 from simulator.options import OptionError, fault_from_json, scenario_from_json
