@@ -43,7 +43,7 @@ class AnswerInputs(Protocol):
     def cached_answer(self, key: tuple[Any, ...], build: Callable[[], bytes]) -> bytes: ...
 
 
-# Computes the answer of a request that passed auth, budget and fault checks; raises ApiError
+# Computes the answer of a request that passed auth, budget and fault checks; raises ErrorAnswer
 # for an answer Datadog gives on bad input (400, 404).
 Compute = Callable[[web.Request, AnswerInputs, Any], web.Response]
 

@@ -16,7 +16,7 @@ from aiohttp import web
 from simulator.audience import list_connections
 from simulator.cases import aggregate_cases
 from simulator.endpoint import JSON_API, AnswerInputs, Endpoint
-from simulator.errors import ApiError
+from simulator.errors import ErrorAnswer
 from simulator.history import NetworkEndpoint, network_answer, network_query
 from simulator.network_health import answer as network_health_answer
 from simulator.network_health import parse_window
@@ -64,7 +64,7 @@ def _audience(request: web.Request, _state: AnswerInputs, _body: Any) -> web.Res
     entity = request.match_info["entity"]
     answer = list_connections(entity)
     if answer is None:
-        raise ApiError(404, "Not Found", f"entity {entity!r} does not exist", shape="code")
+        raise ErrorAnswer(404, "Not Found", f"entity {entity!r} does not exist", shape="code")
     return _ok(msgspec.json.encode(answer))
 
 

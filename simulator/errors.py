@@ -8,8 +8,9 @@ from typing import Any
 from simulator.options import ErrorShape
 
 
-class ApiError(Exception):
-    """An error answer the simulated API gives (validation, not found, ...)."""
+class ErrorAnswer(Exception):
+    """An error answer the simulated API gives (validation, not found, ...): an endpoint
+    raises it, the app sends its body as Datadog would."""
 
     def __init__(
         self,

@@ -22,7 +22,7 @@ NetworkEndpoint = Literal["connections", "dns"]
 
 
 def network_query(endpoint: NetworkEndpoint, params: Mapping[str, str], now: int) -> NetworkQuery:
-    """Validate ``params`` as the endpoint does (raises the simulator's 400 ApiError)."""
+    """Validate ``params`` as the endpoint does (raises the simulator's 400 ErrorAnswer)."""
     return parse_network_params(params, now=now, dns=endpoint == "dns")
 
 

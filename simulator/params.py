@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from simulator.data import DEFAULT_DNS_GROUP_BY
-from simulator.errors import ApiError
+from simulator.errors import ErrorAnswer
 from simulator.query import Predicate, QuerySyntaxError, parse_query, parse_tags
 
 MAX_GROUP_BY = 10
@@ -36,8 +36,8 @@ class CasesQuery:
     predicate: Predicate
 
 
-def _bad(title: str, detail: str) -> ApiError:
-    return ApiError(400, title, detail)
+def _bad(title: str, detail: str) -> ErrorAnswer:
+    return ErrorAnswer(400, title, detail)
 
 
 def _int_param(params: Mapping[str, str], name: str) -> int | None:
