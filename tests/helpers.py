@@ -119,11 +119,22 @@ def wait_for(
 class Process:
     """A subprocess whose combined output goes to a file the test can read at any time."""
 
-    def __init__(self, args: list[str], log_path: Path, env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        args: list[str],
+        log_path: Path,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+    ):
         self.log_path = log_path
         self._log = log_path.open("wb")
         self.popen = subprocess.Popen(
-            args, stdout=self._log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            args,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
         )
 
     def output(self) -> str:
@@ -154,9 +165,9 @@ class Process:
 
 @contextmanager
 def running(
-    args: list[str], log_path: Path, env: dict[str, str] | None = None
+    args: list[str], log_path: Path, env: dict[str, str] | None = None, cwd: Path | None = None
 ) -> Iterator[Process]:
-    process = Process(args, log_path, env)
+    process = Process(args, log_path, env, cwd)
     try:
         yield process
     finally:
