@@ -20,7 +20,7 @@ from typing import Any
 
 from .clock import SYSTEM_CLOCK, Clock
 from .collectors.base import ApiRequest, DecodeError, QueryJob
-from .collectors.registry import REGISTRY, Collector
+from .collectors.registry import REGISTRY, ApiArea
 from .config.accounts import Account
 from .config.report import COLUMN
 from .config.schema import CasesQuery, Config, DnsQuery, PolledQuery, WindowedQuery
@@ -60,7 +60,7 @@ class AccountCheck:
     skipped: list[str] = field(default_factory=list)  # endpoints not called, and why
 
 
-def probed_queries(config: Config, account: str) -> list[tuple[Collector, PolledQuery]]:
+def probed_queries(config: Config, account: str) -> list[tuple[ApiArea, PolledQuery]]:
     """The account's first query of each endpoint, in the registry's order."""
     found = []
     for entry in REGISTRY:
