@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from .clock import SYSTEM_CLOCK, Clock
-from .collectors.base import QueryJob
+from .collectors.protocol import QueryJob
 from .collectors.registry import configured_jobs
 from .config.accounts import BaseUrl, resolve_accounts
 from .config.errors import ConfigError

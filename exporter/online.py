@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .clock import SYSTEM_CLOCK, Clock
-from .collectors.base import ApiRequest, DecodeError, QueryJob
+from .collectors.protocol import ApiRequest, DecodeError, QueryJob
 from .collectors.registry import REGISTRY, ApiArea
 from .config.accounts import Account
 from .config.report import COLUMN

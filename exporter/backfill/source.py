@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from ..clock import SYSTEM_CLOCK, Clock
-from ..collectors.base import DecodeError, QueryJob
+from ..collectors.protocol import DecodeError, QueryJob
 from ..collectors.registry import REGISTRY
 from ..config.schema import Config, TimeWindowQuery
 from ..datadog.client import DatadogClient, Forbidden, MissingCredentials, Unauthorized

@@ -34,8 +34,8 @@ from ..exposition import (
     escape_label_value,
     format_value,
 )
-from .base import ApiRequest
-from .common import PolledJob, decode, decoding, keep_rows
+from .helpers import PolledJob, decode, decoding, keep_rows
+from .protocol import ApiRequest
 
 PATH = "/api/v2/product-analytics/{entity}/mapping/connections"
 

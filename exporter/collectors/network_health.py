@@ -48,8 +48,7 @@ from ..exposition import (
     escape_label_value,
     format_value,
 )
-from .base import ApiRequest, DecodeError
-from .common import (
+from .helpers import (
     Number,
     PolledJob,
     UnreadableNumber,
@@ -60,6 +59,7 @@ from .common import (
     number,
     window_params,
 )
+from .protocol import ApiRequest, DecodeError
 
 PATH = "/api/v2/network-health-insights"
 SECONDS_PER_DAY = 86400

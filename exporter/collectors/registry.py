@@ -29,7 +29,7 @@ from ..config.schema import (
 )
 from ..exposition import Family
 from . import audience, cases, connections, dns, network_health
-from .base import QueryJob
+from .protocol import QueryJob
 
 # Builds a query's job from its settings, its account and whether series carry the account.
 JobFactory = Callable[[Any, str, bool], QueryJob]

@@ -28,7 +28,7 @@ from yarl import URL
 
 from .. import __version__
 from ..clock import SYSTEM_CLOCK, Clock
-from ..collectors.base import ApiRequest
+from ..collectors.protocol import ApiRequest
 from ..logs import Redactor
 from .credentials import Credentials, CredentialsError
 from .proxies import Proxy, ProxyRules

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ..clock import Clock
-from ..collectors.base import ApiRequest
+from ..collectors.protocol import ApiRequest
 from ..datadog.client import ApiError, RateLimited, ServerError
 from ..datadog.ratelimit import NoSlot, RateLimits
 from .policy import Backoff

@@ -21,7 +21,7 @@ import traceback
 from typing import get_args, get_type_hints
 
 from ..clock import Clock
-from ..collectors.base import DecodeError, QueryJob
+from ..collectors.protocol import DecodeError, QueryJob
 from ..config.schema import DEFAULT_MAX_ATTEMPTS
 from ..datadog.client import ApiError
 from ..datadog.ratelimit import NoSlot

@@ -16,7 +16,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from exporter.clock import Clock
-from exporter.collectors.base import ApiRequest
+from exporter.collectors.protocol import ApiRequest
 from exporter.exposition import Rendered
 from exporter.logs import LogfmtFormatter, Redactor
 from exporter.scheduler import Backoff, PollPolicy, Scheduler

@@ -16,7 +16,7 @@ from pydantic import Field, ValidationError
 from exporter import collectors
 from exporter.app import build_jobs
 from exporter.catalog import data_metric_names
-from exporter.collectors.common import PolledJob
+from exporter.collectors.helpers import PolledJob
 from exporter.collectors.registry import (
     BY_SECTION,
     CNM_ENDPOINTS,

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from exporter.collectors.base import ApiRequest
+from exporter.collectors.protocol import ApiRequest
 from exporter.datadog.client import ApiError, RateLimited, RequestTimeout, ServerError, Unauthorized
 from exporter.datadog.ratelimit import RateLimits
 from exporter.scheduler.fetch import Attempts, FetchFailed, StopRule, fetch_with_retries

@@ -18,7 +18,7 @@ import msgspec
 
 from ..config.schema import DEFAULT_ACCOUNT, PolledQuery, TimeWindowQuery, WindowedQuery
 from ..exposition import escape_label_value
-from .base import NO_CNM_HINT, ApiRequest, DecodeError
+from .protocol import NO_CNM_HINT, ApiRequest, DecodeError
 
 Q = TypeVar("Q", bound=PolledQuery)
 T = TypeVar("T")
