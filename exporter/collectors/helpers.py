@@ -86,8 +86,8 @@ class PolledJob(Generic[Q]):
         return self.settings.window if isinstance(self.settings, TimeWindowQuery) else None
 
     @property
-    def keep_stale_seconds(self) -> float:
-        return self.settings.keep_stale_seconds
+    def effective_stale_after(self) -> float:
+        return self.settings.effective_stale_after
 
     @property
     def label_names(self) -> list[str]:

@@ -328,7 +328,8 @@ class PolledQuery(StrictModel):
     )
 
     @property
-    def keep_stale_seconds(self) -> float:
+    def effective_stale_after(self) -> float:
+        """``stale_after`` in seconds with its default applied (3 intervals, at least 5m)."""
         if self.stale_after is not None:
             return self.stale_after
         return max(3 * self.interval, 300.0)

@@ -332,7 +332,7 @@ class QueryPoller:
             return
         # Monotonic: set back by hours, the wall clock would keep dead series for those hours.
         age = self.clock.monotonic() - published
-        if age <= self.job.keep_stale_seconds:
+        if age <= self.job.effective_stale_after:
             state.serving_stale = True
             return
         if not await self.writer.drop_if_current(snapshot):

@@ -52,7 +52,7 @@ class RenderFails:
         self.name = name
         self.interval = self.inner.interval
         self.window = self.inner.window
-        self.keep_stale_seconds = self.inner.keep_stale_seconds
+        self.effective_stale_after = self.inner.effective_stale_after
         self.label_names = self.inner.label_names
         self.empty_answer_is_news = self.inner.empty_answer_is_news
 
