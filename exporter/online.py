@@ -166,7 +166,7 @@ async def check_online(
             ]
             continue
         for entry, query in queries:
-            job = entry.job(query, account.name, config.labels_accounts)
+            job = entry.job(query, account.name, config.account_label)
             probe, body = await _call(client, job.request(clock.wall()))
             probe = replace(probe, query=f"{entry.section}/{query.name}")
             if body is not None:

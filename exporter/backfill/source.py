@@ -96,7 +96,7 @@ class Selection:
 
 def select_queries(config: Config, wanted: Sequence[str]) -> Selection:
     """The queries ``--query`` names (``NAME`` or ``COLLECTOR/NAME``; none: every one)."""
-    labelled = config.labels_accounts
+    account_label = config.account_label
     history: list[HistoryQuery] = []
     others: list[tuple[str, str]] = []
     for entry in REGISTRY:
@@ -106,7 +106,7 @@ def select_queries(config: Config, wanted: Sequence[str]) -> Selection:
                 continue
             # A past window is asked for with from/to: only windowed queries have history.
             assert isinstance(q, TimeWindowQuery)
-            job = entry.job(q, config.account_of(q), labelled)
+            job = entry.job(q, config.account_of(q), account_label)
             labels = ("query", "account", *job.label_names)
             history.append(HistoryQuery(entry.section, q.name, job.account, q, job, labels))
 

@@ -191,5 +191,5 @@ class AudienceJob(PolledJob[AudienceQuery]):
     def render(self, answer: list[_Connection]) -> Rendered:
         with decoding("audience"):
             return render_answer(
-                answer, self.settings.entity, self.series_account, self.settings.max_series
+                answer, self.settings.entity, self.account_label_value, self.settings.max_series
             )

@@ -220,7 +220,7 @@ class CasesJob(PolledJob[CasesQuery]):
                 answer,
                 self.name,
                 group_label_name(self.settings.group_by),
-                self.series_account,
+                self.account_label_value,
                 self.settings.max_series,
             )
             unresolved = unresolved_groups(

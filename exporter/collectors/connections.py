@@ -430,7 +430,7 @@ class ConnectionsJob(PolledJob[ConnectionsQuery]):
 
     def __post_init__(self) -> None:
         cache = _LabelCache(
-            "{" + label_prefix(self.settings.name, self.series_account),
+            "{" + label_prefix(self.settings.name, self.account_label_value),
             self.settings.group_by,
             self.label_names,
         )

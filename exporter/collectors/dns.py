@@ -279,6 +279,6 @@ class DnsJob(PolledJob[DnsQuery]):
                 self.name,
                 self.settings.label_fields,
                 self.label_names,
-                account=self.series_account,
+                account=self.account_label_value,
                 max_series=self.settings.max_series,
             )

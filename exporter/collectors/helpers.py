@@ -100,7 +100,7 @@ class PolledJob(Generic[Q]):
         return True
 
     @property
-    def series_account(self) -> str | None:
+    def account_label_value(self) -> str | None:
         """The ``account`` label value of the job's series, or None when there is none."""
         return self.account if self.account_label else None
 

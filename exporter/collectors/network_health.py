@@ -444,6 +444,6 @@ class NetworkHealthJob(PolledJob[NetworkHealthQuery]):
                 self.name,
                 categories=frozenset(self.settings.categories),
                 certificate_id_label=self.settings.certificate_id_label,
-                account=self.series_account,
+                account=self.account_label_value,
                 max_series=self.settings.max_series,
             )

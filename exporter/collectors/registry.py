@@ -184,4 +184,4 @@ BY_ENDPOINT: dict[str, ApiArea] = {entry.endpoint: entry for entry in REGISTRY}
 def configured_jobs(config: Config) -> Iterator[QueryJob]:
     """One job per configured query, section by section, in file order."""
     for section, query in config.all_queries():
-        yield BY_SECTION[section].job(query, config.account_of(query), config.labels_accounts)
+        yield BY_SECTION[section].job(query, config.account_of(query), config.account_label)

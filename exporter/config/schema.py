@@ -642,7 +642,7 @@ class Config(StrictModel):
         return [a.name for a in self.accounts] or [DEFAULT_ACCOUNT]
 
     @property
-    def labels_accounts(self) -> bool:
+    def account_label(self) -> bool:
         """True when data series carry an ``account`` label (``accounts:`` is configured)."""
         return bool(self.accounts)
 

@@ -44,7 +44,7 @@ def test_accounts_resolve_to_urls_timeouts_and_key_sources() -> None:
     assert eu.api_key_file == Path("/etc/datadog/eu/api-key")
     assert (us.base_url, us.timeout, us.api_key_env) == ("http://127.0.0.1:9", 3.0, "DD_US_API_KEY")
     assert [config.account_of(q) for _, q in config.all_queries()] == ["eu", "us"]
-    assert config.labels_accounts
+    assert config.account_label
 
 
 def test_without_accounts_the_datadog_block_is_the_default_account() -> None:
@@ -52,7 +52,7 @@ def test_without_accounts_the_datadog_block_is_the_default_account() -> None:
     (account,) = resolve_accounts(config, base_url(config.datadog, Environment(_env_file=None)))
     assert (account.name, account.base_url) == (DEFAULT_ACCOUNT, "https://api.datadoghq.eu")
     assert [shard_key(job) for job in build_jobs(config)] == [(DEFAULT_ACCOUNT, "connections", "a")]
-    assert not config.labels_accounts
+    assert not config.account_label
 
 
 def test_one_account_needs_no_account_key_on_queries() -> None:
