@@ -24,7 +24,7 @@ from .collectors.registry import REGISTRY, ApiArea
 from .config.accounts import Account
 from .config.report import COLUMN
 from .config.schema import CasesQuery, Config, DnsQuery, PolledQuery, WindowedQuery
-from .datadog.client import ApiError, DatadogClient
+from .datadog.client import DatadogClient, RequestFailed
 from .datadog.credentials import CredentialsError
 from .datadog.pool import ClientPool, Route
 from .durations import format_duration
@@ -182,7 +182,7 @@ async def _call(client: DatadogClient, request: ApiRequest) -> tuple[Probe, byte
     try:
         body = await client.fetch(request)
         probe = Probe(endpoint, "", OK)
-    except ApiError as exc:
+    except RequestFailed as exc:
         # A 401 or 403 says unauthorized/forbidden and carries the hint the live poll's
         # failure line carries (datadog.rejections): the key, the site, the permission.
         probe = Probe(endpoint, "", exc.reason, str(exc))

@@ -23,7 +23,7 @@ from typing import get_args, get_type_hints
 from ..clock import Clock
 from ..collectors.protocol import DecodeError, QueryJob
 from ..config.schema import DEFAULT_MAX_ATTEMPTS
-from ..datadog.client import ApiError
+from ..datadog.client import RequestFailed
 from ..datadog.ratelimit import NoSlot
 from ..durations import format_duration
 from ..exposition import Rendered
@@ -48,14 +48,14 @@ INTERNAL_ERROR = "internal_error"
 
 def _error_reasons() -> tuple[str, ...]:
     """Every reason a poll can fail for, read from the error classes that carry them: no
-    slot before the deadline, each ApiError the client raises, and the two of this module."""
+    slot before the deadline, each RequestFailed the client raises, and the two of this module."""
     no_slot = get_args(get_type_hints(NoSlot.__init__)["reason"])
     found: list[str] = []
-    pending: list[type[ApiError]] = [ApiError]
+    pending: list[type[RequestFailed]] = [RequestFailed]
     while pending:
         cls = pending.pop(0)
         pending += cls.__subclasses__()
-        if cls is not ApiError:
+        if cls is not RequestFailed:
             found.append(cls.reason)
     return tuple(dict.fromkeys([*no_slot, *found, DECODE_ERROR, INTERNAL_ERROR]))
 
