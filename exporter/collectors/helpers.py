@@ -1,7 +1,9 @@
 """What the collector modules share: the job shell, window parameters, labels, safe decoding,
 the check that a JSON number is one Prometheus can read (:func:`number`), the one rule
-for which rows of an answer are rendered (:func:`keep_rows`), and the one rule for which
-group_by fields an answer left unresolved (:func:`unresolved_fields`).
+for which rows of an answer are rendered (:func:`keep_rows`), and the rule for which
+group_by fields an answer left unresolved where each row carries its fields apart
+(:func:`unresolved_fields`; cases, whose groups join their fields in one string, judge them
+by position in ``cases.unresolved_groups``).
 
 Pure helpers only; each collector module keeps its own request, schema and families.
 """

@@ -1,6 +1,8 @@
 """The one fetch path: slot, fetch, classify, retry. Live polls and backfill windows both
 send their requests through :func:`fetch_with_retries`; they differ only in their
 :class:`StopRule` (how many requests, until when, whether a 429 counts as one).
+``--config.check.online`` is the one caller of the client beside it: it sends one call per
+endpoint on purpose and reports that answer, which a retry would hide.
 
 Each request waits for its endpoint's slot in the client's :class:`RateLimits` (a 429's block,
 the budget's pacing); a 429 is followed by the next slot (which waits out the block); a 5xx,
