@@ -1,6 +1,7 @@
 """The configuration schema: the YAML file's models, validated once and frozen.
 
-Owns the pydantic models (``extra="forbid"``), the duration types and reading the file; every
+Owns the pydantic models (``extra="forbid"``) and the duration types; :func:`load_config` reads
+the file through :mod:`~exporter.config.errors` (the bounded reader and the YAML loader). Every
 failure becomes a :class:`~exporter.config.errors.ConfigError` naming the offending key path
 (``connections[1].limit``). Nothing here performs network I/O.
 """
