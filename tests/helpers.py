@@ -19,7 +19,7 @@ from typing import TypeVar
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.collectors.base import QueryJob
+from exporter.collectors.protocol import QueryJob
 from exporter.exposition import Rendered, escape_label_value
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
