@@ -138,7 +138,7 @@ async def replace_answer(
         return await _stream_huge(request, endpoint, fault.size_bytes, headers, closing)
     if fault.kind == "raw":
         # The header, not content_type=: aiohttp would refuse parameters such as charset.
-        headers = {**headers, "Content-Type": fault.content_type}
+        headers = {**headers, **fault.raw_headers, "Content-Type": fault.content_type}
         return web.Response(status=status, body=fault.raw_body, headers=headers)
     # hang: answer nothing until the client gives up or the simulator stops.
     await _wait(closing, fault.seconds)
