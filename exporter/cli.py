@@ -22,9 +22,7 @@ from .app import (
     DEFAULT_MAX_REQUESTS,
     ConfigSource,
     Exporter,
-    ListenError,
     RunOptions,
-    parse_listen_address,
     serve_until_signalled,
 )
 from .backfill.cli import main as backfill
@@ -50,6 +48,7 @@ from .datadog.credentials import Credentials, CredentialsError, KeySource
 from .datadog.pool import ClientPool, Route, default_account, routes
 from .datadog.proxies import ProxyError, ProxyRules
 from .flags import ExitCode, HelpFormatter, Variable, epilog, wrap
+from .listen import ListenError, parse_listen_address
 from .logs import Redactor, setup_logging
 from .logs import add_flags as add_log_flags
 from .online import check_online, planned_calls

@@ -7,8 +7,9 @@ import socket
 
 import pytest
 
-from exporter.app import Exporter, ListenError, RunOptions, serve_until_signalled
+from exporter.app import Exporter, RunOptions, serve_until_signalled
 from exporter.config.schema import parse_config
+from exporter.listen import ListenError
 from exporter.logs import Redactor
 from exporter.simulator import Simulator
 
