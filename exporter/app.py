@@ -156,7 +156,9 @@ class Exporter:
             self.ports.append(bound[0][1] if bound else port)
         self.port = self.ports[0]
         self._log_routes()
-        await self.scheduler.start(self._owned_jobs(self.config))
+        jobs = self._owned_jobs(self.config)
+        self._show_configuration(self.config, jobs)
+        await self.scheduler.start(jobs)
         self.metrics.config_loaded(True, self.clock.wall())
         self.metrics.watch_loop(asyncio.get_running_loop())
         self.context.ready = True
@@ -198,7 +200,9 @@ class Exporter:
                 self.routes = self.context.routes = routes
                 self._log_routes()
             self.scheduler.set_max_attempts(config.datadog.max_attempts)
-            changes = await self.scheduler.apply(self._owned_jobs(config))
+            jobs = self._owned_jobs(config)
+            self._show_configuration(config, jobs)
+            changes = await self.scheduler.apply(jobs)
             for client in removed:
                 await client.close()
             self.config = config
@@ -230,14 +234,17 @@ class Exporter:
             )
 
     def _owned_jobs(self, config: Config) -> list[QueryJob]:
-        """The jobs of this replica's shard; keeps the shard self-metrics and page current."""
-        jobs = build_jobs(config, self.options.shard)
+        """The jobs of this replica's shard."""
+        return build_jobs(config, self.options.shard)
+
+    def _show_configuration(self, config: Config, owned: Sequence[QueryJob]) -> None:
+        """The shard self-metrics and the landing page's view of ``config``, whose ``owned``
+        jobs this replica polls."""
         configured = len(config.all_queries())
         shard = self.options.shard
-        self.metrics.set_shard(shard.index, shard.count, len(jobs), configured)
+        self.metrics.set_shard(shard.index, shard.count, len(owned), configured)
         self.context.configured_queries = configured
         self.context.details = describe_queries(config)
-        return jobs
 
     def reload_soon(self) -> None:
         """Start a reload from a signal handler; the task is kept until it finishes."""
