@@ -9,7 +9,7 @@ import asyncio
 import logging
 import signal
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from aiohttp import web
 
@@ -26,7 +26,7 @@ from .listen import ListenError, describe_listen_failure, parse_listen_address
 from .logs import Redactor
 from .scheduler import PollPolicy, Scheduler
 from .selfmetrics import SelfMetrics
-from .server import DOCS_URL, ServerContext, create_app, describe_queries
+from .server import DOCS_URL, Catalog, ServerParts, create_app, describe_queries
 from .sharding import QueryIdentity, Shard
 from .snapshot import SnapshotStore
 
@@ -116,16 +116,20 @@ class Exporter:
             max_attempts=config.datadog.max_attempts,
         )
         self.metrics.watch(self.scheduler.query_states, self.pool.rate_limit_views)
-        self.context = ServerContext(
+        # Set once the polls are started, cleared at stop: what /-/ready answers.
+        self.ready = asyncio.Event()
+        self.catalog = Catalog(routes=tuple(self.routes))
+        self.server = ServerParts(
             store=self.store,
             metrics=self.metrics,
             states=self.scheduler.query_states,
             telemetry_path=options.telemetry_path,
+            ready=self.ready,
             reload=self.reload if config_source is not None else None,
             shard=options.shard,
             max_requests=options.max_requests,
             clock=clock,
-            routes=self.routes,
+            catalog=lambda: self.catalog,
             demo=options.demo,
             docs_url=options.docs_url,
         )
@@ -140,7 +144,7 @@ class Exporter:
         when an address does not resolve or cannot be bound; stop() closes what was opened."""
         addresses = [(a, *parse_listen_address(a)) for a in self.options.listen_addresses]
         security = self.options.web or WebSecurity(None)
-        app = create_app(self.context, security.basic_auth_users)
+        app = create_app(self.server, security.basic_auth_users)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
         await self._runner.setup()
         for address, host, port in addresses:
@@ -161,7 +165,7 @@ class Exporter:
         await self.scheduler.start(jobs)
         self.metrics.config_loaded(True, self.clock.wall())
         self.metrics.watch_loop(asyncio.get_running_loop())
-        self.context.ready = True
+        self.ready.set()
         shard = self.options.shard
         for (address, _, _), port in zip(addresses, self.ports, strict=True):
             log.info(
@@ -173,7 +177,7 @@ class Exporter:
                     "basic_auth": bool(security.basic_auth_users),
                     "max_requests": self.options.max_requests,
                     "queries": len(self.scheduler.query_states()),
-                    "configured_queries": self.context.configured_queries,
+                    "configured_queries": self.catalog.configured_queries,
                     "shard": f"{shard.index}/{shard.count}",
                 },
             )
@@ -197,7 +201,8 @@ class Exporter:
             removed = self.pool.apply(accounts, credentials)
             routes = self.pool.routes(accounts)
             if routes != self.routes:
-                self.routes = self.context.routes = routes
+                self.routes = routes
+                self.catalog = replace(self.catalog, routes=tuple(routes))
                 self._log_routes()
             self.scheduler.set_max_attempts(config.datadog.max_attempts)
             jobs = self._owned_jobs(config)
@@ -243,8 +248,9 @@ class Exporter:
         configured = len(config.all_queries())
         shard = self.options.shard
         self.metrics.set_shard(shard.index, shard.count, len(owned), configured)
-        self.context.configured_queries = configured
-        self.context.details = describe_queries(config)
+        self.catalog = replace(
+            self.catalog, configured_queries=configured, details=describe_queries(config)
+        )
 
     def reload_soon(self) -> None:
         """Start a reload from a signal handler; the task is kept until it finishes."""
@@ -253,7 +259,7 @@ class Exporter:
         task.add_done_callback(self._signalled_reloads.discard)
 
     async def stop(self) -> None:
-        self.context.ready = False
+        self.ready.clear()
         for task in list(self._signalled_reloads):
             task.cancel()
         await asyncio.gather(*self._signalled_reloads, return_exceptions=True)

@@ -52,5 +52,5 @@ async def test_a_failing_second_address_closes_the_first_and_polls_nothing(
             await asyncio.wait_for(serve_until_signalled(exporter), timeout=10)
     assert can_bind(first), "the first address is closed again"
     assert exporter.scheduler.query_states() == [], "no query was started"
-    assert not exporter.context.ready
+    assert not exporter.ready.is_set()
     assert simulator.request_log == []
