@@ -16,12 +16,12 @@ from aiohttp import web
 from .clock import SYSTEM_CLOCK, Clock
 from .collectors.base import QueryJob
 from .collectors.registry import configured_jobs
-from .config.accounts import BaseUrl, resolve_accounts
+from .config.accounts import BaseUrl
 from .config.errors import ConfigError
 from .config.schema import Config, costly_interval_warnings
 from .config.web import WebSecurity
 from .datadog.credentials import Credentials, CredentialsError
-from .datadog.pool import Route, build_pool
+from .datadog.pool import ClientPool, Clients, PoolBuilder, Route
 from .listen import ListenError, describe_listen_failure, parse_listen_address
 from .logs import Redactor
 from .scheduler import PollPolicy, Scheduler
@@ -47,6 +47,8 @@ DEFAULT_MAX_REQUESTS = 40
 
 # Re-reads the configuration for a reload: the new Config and the base URL it implies.
 ConfigSource = Callable[[], tuple[Config, str | BaseUrl]]
+# The same, with the clients' accounts and keys read through the start-up's PoolBuilder.
+ReloadSource = Callable[[], tuple[Config, Clients]]
 
 
 @dataclass
@@ -69,42 +71,79 @@ class RunOptions:
         return tuple(self.listen_address)
 
 
+def build_exporter(
+    config: Config,
+    base_url: str | BaseUrl,
+    credentials: Credentials,
+    redactor: Redactor,
+    options: RunOptions,
+    *,
+    environ: Mapping[str, str],
+    config_source: ConfigSource | None = None,
+    clock: Clock = SYSTEM_CLOCK,
+    poll_policy: PollPolicy | None = None,
+) -> Exporter:
+    """The exporter with its clients, the I/O done here: one :class:`PoolBuilder` reads the
+    proxy variables, ``datadog.ca_file`` and every account's keys now, and again for each
+    reload of ``config_source``.
+
+    ``base_url`` and ``credentials`` are the default account's (the datadog: block and DD_*
+    variables); accounts from an ``accounts:`` list read their own keys from ``environ`` (the
+    command line's snapshot) or files. Raises ConfigError (a proxy variable, datadog.ca_file)
+    or CredentialsError (an account's keys). ``clock`` and ``poll_policy`` go to the clients
+    and the scheduler (defaults: the system clock, the shipped policy)."""
+    builder = PoolBuilder(redactor, credentials, environ)
+    metrics = SelfMetrics()
+    pool = builder.pool(config, base_url, metrics.count_response, clock=clock)
+    reload_source: ReloadSource | None = None
+    if config_source is not None:
+        read = config_source
+
+        def reload_source() -> tuple[Config, Clients]:
+            new, url = read()
+            return new, builder.clients(new, url)
+
+    return Exporter(
+        config,
+        pool,
+        metrics,
+        redactor,
+        options,
+        config_source=reload_source,
+        clock=clock,
+        poll_policy=poll_policy,
+    )
+
+
 class Exporter:
-    """The running daemon: one client per account, one scheduler, one web server."""
+    """The running daemon: one client per account, one scheduler, one web server.
+
+    Built from values (:func:`build_exporter` reads the files and the environment): the
+    constructor reads no file and no variable."""
 
     def __init__(
         self,
         config: Config,
-        base_url: str | BaseUrl,
-        credentials: Credentials,
+        pool: ClientPool,
+        metrics: SelfMetrics,
         redactor: Redactor,
         options: RunOptions,
         *,
-        config_source: ConfigSource | None = None,
-        environ: Mapping[str, str] | None = None,
+        config_source: ReloadSource | None = None,
         clock: Clock = SYSTEM_CLOCK,
         poll_policy: PollPolicy | None = None,
     ):
-        """``base_url`` and ``credentials`` are the default account's (the datadog: block and
-        DD_* variables); accounts from an ``accounts:`` list read their own keys from
-        ``environ`` (default: the process environment) or files. Raises CredentialsError
-        when an account's keys are missing. ``clock`` and ``poll_policy`` go to the clients
-        and the scheduler (defaults: the system clock, the shipped policy)."""
+        """``pool`` holds the clients of ``config``'s accounts, counting their answers in
+        ``metrics``; ``config_source`` (None: no reloads) gives a reload its configuration
+        and clients. ``clock`` and ``poll_policy`` go to the scheduler (defaults: the system
+        clock, the shipped policy)."""
         self.config = config
         self.options = options
         self.config_source = config_source
         self.clock = clock
-        self.metrics = SelfMetrics()
+        self.metrics = metrics
         self.store = SnapshotStore()
-        self.pool = build_pool(
-            config,
-            base_url,
-            credentials,
-            redactor,
-            self.metrics.count_response,
-            environ=environ,
-            clock=clock,
-        )
+        self.pool = pool
         self.routes: list[Route] = self.pool.routes(self.pool.accounts)
         self.scheduler = Scheduler(
             self.pool.client,
@@ -188,9 +227,8 @@ class Exporter:
             return False, "reload is not available: no configuration file"
         async with self._reload_lock:
             try:
-                config, url = await asyncio.to_thread(self.config_source)
-                accounts = resolve_accounts(config, url)
-                credentials = self.pool.credentials(accounts)
+                # Off the loop: the file, datadog.ca_file and key files are read here.
+                config, clients = await asyncio.to_thread(self.config_source)
             except (ConfigError, CredentialsError) as exc:
                 self.metrics.config_loaded(False, self.clock.wall())
                 log.error(
@@ -198,8 +236,8 @@ class Exporter:
                     extra={"error": str(exc)},
                 )
                 return False, f"reload failed, the running configuration stays in effect: {exc}"
-            removed = self.pool.apply(accounts, credentials)
-            routes = self.pool.routes(accounts)
+            removed = self.pool.apply(clients.accounts, clients.credentials)
+            routes = self.pool.routes(clients.accounts)
             if routes != self.routes:
                 self.routes = routes
                 self.catalog = replace(self.catalog, routes=tuple(routes))

@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from exporter.app import Exporter, RunOptions
+from exporter.app import RunOptions, build_exporter
 from exporter.config.schema import parse_config
 from exporter.logs import Redactor
 from exporter.selfmetrics import SelfMetrics
@@ -62,12 +62,13 @@ def closed_port() -> int:
 async def test_ready_once_started_even_while_datadog_is_unreachable() -> None:
     """A Datadog outage must not make Kubernetes restart the pod."""
     redactor = Redactor()
-    exporter = Exporter(
+    exporter = build_exporter(
         parse_config("datadog: {timeout: 1s}\nconnections: [{name: q, interval: 1s}]\n"),
         f"http://127.0.0.1:{closed_port()}",
         credentials(redactor),
         redactor,
         RunOptions("127.0.0.1:0", "/metrics"),
+        environ={},
     )
     await exporter.start()
     base = f"http://127.0.0.1:{exporter.port}"
