@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from exporter.collectors.base import QueryJob
+from exporter.collectors.protocol import QueryJob
 from exporter.collectors.registry import BY_SECTION, configured_jobs
 from exporter.config.schema import Config, parse_config
 from exporter.datadog.client import DatadogClient
