@@ -11,7 +11,7 @@ from exporter.app import RunOptions, build_exporter, serve_until_signalled
 from exporter.config.schema import parse_config
 from exporter.listen import ListenError
 from exporter.logs import Redactor
-from exporter.simulator import Simulator
+from simulator import Simulator
 
 from .conftest import credentials
 

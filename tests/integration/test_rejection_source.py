@@ -11,7 +11,7 @@ from exporter.datadog.client import Forbidden
 from exporter.datadog.pool import ClientPool
 from exporter.datadog.proxies import ProxyRules
 from exporter.logs import Redactor
-from exporter.simulator import Simulator, SimulatorOptions
+from simulator import Simulator, SimulatorOptions
 
 from .conftest import API_KEY, APP_KEY, credentials
 

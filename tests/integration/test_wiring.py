@@ -18,7 +18,7 @@ from exporter.datadog.proxies import ProxyRules
 from exporter.logs import Redactor
 from exporter.selfmetrics import SelfMetrics
 from exporter.sharding import Shard
-from exporter.simulator import Simulator
+from simulator import Simulator
 from tests.helpers import parse_metrics
 
 from .conftest import API_KEY, APP_KEY, credentials

@@ -6,7 +6,7 @@ import base64
 
 import aiohttp
 
-from exporter.simulator import Scenario, Simulator
+from simulator import Scenario, Simulator
 
 from .support import CONNECTIONS, DNS
 

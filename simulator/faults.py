@@ -9,18 +9,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import msgspec
 from aiohttp import web
 
-from exporter.simulator.errors import error_body, html_page
-from exporter.simulator.options import Fault, OptionError
+from simulator.endpoint import JSON_API, Endpoint
+from simulator.errors import error_body, html_page
+from simulator.options import Fault, OptionError
 
-if TYPE_CHECKING:  # endpoints imports this module; only the type is needed here
-    from exporter.simulator.endpoints import Endpoint
-
-JSON_API = "application/vnd.api+json"
 JSON = "application/json"
 HUGE_CHUNK = 256 * 1024
 DEFAULT_DRIP_PAUSE = 0.05
