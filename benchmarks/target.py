@@ -45,7 +45,7 @@ from exporter.logs import Redactor
 from exporter.process import pin_mmap_threshold
 from exporter.scheduler import Scheduler
 from exporter.selfmetrics import SelfMetrics
-from exporter.server import ServerContext, create_app
+from exporter.server import ServerParts, create_app
 from exporter.snapshot import QuerySnapshot, SnapshotStore
 
 TICK_SECONDS = 0.002
@@ -193,7 +193,8 @@ class ExporterTarget:
         ]
 
     def apps(self) -> dict[str, web.Application]:
-        context = ServerContext(self.store, self.metrics, self.scheduler.query_states, ready=True)
+        context = ServerParts(self.store, self.metrics, self.scheduler.query_states)
+        context.ready.set()
         return {"exporter": create_app(context), "floor": floor_app(self.floor_bodies)}
 
     async def copy_floor(self, port: int) -> None:
