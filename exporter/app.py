@@ -182,7 +182,7 @@ class Exporter:
             policy=poll_policy,
             max_attempts=config.datadog.max_attempts,
         )
-        self.metrics.watch(self.scheduler.query_states, self.pool.rate_limit_views)
+        self.metrics.watch(self.pool.rate_limit_views)
         self.context = ServerContext(
             store=self.store,
             metrics=self.metrics,

@@ -1,7 +1,9 @@
 """The HTTP side: landing page, /metrics, health and readiness.
 
 /metrics writes the current data Body (already rendered and compressed by the polls) followed
-by the self-metrics; nothing here calls Datadog or renders data series.
+by the self-metrics: the per-query part as kept since its queries last changed, the
+process-wide part rendered now. Nothing here calls Datadog, renders data series or reads a
+query's state for /metrics.
 """
 
 from __future__ import annotations
@@ -159,13 +161,15 @@ def create_app(
 
     async def serve_metrics(request: web.Request) -> web.StreamResponse:
         body = context.store.body
-        tail = context.metrics.render()
+        tail = context.metrics.for_scrape()
         # Several Accept-Encoding headers are one comma-separated list (RFC 9110).
         compressed = accepts_gzip(",".join(request.headers.getall("Accept-Encoding", ())))
         response = web.StreamResponse(headers={"Content-Type": CONTENT_TYPE})
-        payload = body.gzip(tail) if compressed else body.plain(tail)
         if compressed:
+            payload = body.gzip(tail.process, tail.per_query)
             response.headers["Content-Encoding"] = "gzip"
+        else:
+            payload = body.plain(tail.process, tail.per_query)
         response.content_length = payload.size
         await response.prepare(request)
         try:
