@@ -400,8 +400,10 @@ class DatadogClient:
                     f"{endpoint}: no complete answer within {self.timeout:g}s"
                 ) from None
             except aiohttp.ClientError as exc:
-                self.on_response(endpoint, "connection_error")
-                raise self._connection_failure(endpoint, exc, proxy) from None
+                failure = self._connection_failure(endpoint, exc, proxy)
+                # The same word as the poll's failure reason: dns_error, tls_error, ...
+                self.on_response(endpoint, failure.reason)
+                raise failure from None
 
     @staticmethod
     def _connection_failure(
