@@ -15,7 +15,7 @@ from prometheus_client.registry import Collector
 
 from exporter.exposition import Family, RenderedFamily
 from exporter.exposition import Rendered as RenderedPoll
-from exporter.gzipjoin import compress_piece
+from exporter.gzipjoin import gzip_member
 from exporter.scheduler import QueryState
 from exporter.selfmetrics import (
     ANSWER_ROWS,
@@ -302,13 +302,7 @@ def test_lines_keep_their_order_and_content_through_removals_and_closing_up() ->
     text = b"".join(view.texts)
     assert text == family.header() + b"up{q=1} 1\nup{q=4} 1\nup{q=7} 1\nup{q=9} 0\n"
     assert len(lines) == 4
-    member = gzip.compress(b"")[:10] + b"".join(view.deflated) + b"\x03\x00"
-    assert (
-        gzip.decompress(
-            member + view.total.crc.to_bytes(4, "little") + len(text).to_bytes(4, "little")
-        )
-        == text
-    )
+    assert gzip.decompress(b"".join(gzip_member(view.deflated, view.total))) == text
     assert lines.view() is view  # nothing changed: the same bytes, nothing joined again
 
 
@@ -328,4 +322,23 @@ def test_a_gzip_scrape_joins_the_kept_pieces_into_one_member_equal_to_the_plain_
     assert (len(text), len(member)) == (plain.size, zipped.size)
     assert gzip.decompress(member) == text
     assert text.startswith(b"# HELP datadog_x x\n") and text.endswith(tail.process)
-    assert tail.per_query.texts[0] in text and compress_piece(b"").size == 0
+    assert b"".join(tail.per_query.texts) in text
+
+
+def test_a_change_recompresses_one_block_of_the_one_family_it_changed() -> None:
+    """A query's change costs its own block, not every query's: of 64 queries in blocks of
+    4, changing one query's line of one family leaves every other piece as it was."""
+    lines = QueryLines([Family("a", "h"), Family("b", "h")], block_queries=4)
+    for index in range(64):
+        lines.put(("c", f"q{index}"), [f"a{index} 1\n".encode(), f"b{index} 1\n".encode()])
+    before = lines.view()
+    lines.put(("c", "q9"), [b"a9 2\n", b"b9 1\n"])
+    after = lines.view()
+    assert len(after.deflated) == len(before.deflated) == 2 + 2 * 16
+    changed = [
+        i
+        for i, (old, new) in enumerate(zip(before.deflated, after.deflated, strict=True))
+        if old is not new
+    ]
+    assert changed == [3]  # header a, blocks 0 and 1 of a, then the block holding q9
+    assert after.texts[3] == b"a8 1\na9 2\na10 1\na11 1\n"
