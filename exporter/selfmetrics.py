@@ -400,14 +400,18 @@ class QueryLines:
 
     Per family, queries sit in slots (in the order first put) grouped in blocks of
     ``block_queries``; each block is kept as its text and its compressed piece. :meth:`put`
-    replaces one query's lines and recompresses, for each family whose lines changed, that
-    one block: O(families + changed families x block_queries lines), whatever the number of
-    queries. :meth:`view` joins the blocks when something changed since its last call: one
+    and :meth:`remove` change one query's lines and mark, per family whose lines changed, that
+    one block; :meth:`settle` recompresses the marked blocks, each once however many of its
+    queries changed. So a change settled at once costs O(families + changed families x
+    block_queries lines), whatever the number of queries, and N queries put before one
+    settle (start-up, a reload) cost N / block_queries compressions per family, not N.
+    :meth:`view` settles, then joins the blocks if anything changed since its last call: one
     reference and at most one CRC-32 combine per block (families x queries / block_queries),
-    no formatting, no compression; when nothing changed it is the same object again.
+    no formatting; when nothing changed it is the same object again.
 
     A removed query leaves an empty slot; once half the slots are empty, they are closed up
-    (every block recompressed: O(all lines), after at least half as many removals).
+    (every block marked: O(all lines) at the next settle, after at least as many removals
+    as queries remain).
     """
 
     def __init__(self, families: Sequence[Family], block_queries: int = BLOCK_QUERIES) -> None:
@@ -421,6 +425,7 @@ class QueryLines:
         self._keys: list[tuple[str, str] | None] = []  # by slot; None: an empty slot
         self._lines: list[list[bytes]] = [[] for _ in families]  # per family, by slot
         self._blocks: list[list[tuple[bytes, Piece]]] = [[] for _ in families]
+        self._marked: set[tuple[int, int]] = set()  # (family, block) to compress again
         self._view: Compressed | None = None
 
     def __len__(self) -> int:
@@ -442,7 +447,7 @@ class QueryLines:
         for family, text in enumerate(lines):
             if self._lines[family][slot] != text:
                 self._lines[family][slot] = text
-                self._refill(family, slot // self._block)
+                self._mark(family, slot // self._block)
 
     def remove(self, key: tuple[str, str]) -> None:
         """Serve nothing of ``key`` from now on."""
@@ -453,7 +458,7 @@ class QueryLines:
         for family, family_lines in enumerate(self._lines):
             if family_lines[slot]:
                 family_lines[slot] = b""
-                self._refill(family, slot // self._block)
+                self._mark(family, slot // self._block)
         if 2 * len(self._slots) < len(self._keys):
             self._close_up()
 
@@ -469,19 +474,26 @@ class QueryLines:
         self._lines = [[lines[family] for _, lines in kept] for family in range(len(self._lines))]
         blocks = -(-len(kept) // self._block)
         self._blocks = [[(b"", NO_TEXT)] * blocks for _ in self._lines]
-        for family in range(len(self._lines)):
-            for block in range(blocks):
-                self._refill(family, block)
+        self._marked = {
+            (family, block) for family in range(len(self._lines)) for block in range(blocks)
+        }
         self._view = None
 
-    def _refill(self, family: int, block: int) -> None:
-        start = block * self._block
-        text = b"".join(self._lines[family][start : start + self._block])
-        self._blocks[family][block] = (text, compress_piece(text) if text else NO_TEXT)
+    def _mark(self, family: int, block: int) -> None:
+        self._marked.add((family, block))
         self._view = None
+
+    def settle(self) -> None:
+        """Compress the blocks changed since the last settle, each once."""
+        for family, block in self._marked:
+            start = block * self._block
+            text = b"".join(self._lines[family][start : start + self._block])
+            self._blocks[family][block] = (text, compress_piece(text) if text else NO_TEXT)
+        self._marked.clear()
 
     def view(self) -> Compressed:
         """Every family's header and lines, as text and as compressed pieces."""
+        self.settle()
         if self._view is None:
             self._view = Compressed.of(self._parts())
         return self._view
@@ -589,21 +601,27 @@ class SelfMetrics:
     def show_query(self, state: QueryStatus) -> None:
         """Serve a new query's samples from now on, its loss counters at 0, so Prometheus'
         increase() sees the first dropped row, invalid value or loop restart (a series born
-        at 1 shows no increase). ``state`` is read again at each :meth:`query_changed`."""
+        at 1 shows no increase). ``state`` is read again at each :meth:`query_changed`.
+
+        Its lines are compressed with the next change or scrape: the queries of a start-up
+        or reload, shown one after the other, cost one compression per block, not each."""
         key = (state.collector, state.name)
         known = self._queries.get(key)
         self._queries[key] = (state, known[1] if known is not None else QueryCounts())
-        self.query_changed(key)
+        self._query_lines.put(key, render_query(*self._queries[key]))
 
     def query_changed(self, key: tuple[str, str]) -> None:
         """The query's state changed (a poll ended, the clock made it late or stale): render
-        its samples again. Nothing is served of a query not shown, or forgotten."""
+        its samples again and compress them now, so the scrapes after copy them. Nothing is
+        served of a query not shown, or forgotten."""
         known = self._queries.get(key)
         if known is not None:
             self._query_lines.put(key, render_query(*known))
+            self._query_lines.settle()
 
     def forget_query(self, key: tuple[str, str]) -> None:
-        """A removed query: its samples vanish from /metrics, counters and all."""
+        """A removed query: its samples vanish from /metrics, counters and all (its blocks
+        are compressed again with the next change or scrape)."""
         self._queries.pop(key, None)
         self._query_lines.remove(key)
 
@@ -645,8 +663,9 @@ class SelfMetrics:
     # -- what scrapes serve --------------------------------------------------------------------
 
     def for_scrape(self) -> ScrapeTail:
-        """The per-query part as kept (reading no query's state) and the process-wide part
-        rendered now: neither costs more as queries are added, apart from copying bytes."""
+        """The per-query part as kept (reading no query's state; compressing only blocks of
+        queries shown or forgotten since the last change) and the process-wide part rendered
+        now: neither costs more as queries are added, apart from copying bytes."""
         return ScrapeTail(self._query_lines.view(), generate_latest(self.registry))
 
     def render(self) -> bytes:
