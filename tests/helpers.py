@@ -19,7 +19,7 @@ from typing import TypeVar
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.collectors.base import QueryJob
+from exporter.collectors.protocol import QueryJob
 from exporter.exposition import Rendered, escape_label_value
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -116,14 +116,28 @@ def wait_for(
     )
 
 
+def dying_with_parent(argv: list[str]) -> list[str]:
+    """``argv`` run so that it is sent SIGTERM when the test process dies: a pytest killed by a
+    signal or a CI timeout would otherwise leave its simulators and exporters running, holding
+    ports and CPU. util-linux's setpriv sets Linux's PR_SET_PDEATHSIG and execs ``argv`` (a
+    preexec_fn would run Python between fork and exec, unsafe beside the tests' threads);
+    the kernel watches the thread that started it, the test's main thread."""
+    return ["setpriv", "--pdeathsig", "TERM", "--", *argv]
+
+
 class Process:
-    """A subprocess whose combined output goes to a file the test can read at any time."""
+    """A subprocess whose combined output goes to a file the test can read at any time; it
+    ends with the test process (:func:`dying_with_parent`)."""
 
     def __init__(self, args: list[str], log_path: Path, env: dict[str, str] | None = None):
         self.log_path = log_path
         self._log = log_path.open("wb")
         self.popen = subprocess.Popen(
-            args, stdout=self._log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            dying_with_parent(args),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
         )
 
     def output(self) -> str:

@@ -6,7 +6,11 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+from radon.complexity import cc_rank, cc_visit
 
 ROOT = Path(__file__).resolve().parent.parent
 LINT_IMPORTS = str(Path(sys.executable).parent / "lint-imports")
@@ -31,6 +35,26 @@ def test_ruff_format_is_applied() -> None:
 def test_mypy_strict_finds_nothing() -> None:
     result = run("mypy")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def blocks(source: str) -> Iterator[Any]:
+    """radon's blocks of a module as its ``cc`` command lists them: functions, classes and
+    their methods."""
+    for block in cc_visit(source):
+        yield block
+        yield from getattr(block, "methods", ())
+
+
+def test_no_block_is_more_complex_than_grade_c() -> None:
+    """radon grades a cyclomatic complexity above 20 as D: such a block is split, not kept."""
+    worse = [
+        f"{path.relative_to(ROOT)}:{block.lineno} {block.fullname} "
+        f"{cc_rank(block.complexity)} ({block.complexity})"
+        for path in sorted((ROOT / "exporter").rglob("*.py"))
+        for block in blocks(path.read_text(encoding="utf-8"))
+        if cc_rank(block.complexity) > "C"
+    ]
+    assert worse == []
 
 
 def lint_imports(cwd: Path) -> subprocess.CompletedProcess[str]:

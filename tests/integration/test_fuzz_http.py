@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 
 from exporter.app import build_jobs
 from exporter.catalog import exported_metric_names
-from exporter.collectors.base import QueryJob
+from exporter.collectors.protocol import QueryJob
 from exporter.collectors.registry import BY_SECTION
 from exporter.config.schema import parse_config
 from exporter.datadog.client import DatadogClient

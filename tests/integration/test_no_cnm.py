@@ -8,10 +8,10 @@ import time
 
 import pytest
 
-from exporter.collectors.base import QueryJob
 from exporter.collectors.cases import CasesJob
 from exporter.collectors.connections import ConnectionsJob
 from exporter.collectors.dns import DnsJob
+from exporter.collectors.protocol import QueryJob
 from exporter.config.schema import CasesQuery, ConnectionsQuery, DnsQuery
 from exporter.datadog.client import DatadogClient, HttpError
 from exporter.scheduler import Scheduler

@@ -32,10 +32,10 @@ from datadog_api_client.v2.model.case_aggregate_request_data import CaseAggregat
 from datadog_api_client.v2.model.case_aggregate_resource_type import CaseAggregateResourceType
 
 from exporter.collectors.audience import AudienceJob
-from exporter.collectors.base import ApiRequest
 from exporter.collectors.cases import CasesJob
 from exporter.collectors.dns import DnsJob
 from exporter.collectors.network_health import NetworkHealthJob
+from exporter.collectors.protocol import ApiRequest
 from exporter.config.schema import AudienceQuery, CasesQuery, DnsQuery, NetworkHealthQuery
 from exporter.simulator import Fault, Simulator, SimulatorOptions
 from exporter.simulator.data import TRICKY_SERVICES

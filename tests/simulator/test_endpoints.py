@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 
 from exporter.app import build_jobs
-from exporter.collectors.base import DecodeError
+from exporter.collectors.protocol import DecodeError
 from exporter.collectors.registry import CNM_ENDPOINTS, REGISTRY
 from exporter.config.schema import parse_config
 from exporter.simulator import Fault, Simulator, SimulatorOptions
