@@ -129,7 +129,13 @@ class Process:
     """A subprocess whose combined output goes to a file the test can read at any time; it
     ends with the test process (:func:`dying_with_parent`)."""
 
-    def __init__(self, args: list[str], log_path: Path, env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        args: list[str],
+        log_path: Path,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+    ):
         self.log_path = log_path
         self._log = log_path.open("wb")
         self.popen = subprocess.Popen(
@@ -137,6 +143,7 @@ class Process:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env=env,
+            cwd=cwd,
             start_new_session=True,
         )
 
@@ -168,9 +175,9 @@ class Process:
 
 @contextmanager
 def running(
-    args: list[str], log_path: Path, env: dict[str, str] | None = None
+    args: list[str], log_path: Path, env: dict[str, str] | None = None, cwd: Path | None = None
 ) -> Iterator[Process]:
-    process = Process(args, log_path, env)
+    process = Process(args, log_path, env, cwd)
     try:
         yield process
     finally:
@@ -182,7 +189,7 @@ def start_simulator(tmp_path: Path, *extra: str, api_key: str, app_key: str) -> 
         [
             sys.executable,
             "-m",
-            "exporter.simulator",
+            "simulator",
             "--listen",
             "127.0.0.1:0",
             "--api-key",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from exporter.simulator.fortnight import DAY, Incident, build
+from simulator.fortnight import DAY, Incident, build
 from tests.alerting.harness import (
     ROW_FAMILY,
     RULES_DIR,

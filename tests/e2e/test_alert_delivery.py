@@ -320,7 +320,7 @@ def test_retransmit_storm_is_delivered_to_the_webhook(
         [
             sys.executable,
             "-m",
-            "exporter.simulator",
+            "simulator",
             "--listen",
             "127.0.0.1:0",
             "--api-key",

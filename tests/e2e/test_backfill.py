@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from exporter.simulator import Scenario, SimulatorOptions
+from simulator import Scenario, SimulatorOptions
 from tests.helpers import Process, dying_with_parent, exporter_command, require_tool, wait_for
 
 from .backfill_support import (

@@ -21,7 +21,7 @@ from exporter.config.schema import (
     parse_config,
 )
 from exporter.scheduler import Scheduler
-from exporter.simulator import Fault, Simulator, SimulatorOptions
+from simulator import Fault, Simulator, SimulatorOptions
 from tests.helpers import EXAMPLE_QUERIES, SampleKey, Samples
 
 from .conftest import API_KEY, APP_KEY, deadline, served

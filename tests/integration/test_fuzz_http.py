@@ -38,8 +38,8 @@ from exporter.logs import Redactor
 from exporter.scheduler import Scheduler
 from exporter.selfmetrics import SelfMetrics
 from exporter.server import ServerContext, create_app
-from exporter.simulator import Simulator
 from exporter.snapshot import SnapshotStore
+from simulator import Simulator
 from tests.helpers import SampleKey, parse_metrics, require_tool
 
 from .conftest import credentials

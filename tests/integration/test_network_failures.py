@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from exporter.simulator import Simulator, SimulatorOptions
+from simulator import Simulator, SimulatorOptions
 
 from .conftest import API_KEY, APP_KEY, deadline, scheduler_against, served
 from .egress_support import PrivateCA

@@ -21,7 +21,7 @@ from exporter.exposition import Rendered
 from exporter.logs import LogfmtFormatter, Redactor
 from exporter.scheduler import Backoff, PollPolicy, Scheduler
 from exporter.server import ServerContext, create_app
-from exporter.simulator import Fault, Simulator, SimulatorOptions
+from simulator import Fault, Simulator, SimulatorOptions
 from tests.clocks import HandClock, SteppedClock
 
 from .conftest import API_KEY, deadline, scheduler_against, served

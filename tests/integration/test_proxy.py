@@ -20,7 +20,7 @@ from exporter.config.schema import ConnectionsQuery, load_ca_bundle, parse_confi
 from exporter.datadog.client import ConnectionFailed, DatadogClient, RequestFailed
 from exporter.datadog.proxies import ProxyRules
 from exporter.logs import Redactor
-from exporter.simulator import Simulator, SimulatorOptions
+from simulator import Simulator, SimulatorOptions
 
 from .conftest import API_KEY, APP_KEY, credentials, deadline
 from .egress_support import DATADOG_HOST, ForwardProxy, HostsResolver, PrivateCA

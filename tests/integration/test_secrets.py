@@ -18,7 +18,7 @@ from exporter.config.schema import ConnectionsQuery, parse_config
 from exporter.datadog.client import DatadogClient, RequestFailed
 from exporter.datadog.credentials import Credentials, KeySource
 from exporter.logs import Redactor
-from exporter.simulator import Fault, Simulator
+from simulator import Fault, Simulator
 
 from .conftest import API_KEY, APP_KEY, credentials, deadline
 from .test_faults import FAULTS

@@ -1,7 +1,7 @@
 """A labelled fortnight of history: the landscape, its incidents and their ground truth (pure).
 
 Deterministic for a seed and a start (Unix seconds, midnight UTC). The simulator serves it
-(`python -m exporter.simulator --fortnight START`) and the alert-quality harness
+(`python -m simulator --fortnight START`) and the alert-quality harness
 (tests/alerting/) backfills it, evaluates the shipped alerts over it and scores them
 against the ground truth here.
 
@@ -31,8 +31,8 @@ import random
 from dataclasses import dataclass, field
 from typing import Literal
 
-from exporter.simulator.data import NetworkData
-from exporter.simulator.options import Scenario, ScenarioKind, SimulatorOptions
+from simulator.data import NetworkData
+from simulator.options import Scenario, ScenarioKind, SimulatorOptions
 
 DAY = 86400
 DAYS = 14
