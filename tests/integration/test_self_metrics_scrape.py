@@ -12,8 +12,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from exporter.scheduler import PollPolicy, QueryState, Scheduler
 from exporter.selfmetrics import SelfMetrics
 from exporter.server import ServerContext, create_app
-from exporter.simulator import Fault, Simulator
 from exporter.snapshot import SnapshotStore
+from simulator import Fault, Simulator
 from tests.clocks import SteppedClock, run_stepped
 from tests.helpers import Samples, parse_metrics
 
