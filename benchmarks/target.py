@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import inspect
 import json
 import os
 import sys
@@ -140,7 +141,13 @@ class ExporterTarget:
         self.scheduler = Scheduler(
             lambda _account: self.client, self.client.redactor, self.store, self.metrics
         )
-        self.metrics.watch(self.scheduler.query_states, self.client.rate_limits.views)
+        watch: Any = self.metrics.watch
+        if len(inspect.signature(watch).parameters) == 2:
+            # A --compare checkout from before the per-query self-metrics were kept rendered:
+            # its SelfMetrics read the states at each scrape.
+            watch(self.scheduler.query_states, self.client.rate_limits.views)
+        else:
+            self.metrics.watch(self.client.rate_limits.views)
         self.burst = burst
         self.floor_bodies: dict[str, bytes] = {}  # filled by copy_floor
         self.jobs = [

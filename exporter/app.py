@@ -154,7 +154,7 @@ class Exporter:
             policy=poll_policy,
             max_attempts=config.datadog.max_attempts,
         )
-        self.metrics.watch(self.scheduler.query_states, self.pool.rate_limit_views)
+        self.metrics.watch(self.pool.rate_limit_views)
         # Set once the polls are started, cleared at stop: what /-/ready answers.
         self.ready = asyncio.Event()
         self.catalog = Catalog(routes=tuple(self.routes))

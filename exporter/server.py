@@ -1,7 +1,9 @@
 """The HTTP side: landing page, /metrics, health and readiness.
 
 /metrics writes the current data Body (already rendered and compressed by the polls) followed
-by the self-metrics; nothing here calls Datadog or renders data series.
+by the self-metrics: the per-query part as kept since its queries last changed, the
+process-wide part rendered now. Nothing here calls Datadog, renders data series or reads a
+query's state for /metrics.
 """
 
 from __future__ import annotations
@@ -213,13 +215,15 @@ async def handle_metrics(request: web.Request) -> web.StreamResponse:
 
 async def serve_metrics(request: web.Request) -> web.StreamResponse:
     body = request.app[STORE].body
-    tail = request.app[METRICS].render()
+    tail = request.app[METRICS].for_scrape()
     # Several Accept-Encoding headers are one comma-separated list (RFC 9110).
     compressed = accepts_gzip(",".join(request.headers.getall("Accept-Encoding", ())))
     response = web.StreamResponse(headers={"Content-Type": CONTENT_TYPE})
-    payload = body.gzip(tail) if compressed else body.plain(tail)
     if compressed:
+        payload = body.gzip(tail.process, tail.per_query)
         response.headers["Content-Encoding"] = "gzip"
+    else:
+        payload = body.plain(tail.process, tail.per_query)
     response.content_length = payload.size
     await response.prepare(request)
     try:

@@ -354,7 +354,7 @@ async def running_stack(simulator: Simulator, aiohttp_client: Any) -> AsyncItera
         on_response=metrics.count_response,
     )
     scheduler = Scheduler(lambda _account: client, redactor, SnapshotStore(), metrics)
-    metrics.watch(scheduler.query_states, client.rate_limits.views)
+    metrics.watch(client.rate_limits.views)
     context = ServerParts(scheduler.store, metrics, scheduler.query_states)
     context.ready.set()
     server = await aiohttp_client(create_app(context))
