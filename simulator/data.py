@@ -61,6 +61,15 @@ ZONES = ("us-east-1a", "us-east-1b", "us-east-1c", "eu-west-1a", "zürich-ß-1",
 NAMESPACES = ("default", "payments", "storefront", "kube-system", 'ns"quoted', "ns\\back")
 PORTS = ("443", "5432", "6379", "9092", "80", "8080")
 
+# Counters only newer agents report (older ones leave them out of a row).
+_NEW_AGENT_TOTALS = (
+    "tcp_rto_count",
+    "tcp_recovery_count",
+    "tcp_probe0_count",
+    "tcp_rcv_ooo_pack",
+    "tcp_reord_seen",
+    "tcp_delivered_ce",
+)
 # Totals over the window (int64), in output order.
 CONNECTION_TOTALS = (
     "bytes_sent_by_client",
@@ -71,28 +80,14 @@ CONNECTION_TOTALS = (
     "tcp_resets",
     "tcp_refusals",
     "tcp_timeouts",
-    "tcp_rto_count",
-    "tcp_recovery_count",
-    "tcp_probe0_count",
-    "tcp_rcv_ooo_pack",
-    "tcp_reord_seen",
-    "tcp_delivered_ce",
+    *_NEW_AGENT_TOTALS,
 )
 # Documented as "connections per second from the client": not scaled by the window.
 CONNECTION_RATES = ("tcp_established_connections", "tcp_closed_connections")
 RTT = "rtt_micro_seconds"
 CONNECTION_METRICS = (*CONNECTION_TOTALS, *CONNECTION_RATES)
 _TCP_ONLY = frozenset(m for m in CONNECTION_METRICS if m.startswith("tcp_"))
-_NEW_AGENT_ONLY = frozenset(
-    (
-        "tcp_rto_count",
-        "tcp_recovery_count",
-        "tcp_probe0_count",
-        "tcp_rcv_ooo_pack",
-        "tcp_reord_seen",
-        "tcp_delivered_ce",
-    )
-)
+_NEW_AGENT_ONLY = frozenset(_NEW_AGENT_TOTALS)
 _IDX = {name: i for i, name in enumerate(CONNECTION_METRICS)}
 
 DNS_QUERIES = (
