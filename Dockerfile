@@ -20,6 +20,7 @@ ENV PIP_NO_CACHE_DIR=1 \
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY exporter ./exporter
+COPY simulator ./simulator
 RUN pip wheel --wheel-dir /wheels .
 
 # --- runtime: only the installed wheels, no compilers, no pip cache -----------

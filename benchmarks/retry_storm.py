@@ -38,8 +38,8 @@ from exporter.datadog.credentials import Credentials, KeySource
 from exporter.logs import Redactor
 from exporter.scheduler import Scheduler
 from exporter.selfmetrics import SelfMetrics
-from exporter.simulator import Fault, Simulator, SimulatorOptions
 from exporter.snapshot import SnapshotStore
+from simulator import Fault, Simulator, SimulatorOptions
 
 
 class FastForwardClock:
@@ -111,7 +111,7 @@ def live(seconds: float) -> str:
         [
             sys.executable,
             "-m",
-            "exporter.simulator",
+            "simulator",
             "--listen",
             f"127.0.0.1:{sim_port}",
             "--api-key",

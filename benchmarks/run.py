@@ -38,7 +38,7 @@ from typing import Any
 import aiohttp
 from prometheus_client import disable_created_metrics
 
-from exporter.simulator import Simulator, SimulatorOptions
+from simulator import Simulator, SimulatorOptions
 
 GROUP_BY = "client_service,server_service,client_availability_zone,network.server.port"
 ROOT = Path(__file__).resolve().parent.parent

@@ -37,8 +37,8 @@ from aiohttp import web
 
 import exporter
 from benchmarks.reference import ReferenceExporter
-from exporter.collectors.base import ApiRequest
 from exporter.collectors.connections import ConnectionsJob
+from exporter.collectors.protocol import ApiRequest
 from exporter.config.schema import ConnectionsQuery
 from exporter.datadog.ratelimit import RateLimits
 from exporter.logs import Redactor

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from .clock import SYSTEM_CLOCK, Clock
-from .collectors.base import QueryJob
+from .collectors.protocol import QueryJob
 from .collectors.registry import configured_jobs
 from .config.accounts import BaseUrl, resolve_accounts
 from .config.errors import ConfigError
@@ -31,7 +31,7 @@ from .logs import Redactor
 from .scheduler import PollPolicy, Scheduler
 from .selfmetrics import SelfMetrics
 from .server import DOCS_URL, ServerContext, create_app, describe_queries
-from .sharding import QueryIdentity, Shard
+from .sharding import Shard, ShardKey
 from .snapshot import SnapshotStore
 
 log = logging.getLogger(__name__)
@@ -39,10 +39,10 @@ log = logging.getLogger(__name__)
 
 def build_jobs(config: Config, shard: Shard | None = None) -> list[QueryJob]:
     """One job per configured query this shard owns (all of them unsharded), in file order."""
-    return (shard or Shard()).select(list(configured_jobs(config)), job_identity)
+    return (shard or Shard()).select(list(configured_jobs(config)), shard_key)
 
 
-def job_identity(job: QueryJob) -> QueryIdentity:
+def shard_key(job: QueryJob) -> ShardKey:
     return (job.account, job.collector, job.name)
 
 

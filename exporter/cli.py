@@ -65,7 +65,6 @@ from .sharding import (
     resolve_count,
     resolve_shard,
 )
-from .simulator import Simulator, SimulatorOptions
 
 log = logging.getLogger("exporter")
 
@@ -516,6 +515,10 @@ async def _run(
         docs_url=args.docs_url,
     )
     if args.demo:
+        # Only --demo serves the simulator, so only --demo loads it: every other command starts
+        # without it (tests/unit/test_cli_imports.py).
+        from simulator import Simulator, SimulatorOptions  # noqa: PLC0415
+
         simulator = Simulator(SimulatorOptions(api_key=DEMO_API_KEY, app_key=DEMO_APP_KEY))
         await simulator.start(host="127.0.0.1", port=0)
         log.info("demo mode: serving the built-in Datadog simulator", extra={"url": simulator.url})

@@ -420,6 +420,13 @@ def render_chart_values_schema(chart_schema: str) -> str:
     config = config_json_schema()
     values["$defs"] = config.pop("$defs", {})
     config.pop("$schema", None)
+    # The chart polls its shipped queries when `config` names no query section (an empty
+    # map, or `datadog:` settings alone); one that names any must still poll something.
+    sections = [name for choice in config.get("anyOf", ()) for name in choice["required"]]
+    config["anyOf"] = [
+        {"not": {"anyOf": [{"required": [name]} for name in sections]}},
+        *config.get("anyOf", ()),
+    ]
     values["properties"]["config"] = config
     return json.dumps(values, indent=2, ensure_ascii=False) + "\n"
 

@@ -7,31 +7,28 @@ endpoint takes one). Never more: :func:`planned_calls` is what the report announ
 calls go through the exporter's own client (proxy, TLS trust, redaction), so what passes here
 is what the running exporter will meet.
 
-:func:`answer_rows` and :func:`na_fields` read an answer for the report; the live poll's "0
-rows" and "N/A" signals are issue 16's other half and belong with it once merged.
+:func:`answer_signals` reads an answer for the report through the collector's own decode and
+render, so its rows and N/A fields are the live poll's.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 from .clock import SYSTEM_CLOCK, Clock
-from .collectors.base import ApiRequest, DecodeError, QueryJob
-from .collectors.registry import REGISTRY, Collector
+from .collectors.protocol import ApiRequest, DecodeError, QueryJob
+from .collectors.registry import REGISTRY, ApiArea
 from .config.accounts import Account
 from .config.report import COLUMN
-from .config.schema import CasesQuery, Config, DnsQuery, PolledQuery, WindowedQuery
-from .datadog.client import ApiError, DatadogClient
+from .config.schema import Config, PolledQuery
+from .datadog.client import DatadogClient, RequestFailed
 from .datadog.credentials import CredentialsError
 from .datadog.pool import ClientPool, Route
 from .durations import format_duration
 
 VALIDATE = ApiRequest("validate", "GET", "/api/v1/validate")
 OK = "OK"
-NA = "N/A"
 
 
 @dataclass(frozen=True)
@@ -60,7 +57,7 @@ class AccountCheck:
     skipped: list[str] = field(default_factory=list)  # endpoints not called, and why
 
 
-def probed_queries(config: Config, account: str) -> list[tuple[Collector, PolledQuery]]:
+def probed_queries(config: Config, account: str) -> list[tuple[ApiArea, PolledQuery]]:
     """The account's first query of each endpoint, in the registry's order."""
     found = []
     for entry in REGISTRY:
@@ -82,55 +79,16 @@ def planned_calls(config: Config, accounts: Sequence[Account]) -> int:
     return sum(1 + len(probed_queries(config, a.name)) for a in accounts)
 
 
-def answer_rows(endpoint: str, body: bytes) -> list[dict[str, list[str]]]:
-    """The rows of an answer, each as group field -> values (empty for rows without fields).
+def answer_signals(job: QueryJob, body: bytes) -> tuple[int, tuple[str, ...]]:
+    """The rows of a 200 answer and the group_by fields no row of it resolved, read by the
+    collector's own decode and render: the report says what the live poll will say
+    (``datadog_exporter_answer_rows``, ``datadog_exporter_group_by_unresolved``).
 
-    Reads the shapes of datadog-api.md; the collector's own decode has accepted the body.
+    Raises DecodeError for an answer the collector cannot use.
     """
-    document: Any = json.loads(body)
-    data = document.get("data") if isinstance(document, dict) else None
-    if endpoint == "connections" and isinstance(data, list):
-        return [_connection_groups(row) for row in data]
-    if endpoint == "dns" and isinstance(data, list):
-        return [_dns_groups(row) for row in data]
-    if endpoint == "network_health" and isinstance(data, list):
-        return [{} for _ in data]  # one row per insight; no group_by to judge
-    attributes = data.get("attributes") if isinstance(data, dict) else None
-    attributes = attributes if isinstance(attributes, dict) else {}
-    if endpoint == "cases":
-        groups = attributes.get("groups") or []
-        return [{"group": [str(g.get("group"))]} for g in groups if isinstance(g, dict)]
-    return [{} for _ in attributes.get("connections") or []]
-
-
-def _connection_groups(row: Any) -> dict[str, list[str]]:
-    groups = (row.get("attributes") or {}).get("group_bys") or {}
-    return {str(k): [str(v) for v in vs] for k, vs in groups.items() if isinstance(vs, list)}
-
-
-def _dns_groups(row: Any) -> dict[str, list[str]]:
-    found: dict[str, list[str]] = {}
-    for item in (row.get("attributes") or {}).get("group_bys") or []:
-        if isinstance(item, dict):
-            found.setdefault(str(item.get("key")), []).append(str(item.get("value")))
-    return found
-
-
-def na_fields(query: PolledQuery, rows: list[dict[str, list[str]]]) -> tuple[str, ...]:
-    """The group_by fields that are ``N/A`` or absent in every row of a non-empty answer (a
-    field Datadog does not know, most often); for cases, all of them when every group is N/A."""
-    if not rows:
-        return ()
-    if isinstance(query, CasesQuery):
-        every_na = all(row.get("group") == [NA] for row in rows)
-        return tuple(query.group_by) if every_na else ()
-    if isinstance(query, DnsQuery):
-        fields = query.label_fields
-    elif isinstance(query, WindowedQuery):
-        fields = query.group_by
-    else:
-        return ()
-    return tuple(name for name in fields if all(set(row.get(name) or [NA]) <= {NA} for row in rows))
+    rendered = job.render(job.decode(body))
+    unresolved = tuple(name for name, none in rendered.group_by_unresolved if none)
+    return rendered.rows, unresolved
 
 
 async def check_online(
@@ -166,11 +124,11 @@ async def check_online(
             ]
             continue
         for entry, query in queries:
-            job = entry.job(query, account.name, config.labels_accounts)
+            job = entry.job(query, account.name, config.account_label)
             probe, body = await _call(client, job.request(clock.wall()))
             probe = replace(probe, query=f"{entry.section}/{query.name}")
             if body is not None:
-                probe = _read_answer(probe, job, query, body)
+                probe = _read_answer(probe, job, body)
             check.probes.append(probe)
     return checks
 
@@ -182,7 +140,7 @@ async def _call(client: DatadogClient, request: ApiRequest) -> tuple[Probe, byte
     try:
         body = await client.fetch(request)
         probe = Probe(endpoint, "", OK)
-    except ApiError as exc:
+    except RequestFailed as exc:
         # A 401 or 403 says unauthorized/forbidden and carries the hint the live poll's
         # failure line carries (datadog.rejections): the key, the site, the permission.
         probe = Probe(endpoint, "", exc.reason, str(exc))
@@ -190,14 +148,13 @@ async def _call(client: DatadogClient, request: ApiRequest) -> tuple[Probe, byte
     return replace(probe, limit=state.limit, period=state.period, remaining=state.remaining), body
 
 
-def _read_answer(probe: Probe, job: QueryJob, query: PolledQuery, body: bytes) -> Probe:
+def _read_answer(probe: Probe, job: QueryJob, body: bytes) -> Probe:
     """The rows of a 200 answer and its N/A group_by fields; an unusable one is a failure."""
     try:
-        job.decode(body)
-        rows = answer_rows(probe.endpoint, body)
-    except (DecodeError, ValueError, AttributeError, TypeError) as exc:
+        rows, unresolved = answer_signals(job, body)
+    except DecodeError as exc:
         return replace(probe, status="decode_error", detail=f"{probe.endpoint}: {exc}")
-    return replace(probe, rows=len(rows), na_fields=na_fields(query, rows))
+    return replace(probe, rows=rows, na_fields=unresolved)
 
 
 def render(checks: Sequence[AccountCheck], planned: int) -> tuple[str, bool]:

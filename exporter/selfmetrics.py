@@ -136,7 +136,8 @@ _PER_ENDPOINT = ("account", "endpoint")
 API_REQUESTS = Family(
     "datadog_exporter_api_requests",
     "Requests sent to the Datadog API, by account, endpoint and HTTP status "
-    "(or timeout / connection_error).",
+    "(or, with no answer, the network failure's reason: timeout, dns_error, "
+    "connection_refused, tls_error, connection_error).",
     "counter",
     labels=(*_PER_ENDPOINT, "code"),
     value=Value.COUNTER,

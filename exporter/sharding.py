@@ -1,7 +1,7 @@
 """Which replica polls which query: rendezvous (highest random weight) hashing.
 
-A query's identity is ``(account, collector, name)``. Every shard index gets a weight for the
-identity from a keyed cryptographic hash (stable across processes, Python versions and
+A query's shard key is ``(account, collector, name)``. Every shard index gets a weight for the
+key from a keyed cryptographic hash (stable across processes, Python versions and
 machines, unlike ``hash()``); the shard with the highest weight owns the query. Going from N
 to N+1 shards therefore moves only the queries the new shard wins (about 1/(N+1) of them) and
 never moves a query between two shards that existed before.
@@ -19,7 +19,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-QueryIdentity = tuple[str, str, str]  # (account, collector, query name)
+# What a query is hashed by: (account, collector, query name). Not the snapshot's QueryKey
+# (collector, name), which already tells queries apart: the account stays in so that the
+# replica each query lands on never changes across versions.
+ShardKey = tuple[str, str, str]
 T = TypeVar("T")
 
 INDEX_ENV = "EXPORTER_SHARD_INDEX"
@@ -35,18 +38,18 @@ class ShardError(ValueError):
     """The shard index or count is missing, not a number, or out of range."""
 
 
-def shard_weight(identity: QueryIdentity, shard: int) -> int:
+def shard_weight(key: ShardKey, shard: int) -> int:
     """The rendezvous weight of ``shard`` for one query: 64 bits of BLAKE2b."""
     # NUL cannot appear in names (accounts and queries are validated), so fields cannot blur.
-    key = "\0".join((*identity, str(shard))).encode("utf-8")
-    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big")
+    material = "\0".join((*key, str(shard))).encode("utf-8")
+    return int.from_bytes(hashlib.blake2b(material, digest_size=8).digest(), "big")
 
 
-def owner(identity: QueryIdentity, count: int) -> int:
+def owner(key: ShardKey, count: int) -> int:
     """The shard index in ``range(count)`` that owns the query (ties go to the lower index)."""
     if count < 1:
         raise ShardError("the shard count must be at least 1")
-    return max(range(count), key=lambda shard: (shard_weight(identity, shard), -shard))
+    return max(range(count), key=lambda shard: (shard_weight(key, shard), -shard))
 
 
 @dataclass(frozen=True)
@@ -71,19 +74,19 @@ class Shard:
     def sharded(self) -> bool:
         return self.count > 1
 
-    def owns(self, identity: QueryIdentity) -> bool:
-        return self.count == 1 or owner(identity, self.count) == self.index
+    def owns(self, key: ShardKey) -> bool:
+        return self.count == 1 or owner(key, self.count) == self.index
 
-    def select(self, items: Iterable[T], identity_of: Callable[[T], QueryIdentity]) -> list[T]:
+    def select(self, items: Iterable[T], key_of: Callable[[T], ShardKey]) -> list[T]:
         """The items this shard owns, in their original order."""
-        return [item for item in items if self.owns(identity_of(item))]
+        return [item for item in items if self.owns(key_of(item))]
 
 
-def assignment(identities: Sequence[QueryIdentity], count: int) -> dict[int, list[QueryIdentity]]:
-    """Every shard index (also those that own nothing) with the identities it owns."""
-    owned: dict[int, list[QueryIdentity]] = {shard: [] for shard in range(count)}
-    for identity in identities:
-        owned[owner(identity, count)].append(identity)
+def assignment(keys: Sequence[ShardKey], count: int) -> dict[int, list[ShardKey]]:
+    """Every shard index (also those that own nothing) with the keys it owns."""
+    owned: dict[int, list[ShardKey]] = {shard: [] for shard in range(count)}
+    for key in keys:
+        owned[owner(key, count)].append(key)
     return owned
 
 

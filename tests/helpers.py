@@ -19,7 +19,7 @@ from typing import TypeVar
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.collectors.base import QueryJob
+from exporter.collectors.protocol import QueryJob
 from exporter.exposition import Rendered, escape_label_value
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -116,14 +116,35 @@ def wait_for(
     )
 
 
-class Process:
-    """A subprocess whose combined output goes to a file the test can read at any time."""
+def dying_with_parent(argv: list[str]) -> list[str]:
+    """``argv`` run so that it is sent SIGTERM when the test process dies: a pytest killed by a
+    signal or a CI timeout would otherwise leave its simulators and exporters running, holding
+    ports and CPU. util-linux's setpriv sets Linux's PR_SET_PDEATHSIG and execs ``argv`` (a
+    preexec_fn would run Python between fork and exec, unsafe beside the tests' threads);
+    the kernel watches the thread that started it, the test's main thread."""
+    return ["setpriv", "--pdeathsig", "TERM", "--", *argv]
 
-    def __init__(self, args: list[str], log_path: Path, env: dict[str, str] | None = None):
+
+class Process:
+    """A subprocess whose combined output goes to a file the test can read at any time; it
+    ends with the test process (:func:`dying_with_parent`)."""
+
+    def __init__(
+        self,
+        args: list[str],
+        log_path: Path,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+    ):
         self.log_path = log_path
         self._log = log_path.open("wb")
         self.popen = subprocess.Popen(
-            args, stdout=self._log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            dying_with_parent(args),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
         )
 
     def output(self) -> str:
@@ -154,9 +175,9 @@ class Process:
 
 @contextmanager
 def running(
-    args: list[str], log_path: Path, env: dict[str, str] | None = None
+    args: list[str], log_path: Path, env: dict[str, str] | None = None, cwd: Path | None = None
 ) -> Iterator[Process]:
-    process = Process(args, log_path, env)
+    process = Process(args, log_path, env, cwd)
     try:
         yield process
     finally:
@@ -168,7 +189,7 @@ def start_simulator(tmp_path: Path, *extra: str, api_key: str, app_key: str) -> 
         [
             sys.executable,
             "-m",
-            "exporter.simulator",
+            "simulator",
             "--listen",
             "127.0.0.1:0",
             "--api-key",

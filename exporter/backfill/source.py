@@ -1,12 +1,16 @@
-"""The one adapter between the backfill and the exporter's polling parts.
+"""The one adapter between the backfill and the exporter's polling parts (the collectors,
+the Datadog client, the fetch path); the rest of the backfill reaches them only through it,
+but for the CredentialsError that building the clients raises, which ``cli`` reports.
 
-Two services, and nothing else of the exporter is touched by the backfill:
-
+- :func:`select_queries` and :func:`sections`: the queries ``--query`` names and the
+  collectors with history, from the registry;
 - :meth:`WindowSource.fetch`: the answer of query Q for the window a live poll at ``t``
   asks for (``[t - delay - window, t - delay]``), through the same :class:`DatadogClient`
   (one per account, built as the exporter builds its pool), through the scheduler's one fetch
   path (:func:`fetch_with_retries`) under a stop rule of its own: no poll deadline (a backfill
   window has no next tick to give up for), 429s not counted against the attempts;
+  :meth:`WindowSource.client` gives an account's client, whose rate-limit state the
+  progress and the budget lines read;
 - :func:`render`: that answer as the live exporter renders it (same collector job, same
   families, label sets and values), plus ``datadog_exporter_window_seconds``.
 
@@ -22,7 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from ..clock import SYSTEM_CLOCK, Clock
-from ..collectors.base import DecodeError, QueryJob
+from ..collectors.protocol import DecodeError, QueryJob
 from ..collectors.registry import REGISTRY
 from ..config.schema import Config, TimeWindowQuery
 from ..datadog.client import DatadogClient, Forbidden, MissingCredentials, Unauthorized
@@ -96,7 +100,7 @@ class Selection:
 
 def select_queries(config: Config, wanted: Sequence[str]) -> Selection:
     """The queries ``--query`` names (``NAME`` or ``COLLECTOR/NAME``; none: every one)."""
-    labelled = config.labels_accounts
+    account_label = config.account_label
     history: list[HistoryQuery] = []
     others: list[tuple[str, str]] = []
     for entry in REGISTRY:
@@ -106,7 +110,7 @@ def select_queries(config: Config, wanted: Sequence[str]) -> Selection:
                 continue
             # A past window is asked for with from/to: only windowed queries have history.
             assert isinstance(q, TimeWindowQuery)
-            job = entry.job(q, config.account_of(q), labelled)
+            job = entry.job(q, config.account_of(q), account_label)
             labels = ("query", "account", *job.label_names)
             history.append(HistoryQuery(entry.section, q.name, job.account, q, job, labels))
 

@@ -34,8 +34,8 @@ from ..exposition import (
     escape_label_value,
     format_value,
 )
-from .base import ApiRequest
-from .common import PolledJob, decode, decoding, keep_rows
+from .helpers import PolledJob, decode, decoding, keep_rows
+from .protocol import ApiRequest
 
 PATH = "/api/v2/product-analytics/{entity}/mapping/connections"
 
@@ -191,5 +191,5 @@ class AudienceJob(PolledJob[AudienceQuery]):
     def render(self, answer: list[_Connection]) -> Rendered:
         with decoding("audience"):
             return render_answer(
-                answer, self.settings.entity, self.series_account, self.settings.max_series
+                answer, self.settings.entity, self.account_label_value, self.settings.max_series
             )

@@ -32,8 +32,7 @@ from ..exposition import (
     format_value,
     label_names_for,
 )
-from .base import ApiRequest, DecodeError
-from .common import (
+from .helpers import (
     NOT_AVAILABLE,
     Number,
     PolledJob,
@@ -44,6 +43,7 @@ from .common import (
     label_prefix,
     number,
 )
+from .protocol import ApiRequest, DecodeError
 
 PATH = "/api/v2/cases/aggregate"
 
@@ -220,7 +220,7 @@ class CasesJob(PolledJob[CasesQuery]):
                 answer,
                 self.name,
                 group_label_name(self.settings.group_by),
-                self.series_account,
+                self.account_label_value,
                 self.settings.max_series,
             )
             unresolved = unresolved_groups(

@@ -13,7 +13,7 @@ The documented exception to how collectors are written: to render 7,500-row answ
 values stay the JSON text Datadog sent until rendering checks them column by column (so
 ``render`` may raise DecodeError too), label text is cached from one poll to the next, and
 families are built column by column in C-level list operations rather than row by row. Which
-rows are rendered is decided by the shared :func:`~exporter.collectors.common.keep_rows`, as
+rows are rendered is decided by the shared :func:`~exporter.collectors.helpers.keep_rows`, as
 everywhere: a row's series there are its fields present (a value later found unreadable
 included), and ``invalid_values`` counts what the rows kept could not give.
 """
@@ -39,8 +39,7 @@ from ..exposition import (
     format_value,
     label_names_for,
 )
-from .base import ApiRequest, DecodeError
-from .common import (
+from .helpers import (
     Number,
     PolledJob,
     UnreadableNumber,
@@ -54,6 +53,7 @@ from .common import (
     unresolved_fields,
     windowed_request,
 )
+from .protocol import ApiRequest, DecodeError
 
 PATH = "/api/v2/network/connections/aggregate"
 
@@ -242,7 +242,7 @@ class _LabelCache:
     fields: list[str]
     names: list[str]
     entries: dict[bytes, bytes] = field(default_factory=dict)
-    # The group_by fields each distinct ``group_bys`` resolves (see common.resolved_in).
+    # The group_by fields each distinct ``group_bys`` resolves (see helpers.resolved_in).
     resolved: dict[bytes, frozenset[str]] = field(default_factory=dict)
 
     def labels_of(self, rows: list[_Attributes]) -> list[bytes]:
@@ -430,7 +430,7 @@ class ConnectionsJob(PolledJob[ConnectionsQuery]):
 
     def __post_init__(self) -> None:
         cache = _LabelCache(
-            "{" + label_prefix(self.settings.name, self.series_account),
+            "{" + label_prefix(self.settings.name, self.account_label_value),
             self.settings.group_by,
             self.label_names,
         )

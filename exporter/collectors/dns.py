@@ -32,8 +32,7 @@ from ..exposition import (
     format_value,
     label_names_for,
 )
-from .base import ApiRequest
-from .common import (
+from .helpers import (
     Number,
     PolledJob,
     UnreadableNumber,
@@ -47,6 +46,7 @@ from .common import (
     unresolved_fields,
     windowed_request,
 )
+from .protocol import ApiRequest
 
 PATH = "/api/v2/network/dns/aggregate"
 _PREFIX = "datadog_dns_"
@@ -279,6 +279,6 @@ class DnsJob(PolledJob[DnsQuery]):
                 self.name,
                 self.settings.label_fields,
                 self.label_names,
-                account=self.series_account,
+                account=self.account_label_value,
                 max_series=self.settings.max_series,
             )

@@ -48,8 +48,7 @@ from ..exposition import (
     escape_label_value,
     format_value,
 )
-from .base import ApiRequest, DecodeError
-from .common import (
+from .helpers import (
     Number,
     PolledJob,
     UnreadableNumber,
@@ -60,6 +59,7 @@ from .common import (
     number,
     window_params,
 )
+from .protocol import ApiRequest, DecodeError
 
 PATH = "/api/v2/network-health-insights"
 SECONDS_PER_DAY = 86400
@@ -312,82 +312,63 @@ def decode_rows(body: bytes) -> list[msgspec.Raw]:
     return decode(_decoder, body, "network_health").data
 
 
-def render_rows(
-    rows: list[msgspec.Raw],
-    query_name: str,
-    *,
-    categories: frozenset[str] = frozenset(),
-    certificate_id_label: bool = False,
-    account: str | None = None,
-    max_series: int = DEFAULT_MAX_SERIES,
-) -> Rendered:
-    """Render the insights of one answer (see the module's docstring)."""
-    prefix = label_prefix(query_name, account)
-    sets: dict[str, _Set] = {}
-    invalid = 0
-    insights = 0
+def _set_of(sets: dict[str, _Set], labels: str, certificate: bool) -> _Set:
+    found = sets.get(labels)
+    if found is None:
+        found = sets[labels] = _Set(labels, certificate)
+    return found
 
-    def set_of(labels: str, certificate: bool) -> _Set:
-        found = sets.get(labels)
-        if found is None:
-            found = sets[labels] = _Set(labels, certificate)
-        return found
 
-    for raw in rows:
-        try:
-            attrs = _row_decoder.decode(raw).attributes
-        except msgspec.ValidationError:
-            if not categories:
-                insights += 1
-            invalid += 1
-            continue
-        if attrs is None:
-            if not categories:
-                insights += 1
-            continue
-        try:
-            category = _text(attrs.type)
-        except _WrongType:
-            invalid += 1
-            continue
-        if categories and category not in categories:
-            continue
-        insights += 1
-        try:
-            failure_labels = [("category", category), *_read_labels(attrs, _FAILURE_KEYS[1:])]
-            insight_extra = _read_labels(attrs, _INSIGHT_EXTRA)
-            certificate_labels = _read_labels(attrs, _CERTIFICATE_KEYS)
-            certificate_extra = _read_labels(attrs, _CERTIFICATE_EXTRA)
-        except _WrongType:
-            invalid += 1
-            continue
-        failures = set_of(_labels(prefix, failure_labels), False)
-        failures.info.setdefault(
-            f"{INSIGHT_INFO.name}{{{_labels(failures.labels, insight_extra)}}} 1\n"
+def _add_traffic(failures: _Set, raw: msgspec.Raw) -> None:
+    """The bytes of an insight's ``traffic_volume`` object, when it has one."""
+    if not raw:
+        return
+    try:
+        traffic = _traffic_decoder.decode(raw)
+    except msgspec.ValidationError:
+        failures.unreadable |= {READ_BYTES, WRITTEN_BYTES, TRAFFIC_BYTES}
+        return
+    if traffic is not None:
+        failures.add(READ_BYTES, traffic.bytes_read, _add)
+        failures.add(WRITTEN_BYTES, traffic.bytes_written, _add)
+        failures.add(TRAFFIC_BYTES, traffic.total_traffic, _add)
+
+
+def _add_insight(
+    sets: dict[str, _Set],
+    prefix: str,
+    attrs: _Attributes,
+    category: str | None,
+    certificate_id_label: bool,
+) -> None:
+    """Add one insight's values to the sets of its labels; _WrongType (and nothing added)
+    when one of its labels is not a string."""
+    failure_labels = [("category", category), *_read_labels(attrs, _FAILURE_KEYS[1:])]
+    insight_extra = _read_labels(attrs, _INSIGHT_EXTRA)
+    certificate_labels = _read_labels(attrs, _CERTIFICATE_KEYS)
+    certificate_extra = _read_labels(attrs, _CERTIFICATE_EXTRA)
+    failures = _set_of(sets, _labels(prefix, failure_labels), False)
+    failures.info.setdefault(
+        f"{INSIGHT_INFO.name}{{{_labels(failures.labels, insight_extra)}}} 1\n"
+    )
+    failures.add(FAILURE_RATIO, attrs.failure_rate, max, 0.01)
+    failures.add(FAILURES, attrs.failure_magnitude, _add)
+    failures.add(REQUESTS, attrs.total_requests, _add)
+    _add_traffic(failures, attrs.traffic_volume)
+    # Certificates are documented for the tls-cert category only.
+    if category == "tls-cert":
+        id_pair = certificate_extra[:1] if certificate_id_label else []
+        certificate = _set_of(sets, _labels(prefix, certificate_labels + id_pair), True)
+        certificate.info.setdefault(
+            f"{CERTIFICATE_INFO.name}{{"
+            f"{_labels(_labels(prefix, certificate_labels), certificate_extra)}}} 1\n"
         )
-        failures.add(FAILURE_RATIO, attrs.failure_rate, max, 0.01)
-        failures.add(FAILURES, attrs.failure_magnitude, _add)
-        failures.add(REQUESTS, attrs.total_requests, _add)
-        if attrs.traffic_volume:
-            try:
-                traffic = _traffic_decoder.decode(attrs.traffic_volume)
-            except msgspec.ValidationError:
-                traffic = None
-                failures.unreadable |= {READ_BYTES, WRITTEN_BYTES, TRAFFIC_BYTES}
-            if traffic is not None:
-                failures.add(READ_BYTES, traffic.bytes_read, _add)
-                failures.add(WRITTEN_BYTES, traffic.bytes_written, _add)
-                failures.add(TRAFFIC_BYTES, traffic.total_traffic, _add)
-        # Certificates are documented for the tls-cert category only.
-        if category == "tls-cert":
-            id_pair = certificate_extra[:1] if certificate_id_label else []
-            certificate = set_of(_labels(prefix, certificate_labels + id_pair), True)
-            certificate.info.setdefault(
-                f"{CERTIFICATE_INFO.name}{{"
-                f"{_labels(_labels(prefix, certificate_labels), certificate_extra)}}} 1\n"
-            )
-            certificate.add(CERTIFICATE_EXPIRY, attrs.days_until_expiration, min, SECONDS_PER_DAY)
-            certificate.add(CERTIFICATE_LIFETIME, attrs.certificate_lifetime_percent, max, 0.01)
+        certificate.add(CERTIFICATE_EXPIRY, attrs.days_until_expiration, min, SECONDS_PER_DAY)
+        certificate.add(CERTIFICATE_LIFETIME, attrs.certificate_lifetime_percent, max, 0.01)
+
+
+def _rendered(sets: dict[str, _Set], max_series: int, invalid: int, insights: int) -> Rendered:
+    """The families of the label sets that fit in ``max_series``, in answer order."""
     ordered = list(sets.values())
     kept = keep_rows([s.labels for s in ordered], lambda index: ordered[index].series, max_series)
     lines: dict[Family, list[str]] = {family: [] for family in FAMILIES}
@@ -411,6 +392,47 @@ def render_rows(
         invalid_values=invalid,
         rows=insights,
     )
+
+
+def render_rows(
+    rows: list[msgspec.Raw],
+    query_name: str,
+    *,
+    categories: frozenset[str] = frozenset(),
+    certificate_id_label: bool = False,
+    account: str | None = None,
+    max_series: int = DEFAULT_MAX_SERIES,
+) -> Rendered:
+    """Render the insights of one answer (see the module's docstring)."""
+    prefix = label_prefix(query_name, account)
+    sets: dict[str, _Set] = {}
+    invalid = 0
+    insights = 0
+    for raw in rows:
+        try:
+            attrs = _row_decoder.decode(raw).attributes
+        except msgspec.ValidationError:
+            if not categories:
+                insights += 1
+            invalid += 1
+            continue
+        if attrs is None:
+            if not categories:
+                insights += 1
+            continue
+        try:
+            category = _text(attrs.type)
+        except _WrongType:
+            invalid += 1
+            continue
+        if categories and category not in categories:
+            continue
+        insights += 1
+        try:
+            _add_insight(sets, prefix, attrs, category, certificate_id_label)
+        except _WrongType:
+            invalid += 1
+    return _rendered(sets, max_series, invalid, insights)
 
 
 @dataclass(frozen=True)
@@ -444,6 +466,6 @@ class NetworkHealthJob(PolledJob[NetworkHealthQuery]):
                 self.name,
                 categories=frozenset(self.settings.categories),
                 certificate_id_label=self.settings.certificate_id_label,
-                account=self.series_account,
+                account=self.account_label_value,
                 max_series=self.settings.max_series,
             )

@@ -29,7 +29,7 @@ from ..config.schema import (
 )
 from ..exposition import Family
 from . import audience, cases, connections, dns, network_health
-from .base import QueryJob
+from .protocol import QueryJob
 
 # Builds a query's job from its settings, its account and whether series carry the account.
 JobFactory = Callable[[Any, str, bool], QueryJob]
@@ -46,7 +46,7 @@ class Permission:
 
 
 @dataclass(frozen=True)
-class Collector:
+class ApiArea:
     """What the exporter knows about one API area."""
 
     query: type[PolledQuery]  # the model of one query of its section; names section, endpoint
@@ -79,8 +79,8 @@ _CNM_READ = Permission(
     inferred=True,
     source="inferred: Datadog's permission for reading Cloud Network Monitoring data",
 )
-REGISTRY: tuple[Collector, ...] = (
-    Collector(
+REGISTRY: tuple[ApiArea, ...] = (
+    ApiArea(
         ConnectionsQuery,
         connections.ConnectionsJob,
         connections.FAMILIES,
@@ -89,7 +89,7 @@ REGISTRY: tuple[Collector, ...] = (
         cnm=True,
         title="CNM connections",
     ),
-    Collector(
+    ApiArea(
         DnsQuery,
         dns.DnsJob,
         dns.FAMILIES,
@@ -98,7 +98,7 @@ REGISTRY: tuple[Collector, ...] = (
         cnm=True,
         title="CNM DNS",
     ),
-    Collector(
+    ApiArea(
         CasesQuery,
         cases.CasesJob,
         cases.FAMILIES,
@@ -108,7 +108,7 @@ REGISTRY: tuple[Collector, ...] = (
         ),
         title="Case Management",
     ),
-    Collector(
+    ApiArea(
         AudienceQuery,
         audience.AudienceJob,
         audience.FAMILIES,
@@ -120,7 +120,7 @@ REGISTRY: tuple[Collector, ...] = (
         ),
         title="RUM Audience Management",
     ),
-    Collector(
+    ApiArea(
         NetworkHealthQuery,
         network_health.NetworkHealthJob,
         network_health.FAMILIES,
@@ -141,7 +141,7 @@ class RegistryMismatch(Exception):
     """The registry and the configuration model disagree about the sections."""
 
 
-def check_sections(registry: tuple[Collector, ...], model: type[BaseModel]) -> None:
+def check_sections(registry: tuple[ApiArea, ...], model: type[BaseModel]) -> None:
     """Raise RegistryMismatch unless ``registry`` has one entry per query section of ``model``,
     with the same query model, and every section and endpoint is named once."""
     sections = query_sections(model)
@@ -175,13 +175,13 @@ def check_sections(registry: tuple[Collector, ...], model: type[BaseModel]) -> N
 
 check_sections(REGISTRY, Config)
 
-BY_SECTION: dict[str, Collector] = {entry.section: entry for entry in REGISTRY}
+BY_SECTION: dict[str, ApiArea] = {entry.section: entry for entry in REGISTRY}
 # The endpoints of Cloud Network Monitoring: an organisation without CNM gets a bare 400.
 CNM_ENDPOINTS = frozenset(entry.endpoint for entry in REGISTRY if entry.cnm)
-BY_ENDPOINT: dict[str, Collector] = {entry.endpoint: entry for entry in REGISTRY}
+BY_ENDPOINT: dict[str, ApiArea] = {entry.endpoint: entry for entry in REGISTRY}
 
 
 def configured_jobs(config: Config) -> Iterator[QueryJob]:
     """One job per configured query, section by section, in file order."""
     for section, query in config.all_queries():
-        yield BY_SECTION[section].job(query, config.account_of(query), config.labels_accounts)
+        yield BY_SECTION[section].job(query, config.account_of(query), config.account_label)

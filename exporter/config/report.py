@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
 from ..durations import format_duration
-from ..sharding import QueryIdentity, assignment
+from ..sharding import ShardKey, assignment
 from .schema import Config, RateLimitExpectation, query_endpoints, query_sections
 
 # The width of the collector and endpoint columns: the longest name (network_health), so
@@ -102,26 +102,25 @@ def summary(
     return "\n".join(out)
 
 
-def assignment_report(queries: Iterable[tuple[QueryIdentity, float]], count: int) -> str:
+def assignment_report(queries: Iterable[tuple[ShardKey, float]], count: int) -> str:
     """What ``--config.check --shard.count N`` adds: who polls what, and what it costs.
 
-    ``queries`` holds each query's identity and polling interval in seconds.
+    ``queries`` holds each query's key and polling interval in seconds.
     """
     intervals = dict(queries)
     owned = assignment(list(intervals), count)
     lines = [f"shard assignment over {count} replicas (rendezvous hashing):"]
-    for shard, identities in owned.items():
-        lines.append(f"  shard {shard}: {len(identities)} queries")
+    for shard, keys in owned.items():
+        lines.append(f"  shard {shard}: {len(keys)} queries")
         lines += [
-            f"    {account:<12} {collector:<{COLUMN}} {name}"
-            for account, collector, name in identities
+            f"    {account:<12} {collector:<{COLUMN}} {name}" for account, collector, name in keys
         ]
     lines.append("API calls per hour, per shard and account:")
-    for shard, identities in owned.items():
+    for shard, keys in owned.items():
         calls: dict[tuple[str, str], float] = defaultdict(float)
-        for identity in identities:
-            account, collector, _ = identity
-            calls[(account, collector)] += calls_per_hour(intervals[identity])
+        for key in keys:
+            account, collector, _ = key
+            calls[(account, collector)] += calls_per_hour(intervals[key])
         if not calls:
             lines.append(f"  shard {shard:<4} (nothing to poll)")
         lines += [

@@ -1,6 +1,7 @@
 """The configuration schema: the YAML file's models, validated once and frozen.
 
-Owns the pydantic models (``extra="forbid"``), the duration types and reading the file; every
+Owns the pydantic models (``extra="forbid"``) and the duration types; :func:`load_config` reads
+the file through :mod:`~exporter.config.errors` (the bounded reader and the YAML loader). Every
 failure becomes a :class:`~exporter.config.errors.ConfigError` naming the offending key path
 (``connections[1].limit``). Nothing here performs network I/O.
 """
@@ -328,7 +329,8 @@ class PolledQuery(StrictModel):
     )
 
     @property
-    def keep_stale_seconds(self) -> float:
+    def effective_stale_after(self) -> float:
+        """``stale_after`` in seconds with its default applied (3 intervals, at least 5m)."""
         if self.stale_after is not None:
             return self.stale_after
         return max(3 * self.interval, 300.0)
@@ -641,7 +643,7 @@ class Config(StrictModel):
         return [a.name for a in self.accounts] or [DEFAULT_ACCOUNT]
 
     @property
-    def labels_accounts(self) -> bool:
+    def account_label(self) -> bool:
         """True when data series carry an ``account`` label (``accounts:`` is configured)."""
         return bool(self.accounts)
 

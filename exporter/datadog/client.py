@@ -2,7 +2,7 @@
 the proxy (``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY``, see proxies.py) and the TLS trust
 (``datadog.ca_file``) of every request.
 
-It sends one :class:`ApiRequest` and returns the body bytes or raises an :class:`ApiError`
+It sends one :class:`ApiRequest` and returns the body bytes or raises an :class:`RequestFailed`
 that carries a one-line, secret-free description and a ``reason`` used as a metric label.
 It never follows a redirect: the keys go to the configured host (or through the proxy to
 it) and nowhere else. It does not retry or sleep: the scheduler decides when to call again.
@@ -28,7 +28,7 @@ from yarl import URL
 
 from .. import __version__
 from ..clock import SYSTEM_CLOCK, Clock
-from ..collectors.base import ApiRequest
+from ..collectors.protocol import ApiRequest
 from ..logs import Redactor
 from .credentials import Credentials, CredentialsError
 from .proxies import Proxy, ProxyRules
@@ -40,14 +40,15 @@ log = logging.getLogger(__name__)
 USER_AGENT = f"datadog-cnm-exporter/{__version__}"
 
 
-class ApiError(Exception):
-    """A request failed. ``reason`` is a short label value; str() is one clear line."""
+class RequestFailed(Exception):
+    """A request failed, whatever the cause: an error answer, a timeout, the network, no
+    credentials. ``reason`` is a short label value; str() is one clear line."""
 
     reason = "error"
     retryable = False
 
 
-class RateLimited(ApiError):
+class RateLimited(RequestFailed):
     """429: no call to this endpoint before ``retry_at`` (monotonic seconds)."""
 
     reason = "rate_limited"
@@ -57,7 +58,7 @@ class RateLimited(ApiError):
         self.retry_at = retry_at
 
 
-class HttpError(ApiError):
+class HttpError(RequestFailed):
     """A 4xx answer other than 429: retrying the same request will not help."""
 
     reason = "http_error"
@@ -119,12 +120,12 @@ def retry_after_seconds(value: str | None, now: float) -> float | None:
     return min(max(0.0, seconds), _MOST_RETRY_AFTER)
 
 
-class RequestTimeout(ApiError):
+class RequestTimeout(RequestFailed):
     reason = "timeout"
     retryable = True
 
 
-class ConnectionFailed(ApiError):
+class ConnectionFailed(RequestFailed):
     """No answer for a network reason: the subclasses say which (DNS, a refused port, TLS),
     so an operator can tell a resolver from a firewall from a certificate at a glance."""
 
@@ -162,11 +163,11 @@ class ProxyRefused(ConnectionFailed):
     retryable = False
 
 
-class ResponseTooLarge(ApiError):
+class ResponseTooLarge(RequestFailed):
     reason = "too_large"
 
 
-class MissingCredentials(ApiError):
+class MissingCredentials(RequestFailed):
     reason = "credentials"
 
 
@@ -350,14 +351,14 @@ class DatadogClient:
         return self._session
 
     async def fetch(self, request: ApiRequest) -> bytes:
-        """Send ``request``; return the 2xx body or raise an ApiError (never anything else)."""
+        """Send ``request``; return the 2xx body or raise an RequestFailed (never anything else)."""
         try:
             headers = self.credentials.headers()
         except CredentialsError as exc:
             raise MissingCredentials(str(exc)) from None
         try:
             return await self._send(request, headers)
-        except ApiError as exc:
+        except RequestFailed as exc:
             # Error text can echo a request; strip any key before it travels further.
             exc.args = (self.redactor.redact(str(exc)),)
             raise
@@ -400,8 +401,10 @@ class DatadogClient:
                     f"{endpoint}: no complete answer within {self.timeout:g}s"
                 ) from None
             except aiohttp.ClientError as exc:
-                self.on_response(endpoint, "connection_error")
-                raise self._connection_failure(endpoint, exc, proxy) from None
+                failure = self._connection_failure(endpoint, exc, proxy)
+                # The same word as the poll's failure reason: dns_error, tls_error, ...
+                self.on_response(endpoint, failure.reason)
+                raise failure from None
 
     @staticmethod
     def _connection_failure(

@@ -29,9 +29,10 @@ log = logging.getLogger(__name__)
 DEFAULT_BLOCK_SECONDS = 60.0
 # A 429 blocks for at least this long: one with reset 0 must not turn into a tight loop.
 MIN_BLOCK_SECONDS = 1.0
-# A 429 blocks its endpoint at most this long, whatever its reset header says: a hostile or
-# garbled reset must not silence an endpoint for years. If the limit still holds after it,
-# the next call gets another 429 and blocks again; that costs one call an hour.
+# No answer keeps its endpoint waiting longer than this, whatever its reset header says (a
+# 429's block, or a period's end with no call left): a hostile or garbled reset must not
+# silence an endpoint for years. If the limit still holds after it, the next call gets
+# another 429 or another empty budget and waits again; that costs one call an hour.
 MAX_BLOCK_SECONDS = 3600.0
 # Header values beyond this (calls or seconds) are not ones Datadog sends; read as unreadable.
 MAX_HEADER_VALUE = 10**9
@@ -115,7 +116,7 @@ class RateLimits:
             state.period = float(period)
         reset = _int_header(headers.get("X-RateLimit-Reset"), None)
         if reset is not None:
-            state.reset_at = self.clock.monotonic() + reset
+            state.reset_at = self.clock.monotonic() + min(reset, MAX_BLOCK_SECONDS)
 
     def record_429(self, endpoint: str, headers: Mapping[str, str]) -> tuple[float, float]:
         """Block ``endpoint`` after a 429 for ``X-RateLimit-Reset`` seconds (else

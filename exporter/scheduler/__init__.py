@@ -3,9 +3,11 @@
 Each query polls on its own interval, the first poll spread over the first seconds so a big
 configuration does not burst. One owner per piece:
 
-- :mod:`.poll` — :class:`QueryPoller`: one query's polls (rate-limit slot, fetch, retries,
-  render, publish) and the one writer of its :class:`QueryState` (:mod:`.state`), lateness
-  and staleness included; :class:`Client` is what it needs of a Datadog client;
+- :mod:`.fetch` — :func:`~.fetch.fetch_with_retries`: the one fetch path (rate-limit slot,
+  fetch, classify, retry) of polls and backfill windows; :class:`Client` is what it needs
+  of a Datadog client;
+- :mod:`.poll` — :class:`QueryPoller`: one query's polls (fetch, render, publish) and the
+  one writer of its :class:`QueryState` (:mod:`.state`), lateness and staleness included;
 - :mod:`.loop` — :class:`PollLoop`: one query's schedule and task, restarted by its
   supervisor when it ends anyway;
 - :mod:`.scheduler` — :class:`Scheduler`: the collection (add, reload, stop, order) and

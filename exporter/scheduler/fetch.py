@@ -1,6 +1,8 @@
 """The one fetch path: slot, fetch, classify, retry. Live polls and backfill windows both
 send their requests through :func:`fetch_with_retries`; they differ only in their
 :class:`StopRule` (how many requests, until when, whether a 429 counts as one).
+``--config.check.online`` is the one caller of the client beside it: it sends one call per
+endpoint on purpose and reports that answer, which a retry would hide.
 
 Each request waits for its endpoint's slot in the client's :class:`RateLimits` (a 429's block,
 the budget's pacing); a 429 is followed by the next slot (which waits out the block); a 5xx,
@@ -17,8 +19,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ..clock import Clock
-from ..collectors.base import ApiRequest
-from ..datadog.client import ApiError, RateLimited, ServerError
+from ..collectors.protocol import ApiRequest
+from ..datadog.client import RateLimited, RequestFailed, ServerError
 from ..datadog.ratelimit import NoSlot, RateLimits
 from .policy import Backoff
 
@@ -39,7 +41,7 @@ class Client(Protocol):
     def rate_limits(self) -> RateLimits: ...
 
     async def fetch(self, request: ApiRequest) -> bytes:
-        """The 2xx body, or an ApiError."""
+        """The 2xx body, or an RequestFailed."""
         ...
 
 
@@ -69,7 +71,7 @@ class FetchFailed(Exception):
     """A fetch that gave up; ``reason`` is the poll_errors label, ``cause`` the last error of
     the client (None when no slot came before the deadline)."""
 
-    def __init__(self, reason: str, message: str, cause: ApiError | None = None):
+    def __init__(self, reason: str, message: str, cause: RequestFailed | None = None):
         super().__init__(message)
         self.reason = reason
         self.cause = cause
@@ -84,7 +86,7 @@ class Attempts:
     slot_seconds: float = 0.0  # time spent waiting for them
 
 
-def retry_delay(exc: ApiError, attempt: int, retry: Backoff, rng: random.Random) -> float:
+def retry_delay(exc: RequestFailed, attempt: int, retry: Backoff, rng: random.Random) -> float:
     """How long to wait before retrying after the ``attempt``-th counted request (1-based)
     failed with ``exc``: what Datadog asked for in Retry-After, else the jittered backoff."""
     if isinstance(exc, ServerError) and exc.retry_after is not None:
@@ -129,7 +131,7 @@ async def fetch_with_retries(
                 if counted >= stop.max_attempts:
                     raise FetchFailed(exc.reason, str(exc), exc) from None
             continue  # the next slot waits for the reset, or gives up at the deadline
-        except ApiError as exc:
+        except RequestFailed as exc:
             counted += 1
             if exc.retryable and counted < stop.max_attempts:
                 delay = retry_delay(exc, counted, retry, rng)

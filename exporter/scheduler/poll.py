@@ -21,9 +21,9 @@ import traceback
 from typing import get_args, get_type_hints
 
 from ..clock import Clock
-from ..collectors.base import DecodeError, QueryJob
+from ..collectors.protocol import DecodeError, QueryJob
 from ..config.schema import DEFAULT_MAX_ATTEMPTS
-from ..datadog.client import ApiError
+from ..datadog.client import RequestFailed
 from ..datadog.ratelimit import NoSlot
 from ..durations import format_duration
 from ..exposition import Rendered
@@ -48,14 +48,14 @@ INTERNAL_ERROR = "internal_error"
 
 def _error_reasons() -> tuple[str, ...]:
     """Every reason a poll can fail for, read from the error classes that carry them: no
-    slot before the deadline, each ApiError the client raises, and the two of this module."""
+    slot before the deadline, each RequestFailed the client raises, and the two of this module."""
     no_slot = get_args(get_type_hints(NoSlot.__init__)["reason"])
     found: list[str] = []
-    pending: list[type[ApiError]] = [ApiError]
+    pending: list[type[RequestFailed]] = [RequestFailed]
     while pending:
         cls = pending.pop(0)
         pending += cls.__subclasses__()
-        if cls is not ApiError:
+        if cls is not RequestFailed:
             found.append(cls.reason)
     return tuple(dict.fromkeys([*no_slot, *found, DECODE_ERROR, INTERNAL_ERROR]))
 
@@ -332,7 +332,7 @@ class QueryPoller:
             return
         # Monotonic: set back by hours, the wall clock would keep dead series for those hours.
         age = self.clock.monotonic() - published
-        if age <= self.job.keep_stale_seconds:
+        if age <= self.job.effective_stale_after:
             state.serving_stale = True
             return
         if not await self.writer.drop_if_current(snapshot):

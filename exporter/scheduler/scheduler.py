@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from ..clock import SYSTEM_CLOCK, Clock
-from ..collectors.base import QueryJob
+from ..collectors.protocol import QueryJob
 from ..config.schema import DEFAULT_MAX_ATTEMPTS
 from ..logs import Redactor
 from ..selfmetrics import SelfMetrics

@@ -1,6 +1,6 @@
 """The alert-quality harness: every shipped alert measured on the simulator's labelled fortnight.
 
-1. The simulator serves the fortnight (exporter/simulator/fortnight.py); the project's own
+1. The simulator serves the fortnight (simulator/fortnight.py); the project's own
    ``backfill`` fetches its connections, DNS and Network Health Insights history with the
    shipped configuration (deploy/kubernetes/base/config.yml) plus the opt-in
    ``network_health`` query it lacks (``NETWORK_HEALTH_QUERY``, shaped as the shipped CNM
@@ -60,8 +60,8 @@ import yaml
 
 from exporter.backfill.source import WINDOW_FAMILY
 from exporter.catalog import data_metric_names
-from exporter.simulator.fortnight import DAY, Fortnight, Incident
-from exporter.simulator.fortnight import build as build_fortnight
+from simulator.fortnight import DAY, Fortnight, Incident
+from simulator.fortnight import build as build_fortnight
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES_DIR = ROOT / "deploy" / "prometheus" / "rules"
@@ -327,7 +327,7 @@ def backfill(fortnight: Fortnight, work: Path, families: Sequence[str]) -> Itera
     it when complete), so that promtool can build blocks while later days are fetched."""
     out = work / "backfill"
     command = [
-        sys.executable, "-m", "exporter.simulator", "--listen", "127.0.0.1:0",
+        sys.executable, "-m", "simulator", "--listen", "127.0.0.1:0",
         "--api-key", KEYS["api_key"], "--app-key", KEYS["app_key"], "--seed", str(fortnight.seed),
         "--fortnight", str(fortnight.start), "--rate-limit", "1000000",
     ]  # fmt: skip

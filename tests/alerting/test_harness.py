@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from exporter.simulator.fortnight import DAY, Incident, build
+from simulator.fortnight import DAY, Incident, build
 from tests.alerting.harness import (
     CONFIG,
     HISTORY_QUERIES,

@@ -311,7 +311,7 @@ def simulator_container(api_key: str, app_key: str) -> dict[str, Any]:
     return {
         "name": SIMULATOR_CONTAINER,
         "image": EXPORTER_IMAGE,
-        "command": ["python", "-m", "exporter.simulator"],
+        "command": ["python", "-m", "simulator"],
         "args": [
             f"--listen=127.0.0.1:{SIMULATOR_PORT}",
             f"--api-key={api_key}",

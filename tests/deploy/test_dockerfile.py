@@ -77,5 +77,5 @@ def test_exposes_default_port_and_entrypoints_the_console_script() -> None:
 def test_dockerignore_keeps_the_context_small() -> None:
     lines = (REPO / ".dockerignore").read_text().splitlines()
     assert next(line for line in lines if not line.startswith("#")) == "*"
-    for needed in ("!pyproject.toml", "!exporter/", "!README.md"):
+    for needed in ("!pyproject.toml", "!exporter/", "!simulator/", "!README.md"):
         assert needed in lines

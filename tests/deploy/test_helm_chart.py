@@ -423,12 +423,51 @@ def test_ambiguous_keys_are_refused(sets: tuple[str, ...], error: str) -> None:
     assert proc.returncode != 0 and error in proc.stderr, describe(proc)
 
 
-def test_the_default_config_is_the_shipped_one_but_for_the_site() -> None:
-    """The chart's site comes from datadog.site (DD_SITE), which a site in the file would
-    override; otherwise the chart's default is deploy/kubernetes/base/config.yml."""
-    shipped = load_yaml(KUSTOMIZE / "base" / "config.yml")
+def shipped_config() -> dict[str, Any]:
+    """deploy/kubernetes/base/config.yml but for its site: the chart's site comes from
+    datadog.site (DD_SITE), which a site in the file would override."""
+    shipped: dict[str, Any] = load_yaml(KUSTOMIZE / "base" / "config.yml")
     del shipped["datadog"]["site"]
-    assert load_values(CHART / "values.yaml")["config"] == shipped
+    return shipped
+
+
+def rendered_config(values: Path | None = None, sets: tuple[str, ...] = ()) -> dict[str, Any]:
+    config: dict[str, Any] = yaml.safe_load(
+        exporter_config_map(template(*filter(None, [values]), sets=sets))["data"]["config.yml"]
+    )
+    return config
+
+
+def test_the_default_config_is_the_shipped_one_but_for_the_site() -> None:
+    """Read through files/config.yml, a link to the kustomize base's file: one copy."""
+    link = CHART / "files" / "config.yml"
+    assert link.is_symlink()
+    assert link.resolve() == (KUSTOMIZE / "base" / "config.yml").resolve()
+    assert load_values(CHART / "values.yaml")["config"] == {}
+    assert rendered_config() == shipped_config()
+
+
+def test_your_queries_replace_the_shipped_ones_whole(tmp_path: Path) -> None:
+    """Helm merges a values map key by key: a default holding queries would have kept
+    polling the shipped dns, cases and audience queries beside a user's connections."""
+    mine = {"connections": [{"name": "mine", "group_by": ["client_service"]}]}
+    values = tmp_path / "mine.yaml"
+    values.write_text(yaml.safe_dump({"config": mine}))
+    assert rendered_config(values) == mine
+    notes_text = notes(tmp_path, values)
+    assert [line for line in notes_text.splitlines() if line.startswith("  - ")] == [
+        "  - connections: mine"
+    ]
+
+
+def test_settings_alone_keep_the_shipped_queries() -> None:
+    """`--set config.datadog.timeout=20s` tunes the shipped configuration, and a config
+    naming a section with no query is refused rather than polling nothing."""
+    expected = shipped_config()
+    expected["datadog"]["timeout"] = "20s"
+    assert rendered_config(sets=("config.datadog.timeout=20s",)) == expected
+    empty = template_text(sets=("config.connections={}",))
+    assert empty.returncode != 0, describe(empty)
 
 
 @pytest.mark.parametrize("values", [v for v in CI_VALUES if v != NETWORK_POLICY], ids=ids)
@@ -439,7 +478,7 @@ def test_the_config_is_rendered_and_the_exporter_accepts_it(values: Path, tmp_pa
     assert volumes["config"]["configMap"]["name"] == config_map["metadata"]["name"]
     assert "--config.file=/etc/datadog-cnm-exporter/config.yml" in container(docs)["args"]
     text = config_map["data"]["config.yml"]
-    assert yaml.safe_load(text) == load_values(CHART / "values.yaml")["config"]
+    assert yaml.safe_load(text) == (load_values(values).get("config") or shipped_config())
     path = tmp_path / "config.yml"
     path.write_text(text)
     proc = run([tool("datadog-cnm-exporter"), "--config.check", f"--config.file={path}"])
@@ -625,8 +664,8 @@ def test_notes_tell_how_to_reach_metrics_and_what_is_configured(
         listed = [line.strip() for line in text.splitlines() if line.startswith("  - ")]
         assert listed == [
             f"- {collector}: {query.get('name') or query['entity']}"
-            for collector in ("connections", "dns", "cases", "audience")
-            for query in config.get(collector, [])
+            for collector in sorted(config.keys() - {"datadog"})
+            for query in config[collector]
         ]
     else:
         assert "from your ConfigMap my-exporter-config" in text
@@ -655,6 +694,7 @@ def test_helm_package_holds_the_chart_and_nothing_else(tmp_path: Path) -> None:
             "values.schema.json",
             ".helmignore",
             "files/dashboard.json",
+            "files/config.yml",
             *rules,
             *templates,
         }
@@ -662,6 +702,9 @@ def test_helm_package_holds_the_chart_and_nothing_else(tmp_path: Path) -> None:
             extracted = tar.extractfile(members[name])
             assert extracted is not None
             assert extracted.read() == (RULES_DIR / Path(name).name).read_bytes()
+        config = tar.extractfile(members["files/config.yml"])
+        assert config is not None
+        assert config.read() == (KUSTOMIZE / "base" / "config.yml").read_bytes()
     # The packaged chart renders what the checkout renders.
     packaged = helm_run("template", RELEASE, str(archive), "--namespace", NAMESPACE,
                         "--values", str(EXISTING_SECRET))  # fmt: skip

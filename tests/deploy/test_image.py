@@ -125,21 +125,22 @@ def test_nothing_is_writable_but_the_mounted_tmp(running: tuple[str, int]) -> No
     assert writable - RUNTIME_IPC == {"/tmp"}
 
 
-def test_the_image_holds_this_checkouts_exporter(exporter: Built) -> None:
-    """Every source file of the package, installed byte for byte (a stale layer cache
-    would serve an older checkout's wheels)."""
+@pytest.mark.parametrize("package", ["exporter", "simulator"])
+def test_the_image_holds_this_checkouts_packages(exporter: Built, package: str) -> None:
+    """Every source file of both packages (the exporter and the simulator --demo serves),
+    installed byte for byte (a stale layer cache would serve an older checkout's wheels)."""
     listing = textwrap.dedent(
-        """
+        f"""
         import hashlib, json, pathlib
-        root = pathlib.Path("/usr/local/lib/python3.11/dist-packages/exporter")
-        print(json.dumps({str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-                          for p in sorted(root.rglob("*")) if p.suffix in (".py", ".yml")}))
+        root = pathlib.Path("/usr/local/lib/python3.11/dist-packages/{package}")
+        print(json.dumps({{str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+                          for p in sorted(root.rglob("*")) if p.suffix in (".py", ".yml")}}))
         """
     )
     installed = json.loads(
         ok(podman("run", "--rm", "--entrypoint=python", exporter.tag, "-c", listing))
     )
-    source = REPO / "exporter"
+    source = REPO / package
     checkout = {
         str(p.relative_to(source)): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(source.rglob("*"))
@@ -170,5 +171,5 @@ def test_the_image_adds_only_the_installed_wheels(base: Built, exporter: Built) 
     )
     assert found["tools"] == [], "no build tools in the image"
     assert found["caches"] == [], "no pip cache, wheels or source tree left behind"
-    assert "exporter" in found["site"]
+    assert {"exporter", "simulator"} <= set(found["site"])
     assert not {"tests", "benchmarks"} & set(found["site"]), "no tests or benchmarks installed"

@@ -25,7 +25,7 @@ import yaml
 
 from exporter.collectors.registry import BY_SECTION, REGISTRY
 from exporter.config.schema import TimeWindowQuery, parse_config
-from exporter.simulator import Scenario, Simulator, SimulatorOptions
+from simulator import Scenario, Simulator, SimulatorOptions
 from tests.helpers import (
     Process,
     exporter_command,

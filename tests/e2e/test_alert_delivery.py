@@ -41,6 +41,8 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.helpers import dying_with_parent
+
 pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[2]
@@ -158,7 +160,7 @@ class Processes:
         log = self.directory / f"{name}.log"
         with log.open("wb") as out:
             popen = subprocess.Popen(
-                argv,
+                dying_with_parent(argv),
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -318,7 +320,7 @@ def test_retransmit_storm_is_delivered_to_the_webhook(
         [
             sys.executable,
             "-m",
-            "exporter.simulator",
+            "simulator",
             "--listen",
             "127.0.0.1:0",
             "--api-key",

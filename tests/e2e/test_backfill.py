@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from exporter.simulator import Scenario, SimulatorOptions
-from tests.helpers import Process, exporter_command, require_tool, wait_for
+from simulator import Scenario, SimulatorOptions
+from tests.helpers import Process, dying_with_parent, exporter_command, require_tool, wait_for
 
 from .backfill_support import (
     JOB,
@@ -354,7 +354,7 @@ def test_a_run_killed_midway_resumes_into_the_same_files(
     log = tmp_path / "killed.log"
     with log.open("wb") as out:
         killed = subprocess.Popen(
-            backfill_command(*args, "--output", str(resumed)),
+            dying_with_parent(backfill_command(*args, "--output", str(resumed))),
             stdout=out, stderr=subprocess.STDOUT, env=cli_env(url), start_new_session=True,
         )  # fmt: skip
     kill_when(killed, log, "percent=40", timeout=60)
@@ -492,7 +492,7 @@ def test_on_a_terminal_progress_is_a_bar(tmp_path: Path, simulator: Simulators) 
     args = _small_run(tmp_path)
     primary, secondary = pty.openpty()
     process = subprocess.Popen(
-        backfill_command(*args, "--output", str(tmp_path / "o")),
+        dying_with_parent(backfill_command(*args, "--output", str(tmp_path / "o"))),
         stdout=subprocess.DEVNULL, stderr=secondary, stdin=subprocess.DEVNULL, env=cli_env(url),
     )  # fmt: skip
     os.close(secondary)

@@ -42,7 +42,7 @@ def https_simulator(tmp_path: Path, ca: trustme.CA) -> tuple[Process, str]:
     key.write_bytes(cert.private_key_pem.bytes())
     process = Process(
         [
-            *(sys.executable, "-m", "exporter.simulator", "--listen", "127.0.0.1:0"),
+            *(sys.executable, "-m", "simulator", "--listen", "127.0.0.1:0"),
             *("--api-key", API_KEY, "--app-key", APP_KEY),
             *("--tls-cert-file", str(chain), "--tls-key-file", str(key)),
         ],

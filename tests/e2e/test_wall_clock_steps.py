@@ -15,17 +15,18 @@ pytestmark = pytest.mark.e2e
 
 API_KEY = "e2e-faketime-api-key-0123456789abcdef"
 APP_KEY = "e2e-faketime-app-key-fedcba9876543210fedcba"
-LIBFAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
+# Debian installs it under the machine's multiarch directory (x86_64-linux-gnu, aarch64-...).
+LIBFAKETIMES = sorted(Path("/usr/lib").glob("*/faketime/libfaketime.so.1"))
 
 
 def faked_wall_clock(offset_file: Path) -> dict[str, str]:
     """The environment that lets the test step the process's wall clock by rewriting
     ``offset_file`` (``+2h``, ``-2h``), its monotonic clock untouched."""
-    if not LIBFAKETIME.exists():
-        pytest.fail(f"{LIBFAKETIME} is missing: install the Debian package faketime")
+    if not LIBFAKETIMES:
+        pytest.fail("/usr/lib/*/faketime/libfaketime.so.1 is missing: install the package faketime")
     offset_file.write_text("+0\n")
     return {
-        "LD_PRELOAD": str(LIBFAKETIME),
+        "LD_PRELOAD": str(LIBFAKETIMES[0]),
         "FAKETIME_TIMESTAMP_FILE": str(offset_file),
         "FAKETIME_NO_CACHE": "1",
         "FAKETIME_DONT_FAKE_MONOTONIC": "1",

@@ -16,8 +16,8 @@ from exporter.datadog.credentials import Credentials, KeySource
 from exporter.logs import Redactor, setup_logging
 from exporter.scheduler import PollPolicy, Scheduler
 from exporter.selfmetrics import SelfMetrics
-from exporter.simulator import Simulator, SimulatorOptions
 from exporter.snapshot import SnapshotStore
+from simulator import Simulator, SimulatorOptions
 from tests.helpers import Samples, parse_metrics
 
 API_KEY = "integration-api-key-1234567890abcdef"

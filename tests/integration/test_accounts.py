@@ -16,7 +16,7 @@ from exporter.config.schema import parse_config
 from exporter.datadog.credentials import CredentialsError
 from exporter.logs import Redactor
 from exporter.scheduler import PollPolicy
-from exporter.simulator import Fault, Simulator, SimulatorOptions
+from simulator import Fault, Simulator, SimulatorOptions
 from tests.helpers import Samples, parse_metrics
 from tests.integration.conftest import credentials
 

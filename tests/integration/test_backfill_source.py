@@ -9,7 +9,7 @@ import pytest
 from exporter.backfill.source import WindowSource, select_queries
 from exporter.config.schema import parse_config
 from exporter.logs import Redactor
-from exporter.simulator import Simulator, SimulatorOptions
+from simulator import Simulator, SimulatorOptions
 
 KEYS = {"DD_API_KEY": "sim-api-key", "DD_APP_KEY": "sim-app-key"}
 CONFIG = parse_config("connections: [{name: total, interval: 5m, window: 5m}]")

@@ -18,8 +18,8 @@ from exporter.datadog.client import (
     ServerError,
 )
 from exporter.logs import Redactor
-from exporter.simulator import Fault, Simulator
-from exporter.simulator.options import ErrorShape
+from simulator import Fault, Simulator
+from simulator.options import ErrorShape
 
 from .conftest import API_KEY, APP_KEY, credentials
 

@@ -9,10 +9,10 @@ import pytest
 
 from exporter.app import build_jobs
 from exporter.collectors.audience import AudienceJob
-from exporter.collectors.base import QueryJob
 from exporter.collectors.cases import CasesJob
 from exporter.collectors.connections import ConnectionsJob
 from exporter.collectors.dns import DnsJob
+from exporter.collectors.protocol import QueryJob
 from exporter.config.schema import (
     AudienceQuery,
     CasesQuery,
@@ -21,7 +21,7 @@ from exporter.config.schema import (
     parse_config,
 )
 from exporter.scheduler import Scheduler
-from exporter.simulator import Fault, Simulator, SimulatorOptions
+from simulator import Fault, Simulator, SimulatorOptions
 from tests.helpers import EXAMPLE_QUERIES, SampleKey, Samples
 
 from .conftest import API_KEY, APP_KEY, deadline, served

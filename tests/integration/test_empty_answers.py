@@ -12,7 +12,7 @@ from exporter.collectors.network_health import NetworkHealthJob
 from exporter.config.schema import CasesQuery, ConnectionsQuery, DnsQuery, NetworkHealthQuery
 from exporter.scheduler import Scheduler
 from exporter.server import ServerContext, landing_page
-from exporter.simulator import Fault, Simulator
+from simulator import Fault, Simulator
 
 from .conftest import deadline, served
 

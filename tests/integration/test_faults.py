@@ -14,7 +14,7 @@ from exporter.app import Exporter, RunOptions
 from exporter.config.schema import parse_config
 from exporter.logs import Redactor
 from exporter.scheduler import PollPolicy, Scheduler
-from exporter.simulator import Fault, Simulator
+from simulator import Fault, Simulator
 
 from .conftest import credentials, deadline, scheduler_against, served
 from .test_scheduler import job, query_series

@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 
 from exporter.app import build_jobs
 from exporter.catalog import exported_metric_names
-from exporter.collectors.base import QueryJob
+from exporter.collectors.protocol import QueryJob
 from exporter.collectors.registry import BY_SECTION
 from exporter.config.schema import parse_config
 from exporter.datadog.client import DatadogClient
@@ -38,8 +38,8 @@ from exporter.logs import Redactor
 from exporter.scheduler import Scheduler
 from exporter.selfmetrics import SelfMetrics
 from exporter.server import ServerContext, create_app
-from exporter.simulator import Simulator
 from exporter.snapshot import SnapshotStore
+from simulator import Simulator
 from tests.helpers import SampleKey, parse_metrics, require_tool
 
 from .conftest import credentials

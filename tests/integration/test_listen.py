@@ -10,7 +10,7 @@ import pytest
 from exporter.app import Exporter, ListenError, RunOptions, serve_until_signalled
 from exporter.config.schema import parse_config
 from exporter.logs import Redactor
-from exporter.simulator import Simulator
+from simulator import Simulator
 
 from .conftest import credentials
 

@@ -1,6 +1,7 @@
 """Network failures say which one: an unresolvable host, a refused port and a failed TLS
-handshake each have their reason on datadog_exporter_poll_errors_total and their plain words
-in the one "poll failed" line, so DNS, a firewall and a certificate are told apart at a glance.
+handshake each have their reason on datadog_exporter_poll_errors_total (and the same word as
+the ``code`` of datadog_exporter_api_requests_total) and their plain words in the one
+"poll failed" line, so DNS, a firewall and a certificate are told apart at a glance.
 
 Against real sockets on 127.0.0.1. Name resolution goes through the client's resolver seam:
 this machine's resolver (nsswitch ``files dns``) would send a query for an unknown name to
@@ -18,9 +19,9 @@ from pathlib import Path
 import pytest
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from exporter.simulator import Simulator, SimulatorOptions
+from simulator import Simulator, SimulatorOptions
 
-from .conftest import API_KEY, APP_KEY, deadline, scheduler_against
+from .conftest import API_KEY, APP_KEY, deadline, scheduler_against, served
 from .egress_support import PrivateCA
 from .test_faults import error_counts, poll_failures
 from .test_scheduler import job
@@ -47,14 +48,20 @@ class NoSuchName(AbstractResolver):
 async def failed_poll(
     url: str, caplog: pytest.LogCaptureFixture, resolver: AbstractResolver | None = None
 ) -> tuple[dict[str, float], str]:
-    """One poll of one query against ``url``: its poll_errors_total by reason, and the error
-    of its one "poll failed" line."""
+    """One poll of one query against ``url``: its poll_errors_total by reason (which the
+    requests counter's ``code`` repeats), and the error of its one "poll failed" line."""
     async with scheduler_against(url, resolver=resolver) as scheduler:
         await scheduler.add(job("a"))
         with caplog.at_level(logging.WARNING, logger="exporter"):
             await scheduler.poll_once(KEY, deadline(1.0))
         assert scheduler.state(KEY).up is False
         counts = error_counts(scheduler, "a")
+        codes = {
+            dict(labels)["code"]: value
+            for (name, labels), value in served(scheduler).items()
+            if name == "datadog_exporter_api_requests_total"
+        }
+    assert set(codes) == set(counts)  # the same word (a poll may have sent a retry)
     (failure,) = poll_failures(caplog, "a")
     assert failure.getMessage() == "poll failed"
     return counts, str(getattr(failure, "error", ""))

@@ -7,7 +7,7 @@ from __future__ import annotations
 from exporter.collectors.network_health import NetworkHealthJob
 from exporter.config.schema import NetworkHealthQuery
 from exporter.scheduler import Scheduler
-from exporter.simulator import Fault, Scenario, Simulator
+from simulator import Fault, Scenario, Simulator
 
 from .conftest import deadline, served
 

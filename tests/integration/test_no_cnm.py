@@ -8,15 +8,15 @@ import time
 
 import pytest
 
-from exporter.collectors.base import QueryJob
 from exporter.collectors.cases import CasesJob
 from exporter.collectors.connections import ConnectionsJob
 from exporter.collectors.dns import DnsJob
+from exporter.collectors.protocol import QueryJob
 from exporter.config.schema import CasesQuery, ConnectionsQuery, DnsQuery
 from exporter.datadog.client import DatadogClient, HttpError
 from exporter.scheduler import Scheduler
-from exporter.simulator import Fault, Simulator, SimulatorOptions
-from exporter.simulator.options import ErrorShape
+from simulator import Fault, Simulator, SimulatorOptions
+from simulator.options import ErrorShape
 
 from .conftest import API_KEY, APP_KEY, deadline
 from .test_faults import error_counts, poll_failures

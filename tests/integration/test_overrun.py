@@ -10,7 +10,7 @@ import itertools
 from exporter.app import Exporter, RunOptions
 from exporter.config.schema import parse_config
 from exporter.logs import Redactor
-from exporter.simulator import Fault, Simulator
+from simulator import Fault, Simulator
 
 from .conftest import credentials
 

@@ -16,12 +16,12 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from exporter.clock import Clock
-from exporter.collectors.base import ApiRequest
+from exporter.collectors.protocol import ApiRequest
 from exporter.exposition import Rendered
 from exporter.logs import LogfmtFormatter, Redactor
 from exporter.scheduler import Backoff, PollPolicy, Scheduler
 from exporter.server import ServerContext, create_app
-from exporter.simulator import Fault, Simulator, SimulatorOptions
+from simulator import Fault, Simulator, SimulatorOptions
 from tests.clocks import HandClock, SteppedClock
 
 from .conftest import API_KEY, deadline, scheduler_against, served
@@ -52,7 +52,7 @@ class RenderFails:
         self.name = name
         self.interval = self.inner.interval
         self.window = self.inner.window
-        self.keep_stale_seconds = self.inner.keep_stale_seconds
+        self.effective_stale_after = self.inner.effective_stale_after
         self.label_names = self.inner.label_names
         self.empty_answer_is_news = self.inner.empty_answer_is_news
 

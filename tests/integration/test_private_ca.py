@@ -12,7 +12,7 @@ import pytest
 from exporter.app import Exporter, RunOptions, build_jobs
 from exporter.config.schema import Config, parse_config
 from exporter.logs import Redactor
-from exporter.simulator import Simulator, SimulatorOptions
+from simulator import Simulator, SimulatorOptions
 
 from .conftest import API_KEY, APP_KEY, credentials, deadline
 from .egress_support import PrivateCA

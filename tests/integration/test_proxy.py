@@ -17,10 +17,10 @@ from exporter.app import Exporter, RunOptions, build_jobs
 from exporter.collectors.connections import ConnectionsJob
 from exporter.config.errors import ConfigError
 from exporter.config.schema import ConnectionsQuery, load_ca_bundle, parse_config
-from exporter.datadog.client import ApiError, ConnectionFailed, DatadogClient
+from exporter.datadog.client import ConnectionFailed, DatadogClient, RequestFailed
 from exporter.datadog.proxies import ProxyRules
 from exporter.logs import Redactor
-from exporter.simulator import Simulator, SimulatorOptions
+from simulator import Simulator, SimulatorOptions
 
 from .conftest import API_KEY, APP_KEY, credentials, deadline
 from .egress_support import DATADOG_HOST, ForwardProxy, HostsResolver, PrivateCA
@@ -194,7 +194,7 @@ async def test_proxy_login_is_sent_to_the_proxy_and_never_shown(
             seen += [repr(client.proxy), repr(client.proxies)]
             try:
                 await client.fetch(JOB.request(time.time()))
-            except ApiError as exc:
+            except RequestFailed as exc:
                 seen += [str(exc), repr(exc)]
                 failure = exc
             finally:
@@ -267,7 +267,7 @@ async def test_proxy_login_works_for_plain_http_requests_too(simulator: Simulato
         good = {"HTTP_PROXY": f"http://{LOGIN[0]}:{LOGIN[1]}@127.0.0.1:{proxy.port}"}
         assert await fetch(by_name(simulator), good)
         bad = {"HTTP_PROXY": f"http://{LOGIN[0]}:wrong-{LOGIN[1]}@127.0.0.1:{proxy.port}"}
-        with pytest.raises(ApiError) as caught:
+        with pytest.raises(RequestFailed) as caught:
             await fetch(by_name(simulator), bad)
         port = proxy.port
     finally:

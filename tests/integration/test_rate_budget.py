@@ -10,7 +10,7 @@ import pytest
 from exporter.collectors.connections import ConnectionsJob
 from exporter.config.schema import ConnectionsQuery
 from exporter.scheduler import PollPolicy, Scheduler
-from exporter.simulator import Simulator, SimulatorOptions
+from simulator import Simulator, SimulatorOptions
 from tests.clocks import SteppedClock, run_stepped
 from tests.helpers import Samples, parse_metrics
 

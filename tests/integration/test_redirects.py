@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from exporter.scheduler import Scheduler
-from exporter.simulator import Fault, Simulator
+from simulator import Fault, Simulator
 
 from .conftest import API_KEY, APP_KEY, deadline
 from .egress_support import Recorder

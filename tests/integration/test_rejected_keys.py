@@ -10,7 +10,7 @@ import pytest
 from exporter.collectors.cases import CasesJob
 from exporter.config.schema import CasesQuery
 from exporter.scheduler import Backoff, PollPolicy
-from exporter.simulator import Fault, Simulator
+from simulator import Fault, Simulator
 
 from .conftest import deadline, scheduler_against, served
 from .test_faults import error_counts

@@ -10,7 +10,7 @@ from exporter.config.schema import parse_config
 from exporter.datadog.client import Forbidden
 from exporter.datadog.pool import ClientPool
 from exporter.logs import Redactor
-from exporter.simulator import Simulator, SimulatorOptions
+from simulator import Simulator, SimulatorOptions
 
 from .conftest import API_KEY, APP_KEY, credentials
 

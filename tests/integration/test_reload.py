@@ -14,7 +14,7 @@ from exporter.app import Exporter, RunOptions
 from exporter.config.schema import Config, load_config, parse_config
 from exporter.logs import Redactor
 from exporter.scheduler import PollPolicy
-from exporter.simulator import Fault, Simulator
+from simulator import Fault, Simulator
 from tests.helpers import Samples, parse_metrics
 
 from .conftest import credentials

@@ -16,8 +16,8 @@ from exporter.datadog.client import DatadogClient
 from exporter.logs import Redactor
 from exporter.scheduler import Scheduler
 from exporter.selfmetrics import SelfMetrics
-from exporter.simulator import Fault, Simulator
 from exporter.snapshot import SnapshotStore
+from simulator import Fault, Simulator
 from tests.clocks import FastForwardClock
 
 from .conftest import credentials

@@ -12,7 +12,7 @@ from exporter.collectors.connections import ConnectionsJob
 from exporter.config.schema import ConnectionsQuery
 from exporter.scheduler import ERROR_REASONS, Backoff, PollPolicy, Scheduler
 from exporter.selfmetrics import SelfMetrics
-from exporter.simulator import Fault, Simulator, SimulatorOptions
+from simulator import Fault, Simulator, SimulatorOptions
 from tests.clocks import HandClock, SteppedClock, run_stepped
 from tests.helpers import SampleKey, Samples
 

@@ -15,10 +15,10 @@ import aiohttp
 from exporter.app import Exporter, RunOptions
 from exporter.collectors.connections import ConnectionsJob
 from exporter.config.schema import ConnectionsQuery, parse_config
-from exporter.datadog.client import ApiError, DatadogClient
+from exporter.datadog.client import DatadogClient, RequestFailed
 from exporter.datadog.credentials import Credentials, KeySource
 from exporter.logs import Redactor
-from exporter.simulator import Fault, Simulator
+from simulator import Fault, Simulator
 
 from .conftest import API_KEY, APP_KEY, credentials, deadline
 from .test_faults import FAULTS
@@ -62,7 +62,7 @@ async def test_no_fault_path_shows_a_key_anywhere(
         simulator.set_fault("connections", fault)
         try:
             await exporter.pool.clients["default"].fetch(JOB.request(time.time()))
-        except ApiError as exc:
+        except RequestFailed as exc:
             seen.extend([str(exc), repr(exc), repr(exc.args)])
         await exporter.scheduler.poll_once(key, deadline(1.5))
         seen.append(str(exporter.scheduler.state(key)))
@@ -94,7 +94,7 @@ async def test_no_fault_path_shows_a_key_anywhere(
     )
     try:
         await refused.fetch(JOB.request(time.time()))
-    except ApiError as exc:
+    except RequestFailed as exc:
         seen += [str(exc), repr(exc)]
     finally:
         await refused.close()

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
 
-from exporter.simulator import Fault, Simulator
+from simulator import Fault, Simulator
 
 from .support import AUTH, CONNECTIONS
 

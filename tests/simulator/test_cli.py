@@ -1,4 +1,4 @@
-"""`python -m exporter.simulator` prints its URL, serves, and exits 0 on SIGTERM/SIGINT."""
+"""`python -m simulator` prints its URL, serves, and exits 0 on SIGTERM/SIGINT."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ async def _spawn(*extra: str) -> tuple[asyncio.subprocess.Process, str]:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "exporter.simulator",
+        "simulator",
         "--listen",
         "127.0.0.1:0",
         "--api-key",
@@ -67,7 +67,7 @@ async def test_cli_rejects_a_bad_fault_spec() -> None:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "exporter.simulator",
+        "simulator",
         "--listen",
         "127.0.0.1:0",
         "--fault",

@@ -32,14 +32,14 @@ from datadog_api_client.v2.model.case_aggregate_request_data import CaseAggregat
 from datadog_api_client.v2.model.case_aggregate_resource_type import CaseAggregateResourceType
 
 from exporter.collectors.audience import AudienceJob
-from exporter.collectors.base import ApiRequest
 from exporter.collectors.cases import CasesJob
 from exporter.collectors.dns import DnsJob
 from exporter.collectors.network_health import NetworkHealthJob
+from exporter.collectors.protocol import ApiRequest
 from exporter.config.schema import AudienceQuery, CasesQuery, DnsQuery, NetworkHealthQuery
-from exporter.simulator import Fault, Simulator, SimulatorOptions
-from exporter.simulator.data import TRICKY_SERVICES
-from exporter.simulator.options import CasesMultiGroup, Scenario
+from simulator import Fault, Simulator, SimulatorOptions
+from simulator.data import TRICKY_SERVICES
+from simulator.options import CasesMultiGroup, Scenario
 from tests.helpers import parse_metrics, render_body, rendered_text
 
 from .support import AUTH

@@ -6,7 +6,7 @@ import base64
 
 import aiohttp
 
-from exporter.simulator import Scenario, Simulator
+from simulator import Scenario, Simulator
 
 from .support import CONNECTIONS, DNS
 
@@ -142,6 +142,26 @@ async def test_raw_fault_answers_exactly_the_bytes_status_and_type_it_was_given(
         assert await response.read() == body
     async with http.get(CONNECTIONS) as response:  # count 1: the next answer is real again
         assert response.status == 200 and (await response.json())["data"]
+
+
+async def test_raw_fault_headers_are_sent_over_the_simulators_own(
+    http: aiohttp.ClientSession,
+) -> None:
+    """A rate-limit header no Datadog would send reaches the client in place of the real one;
+    a header that could not be one line of a response is refused."""
+    headers = {"X-RateLimit-Reset": "99999999999", "Retry-After": "soon", "X-Extra": ""}
+    fault = {"endpoint": "dns", "kind": "raw", "count": 1, "raw_headers": headers}
+    async with http.post("/_simulator/faults", json=fault) as response:
+        assert response.status == 200, await response.text()
+    async with http.get(DNS) as response:
+        assert {name: response.headers[name] for name in headers} == headers
+        assert response.headers.getall("X-RateLimit-Reset") == ["99999999999"]
+        assert "X-RateLimit-Limit" in response.headers  # the simulator's own, kept
+    for bad in ({"Bad Name": "1"}, {"X-RateLimit-Reset": "1\r\nX-Evil: 1"}, {"X-A": 1}):
+        fault = {"endpoint": "dns", "kind": "raw", "raw_headers": bad}
+        async with http.post("/_simulator/faults", json=fault) as response:
+            assert response.status == 400, bad
+            assert "raw_headers" in await response.text()
 
 
 async def test_raw_fault_defaults_to_200_json_and_rejects_what_is_not_base64(

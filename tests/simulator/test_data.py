@@ -7,9 +7,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from exporter.simulator import Simulator, SimulatorOptions
-from exporter.simulator.data import CONNECTION_METRICS, NetworkData
-from exporter.simulator.query import match_all
+from simulator import Simulator, SimulatorOptions
+from simulator.data import CONNECTION_METRICS, NetworkData
+from simulator.query import match_all
 
 from .support import AUDIENCE, AUTH, CASES, CONNECTIONS, DNS, cases_body
 

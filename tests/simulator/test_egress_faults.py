@@ -9,8 +9,8 @@ import aiohttp
 import pytest
 import trustme
 
-from exporter.simulator import Fault, Simulator, SimulatorOptions
-from exporter.simulator.options import OptionError, fault_from_cli
+from simulator import Fault, Simulator, SimulatorOptions
+from simulator.options import OptionError, fault_from_cli
 
 from .support import AUTH, CASES, CONNECTIONS, DNS, cases_body
 

@@ -9,12 +9,12 @@ import aiohttp
 import pytest
 
 from exporter.app import build_jobs
-from exporter.collectors.base import DecodeError
+from exporter.collectors.protocol import DecodeError
 from exporter.collectors.registry import CNM_ENDPOINTS, REGISTRY
 from exporter.config.schema import parse_config
-from exporter.simulator import Fault, Simulator, SimulatorOptions
-from exporter.simulator.endpoints import ENDPOINTS
-from exporter.simulator.options import OptionError
+from simulator import Fault, Simulator, SimulatorOptions
+from simulator.endpoints import ENDPOINTS
+from simulator.options import OptionError
 from tests.helpers import EXAMPLE_QUERIES, render_body
 
 from .support import AUTH

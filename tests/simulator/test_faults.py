@@ -9,8 +9,8 @@ import time
 import aiohttp
 import pytest
 
-from exporter.simulator import Fault, Simulator
-from exporter.simulator.options import ErrorShape
+from simulator import Fault, Simulator
+from simulator.options import ErrorShape
 
 from .support import CASES, CONNECTIONS, DNS, cases_body
 

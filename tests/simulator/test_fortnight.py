@@ -12,10 +12,10 @@ from typing import Any
 import msgspec
 import pytest
 
-from exporter.simulator import Scenario, Simulator, SimulatorOptions
-from exporter.simulator.fortnight import DAY, Fortnight, Incident, build
-from exporter.simulator.network_health import insights
-from exporter.simulator.options import OptionError
+from simulator import Scenario, Simulator, SimulatorOptions
+from simulator.fortnight import DAY, Fortnight, Incident, build
+from simulator.network_health import insights
+from simulator.options import OptionError
 
 START = 1_793_577_600  # 2026-11-02T00:00:00Z, a Monday
 WINDOW = 300

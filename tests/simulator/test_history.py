@@ -9,10 +9,10 @@ import aiohttp
 import msgspec
 import pytest
 
-from exporter.simulator import Scenario, Simulator
-from exporter.simulator.data import daily_factor
-from exporter.simulator.history import NetworkEndpoint
-from exporter.simulator.options import OptionError, scenario_from_cli
+from simulator import Scenario, Simulator
+from simulator.data import daily_factor
+from simulator.history import NetworkEndpoint
+from simulator.options import OptionError, scenario_from_cli
 
 from .support import AUTH, CONNECTIONS, DNS
 

@@ -10,9 +10,9 @@ import aiohttp
 import msgspec
 import pytest
 
-from exporter.simulator import Scenario, Simulator
-from exporter.simulator.network_health import answer
-from exporter.simulator.options import OptionError, scenario_from_cli
+from simulator import Scenario, Simulator
+from simulator.network_health import answer
+from simulator.options import OptionError, scenario_from_cli
 
 from .support import AUTH
 

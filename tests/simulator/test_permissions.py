@@ -6,9 +6,9 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from exporter.simulator import Simulator, SimulatorOptions
-from exporter.simulator.__main__ import parse_args
-from exporter.simulator.options import OptionError
+from simulator import Simulator, SimulatorOptions
+from simulator.__main__ import parse_args
+from simulator.options import OptionError
 
 from .support import AUTH, CASES, CONNECTIONS, cases_body
 

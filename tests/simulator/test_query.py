@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from exporter.simulator.query import QuerySyntaxError, Tags, parse_query, parse_tags
+from simulator.query import QuerySyntaxError, Tags, parse_query, parse_tags
 
 CHECKOUT: Tags = {"client_service": ("checkout",), "env": ("prod",), "team": ("payments", "sre")}
 CART: Tags = {"client_service": ("cart",), "env": ("staging",), "team": ("storefront",)}

@@ -7,7 +7,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from exporter.simulator import Simulator
+from simulator import Simulator
 
 from .support import AUDIENCE, AUTH, CASES, CONNECTIONS, DNS, cases_body
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 
+from exporter.collectors.registry import configured_jobs
 from exporter.config.accounts import resolve_accounts
 from exporter.config.schema import parse_config
-from exporter.online import answer_rows, na_fields, planned_calls, probed_queries
+from exporter.online import answer_signals, planned_calls, probed_queries
 
 CONFIG = parse_config(
     "connections:\n"
@@ -15,6 +16,18 @@ CONFIG = parse_config(
     "dns: [{name: d, group_by: [network.dns_query, server_ungrouped]}]\n"
     "cases: [{name: c, group_by: [status]}]\n"
 )
+# The jobs whose answers the signal tests read.
+JOBS = {
+    (job.collector, job.name): job
+    for job in configured_jobs(
+        parse_config(
+            "connections: [{name: a, group_by: [client_service, client_servce]}]\n"
+            "dns: [{name: d, group_by: [network.dns_query, server_ungrouped]}]\n"
+            "cases: [{name: c, group_by: [status]}, {name: c2, group_by: [status, priority]}]\n"
+            "network_health: [{name: nhi}]\n"
+        )
+    )
+}
 
 
 def connections_body(*groups: dict[str, list[str]]) -> bytes:
@@ -24,41 +37,61 @@ def connections_body(*groups: dict[str, list[str]]) -> bytes:
     return json.dumps({"data": rows}).encode()
 
 
+def cases_body(*groups: str) -> bytes:
+    answer = {"data": {"attributes": {"groups": [{"group": g, "value": [3]} for g in groups]}}}
+    return json.dumps(answer).encode()
+
+
 def test_a_field_na_or_absent_in_every_row_is_reported() -> None:
-    query = CONFIG.connections[0]
-    rows = answer_rows(
-        "connections",
-        connections_body(
-            {"client_service": ["web"], "client_servce": ["N/A"]},
-            {"client_service": ["N/A"]},
-        ),
+    job = JOBS["connections", "a"]
+    body = connections_body(
+        {"client_service": ["web"], "client_servce": ["N/A"]},
+        {"client_service": ["N/A"]},
     )
-    assert len(rows) == 2
-    assert na_fields(query, rows) == ("client_servce",)
-    assert na_fields(query, []) == ()  # an empty answer is another signal, not this one
+    assert answer_signals(job, body) == (2, ("client_servce",))
+    # An empty answer is another signal, not this one.
+    assert answer_signals(job, connections_body()) == (0, ())
 
 
 def test_dns_rows_are_read_from_their_key_value_list_and_the_switch_is_no_field() -> None:
     body = {
         "data": [
-            {"attributes": {"group_bys": [{"key": "network.dns_query", "value": "N/A"}]}},
+            {
+                "attributes": {
+                    "group_bys": [{"key": "network.dns_query", "value": "N/A"}],
+                    "metrics": [{"key": "total_requests", "value": 1}],
+                }
+            },
         ]
     }
-    rows = answer_rows("dns", json.dumps(body).encode())
-    assert na_fields(CONFIG.dns[0], rows) == ("network.dns_query",)
+    assert answer_signals(JOBS["dns", "d"], json.dumps(body).encode()) == (
+        1,
+        ("network.dns_query",),
+    )
 
 
 def test_cases_answering_one_na_group_report_every_group_field() -> None:
-    body = {"data": {"attributes": {"total": 3, "groups": [{"group": "N/A", "value": [3]}]}}}
-    rows = answer_rows("cases", json.dumps(body).encode())
-    assert na_fields(CONFIG.cases[0], rows) == ("status",)
-    fine = {"data": {"attributes": {"groups": [{"group": "OPEN", "value": [3]}]}}}
-    assert na_fields(CONFIG.cases[0], answer_rows("cases", json.dumps(fine).encode())) == ()
+    assert answer_signals(JOBS["cases", "c"], cases_body("N/A")) == (1, ("status",))
+    assert answer_signals(JOBS["cases", "c"], cases_body("OPEN")) == (1, ())
+
+
+def test_the_report_judges_cases_fields_as_the_live_poll_does() -> None:
+    """Groups shaped ``OPEN,N/A`` leave the second field unresolved: the live poll's
+    datadog_exporter_group_by_unresolved says so, and so does the online report."""
+    job = JOBS["cases", "c2"]
+    live = job.render(job.decode(cases_body("OPEN,N/A", "CLOSED,N/A")))
+    assert dict(live.group_by_unresolved) == {"status": False, "priority": True}
+    assert answer_signals(job, cases_body("OPEN,N/A", "CLOSED,N/A")) == (2, ("priority",))
 
 
 def test_network_health_insights_are_counted_as_rows() -> None:
-    body = {"data": [{"type": "network-health-insights", "attributes": {"type": "dns"}}] * 3}
-    assert len(answer_rows("network_health", json.dumps(body).encode())) == 3
+    insight = {
+        "type": "network-health-insights",
+        "attributes": {"type": "dns", "failure_rate": 0.5, "client_service": "web"},
+    }
+    body = json.dumps({"data": [insight] * 3}).encode()
+    rows, unresolved = answer_signals(JOBS["network_health", "nhi"], body)
+    assert (rows, unresolved) == (3, ())
 
 
 def test_one_probe_per_endpoint_asking_for_one_row() -> None:

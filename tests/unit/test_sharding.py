@@ -76,9 +76,9 @@ def test_shrinking_moves_only_the_removed_shards_queries() -> None:
     st.integers(min_value=1, max_value=40),
 )
 def test_rendezvous_property_holds_for_any_name_and_count(
-    identity: tuple[str, str, str], count: int
+    key: tuple[str, str, str], count: int
 ) -> None:
-    old, new = owner(identity, count), owner(identity, count + 1)
+    old, new = owner(key, count), owner(key, count + 1)
     assert new in (old, count)
 
 
@@ -88,7 +88,7 @@ def test_one_shard_owns_everything() -> None:
 
 def test_weights_are_stable_across_processes() -> None:
     """Two replicas are two interpreters with different hash seeds: they must agree."""
-    identity = ("eu", "connections", "svc_to_svc")
+    key = ("eu", "connections", "svc_to_svc")
     code = (
         "from exporter.sharding import shard_weight;"
         "print(shard_weight(('eu', 'connections', 'svc_to_svc'), 2))"
@@ -103,10 +103,10 @@ def test_weights_are_stable_across_processes() -> None:
         ).stdout.strip()
         for seed in ("1", "2")
     }
-    assert outputs == {str(shard_weight(identity, 2))}
+    assert outputs == {str(shard_weight(key, 2))}
 
 
-def test_identity_fields_do_not_blur_into_each_other() -> None:
+def test_key_fields_do_not_blur_into_each_other() -> None:
     assert shard_weight(("a", "bc", "d"), 0) != shard_weight(("ab", "c", "d"), 0)
 
 

@@ -17,7 +17,7 @@ from exporter.backfill.openmetrics import (
 from exporter.backfill.source import WINDOW_FAMILY, render, select_queries
 from exporter.config.schema import parse_config
 from exporter.exposition import Family
-from exporter.simulator import Simulator
+from simulator import Simulator
 
 CONFIG = parse_config(
     """

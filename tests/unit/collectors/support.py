@@ -7,7 +7,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from exporter.collectors.base import DecodeError, QueryJob
+from exporter.collectors.protocol import DecodeError, QueryJob
 from tests.helpers import parse_metrics, render_body, rendered_text
 
 # Not JSON at all: every collector must turn these into a DecodeError.

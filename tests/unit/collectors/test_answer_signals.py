@@ -8,10 +8,10 @@ import json
 from typing import Any
 
 from exporter.collectors.audience import AudienceJob
-from exporter.collectors.base import QueryJob
 from exporter.collectors.cases import CasesJob
 from exporter.collectors.connections import ConnectionsJob
 from exporter.collectors.dns import DnsJob
+from exporter.collectors.protocol import QueryJob
 from exporter.config.schema import AudienceQuery, CasesQuery, ConnectionsQuery, DnsQuery
 from exporter.exposition import Rendered
 

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from exporter.collectors.audience import AudienceJob, parse_timestamp
-from exporter.collectors.base import DecodeError
+from exporter.collectors.protocol import DecodeError
 from exporter.config.schema import AudienceQuery
 from tests.helpers import parse_metrics, render_body, rendered_text
 from tests.unit.collectors.support import UNPARSABLE_BODIES, json_values, renders_or_fails_cleanly

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import yaml
 
-from exporter.collectors.base import NO_CNM_HINT
+from exporter.collectors.protocol import NO_CNM_HINT
 from exporter.collectors.registry import REGISTRY, configured_jobs
 from exporter.config.schema import parse_config
 from tests.helpers import EXAMPLE_QUERIES

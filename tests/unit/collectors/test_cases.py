@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exporter.collectors.base import DecodeError
 from exporter.collectors.cases import CasesJob
+from exporter.collectors.protocol import DecodeError
 from exporter.config.schema import CasesQuery
 from tests.helpers import parse_metrics, render_body, rendered_text
 from tests.unit.collectors.support import UNPARSABLE_BODIES, json_values, renders_or_fails_cleanly

@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.collectors.base import DecodeError
 from exporter.collectors.connections import FAMILIES, FIELDS, ConnectionsJob
+from exporter.collectors.protocol import DecodeError
 from exporter.config.schema import DEFAULT_MAX_SERIES, ConnectionsQuery
 from exporter.exposition import format_value
 from tests.helpers import format_labels, render_body

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exporter.collectors.base import DecodeError
 from exporter.collectors.dns import FAMILIES, DnsJob
+from exporter.collectors.protocol import DecodeError
 from exporter.config.schema import DnsQuery
 from tests.helpers import parse_metrics, render_body, rendered_text
 from tests.unit.collectors.support import UNPARSABLE_BODIES, json_values, renders_or_fails_cleanly

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from exporter.app import build_jobs
-from exporter.collectors.base import DecodeError, QueryJob
+from exporter.collectors.protocol import DecodeError, QueryJob
 from exporter.collectors.registry import BY_SECTION
 from exporter.config.schema import parse_config
 from exporter.exposition import Rendered

@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 
 from exporter.app import build_jobs
-from exporter.collectors.base import DecodeError, QueryJob
+from exporter.collectors.protocol import DecodeError, QueryJob
 from exporter.collectors.registry import BY_SECTION
 from exporter.config.schema import parse_config
 from tests.helpers import SampleKey, parse_metrics, render_body, rendered_text, require_tool

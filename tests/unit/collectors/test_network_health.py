@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 
-from exporter.collectors.base import DecodeError
 from exporter.collectors.network_health import NetworkHealthJob
+from exporter.collectors.protocol import DecodeError
 from exporter.config.schema import NetworkHealthQuery
 from exporter.exposition import Rendered
 from tests.helpers import parse_metrics, render_body, rendered_text

@@ -16,12 +16,12 @@ from pydantic import Field, ValidationError
 from exporter import collectors
 from exporter.app import build_jobs
 from exporter.catalog import data_metric_names
-from exporter.collectors.common import PolledJob
+from exporter.collectors.helpers import PolledJob
 from exporter.collectors.registry import (
     BY_SECTION,
     CNM_ENDPOINTS,
     REGISTRY,
-    Collector,
+    ApiArea,
     RegistryMismatch,
     check_sections,
 )
@@ -104,7 +104,7 @@ def test_every_section_checks_its_accounts(section: str) -> None:
 
 
 @pytest.mark.parametrize("entry", REGISTRY, ids=lambda entry: entry.section)
-def test_every_endpoint_takes_a_rate_limit_and_others_are_refused(entry: Collector) -> None:
+def test_every_endpoint_takes_a_rate_limit_and_others_are_refused(entry: ApiArea) -> None:
     limits = {entry.endpoint: {"limit": 60, "period": "1m"}}
     config = parse_config(
         config_text(
@@ -120,7 +120,7 @@ def test_every_endpoint_takes_a_rate_limit_and_others_are_refused(entry: Collect
 
 
 @pytest.mark.parametrize("entry", REGISTRY, ids=lambda entry: entry.section)
-def test_history_is_flagged_where_a_request_can_ask_for_a_past_window(entry: Collector) -> None:
+def test_history_is_flagged_where_a_request_can_ask_for_a_past_window(entry: ApiArea) -> None:
     """History means a window in the past can be asked for: the request a job makes for a
     moment names the window that ends then. Derived from the requests, not from a list."""
     query = entry.query.model_validate(EXAMPLE_QUERIES[entry.section])
@@ -133,7 +133,7 @@ def test_history_is_flagged_where_a_request_can_ask_for_a_past_window(entry: Col
 
 
 @pytest.mark.parametrize("entry", REGISTRY, ids=lambda entry: entry.section)
-def test_cnm_is_flagged_on_the_network_endpoints(entry: Collector) -> None:
+def test_cnm_is_flagged_on_the_network_endpoints(entry: ApiArea) -> None:
     """Cloud Network Monitoring is the /api/v2/network/ API: those endpoints, and only they,
     can answer an organisation without CNM with a bare 400."""
     query = entry.query.model_validate(EXAMPLE_QUERIES[entry.section])
@@ -152,7 +152,7 @@ class WithMonitors(Config):
     monitors: list[MonitorsQuery] = Field(default_factory=list)
 
 
-MONITORS = Collector(
+MONITORS = ApiArea(
     MonitorsQuery, REGISTRY[0].job, (), history=False, permission=REGISTRY[0].permission
 )
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from exporter.app import build_jobs, job_identity
+from exporter.app import build_jobs, shard_key
 from exporter.config.accounts import Environment, base_url, resolve_accounts
 from exporter.config.errors import ConfigError
 from exporter.config.schema import DEFAULT_ACCOUNT, parse_config
@@ -44,24 +44,22 @@ def test_accounts_resolve_to_urls_timeouts_and_key_sources() -> None:
     assert eu.api_key_file == Path("/etc/datadog/eu/api-key")
     assert (us.base_url, us.timeout, us.api_key_env) == ("http://127.0.0.1:9", 3.0, "DD_US_API_KEY")
     assert [config.account_of(q) for _, q in config.all_queries()] == ["eu", "us"]
-    assert config.labels_accounts
+    assert config.account_label
 
 
 def test_without_accounts_the_datadog_block_is_the_default_account() -> None:
     config = parse_config("datadog: {site: datadoghq.eu}\nconnections: [{name: a}]")
     (account,) = resolve_accounts(config, base_url(config.datadog, Environment(_env_file=None)))
     assert (account.name, account.base_url) == (DEFAULT_ACCOUNT, "https://api.datadoghq.eu")
-    assert [job_identity(job) for job in build_jobs(config)] == [
-        (DEFAULT_ACCOUNT, "connections", "a")
-    ]
-    assert not config.labels_accounts
+    assert [shard_key(job) for job in build_jobs(config)] == [(DEFAULT_ACCOUNT, "connections", "a")]
+    assert not config.account_label
 
 
 def test_one_account_needs_no_account_key_on_queries() -> None:
     config = parse_config(
         "accounts: [{name: only, api_key_env: A, app_key_env: B}]\nconnections: [{name: a}]"
     )
-    assert [job_identity(job) for job in build_jobs(config)] == [("only", "connections", "a")]
+    assert [shard_key(job) for job in build_jobs(config)] == [("only", "connections", "a")]
 
 
 ONE = "{name: a, api_key_env: A, app_key_env: B}"

@@ -34,7 +34,7 @@ connections:
     (query,) = config.connections
     assert (query.interval, query.window, query.delay) == (90.0, 300.0, 0.5)
     assert config.datadog.timeout == 30.0
-    assert query.keep_stale_seconds == 300.0
+    assert query.effective_stale_after == 300.0
 
 
 @pytest.mark.parametrize(

@@ -7,8 +7,14 @@ import random
 
 import pytest
 
-from exporter.collectors.base import ApiRequest
-from exporter.datadog.client import ApiError, RateLimited, RequestTimeout, ServerError, Unauthorized
+from exporter.collectors.protocol import ApiRequest
+from exporter.datadog.client import (
+    RateLimited,
+    RequestFailed,
+    RequestTimeout,
+    ServerError,
+    Unauthorized,
+)
 from exporter.datadog.ratelimit import RateLimits
 from exporter.scheduler.fetch import Attempts, FetchFailed, StopRule, fetch_with_retries
 from exporter.scheduler.policy import Backoff
@@ -20,7 +26,7 @@ REQUEST = ApiRequest("connections", "GET", "/api/v2/network/connections/aggregat
 class ScriptedClient:
     """Answers each request with the next item of ``script`` (an error is raised)."""
 
-    def __init__(self, clock: FastForwardClock, script: list[bytes | ApiError]) -> None:
+    def __init__(self, clock: FastForwardClock, script: list[bytes | RequestFailed]) -> None:
         self.rate_limits = RateLimits(clock)
         self.script = script
         self.sent = 0
@@ -28,7 +34,7 @@ class ScriptedClient:
     async def fetch(self, request: ApiRequest) -> bytes:
         item = self.script[self.sent]
         self.sent += 1
-        if isinstance(item, ApiError):
+        if isinstance(item, RequestFailed):
             raise item
         return item
 
@@ -47,7 +53,7 @@ async def fetch(
     )
 
 
-def timeouts(n: int) -> list[bytes | ApiError]:
+def timeouts(n: int) -> list[bytes | RequestFailed]:
     return [RequestTimeout("connections: no complete answer within 10s") for _ in range(n)]
 
 
@@ -64,7 +70,7 @@ async def test_a_poll_counts_429s_against_its_attempts() -> None:
 
 async def test_a_window_does_not_count_429s_and_retries_past_them() -> None:
     clock = FastForwardClock()
-    script: list[bytes | ApiError] = [RateLimited("429", clock.monotonic()) for _ in range(4)]
+    script: list[bytes | RequestFailed] = [RateLimited("429", clock.monotonic()) for _ in range(4)]
     client = ScriptedClient(clock, [*script, *timeouts(2), b"{}"])
     attempts = Attempts()
     stop = StopRule(max_attempts=3, rate_limited_counts=False)

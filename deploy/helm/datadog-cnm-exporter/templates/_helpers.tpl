@@ -80,7 +80,20 @@ app.kubernetes.io/part-of: datadog-cnm-exporter
 {{- if and $site .Values.datadog.site (ne (toString $site) .Values.datadog.site) -}}
 {{- fail (printf "datadog.site (%s) and config.datadog.site (%s) differ: set one" .Values.datadog.site $site) -}}
 {{- end -}}
-{{- toYaml .Values.config -}}
+{{- include "dce.effectiveConfig" . -}}
+{{- end -}}
+
+{{/* .Values.config, or the shipped queries (files/config.yml, its site left to datadog.site)
+under .Values.config's settings when it names no query section: every key but datadog is
+one, the schema allows no other. */}}
+{{- define "dce.effectiveConfig" -}}
+{{- $config := deepCopy .Values.config -}}
+{{- if not (omit $config "datadog") -}}
+{{- $shipped := .Files.Get "files/config.yml" | fromYaml -}}
+{{- $_ := unset (get $shipped "datadog" | default dict) "site" -}}
+{{- $config = mergeOverwrite $shipped $config -}}
+{{- end -}}
+{{- toYaml $config -}}
 {{- end -}}
 
 {{- define "dce.scheme" -}}

@@ -1,7 +1,9 @@
 """What the collector modules share: the job shell, window parameters, labels, safe decoding,
 the check that a JSON number is one Prometheus can read (:func:`number`), the one rule
-for which rows of an answer are rendered (:func:`keep_rows`), and the one rule for which
-group_by fields an answer left unresolved (:func:`unresolved_fields`).
+for which rows of an answer are rendered (:func:`keep_rows`), and the rule for which
+group_by fields an answer left unresolved where each row carries its fields apart
+(:func:`unresolved_fields`; cases, whose groups join their fields in one string, judge them
+by position in ``cases.unresolved_groups``).
 
 Pure helpers only; each collector module keeps its own request, schema and families.
 """
@@ -18,7 +20,7 @@ import msgspec
 
 from ..config.schema import DEFAULT_ACCOUNT, PolledQuery, TimeWindowQuery, WindowedQuery
 from ..exposition import escape_label_value
-from .base import NO_CNM_HINT, ApiRequest, DecodeError
+from .protocol import NO_CNM_HINT, ApiRequest, DecodeError
 
 Q = TypeVar("Q", bound=PolledQuery)
 T = TypeVar("T")
@@ -86,8 +88,8 @@ class PolledJob(Generic[Q]):
         return self.settings.window if isinstance(self.settings, TimeWindowQuery) else None
 
     @property
-    def keep_stale_seconds(self) -> float:
-        return self.settings.keep_stale_seconds
+    def effective_stale_after(self) -> float:
+        return self.settings.effective_stale_after
 
     @property
     def label_names(self) -> list[str]:
@@ -100,7 +102,7 @@ class PolledJob(Generic[Q]):
         return True
 
     @property
-    def series_account(self) -> str | None:
+    def account_label_value(self) -> str | None:
         """The ``account`` label value of the job's series, or None when there is none."""
         return self.account if self.account_label else None
 

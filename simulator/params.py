@@ -6,9 +6,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from exporter.simulator.data import DEFAULT_DNS_GROUP_BY
-from exporter.simulator.errors import ApiError
-from exporter.simulator.query import Predicate, QuerySyntaxError, parse_query, parse_tags
+from simulator.data import DEFAULT_DNS_GROUP_BY
+from simulator.errors import ErrorAnswer
+from simulator.query import Predicate, QuerySyntaxError, parse_query, parse_tags
 
 MAX_GROUP_BY = 10
 MAX_LIMIT = 7500
@@ -36,8 +36,8 @@ class CasesQuery:
     predicate: Predicate
 
 
-def _bad(title: str, detail: str) -> ApiError:
-    return ApiError(400, title, detail)
+def _bad(title: str, detail: str) -> ErrorAnswer:
+    return ErrorAnswer(400, title, detail)
 
 
 def _int_param(params: Mapping[str, str], name: str) -> int | None:

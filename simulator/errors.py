@@ -5,11 +5,12 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Any
 
-from exporter.simulator.options import ErrorShape
+from simulator.options import ErrorShape
 
 
-class ApiError(Exception):
-    """An error answer the simulated API gives (validation, not found, ...)."""
+class ErrorAnswer(Exception):
+    """An error answer the simulated API gives (validation, not found, ...): an endpoint
+    raises it, the app sends its body as Datadog would."""
 
     def __init__(
         self,

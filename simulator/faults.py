@@ -9,18 +9,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import msgspec
 from aiohttp import web
 
-from exporter.simulator.errors import error_body, html_page
-from exporter.simulator.options import Fault, OptionError
+from simulator.endpoint import JSON_API, Endpoint
+from simulator.errors import error_body, html_page
+from simulator.options import Fault, OptionError
 
-if TYPE_CHECKING:  # endpoints imports this module; only the type is needed here
-    from exporter.simulator.endpoints import Endpoint
-
-JSON_API = "application/vnd.api+json"
 JSON = "application/json"
 HUGE_CHUNK = 256 * 1024
 DEFAULT_DRIP_PAUSE = 0.05
@@ -142,7 +138,7 @@ async def replace_answer(
         return await _stream_huge(request, endpoint, fault.size_bytes, headers, closing)
     if fault.kind == "raw":
         # The header, not content_type=: aiohttp would refuse parameters such as charset.
-        headers = {**headers, "Content-Type": fault.content_type}
+        headers = {**headers, **fault.raw_headers, "Content-Type": fault.content_type}
         return web.Response(status=status, body=fault.raw_body, headers=headers)
     # hang: answer nothing until the client gives up or the simulator stops.
     await _wait(closing, fault.seconds)

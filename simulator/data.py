@@ -20,8 +20,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from exporter.simulator.options import Scenario
-from exporter.simulator.query import Predicate, term_predicate
+from simulator.options import Scenario
+from simulator.query import Predicate, term_predicate
 
 BUCKET_SECONDS = 300
 DAY_SECONDS = 86400

@@ -1,4 +1,5 @@
-"""What every collector module provides, and the errors their decoders may raise."""
+"""The job protocol every collector meets (:class:`QueryJob`), the request it builds
+(:class:`ApiRequest`) and the one error its decoders may raise (:class:`DecodeError`)."""
 
 from __future__ import annotations
 
@@ -62,7 +63,7 @@ class QueryJob(Protocol):
     def window(self) -> float | None: ...
 
     @property
-    def keep_stale_seconds(self) -> float: ...
+    def effective_stale_after(self) -> float: ...
 
     @property
     def label_names(self) -> list[str]:

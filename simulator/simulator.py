@@ -10,11 +10,11 @@ from typing import Literal
 
 from aiohttp import web
 
-from exporter.simulator import network_health
-from exporter.simulator.app import build_app
-from exporter.simulator.history import NetworkEndpoint, network_answer, network_query
-from exporter.simulator.options import Fault, Scenario, SimulatorOptions
-from exporter.simulator.state import RequestRecord, SimulatorState
+from simulator import network_health
+from simulator.app import build_app
+from simulator.history import NetworkEndpoint, network_answer, network_query
+from simulator.options import Fault, Scenario, SimulatorOptions
+from simulator.state import RequestRecord, SimulatorState
 
 SHUTDOWN_TIMEOUT = 2.0
 

@@ -14,15 +14,15 @@ from typing import Literal
 
 import msgspec
 
-from exporter.simulator.data import NetworkData
-from exporter.simulator.options import Scenario
-from exporter.simulator.params import NetworkQuery, parse_network_params
+from simulator.data import NetworkData
+from simulator.options import Scenario
+from simulator.params import NetworkQuery, parse_network_params
 
 NetworkEndpoint = Literal["connections", "dns"]
 
 
 def network_query(endpoint: NetworkEndpoint, params: Mapping[str, str], now: int) -> NetworkQuery:
-    """Validate ``params`` as the endpoint does (raises the simulator's 400 ApiError)."""
+    """Validate ``params`` as the endpoint does (raises the simulator's 400 ErrorAnswer)."""
     return parse_network_params(params, now=now, dns=endpoint == "dns")
 
 

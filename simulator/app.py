@@ -18,11 +18,12 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from exporter.simulator.endpoints import ENDPOINTS, Endpoint
-from exporter.simulator.errors import ApiError
-from exporter.simulator.faults import REPLACING_KINDS, deliver, json_response, replace_answer
-from exporter.simulator.options import OptionError, fault_from_json, scenario_from_json
-from exporter.simulator.state import RequestRecord, SimulatorState
+from simulator.endpoint import Endpoint
+from simulator.endpoints import ENDPOINTS
+from simulator.errors import ErrorAnswer
+from simulator.faults import REPLACING_KINDS, deliver, json_response, replace_answer
+from simulator.options import OptionError, fault_from_json, scenario_from_json
+from simulator.state import RequestRecord, SimulatorState
 
 STATE: web.AppKey[SimulatorState] = web.AppKey("simulator_state", SimulatorState)
 
@@ -93,12 +94,14 @@ def datadog_route(endpoint: Endpoint) -> Callable[[web.Request], Awaitable[web.S
             response = json_response(400, NO_CNM_BODY, headers)
         elif not valid_json:
             response = json_response(
-                400, ApiError(400, "Bad Request", "request body is not valid JSON").body(), headers
+                400,
+                ErrorAnswer(400, "Bad Request", "request body is not valid JSON").body(),
+                headers,
             )
         else:
             try:
                 response = endpoint.compute(request, state, body)
-            except ApiError as exc:
+            except ErrorAnswer as exc:
                 response = json_response(exc.status, exc.body(), headers)
             else:
                 response.headers.update(headers)

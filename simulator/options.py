@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
@@ -27,6 +28,8 @@ FaultKind = Literal[
     "redirect",
     "raw",
 ]
+# A header name as RFC 9110 spells a token.
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 ErrorShape = Literal["strings", "jsonapi", "jsonapi_no_detail", "generic", "code"]
 ScenarioKind = Literal[
     "retransmit_storm",
@@ -113,7 +116,9 @@ class Fault:
     - location: `redirect` (the Location header; `status` default 302);
     - raw_body, content_type: `raw`, which answers exactly these bytes with `status`
       (default 200) and this Content-Type, whatever they are: not JSON, not UTF-8, nested
-      100,000 deep. Over the control API `raw_body` is base64.
+      100,000 deep. Over the control API `raw_body` is base64. `raw_headers` are sent with
+      it, over the simulator's own (rate-limit headers included): a hostile
+      `X-RateLimit-Reset`, a `Retry-After` that is not a number.
     """
 
     kind: FaultKind
@@ -130,6 +135,7 @@ class Fault:
     location: str = "https://elsewhere.example/"
     raw_body: bytes = b""
     content_type: str = "application/json"
+    raw_headers: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
@@ -153,6 +159,12 @@ class Fault:
         if not (self.content_type.isascii() and self.content_type.isprintable()):
             # It becomes a header line: a newline in it would end the header early.
             raise OptionError("content_type must be printable ASCII")
+        for name, value in self.raw_headers.items():
+            if not (isinstance(name, str) and _HEADER_NAME.fullmatch(name)):
+                raise OptionError(f"raw_headers: {name!r} is not a header name")
+            if not (isinstance(value, str) and value.isascii() and value.isprintable()):
+                # A newline would end the header early: what is sent is one line per header.
+                raise OptionError(f"raw_headers: {name}'s value must be printable ASCII")
 
     @property
     def http_status(self) -> int:

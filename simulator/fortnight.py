@@ -1,7 +1,7 @@
 """A labelled fortnight of history: the landscape, its incidents and their ground truth (pure).
 
 Deterministic for a seed and a start (Unix seconds, midnight UTC). The simulator serves it
-(`python -m exporter.simulator --fortnight START`) and the alert-quality harness
+(`python -m simulator --fortnight START`) and the alert-quality harness
 (tests/alerting/) backfills it, evaluates the shipped alerts over it and scores them
 against the ground truth here.
 
@@ -32,8 +32,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from exporter.simulator.data import NetworkData
-from exporter.simulator.options import Scenario, ScenarioKind, SimulatorOptions
+from simulator.data import NetworkData
+from simulator.options import Scenario, ScenarioKind, SimulatorOptions
 
 DAY = 86400
 DAYS = 14
@@ -277,7 +277,7 @@ def _network_health(
     (one slot each), and noise no alert should page for: three-minute blips on busy
     pairs (over a threshold for less than the alerts' ``for``) and failure bursts on
     pairs under the alerts' volume floor. The pairs are the simulator's
-    (exporter/simulator/network_health.py); labels as the exporter names them."""
+    (simulator/network_health.py); labels as the exporter names them."""
     incidents: list[Incident] = []
 
     def failures(category: str, client: str, server: str) -> dict[str, str]:

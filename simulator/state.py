@@ -9,12 +9,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from exporter.simulator.cases import Case, build_cases
-from exporter.simulator.data import NetworkData
-from exporter.simulator.endpoints import ENDPOINTS, FAULT_TARGETS
-from exporter.simulator.faults import FaultBook
-from exporter.simulator.options import OptionError, Scenario, SimulatorOptions
-from exporter.simulator.ratelimit import RateLimiter
+from simulator.cases import Case, build_cases
+from simulator.data import NetworkData
+from simulator.endpoints import ENDPOINTS, FAULT_TARGETS
+from simulator.faults import FaultBook
+from simulator.options import OptionError, Scenario, SimulatorOptions
+from simulator.ratelimit import RateLimiter
 
 ANSWER_CACHE_SIZE = 128
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from exporter.collectors.common import keep_rows
+from exporter.collectors.helpers import keep_rows
 
 
 def test_the_first_row_of_a_label_set_is_kept() -> None:

@@ -36,9 +36,9 @@ from typing import Any
 
 import msgspec
 
-from exporter.simulator.data import BUCKET_SECONDS, DAY_SECONDS, NA, daily_factor, time_factor
-from exporter.simulator.errors import ApiError
-from exporter.simulator.options import Scenario
+from simulator.data import BUCKET_SECONDS, DAY_SECONDS, NA, daily_factor, time_factor
+from simulator.errors import ErrorAnswer
+from simulator.options import Scenario
 
 PATH = "/api/v2/network-health-insights"
 DEFAULT_WINDOW = 15 * 60
@@ -110,7 +110,7 @@ def parse_window(params: Mapping[str, str], now: int) -> tuple[int, int]:
         try:
             return int(raw.strip(), 10)
         except ValueError:
-            raise ApiError(
+            raise ErrorAnswer(
                 400, "Bad Request", f"{name} must be Unix seconds, got {raw!r}"
             ) from None
 
@@ -119,7 +119,7 @@ def parse_window(params: Mapping[str, str], now: int) -> tuple[int, int]:
     start = read("from")
     start = end - DEFAULT_WINDOW if start is None else start
     if start >= end:
-        raise ApiError(400, "Bad Request", f"from ({start}) must be before to ({end})")
+        raise ErrorAnswer(400, "Bad Request", f"from ({start}) must be before to ({end})")
     return start, end
 
 

@@ -8,42 +8,19 @@ An entry names the endpoint (as faults, budgets and the request log call it), it
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 from aiohttp import web
 
-from exporter.simulator.audience import list_connections
-from exporter.simulator.cases import aggregate_cases
-from exporter.simulator.errors import ApiError
-from exporter.simulator.faults import JSON_API
-from exporter.simulator.history import NetworkEndpoint, network_answer, network_query
-from exporter.simulator.network_health import answer as network_health_answer
-from exporter.simulator.network_health import parse_window
-from exporter.simulator.params import parse_cases_body
-
-if TYPE_CHECKING:  # the state module needs nothing from here; only the types are shared
-    from exporter.simulator.state import SimulatorState
-
-# Computes the answer of a request that passed auth, budget and fault checks; raises ApiError
-# for an answer Datadog gives on bad input (400, 404).
-Compute = Callable[[web.Request, "SimulatorState", Any], web.Response]
-
-
-@dataclass(frozen=True, slots=True)
-class Endpoint:
-    name: str
-    method: str
-    path: str
-    rate_limit_name: str  # the X-RateLimit-Name header Datadog sends for its budget
-    compute: Compute
-    # A huge answer is ``prefix + item,item,... + suffix``: valid JSON of any size.
-    huge_parts: tuple[bytes, bytes, bytes]
-    wrong_shape: object  # valid JSON of the wrong shape, the default of a wrong_shape fault
-    # Cloud Network Monitoring: answers a bare 400 when the organisation has no CNM.
-    cnm: bool = False
+from simulator.audience import list_connections
+from simulator.cases import aggregate_cases
+from simulator.endpoint import JSON_API, AnswerInputs, Endpoint
+from simulator.errors import ErrorAnswer
+from simulator.history import NetworkEndpoint, network_answer, network_query
+from simulator.network_health import answer as network_health_answer
+from simulator.network_health import parse_window
+from simulator.params import parse_cases_body
 
 
 def _ok(body: bytes) -> web.Response:
@@ -51,7 +28,7 @@ def _ok(body: bytes) -> web.Response:
 
 
 def _network_answer(
-    request: web.Request, state: SimulatorState, endpoint: NetworkEndpoint
+    request: web.Request, state: AnswerInputs, endpoint: NetworkEndpoint
 ) -> web.Response:
     """The two CNM aggregate endpoints share parameters and caching; only the rows differ."""
     query = network_query(endpoint, request.query, int(state.clock()))
@@ -62,15 +39,15 @@ def _network_answer(
     )
 
 
-def _connections(request: web.Request, state: SimulatorState, _body: Any) -> web.Response:
+def _connections(request: web.Request, state: AnswerInputs, _body: Any) -> web.Response:
     return _network_answer(request, state, "connections")
 
 
-def _dns(request: web.Request, state: SimulatorState, _body: Any) -> web.Response:
+def _dns(request: web.Request, state: AnswerInputs, _body: Any) -> web.Response:
     return _network_answer(request, state, "dns")
 
 
-def _cases(_request: web.Request, state: SimulatorState, body: Any) -> web.Response:
+def _cases(_request: web.Request, state: AnswerInputs, body: Any) -> web.Response:
     query = parse_cases_body(body)
     answer = aggregate_cases(
         state.cases,
@@ -83,15 +60,15 @@ def _cases(_request: web.Request, state: SimulatorState, body: Any) -> web.Respo
     return _ok(msgspec.json.encode(answer))
 
 
-def _audience(request: web.Request, _state: SimulatorState, _body: Any) -> web.Response:
+def _audience(request: web.Request, _state: AnswerInputs, _body: Any) -> web.Response:
     entity = request.match_info["entity"]
     answer = list_connections(entity)
     if answer is None:
-        raise ApiError(404, "Not Found", f"entity {entity!r} does not exist", shape="code")
+        raise ErrorAnswer(404, "Not Found", f"entity {entity!r} does not exist", shape="code")
     return _ok(msgspec.json.encode(answer))
 
 
-def _network_health(request: web.Request, state: SimulatorState, _body: Any) -> web.Response:
+def _network_health(request: web.Request, state: AnswerInputs, _body: Any) -> web.Response:
     start, end = parse_window(request.query, int(state.clock()))
     return _ok(network_health_answer(start, end, tuple(state.scenarios)))
 

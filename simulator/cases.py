@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from exporter.simulator.data import NA
-from exporter.simulator.options import CasesMultiGroup
-from exporter.simulator.query import Predicate
+from simulator.data import NA
+from simulator.options import CasesMultiGroup
+from simulator.query import Predicate
 
 STATUSES = ("OPEN", "OPEN", "IN_PROGRESS", "CLOSED", "CLOSED", "CLOSED")
 PRIORITIES = ("P1", "P2", "P3", "P3", "P4", "P5", "NOT_DEFINED")

@@ -1,4 +1,4 @@
-"""`python -m exporter.simulator`: run the simulator until SIGTERM/SIGINT.
+"""`python -m simulator`: run the simulator until SIGTERM/SIGINT.
 
 Prints `listening on http://HOST:PORT` (https:// with `--tls-cert-file`) as one line on
 stdout once it serves.
@@ -14,14 +14,14 @@ import ssl
 import sys
 from collections.abc import Sequence
 
-from exporter.simulator.fortnight import build as build_fortnight
-from exporter.simulator.options import (
+from simulator.fortnight import build as build_fortnight
+from simulator.options import (
     OptionError,
     SimulatorOptions,
     fault_from_cli,
     scenario_from_cli,
 )
-from exporter.simulator.simulator import Simulator
+from simulator.simulator import Simulator
 
 
 def _listen(value: str) -> tuple[str, int]:
@@ -33,7 +33,7 @@ def _listen(value: str) -> tuple[str, int]:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m exporter.simulator", description="Simulated Datadog API."
+        prog="python -m simulator", description="Simulated Datadog API."
     )
     parser.add_argument("--listen", type=_listen, default=("127.0.0.1", 8080), metavar="HOST:PORT")
     parser.add_argument("--api-key", default="sim-api-key")
@@ -81,7 +81,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="START",
         help="serve the labelled fortnight of --seed starting at START (Unix seconds, "
         "rounded down to midnight UTC): its universe, rhythms and incidents "
-        "(exporter/simulator/fortnight.py); --universe is ignored",
+        "(simulator/fortnight.py); --universe is ignored",
     )
     return parser.parse_args(argv)
 
