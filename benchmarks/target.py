@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import inspect
 import json
 import os
 import sys
@@ -45,7 +46,7 @@ from exporter.logs import Redactor
 from exporter.process import pin_mmap_threshold
 from exporter.scheduler import Scheduler
 from exporter.selfmetrics import SelfMetrics
-from exporter.server import ServerContext, create_app
+from exporter.server import ServerParts, create_app
 from exporter.snapshot import QuerySnapshot, SnapshotStore
 
 TICK_SECONDS = 0.002
@@ -140,7 +141,13 @@ class ExporterTarget:
         self.scheduler = Scheduler(
             lambda _account: self.client, self.client.redactor, self.store, self.metrics
         )
-        self.metrics.watch(self.scheduler.query_states, self.client.rate_limits.views)
+        watch: Any = self.metrics.watch
+        if len(inspect.signature(watch).parameters) == 2:
+            # A --compare checkout from before the per-query self-metrics were kept rendered:
+            # its SelfMetrics read the states at each scrape.
+            watch(self.scheduler.query_states, self.client.rate_limits.views)
+        else:
+            self.metrics.watch(self.client.rate_limits.views)
         self.burst = burst
         self.floor_bodies: dict[str, bytes] = {}  # filled by copy_floor
         self.jobs = [
@@ -193,7 +200,8 @@ class ExporterTarget:
         ]
 
     def apps(self) -> dict[str, web.Application]:
-        context = ServerContext(self.store, self.metrics, self.scheduler.query_states, ready=True)
+        context = ServerParts(self.store, self.metrics, self.scheduler.query_states)
+        context.ready.set()
         return {"exporter": create_app(context), "floor": floor_app(self.floor_bodies)}
 
     async def copy_floor(self, port: int) -> None:

@@ -6,31 +6,27 @@ Owns start-up and shutdown order; holds no business logic of its own.
 from __future__ import annotations
 
 import asyncio
-import errno
-import ipaddress
 import logging
-import os
-import re
 import signal
-import socket
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from aiohttp import web
 
 from .clock import SYSTEM_CLOCK, Clock
 from .collectors.protocol import QueryJob
 from .collectors.registry import configured_jobs
-from .config.accounts import BaseUrl, resolve_accounts
+from .config.accounts import BaseUrl
 from .config.errors import ConfigError
 from .config.schema import Config, costly_interval_warnings
 from .config.web import WebSecurity
 from .datadog.credentials import Credentials, CredentialsError
-from .datadog.pool import Route, build_pool
+from .datadog.pool import ClientPool, Clients, PoolBuilder, Route
+from .listen import ListenError, describe_listen_failure, parse_listen_address
 from .logs import Redactor
 from .scheduler import PollPolicy, Scheduler
 from .selfmetrics import SelfMetrics
-from .server import DOCS_URL, ServerContext, create_app, describe_queries
+from .server import DOCS_URL, Catalog, ServerParts, create_app, describe_queries
 from .sharding import Shard, ShardKey
 from .snapshot import SnapshotStore
 
@@ -46,74 +42,13 @@ def shard_key(job: QueryJob) -> ShardKey:
     return (job.account, job.collector, job.name)
 
 
-# A host name or IPv4 address: dot-separated labels of letters, digits, '-' and '_'.
-_HOST_NAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9_-]{1,63}(\.[A-Za-z0-9_-]{1,63})*\.?")
-_PORT = re.compile(r"[0-9]{1,5}")
 DEFAULT_MAX_REQUESTS = 40
-
-
-def parse_listen_address(address: str) -> tuple[str | None, int]:
-    """``:10173`` -> (None = all interfaces, 10173); ``127.0.0.1:80``; ``[::1]:80``; ``host:80``.
-
-    Raises ValueError saying what is wrong; the rules are Go's ``net.SplitHostPort`` (an IPv6
-    address needs brackets), so the flag reads as it does for every other exporter.
-    """
-    if address.startswith("["):
-        end = address.find("]")
-        if end < 0:
-            raise ValueError("missing ']' after the IPv6 address")
-        host, rest = address[1:end], address[end + 1 :]
-        if not rest.startswith(":"):
-            raise ValueError("missing :PORT after the IPv6 address")
-        port_text = rest[1:]
-        try:
-            ipaddress.IPv6Address(host)
-        except ValueError:
-            raise ValueError(f"{host!r} in brackets is not an IPv6 address") from None
-    else:
-        host, sep, port_text = address.rpartition(":")
-        if not sep:
-            raise ValueError("missing :PORT (expected HOST:PORT or :PORT)")
-        if "[" in host or "]" in host:
-            raise ValueError("unexpected bracket (write an IPv6 address as [::1]:PORT)")
-        if ":" in host:
-            raise ValueError("too many colons (write an IPv6 address as [::1]:PORT)")
-        if host and not _HOST_NAME.fullmatch(host):
-            raise ValueError(f"{host!r} is not a host name or IP address")
-    if not _PORT.fullmatch(port_text) or int(port_text) > 65535:
-        raise ValueError(f"port {port_text!r} is not a number from 0 to 65535")
-    return (host or None), int(port_text)
-
-
-class ListenError(Exception):
-    """A listen address that parses but cannot be served: it does not resolve, or binding
-    fails. The message names the address and the cause, in the words of the system call."""
-
-
-# What to do about the common bind failures, after the system's own words.
-_BIND_HINTS = {
-    errno.EADDRINUSE: "another process listens there; stop it or choose another port",
-    errno.EACCES: "a port below 1024 needs root or CAP_NET_BIND_SERVICE",
-    errno.EADDRNOTAVAIL: "the address is not one of this machine's",
-}
-
-
-def describe_listen_failure(address: str, host: str | None, port: int, exc: OSError) -> str:
-    """One line: the flag, the address, and why it cannot be served (with a hint if known)."""
-    if isinstance(exc, socket.gaierror):
-        reason = exc.strerror or str(exc)
-        return f"--web.listen-address {address}: cannot resolve {host}: {reason}"
-    if exc.errno is None:
-        return f"--web.listen-address {address}: cannot listen: {exc}"
-    hint = _BIND_HINTS.get(exc.errno)
-    if exc.errno == errno.EACCES and port >= 1024:
-        hint = None  # not the privileged-port rule: a security module, say
-    reason = os.strerror(exc.errno) + (f" ({hint})" if hint else "")
-    return f"--web.listen-address {address}: cannot listen: {reason}"
 
 
 # Re-reads the configuration for a reload: the new Config and the base URL it implies.
 ConfigSource = Callable[[], tuple[Config, str | BaseUrl]]
+# The same, with the clients' accounts and keys read through the start-up's PoolBuilder.
+ReloadSource = Callable[[], tuple[Config, Clients]]
 
 
 @dataclass
@@ -136,42 +71,79 @@ class RunOptions:
         return tuple(self.listen_address)
 
 
+def build_exporter(
+    config: Config,
+    base_url: str | BaseUrl,
+    credentials: Credentials,
+    redactor: Redactor,
+    options: RunOptions,
+    *,
+    environ: Mapping[str, str],
+    config_source: ConfigSource | None = None,
+    clock: Clock = SYSTEM_CLOCK,
+    poll_policy: PollPolicy | None = None,
+) -> Exporter:
+    """The exporter with its clients, the I/O done here: one :class:`PoolBuilder` reads the
+    proxy variables, ``datadog.ca_file`` and every account's keys now, and again for each
+    reload of ``config_source``.
+
+    ``base_url`` and ``credentials`` are the default account's (the datadog: block and DD_*
+    variables); accounts from an ``accounts:`` list read their own keys from ``environ`` (the
+    command line's snapshot) or files. Raises ConfigError (a proxy variable, datadog.ca_file)
+    or CredentialsError (an account's keys). ``clock`` and ``poll_policy`` go to the clients
+    and the scheduler (defaults: the system clock, the shipped policy)."""
+    builder = PoolBuilder(redactor, credentials, environ)
+    metrics = SelfMetrics()
+    pool = builder.pool(config, base_url, metrics.count_response, clock=clock)
+    reload_source: ReloadSource | None = None
+    if config_source is not None:
+        read = config_source
+
+        def reload_source() -> tuple[Config, Clients]:
+            new, url = read()
+            return new, builder.clients(new, url)
+
+    return Exporter(
+        config,
+        pool,
+        metrics,
+        redactor,
+        options,
+        config_source=reload_source,
+        clock=clock,
+        poll_policy=poll_policy,
+    )
+
+
 class Exporter:
-    """The running daemon: one client per account, one scheduler, one web server."""
+    """The running daemon: one client per account, one scheduler, one web server.
+
+    Built from values (:func:`build_exporter` reads the files and the environment): the
+    constructor reads no file and no variable."""
 
     def __init__(
         self,
         config: Config,
-        base_url: str | BaseUrl,
-        credentials: Credentials,
+        pool: ClientPool,
+        metrics: SelfMetrics,
         redactor: Redactor,
         options: RunOptions,
         *,
-        config_source: ConfigSource | None = None,
-        environ: Mapping[str, str] | None = None,
+        config_source: ReloadSource | None = None,
         clock: Clock = SYSTEM_CLOCK,
         poll_policy: PollPolicy | None = None,
     ):
-        """``base_url`` and ``credentials`` are the default account's (the datadog: block and
-        DD_* variables); accounts from an ``accounts:`` list read their own keys from
-        ``environ`` (default: the process environment) or files. Raises CredentialsError
-        when an account's keys are missing. ``clock`` and ``poll_policy`` go to the clients
-        and the scheduler (defaults: the system clock, the shipped policy)."""
+        """``pool`` holds the clients of ``config``'s accounts, counting their answers in
+        ``metrics``; ``config_source`` (None: no reloads) gives a reload its configuration
+        and clients. ``clock`` and ``poll_policy`` go to the scheduler (defaults: the system
+        clock, the shipped policy)."""
         self.config = config
         self.options = options
         self.config_source = config_source
         self.clock = clock
-        self.metrics = SelfMetrics()
+        self.metrics = metrics
         self.store = SnapshotStore()
-        self.pool = build_pool(
-            config,
-            base_url,
-            credentials,
-            redactor,
-            self.metrics.count_response,
-            environ=environ,
-            clock=clock,
-        )
+        self.pool = pool
         self.routes: list[Route] = self.pool.routes(self.pool.accounts)
         self.scheduler = Scheduler(
             self.pool.client,
@@ -182,17 +154,21 @@ class Exporter:
             policy=poll_policy,
             max_attempts=config.datadog.max_attempts,
         )
-        self.metrics.watch(self.scheduler.query_states, self.pool.rate_limit_views)
-        self.context = ServerContext(
+        self.metrics.watch(self.pool.rate_limit_views)
+        # Set once the polls are started, cleared at stop: what /-/ready answers.
+        self.ready = asyncio.Event()
+        self.catalog = Catalog(routes=tuple(self.routes))
+        self.server = ServerParts(
             store=self.store,
             metrics=self.metrics,
             states=self.scheduler.query_states,
             telemetry_path=options.telemetry_path,
+            ready=self.ready,
             reload=self.reload if config_source is not None else None,
             shard=options.shard,
             max_requests=options.max_requests,
             clock=clock,
-            routes=self.routes,
+            catalog=lambda: self.catalog,
             demo=options.demo,
             docs_url=options.docs_url,
         )
@@ -207,7 +183,7 @@ class Exporter:
         when an address does not resolve or cannot be bound; stop() closes what was opened."""
         addresses = [(a, *parse_listen_address(a)) for a in self.options.listen_addresses]
         security = self.options.web or WebSecurity(None)
-        app = create_app(self.context, security.basic_auth_users)
+        app = create_app(self.server, security.basic_auth_users)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
         await self._runner.setup()
         for address, host, port in addresses:
@@ -223,10 +199,12 @@ class Exporter:
             self.ports.append(bound[0][1] if bound else port)
         self.port = self.ports[0]
         self._log_routes()
-        await self.scheduler.start(self._owned_jobs(self.config))
+        jobs = self._owned_jobs(self.config)
+        self._show_configuration(self.config, jobs)
+        await self.scheduler.start(jobs)
         self.metrics.config_loaded(True, self.clock.wall())
         self.metrics.watch_loop(asyncio.get_running_loop())
-        self.context.ready = True
+        self.ready.set()
         shard = self.options.shard
         for (address, _, _), port in zip(addresses, self.ports, strict=True):
             log.info(
@@ -238,7 +216,7 @@ class Exporter:
                     "basic_auth": bool(security.basic_auth_users),
                     "max_requests": self.options.max_requests,
                     "queries": len(self.scheduler.query_states()),
-                    "configured_queries": self.context.configured_queries,
+                    "configured_queries": self.catalog.configured_queries,
                     "shard": f"{shard.index}/{shard.count}",
                 },
             )
@@ -249,9 +227,8 @@ class Exporter:
             return False, "reload is not available: no configuration file"
         async with self._reload_lock:
             try:
-                config, url = await asyncio.to_thread(self.config_source)
-                accounts = resolve_accounts(config, url)
-                credentials = self.pool.credentials(accounts)
+                # Off the loop: the file, datadog.ca_file and key files are read here.
+                config, clients = await asyncio.to_thread(self.config_source)
             except (ConfigError, CredentialsError) as exc:
                 self.metrics.config_loaded(False, self.clock.wall())
                 log.error(
@@ -259,13 +236,16 @@ class Exporter:
                     extra={"error": str(exc)},
                 )
                 return False, f"reload failed, the running configuration stays in effect: {exc}"
-            removed = self.pool.apply(accounts, credentials)
-            routes = self.pool.routes(accounts)
+            removed = self.pool.apply(clients.accounts, clients.credentials)
+            routes = self.pool.routes(clients.accounts)
             if routes != self.routes:
-                self.routes = self.context.routes = routes
+                self.routes = routes
+                self.catalog = replace(self.catalog, routes=tuple(routes))
                 self._log_routes()
             self.scheduler.set_max_attempts(config.datadog.max_attempts)
-            changes = await self.scheduler.apply(self._owned_jobs(config))
+            jobs = self._owned_jobs(config)
+            self._show_configuration(config, jobs)
+            changes = await self.scheduler.apply(jobs)
             for client in removed:
                 await client.close()
             self.config = config
@@ -297,14 +277,18 @@ class Exporter:
             )
 
     def _owned_jobs(self, config: Config) -> list[QueryJob]:
-        """The jobs of this replica's shard; keeps the shard self-metrics and page current."""
-        jobs = build_jobs(config, self.options.shard)
+        """The jobs of this replica's shard."""
+        return build_jobs(config, self.options.shard)
+
+    def _show_configuration(self, config: Config, owned: Sequence[QueryJob]) -> None:
+        """The shard self-metrics and the landing page's view of ``config``, whose ``owned``
+        jobs this replica polls."""
         configured = len(config.all_queries())
         shard = self.options.shard
-        self.metrics.set_shard(shard.index, shard.count, len(jobs), configured)
-        self.context.configured_queries = configured
-        self.context.details = describe_queries(config)
-        return jobs
+        self.metrics.set_shard(shard.index, shard.count, len(owned), configured)
+        self.catalog = replace(
+            self.catalog, configured_queries=configured, details=describe_queries(config)
+        )
 
     def reload_soon(self) -> None:
         """Start a reload from a signal handler; the task is kept until it finishes."""
@@ -313,7 +297,7 @@ class Exporter:
         task.add_done_callback(self._signalled_reloads.discard)
 
     async def stop(self) -> None:
-        self.context.ready = False
+        self.ready.clear()
         for task in list(self._signalled_reloads):
             task.cancel()
         await asyncio.gather(*self._signalled_reloads, return_exceptions=True)

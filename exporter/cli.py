@@ -9,10 +9,11 @@ import os
 import sys
 import textwrap
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from types import MappingProxyType
 
 from prometheus_client import disable_created_metrics
 from pydantic import SecretStr
@@ -21,10 +22,8 @@ from . import __version__
 from .app import (
     DEFAULT_MAX_REQUESTS,
     ConfigSource,
-    Exporter,
-    ListenError,
     RunOptions,
-    parse_listen_address,
+    build_exporter,
     serve_until_signalled,
 )
 from .backfill.cli import main as backfill
@@ -47,9 +46,9 @@ from .config.schema import (
 )
 from .config.web import WebSecurity, load_web_config
 from .datadog.credentials import Credentials, CredentialsError, KeySource
-from .datadog.pool import ClientPool, Route, default_account, routes
-from .datadog.proxies import ProxyError, ProxyRules
+from .datadog.pool import PoolBuilder, Route, default_account, load_trust, proxy_rules, routes
 from .flags import ExitCode, HelpFormatter, Variable, epilog, wrap
+from .listen import ListenError, parse_listen_address
 from .logs import Redactor, setup_logging
 from .logs import add_flags as add_log_flags
 from .online import check_online, planned_calls
@@ -367,17 +366,26 @@ def load(args: argparse.Namespace) -> Config:
     return load_config(args.config_file)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def environment_snapshot() -> Mapping[str, str]:
+    """The process environment, read once and frozen: the one place the program reads it.
+    Every module below gets this copy (tests/unit/test_environment.py keeps it so)."""
+    return MappingProxyType(dict(os.environ))
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    """The command; ``environ`` (default: a snapshot of the process environment, taken now)
+    is every variable the program reads."""
     argv = sys.argv[1:] if argv is None else argv
+    environ = environment_snapshot() if environ is None else environ
     # Process-wide, so once, here: no `_created` series (Go exporters have none; they only
     # double every counter's output).
     disable_created_metrics()  # type: ignore[no-untyped-call]
     redactor = Redactor()
     if argv[:1] == ["backfill"]:
-        return last_resort(lambda: backfill(argv[1:], redactor), redactor)
+        return last_resort(lambda: backfill(argv[1:], redactor, environ), redactor)
     args = build_parser().parse_args(argv)
     setup_logging(args.log_level, args.log_format, redactor)
-    return last_resort(lambda: _main(args, redactor), redactor)
+    return last_resort(lambda: _main(args, redactor, environ), redactor)
 
 
 def last_resort(run: Callable[[], int], redactor: Redactor) -> int:
@@ -393,7 +401,7 @@ def last_resort(run: Callable[[], int], redactor: Redactor) -> int:
         return EXIT_CONFIG
 
 
-def _main(args: argparse.Namespace, redactor: Redactor) -> int:
+def _main(args: argparse.Namespace, redactor: Redactor, environ: Mapping[str, str]) -> int:
     try:
         check_usage(args)
     except UsageError as exc:
@@ -407,8 +415,8 @@ def _main(args: argparse.Namespace, redactor: Redactor) -> int:
         return EXIT_CONFIG
     try:
         if args.config_check or args.config_check_online:
-            return config_check(args, config, redactor)
-        shard, shard_source = resolve_shard(args.shard_index, args.shard_count, os.environ)
+            return config_check(args, config, redactor, environ)
+        shard, shard_source = resolve_shard(args.shard_index, args.shard_count, environ)
     except ShardError as exc:
         print(f"error: sharding: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -422,13 +430,15 @@ def _main(args: argparse.Namespace, redactor: Redactor) -> int:
         )
     pin_mmap_threshold()
     try:
-        return asyncio.run(_run(args, config, redactor, web, shard))
+        return asyncio.run(_run(args, config, redactor, web, shard, environ=environ))
     except (ConfigError, CredentialsError, ListenError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
 
 
-def config_check(args: argparse.Namespace, config: Config, redactor: Redactor) -> int:
+def config_check(
+    args: argparse.Namespace, config: Config, redactor: Redactor, environ: Mapping[str, str]
+) -> int:
     """--config.check: what can be checked without a network, printed; with
     --config.check.online, then what Datadog says (see exporter/online.py)."""
     if args.demo and args.config_check_online:
@@ -436,13 +446,12 @@ def config_check(args: argparse.Namespace, config: Config, redactor: Redactor) -
             "error: --config.check.online asks Datadog; it does not go with --demo", file=sys.stderr
         )
         return EXIT_USAGE
-    environ = dict(os.environ)
     try:
         accounts, routes = _where_requests_go(config, environ)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    notes = unused_environment(config, Environment()) if not args.demo else []
+    notes = unused_environment(config, Environment.from_environ(environ)) if not args.demo else []
     for account in [] if args.demo else accounts:  # --demo brings its own keys
         try:
             Credentials.for_account(account, redactor, environ).check()
@@ -454,7 +463,7 @@ def config_check(args: argparse.Namespace, config: Config, redactor: Redactor) -
     warnings = [*short_window_warnings(config), *costly]
     text = summary(
         config,
-        resolve_count(args.shard_count, os.environ),
+        resolve_count(args.shard_count, environ),
         routes=["the built-in simulator (--demo)"]
         if args.demo
         else [route.line() for route in routes],
@@ -474,28 +483,21 @@ async def _check_online(
     accounts: list[Account],
     routes: list[Route],
     redactor: Redactor,
-    environ: dict[str, str],
+    environ: Mapping[str, str],
 ) -> tuple[str, bool]:
-    credentials = Credentials.from_environment(redactor, environ)
-    pool = ClientPool(redactor, credentials, lambda endpoint, code, account: None, environ)
-    try:
-        checks = await check_online(config, accounts, pool, routes)
-    finally:
-        await pool.close()
+    builder = PoolBuilder(redactor, Credentials.from_environment(redactor, environ), environ)
+    checks = await check_online(config, accounts, builder, routes)
     return render_online(checks, planned_calls(config, accounts))
 
 
 def _where_requests_go(
-    config: Config, environ: dict[str, str]
+    config: Config, environ: Mapping[str, str]
 ) -> tuple[list[Account], list[Route]]:
     """The accounts and where each one's requests go: ConfigError for an unknown DD_SITE, an
-    unusable DD_API_URL or proxy variable (as at start-up)."""
-    accounts = resolve_accounts(config, resolve_base_url(config.datadog, Environment()))
-    try:
-        proxies = ProxyRules.from_environ(environ)
-    except ProxyError as exc:
-        raise ConfigError([(exc.variable, str(exc))], "environment") from None
-    return accounts, routes(accounts, proxies)
+    unusable DD_API_URL or proxy variable, or datadog.ca_file (as at start-up)."""
+    url = resolve_base_url(config.datadog, Environment.from_environ(environ))
+    accounts = resolve_accounts(config, url, load_trust(config))
+    return accounts, routes(accounts, proxy_rules(environ))
 
 
 async def _run(
@@ -504,6 +506,8 @@ async def _run(
     redactor: Redactor,
     web: WebSecurity | None,
     shard: Shard,
+    *,
+    environ: Mapping[str, str],
 ) -> int:
     options = RunOptions(
         args.listen_addresses,
@@ -530,18 +534,27 @@ async def _run(
         try:
             demo_url = BaseUrl(simulator.url, "--demo")
             source = reloader(args.config_file, lambda _config: demo_url)
-            await serve_until_signalled(
-                Exporter(config, demo_url, credentials, redactor, options, config_source=source)
+            exporter = build_exporter(
+                config,
+                demo_url,
+                credentials,
+                redactor,
+                options,
+                environ=environ,
+                config_source=source,
             )
+            await serve_until_signalled(exporter)
         finally:
             await simulator.stop()
         return 0
     # The keys are checked (with every account's) when the exporter builds its pool.
-    url, credentials = default_account(config, redactor)
-    environment = Environment()
+    url, credentials = default_account(config, redactor, environ)
+    environment = Environment.from_environ(environ)
     source = reloader(args.config_file, lambda new: resolve_base_url(new.datadog, environment))
     await serve_until_signalled(
-        Exporter(config, url, credentials, redactor, options, config_source=source)
+        build_exporter(
+            config, url, credentials, redactor, options, environ=environ, config_source=source
+        )
     )
     return 0
 

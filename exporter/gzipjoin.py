@@ -64,3 +64,32 @@ def gzip_member(deflated: Iterable[bytes], total: Piece) -> list[bytes]:
     """
     trailer = struct.pack("<II", total.crc, total.size & 0xFFFFFFFF)
     return [_HEADER, *deflated, _FINAL_EMPTY_BLOCK, trailer]
+
+
+@dataclass(frozen=True, slots=True)
+class Compressed:
+    """Text compressed before the scrapes that serve it (the per-query self-metrics): its
+    parts as text and as raw-deflate pieces, ``texts[i]`` compressed into ``deflated[i]``,
+    and the CRC-32 and size of all the text. A gzip body joins the pieces as they are."""
+
+    texts: tuple[bytes, ...]
+    deflated: tuple[bytes, ...]
+    total: Piece
+    deflated_size: int
+
+    @classmethod
+    def of(cls, pieces: Iterable[tuple[bytes, Piece]]) -> Compressed:
+        """From (text, its piece) pairs, in order; empty texts are left out."""
+        texts: list[bytes] = []
+        deflated: list[bytes] = []
+        total = NO_TEXT
+        for text, piece in pieces:
+            if piece.size:
+                texts.append(text)
+                deflated.append(piece.deflated)
+                total = combine(total, piece)
+        return cls(tuple(texts), tuple(deflated), total, sum(map(len, deflated)))
+
+
+NO_TEXT = Piece(b"", 0, 0)
+NOTHING = Compressed((), (), NO_TEXT, 0)

@@ -24,7 +24,7 @@ from .config.report import COLUMN
 from .config.schema import Config, PolledQuery
 from .datadog.client import DatadogClient, RequestFailed
 from .datadog.credentials import CredentialsError
-from .datadog.pool import ClientPool, Route
+from .datadog.pool import ClientPool, PoolBuilder, Route
 from .durations import format_duration
 
 VALIDATE = ApiRequest("validate", "GET", "/api/v1/validate")
@@ -94,22 +94,39 @@ def answer_signals(job: QueryJob, body: bytes) -> tuple[int, tuple[str, ...]]:
 async def check_online(
     config: Config,
     accounts: Sequence[Account],
-    pool: ClientPool,
+    builder: PoolBuilder,
     routes: Sequence[Route],
     clock: Clock = SYSTEM_CLOCK,
 ) -> list[AccountCheck]:
-    """Validate each account's API key, then call each endpoint with a configured query once.
+    """Validate each account's API key, then call each endpoint with a configured query once,
+    through a pool of ``builder``'s (each account's keys read as they are at start-up).
 
     Endpoints are not called after the key check failed (refused, unreachable): they would
     fail the same way, and every call counts against the organisation's rate limits.
     """
+    pool = ClientPool(builder.redactor, builder.proxies(), lambda endpoint, code, account: None)
+    try:
+        return await _check_accounts(config, accounts, pool, builder, routes, clock=clock)
+    finally:
+        await pool.close()
+
+
+async def _check_accounts(
+    config: Config,
+    accounts: Sequence[Account],
+    pool: ClientPool,
+    builder: PoolBuilder,
+    routes: Sequence[Route],
+    *,
+    clock: Clock,
+) -> list[AccountCheck]:
     checks = []
     for account, route in zip(accounts, routes, strict=True):
         check = AccountCheck(route)
         checks.append(check)
         queries = probed_queries(config, account.name)
         try:
-            credentials = pool.credentials([account])
+            credentials = builder.credentials([account])
         except CredentialsError as exc:
             check.probes.append(Probe("validate", "", "credentials", str(exc)))
             check.skipped = [f"{entry.endpoint}: not called (no keys)" for entry, _ in queries]

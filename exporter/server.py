@@ -1,11 +1,14 @@
 """The HTTP side: landing page, /metrics, health and readiness.
 
 /metrics writes the current data Body (already rendered and compressed by the polls) followed
-by the self-metrics; nothing here calls Datadog or renders data series.
+by the self-metrics: the per-query part as kept since its queries last changed, the
+process-wide part rendered now. Nothing here calls Datadog, renders data series or reads a
+query's state for /metrics.
 """
 
 from __future__ import annotations
 
+import asyncio
 import html
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -65,27 +68,73 @@ def describe_queries(config: Config) -> dict[tuple[str, str, str], QueryDetail]:
     }
 
 
-@dataclass
-class ServerContext:
-    """What the handlers read; the owner keeps these current."""
+@dataclass(frozen=True)
+class Catalog:
+    """What the configuration says about the queries, as the landing page shows it; the
+    exporter replaces it whole on a reload."""
+
+    configured_queries: int = 0
+    # Where each account's requests go (base URL, its source, the proxy without its login).
+    routes: tuple[Route, ...] = ()
+    # What each query asks, by (account, collector, name).
+    details: Mapping[tuple[str, str, str], QueryDetail] = field(default_factory=dict)
+
+
+Reload = Callable[[], Awaitable[tuple[bool, str]]]
+
+
+@dataclass(frozen=True)
+class ServerParts:
+    """What the server serves and how; :func:`create_app` hands each part to the handlers
+    under its :class:`web.AppKey`. What changes while running has one owner elsewhere: the
+    readiness event and the catalog are the exporter's, the scrapes in flight the app's."""
 
     store: SnapshotStore
     metrics: SelfMetrics
     states: Callable[[], list[QueryState]]
     telemetry_path: str = "/metrics"
-    ready: bool = False
-    reload: Callable[[], Awaitable[tuple[bool, str]]] | None = None
+    # Set by the owner once its polls are started, cleared when it stops: /-/ready reads it.
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    reload: Reload | None = None  # None: /-/reload answers 501
     shard: Shard = field(default_factory=Shard)
-    configured_queries: int = 0
     # /metrics requests served at once (--web.max-requests); beyond it 503. 0: no limit.
     max_requests: int = 0
     clock: Clock = SYSTEM_CLOCK  # the ages on the landing page
-    # Where each account's requests go (base URL, its source, the proxy without its login).
-    routes: list[Route] = field(default_factory=list)
-    # What each query asks, by (account, collector, name).
-    details: dict[tuple[str, str, str], QueryDetail] = field(default_factory=dict)
+    catalog: Callable[[], Catalog] = Catalog  # the current one (default: nothing configured)
     demo: bool = False  # --demo: the data shown comes from the built-in simulator
     docs_url: str = DOCS_URL
+
+
+class ScrapeLimit:
+    """The /metrics requests in flight against --web.max-requests (0: no limit); the one owner
+    of that count, which it keeps in the self-metrics."""
+
+    def __init__(self, limit: int, metrics: SelfMetrics):
+        self.limit = limit
+        self.in_flight = 0
+        self._metrics = metrics
+
+    def enter(self) -> bool:
+        """Count one more scrape; False (counted as rejected) when the limit is reached."""
+        if self.limit and self.in_flight >= self.limit:
+            self._metrics.scrape_rejected()
+            return False
+        self.in_flight += 1
+        self._metrics.scrapes_now(self.in_flight)
+        return True
+
+    def leave(self) -> None:
+        self.in_flight -= 1
+        self._metrics.scrapes_now(self.in_flight)
+
+
+# What the handlers read from the application (set once, by create_app).
+STORE = web.AppKey("store", SnapshotStore)
+METRICS = web.AppKey("metrics", SelfMetrics)
+READY = web.AppKey("ready", asyncio.Event)
+RELOAD: web.AppKey[Reload | None] = web.AppKey("reload")
+SCRAPES = web.AppKey("scrapes", ScrapeLimit)
+PARTS = web.AppKey("parts", ServerParts)  # the landing page shows most of them
 
 
 def accepts_gzip(header: str) -> bool:
@@ -126,7 +175,7 @@ def _quality(text: str) -> float | None:
 
 
 def create_app(
-    context: ServerContext, basic_auth_users: Mapping[str, bytes] | None = None
+    parts: ServerParts, basic_auth_users: Mapping[str, bytes] | None = None
 ) -> web.Application:
     """The server's routes; with ``basic_auth_users`` (user -> bcrypt hash) every path but
     OPEN_PATHS asks for a login."""
@@ -134,72 +183,79 @@ def create_app(
     if basic_auth_users:
         middlewares.append(auth_middleware(BasicAuth(basic_auth_users), OPEN_PATHS))
     app = web.Application(middlewares=middlewares)
-
-    in_flight = 0
-
-    async def metrics(request: web.Request) -> web.StreamResponse:
-        # The limit bounds the memory scrapes hold (a gzip tail, inflated batches, socket
-        # buffers of slow readers) as promhttp's MaxRequestsInFlight does: a storm of
-        # scrapes is answered 503 at once instead of piling up.
-        nonlocal in_flight
-        limit = context.max_requests
-        if limit and in_flight >= limit:
-            context.metrics.scrape_rejected()
-            return web.Response(
-                status=503,
-                text=f"Limit of concurrent requests reached ({limit}), try again later.\n",
-            )
-        in_flight += 1
-        context.metrics.scrapes_now(in_flight)
-        try:
-            return await serve_metrics(request)
-        finally:
-            in_flight -= 1
-            context.metrics.scrapes_now(in_flight)
-
-    async def serve_metrics(request: web.Request) -> web.StreamResponse:
-        body = context.store.body
-        tail = context.metrics.render()
-        # Several Accept-Encoding headers are one comma-separated list (RFC 9110).
-        compressed = accepts_gzip(",".join(request.headers.getall("Accept-Encoding", ())))
-        response = web.StreamResponse(headers={"Content-Type": CONTENT_TYPE})
-        payload = body.gzip(tail) if compressed else body.plain(tail)
-        if compressed:
-            response.headers["Content-Encoding"] = "gzip"
-        response.content_length = payload.size
-        await response.prepare(request)
-        try:
-            for part in payload.parts:
-                await response.write(part)
-            await response.write_eof()
-        except ConnectionError:
-            # The scraper went away mid-body (timeout, cancelled curl): nothing to report.
-            pass
-        return response
-
-    async def healthy(request: web.Request) -> web.Response:
-        return web.Response(text="Healthy.\n")
-
-    async def ready(request: web.Request) -> web.Response:
-        if context.ready:
-            return web.Response(text="Ready.\n")
-        return web.Response(status=503, text="Not ready: still starting.\n")
-
-    async def reload(request: web.Request) -> web.Response:
-        if context.reload is None:
-            return web.Response(status=501, text="Reload is not available in this mode.\n")
-        ok, message = await context.reload()
-        return web.Response(status=200 if ok else 400, text=message + "\n")
-
-    async def landing(request: web.Request) -> web.Response:
-        return web.Response(text=landing_page(context), content_type="text/html")
-
-    app.router.add_get("/", landing)
-    app.router.add_get(context.telemetry_path, metrics)
-    app.router.add_get("/-/healthy", healthy)
-    app.router.add_get("/-/ready", ready)
-    app.router.add_post("/-/reload", reload)
+    app[STORE] = parts.store
+    app[METRICS] = parts.metrics
+    app[READY] = parts.ready
+    app[RELOAD] = parts.reload
+    app[SCRAPES] = ScrapeLimit(parts.max_requests, parts.metrics)
+    app[PARTS] = parts
+    app.router.add_get("/", handle_landing)
+    app.router.add_get(parts.telemetry_path, handle_metrics)
+    app.router.add_get("/-/healthy", handle_healthy)
+    app.router.add_get("/-/ready", handle_ready)
+    app.router.add_post("/-/reload", handle_reload)
     return app
+
+
+async def handle_metrics(request: web.Request) -> web.StreamResponse:
+    # The limit bounds the memory scrapes hold (a gzip tail, inflated batches, socket
+    # buffers of slow readers) as promhttp's MaxRequestsInFlight does: a storm of
+    # scrapes is answered 503 at once instead of piling up.
+    scrapes = request.app[SCRAPES]
+    if not scrapes.enter():
+        return web.Response(
+            status=503,
+            text=f"Limit of concurrent requests reached ({scrapes.limit}), try again later.\n",
+        )
+    try:
+        return await serve_metrics(request)
+    finally:
+        scrapes.leave()
+
+
+async def serve_metrics(request: web.Request) -> web.StreamResponse:
+    body = request.app[STORE].body
+    tail = request.app[METRICS].for_scrape()
+    # Several Accept-Encoding headers are one comma-separated list (RFC 9110).
+    compressed = accepts_gzip(",".join(request.headers.getall("Accept-Encoding", ())))
+    response = web.StreamResponse(headers={"Content-Type": CONTENT_TYPE})
+    if compressed:
+        payload = body.gzip(tail.process, tail.per_query)
+        response.headers["Content-Encoding"] = "gzip"
+    else:
+        payload = body.plain(tail.process, tail.per_query)
+    response.content_length = payload.size
+    await response.prepare(request)
+    try:
+        for part in payload.parts:
+            await response.write(part)
+        await response.write_eof()
+    except ConnectionError:
+        # The scraper went away mid-body (timeout, cancelled curl): nothing to report.
+        pass
+    return response
+
+
+async def handle_healthy(request: web.Request) -> web.Response:
+    return web.Response(text="Healthy.\n")
+
+
+async def handle_ready(request: web.Request) -> web.Response:
+    if request.app[READY].is_set():
+        return web.Response(text="Ready.\n")
+    return web.Response(status=503, text="Not ready: still starting.\n")
+
+
+async def handle_reload(request: web.Request) -> web.Response:
+    run = request.app[RELOAD]
+    if run is None:
+        return web.Response(status=501, text="Reload is not available in this mode.\n")
+    ok, message = await run()
+    return web.Response(status=200 if ok else 400, text=message + "\n")
+
+
+async def handle_landing(request: web.Request) -> web.Response:
+    return web.Response(text=landing_page(request.app[PARTS]), content_type="text/html")
 
 
 # What to check when a query succeeds but carries nothing.
@@ -221,10 +277,11 @@ def answer_status(state: QueryState) -> str:
     return "up"
 
 
-def landing_page(context: ServerContext) -> str:
-    now = context.clock.monotonic()  # ages only: a wall-clock step changes none
+def landing_page(parts: ServerParts) -> str:
+    now = parts.clock.monotonic()  # ages only: a wall-clock step changes none
+    catalog = parts.catalog()
     rows = []
-    for state in context.states():
+    for state in parts.states():
         if state.late:
             status = "late" + (" (serving last good data)" if state.serving_stale else "")
         elif state.up:
@@ -243,18 +300,18 @@ def landing_page(context: ServerContext) -> str:
             state.name,
             state.account,
             format_duration(state.interval),
-            *detail_cells(context.details.get((state.account, state.collector, state.name))),
+            *detail_cells(catalog.details.get((state.account, state.collector, state.name))),
             status,
             age,
             str(state.series),
             state.last_error or "",
         ]
         rows.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
-    path = html.escape(context.telemetry_path)
-    shard = context.shard
+    path = html.escape(parts.telemetry_path)
+    shard = parts.shard
     sharding = (
         f"<p>Shard {shard.index} of {shard.count} (0-based): this replica polls "
-        f"{len(rows)} of the {context.configured_queries} configured queries; the other "
+        f"{len(rows)} of the {catalog.configured_queries} configured queries; the other "
         f"replicas poll the rest.</p>\n"
         if shard.sharded
         else ""
@@ -265,11 +322,11 @@ def landing_page(context: ServerContext) -> str:
 tr:nth-child(even){{background:#f4f4f4}}
 .demo{{background:#fff3cd;border:1px solid #e0b000;padding:.5em}}</style></head>
 <body><h1>Datadog CNM Exporter</h1>
-{demo_banner(context.demo)}<p>Version {html.escape(__version__)}. Prometheus exporter for Datadog
+{demo_banner(parts.demo)}<p>Version {html.escape(__version__)}. Prometheus exporter for Datadog
 Cloud Network Monitoring, Case Management and RUM Audience Management.</p>
 <p><a href="{path}">Metrics</a> · <a href="/-/healthy">Health</a> ·
-<a href="/-/ready">Readiness</a> · <a href="{html.escape(context.docs_url)}">Documentation</a></p>
-{routes_section(context.routes)}<h2>Queries</h2>
+<a href="/-/ready">Readiness</a> · <a href="{html.escape(parts.docs_url)}">Documentation</a></p>
+{routes_section(catalog.routes)}<h2>Queries</h2>
 {sharding}<table><tr><th>Collector</th><th>Query</th><th>Account</th><th>Interval</th>
 {DETAIL_HEADERS}<th>State</th><th>Last success</th><th>Series</th><th>Last error</th></tr>
 {"".join(rows) or '<tr><td colspan="12">No queries configured.</td></tr>'}

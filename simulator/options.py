@@ -30,6 +30,12 @@ FaultKind = Literal[
 ]
 # A header name as RFC 9110 spells a token.
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def _header_value(value: object) -> bool:
+    return isinstance(value, str) and value.isascii() and value.isprintable()
+
+
 ErrorShape = Literal["strings", "jsonapi", "jsonapi_no_detail", "generic", "code"]
 ScenarioKind = Literal[
     "retransmit_storm",
@@ -154,16 +160,19 @@ class Fault:
             raise OptionError("retry_after must not be negative")
         if self.reset_seconds < 1 or self.chunk_size < 1 or self.size_bytes < 16:
             raise OptionError("reset_seconds, chunk_size and size_bytes must be positive")
+        self._check_raw()
+
+    def _check_raw(self) -> None:
+        """What the ``raw`` kind sends: bytes, and headers that are one line each (a newline
+        in a value would end the header early)."""
         if not isinstance(self.raw_body, bytes):
             raise OptionError("raw_body must be bytes (base64 over the control API)")
-        if not (self.content_type.isascii() and self.content_type.isprintable()):
-            # It becomes a header line: a newline in it would end the header early.
+        if not _header_value(self.content_type):
             raise OptionError("content_type must be printable ASCII")
         for name, value in self.raw_headers.items():
             if not (isinstance(name, str) and _HEADER_NAME.fullmatch(name)):
                 raise OptionError(f"raw_headers: {name!r} is not a header name")
-            if not (isinstance(value, str) and value.isascii() and value.isprintable()):
-                # A newline would end the header early: what is sent is one line per header.
+            if not _header_value(value):
                 raise OptionError(f"raw_headers: {name}'s value must be printable ASCII")
 
     @property

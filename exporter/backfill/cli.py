@@ -21,7 +21,7 @@ import sqlite3
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -227,15 +227,21 @@ def iso(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def main(argv: Sequence[str], redactor: Redactor, clock: Clock = SYSTEM_CLOCK) -> int:
+def main(
+    argv: Sequence[str],
+    redactor: Redactor,
+    environ: Mapping[str, str],
+    clock: Clock = SYSTEM_CLOCK,
+) -> int:
     """Run a backfill; ``redactor`` is shared with the caller's last-resort handler, which
-    turns whatever else is raised into one ``error:`` line. ``clock`` says what time it is
-    (the relative --start/--end) and is what every wait runs on."""
+    turns whatever else is raised into one ``error:`` line. ``environ`` is the command line's
+    snapshot of the environment (keys, site, proxies). ``clock`` says what time it is (the
+    relative --start/--end) and is what every wait runs on."""
     args = build_parser().parse_args(argv)
     setup_logging(args.log_level, args.log_format, redactor)
     console = Console(args.log_format == "json")
     try:
-        return _main(args, list(argv), redactor, console, clock)
+        return _main(args, list(argv), redactor, console, clock, environ=environ)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -288,7 +294,13 @@ class Plan:
 
 
 def _main(
-    args: argparse.Namespace, argv: list[str], redactor: Redactor, console: Console, clock: Clock
+    args: argparse.Namespace,
+    argv: list[str],
+    redactor: Redactor,
+    console: Console,
+    clock: Clock,
+    *,
+    environ: Mapping[str, str],
 ) -> int:
     now = clock.wall()
     plan = _plan(args, console, now)
@@ -318,7 +330,7 @@ def _main(
             )
             for query in plan.queries
         ]
-        source = WindowSource(plan.config, redactor, clock=clock)
+        source = WindowSource(plan.config, redactor, clock=clock, environ=environ)
         bar = not console.json_logs and sys.stderr.isatty()
         runner = Runner(
             targets,

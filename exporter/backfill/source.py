@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ..clock import SYSTEM_CLOCK, Clock
@@ -207,8 +207,10 @@ class WindowSource:
         on_answer: Callable[[str, str], None] = lambda account, endpoint: None,
         clock: Clock = SYSTEM_CLOCK,
         policy: PollPolicy | None = None,
+        environ: Mapping[str, str],
     ) -> None:
-        """Keys and site come from the environment as for the live exporter. Raises
+        """Keys and site come from ``environ`` (the command line's snapshot of the
+        environment) as for the live exporter. Raises
         ConfigError (unknown site) or CredentialsError (keys missing). ``clock`` is what waits
         (rate limits, retries) run on; ``policy`` gives the retry backoff."""
         self.stats = Stats()
@@ -218,9 +220,10 @@ class WindowSource:
         self.retry = (policy or PollPolicy()).retry
         self.pool = build_pool(
             config,
-            *default_account(config, redactor),
+            *default_account(config, redactor, environ),
             redactor,
             self._count,
+            environ=environ,
             clock=clock,
         )
 

@@ -7,11 +7,10 @@ Resolves the ``accounts:`` list (or the ``datadog:`` block and ``DD_*`` variable
 from __future__ import annotations
 
 import ssl
+from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from pathlib import Path
-
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import ConfigError
 from .schema import (
@@ -20,17 +19,22 @@ from .schema import (
     AccountSettings,
     Config,
     DatadogSettings,
-    load_ca_bundle,
 )
 
 
-class Environment(BaseSettings):
+@dataclass(frozen=True)
+class Environment:
     """``DD_SITE`` and ``DD_API_URL`` (the keys are read by credentials.py, never here)."""
-
-    model_config = SettingsConfigDict(env_prefix="DD_", extra="ignore", frozen=True)
 
     site: str | None = None
     api_url: str | None = None
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> Environment:
+        """The two variables of ``environ``, their names in any case (as pydantic-settings
+        read them before)."""
+        found = {name.upper(): value for name, value in environ.items()}
+        return cls(site=found.get("DD_SITE"), api_url=found.get("DD_API_URL"))
 
 
 # Where a base URL came from, as --config.check, the start-up log and the landing page say.
@@ -111,21 +115,18 @@ class Account:
     ssl_context: ssl.SSLContext | None = dataclass_field(default=None, compare=False, repr=False)
 
 
-def resolve_accounts(config: Config, default_url: str | BaseUrl) -> list[Account]:
+def resolve_accounts(
+    config: Config, default_url: str | BaseUrl, trust: ssl.SSLContext | None = None
+) -> list[Account]:
     """The accounts to build clients for: the ``accounts:`` list, or else the default account
     at ``default_url`` (from :func:`resolve_base_url`: the datadog: block and DD_* variables;
     a plain string is shown as given by the caller).
 
-    Loads ``datadog.ca_file`` (once, shared by every account); ConfigError naming the key if
-    it became unusable since it was validated.
+    ``trust`` is ``datadog.ca_file`` loaded (datadog/pool.py ``load_trust``), shared by every
+    account; None: the default trust.
     """
     defaults = config.datadog
-    context = None
-    if defaults.ca_file is not None:
-        try:
-            context = load_ca_bundle(defaults.ca_file)
-        except ValueError as exc:
-            raise ConfigError([("datadog.ca_file", str(exc))]) from None
+    context = trust
     if not config.accounts:
         given = default_url if isinstance(default_url, BaseUrl) else BaseUrl(default_url, "given")
         return [

@@ -17,7 +17,6 @@ import email.utils
 import errno
 import json
 import logging
-import os
 import re
 import ssl
 from collections.abc import Callable
@@ -250,10 +249,11 @@ CA_HINT = "; if a TLS-inspecting proxy re-signs traffic, trust its CA with datad
 class DatadogClient:
     """One aiohttp session against one Datadog base URL with one pair of keys.
 
-    ``proxies`` says which proxy carries the requests (default: read from the process
-    environment); ``ssl_context`` the TLS trust (default: the system's, which honours
-    ``SSL_CERT_FILE``); ``resolver`` how host names become addresses (default: the system's);
-    ``clock`` the time its rate-limit state (and a Retry-After date) is read in.
+    ``proxies`` says which proxy carries the requests (default: none, every request direct;
+    the pool passes the environment's); ``ssl_context`` the TLS trust (default: the
+    system's, which honours ``SSL_CERT_FILE``); ``resolver`` how host names become addresses
+    (default: the system's); ``clock`` the time its rate-limit state (and a Retry-After date)
+    is read in.
     """
 
     def __init__(
@@ -278,7 +278,7 @@ class DatadogClient:
         self.timeout = timeout
         self.max_response_size = max_response_size
         self.on_response = on_response
-        self.proxies = proxies if proxies is not None else ProxyRules.from_environ(os.environ)
+        self.proxies = proxies if proxies is not None else ProxyRules.from_environ({})
         for secret in self.proxies.secrets:
             redactor.add(secret)
         self.ssl_context = ssl_context

@@ -12,7 +12,7 @@ every key read is also given to the :class:`Redactor`, which removes it from any
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,25 +79,27 @@ class Credentials:
 
     @classmethod
     def from_environment(
-        cls, redactor: Redactor, environ: dict[str, str] | None = None, prefix: str = "DD_"
+        cls, redactor: Redactor, environ: Mapping[str, str], prefix: str = "DD_"
     ) -> Credentials:
-        env = dict(os.environ if environ is None else environ)
-        return cls(_source(env, f"{prefix}API_KEY"), _source(env, f"{prefix}APP_KEY"), redactor)
+        """``{prefix}API_KEY`` and ``{prefix}APP_KEY`` (or their ``_FILE`` variables) of
+        ``environ``, the command line's snapshot of the environment."""
+        return cls(
+            _source(environ, f"{prefix}API_KEY"), _source(environ, f"{prefix}APP_KEY"), redactor
+        )
 
     @classmethod
     def for_account(
-        cls, account: Account, redactor: Redactor, environ: dict[str, str] | None = None
+        cls, account: Account, redactor: Redactor, environ: Mapping[str, str]
     ) -> Credentials:
         """The keys an account's configuration points at (the DD_* ones for the default)."""
-        env = dict(os.environ if environ is None else environ)
         sources = [
             (account.api_key_file, account.api_key_env, "api_key"),
             (account.app_key_file, account.app_key_env, "app_key"),
         ]
         if all(path is None and name is None for path, name, _ in sources):
-            return cls.from_environment(redactor, env)
+            return cls.from_environment(redactor, environ)
         api_key, app_key = (
-            _account_source(account.name, key, path, name, env) for path, name, key in sources
+            _account_source(account.name, key, path, name, environ) for path, name, key in sources
         )
         return cls(api_key, app_key, redactor)
 
@@ -116,7 +118,7 @@ class Credentials:
         return f"Credentials(api_key={self.api_key.label}, app_key={self.app_key.label})"
 
 
-def _source(env: dict[str, str], name: str) -> KeySource:
+def _source(env: Mapping[str, str], name: str) -> KeySource:
     file_name = env.get(f"{name}_FILE")
     if file_name:
         return KeySource(name, path=Path(file_name))
@@ -125,7 +127,7 @@ def _source(env: dict[str, str], name: str) -> KeySource:
 
 
 def _account_source(
-    account: str, key: str, path: Path | None, env_name: str | None, env: dict[str, str]
+    account: str, key: str, path: Path | None, env_name: str | None, env: Mapping[str, str]
 ) -> KeySource:
     where = f"accounts[{account}]"
     if path is not None:

@@ -6,12 +6,13 @@ their state (a changed base URL forgets it, see ``DatadogClient.reconfigure``); 
 get a client and removed ones are closed once no query uses them.
 
 Every client goes out the same way: the proxy variables of one environment (read once, at
-start-up, as a Go program reads them) and the TLS trust of ``datadog.ca_file``.
+start-up, as a Go program reads them) and the TLS trust of ``datadog.ca_file``. The pool
+itself is built from values; :class:`PoolBuilder` is where files and variables are read.
 """
 
 from __future__ import annotations
 
-import os
+import ssl
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -20,7 +21,7 @@ from yarl import URL
 from ..clock import SYSTEM_CLOCK, Clock
 from ..config.accounts import Account, BaseUrl, Environment, resolve_accounts, resolve_base_url
 from ..config.errors import ConfigError
-from ..config.schema import Config
+from ..config.schema import Config, load_ca_bundle
 from ..logs import Redactor
 from ..selfmetrics import RateLimitView
 from .client import DatadogClient
@@ -62,43 +63,26 @@ def uses_default_keys(account: Account) -> bool:
 
 
 class ClientPool:
-    """The clients by account name; ``clients`` is the live mapping the scheduler reads."""
+    """The clients by account name; ``clients`` is the live mapping the scheduler reads.
+
+    Built from values (:class:`PoolBuilder` reads the files and variables): it reads no file
+    and no environment itself."""
 
     def __init__(
         self,
         redactor: Redactor,
-        default_credentials: Credentials,
+        proxies: ProxyRules,
         on_response: ResponseCounter,
-        environ: Mapping[str, str] | None = None,
         clock: Clock = SYSTEM_CLOCK,
     ):
-        """``environ`` (default: the process environment) holds the accounts' ``*_key_env``
-        variables and HTTPS_PROXY / HTTP_PROXY / NO_PROXY; an unusable proxy variable is a
-        ConfigError naming it. ``clock`` is the clients' (their rate-limit state's)."""
+        """``proxies`` carry every client's requests; ``clock`` is the clients' (their
+        rate-limit state's)."""
         self.redactor = redactor
-        self.default_credentials = default_credentials
+        self.proxies = proxies
         self.on_response = on_response
-        self.environ = environ
         self.clock = clock
-        try:
-            self.proxies = ProxyRules.from_environ(os.environ if environ is None else environ)
-        except ProxyError as exc:
-            raise ConfigError([(exc.variable, str(exc))], "environment") from None
         self.clients: dict[str, DatadogClient] = {}
         self.accounts: list[Account] = []  # the ones last applied
-
-    def credentials(self, accounts: Sequence[Account]) -> dict[str, Credentials]:
-        """Every account's keys, checked now: raises CredentialsError naming the account."""
-        found = {}
-        for account in accounts:
-            if uses_default_keys(account):
-                keys = self.default_credentials
-            else:
-                environ = None if self.environ is None else dict(self.environ)
-                keys = Credentials.for_account(account, self.redactor, environ)
-            keys.check()
-            found[account.name] = keys
-        return found
 
     def apply(
         self, accounts: Sequence[Account], credentials: Mapping[str, Credentials]
@@ -160,12 +144,95 @@ class ClientPool:
             await client.close()
 
 
-def default_account(config: Config, redactor: Redactor) -> tuple[BaseUrl, Credentials]:
-    """The default account's base URL and keys, from the process environment as the
-    exporter reads them (DD_API_URL, DD_SITE, DD_API_KEY, DD_APP_KEY; the keys are checked
-    when the pool is built). Raises ConfigError for an unknown site."""
-    url = resolve_base_url(config.datadog, Environment())
-    return url, Credentials.from_environment(redactor, dict(os.environ))
+@dataclass(frozen=True)
+class Clients:
+    """What a pool is moved to, read and checked: the accounts (with datadog.ca_file's trust)
+    and every account's keys by name."""
+
+    accounts: list[Account]
+    credentials: Mapping[str, Credentials]
+
+
+def load_trust(config: Config) -> ssl.SSLContext | None:
+    """The TLS trust of ``datadog.ca_file`` (None: the default), read now; ConfigError naming
+    the key if the file became unusable since it was validated."""
+    if config.datadog.ca_file is None:
+        return None
+    try:
+        return load_ca_bundle(config.datadog.ca_file)
+    except ValueError as exc:
+        raise ConfigError([("datadog.ca_file", str(exc))]) from None
+
+
+def proxy_rules(environ: Mapping[str, str]) -> ProxyRules:
+    """The proxy variables of ``environ``; an unusable one is a ConfigError naming it."""
+    try:
+        return ProxyRules.from_environ(environ)
+    except ProxyError as exc:
+        raise ConfigError([(exc.variable, str(exc))], "environment") from None
+
+
+@dataclass(frozen=True)
+class PoolBuilder:
+    """The I/O of client wiring, one way for start-up, reloads, the backfill and the online
+    check: reads the proxy variables, ``datadog.ca_file`` and the accounts' keys (from
+    ``environ``, the one snapshot the command line took, or from key files) and hands
+    :class:`ClientPool` and :class:`Clients` the values.
+
+    ``default_credentials`` are the default account's keys (the DD_* variables, or the demo's).
+    """
+
+    redactor: Redactor
+    default_credentials: Credentials
+    environ: Mapping[str, str]
+
+    def proxies(self) -> ProxyRules:
+        """HTTPS_PROXY / HTTP_PROXY / NO_PROXY; ConfigError naming an unusable variable."""
+        return proxy_rules(self.environ)
+
+    def credentials(self, accounts: Sequence[Account]) -> dict[str, Credentials]:
+        """Every account's keys, checked now (key files read): raises CredentialsError
+        naming the account."""
+        found = {}
+        for account in accounts:
+            if uses_default_keys(account):
+                keys = self.default_credentials
+            else:
+                keys = Credentials.for_account(account, self.redactor, self.environ)
+            keys.check()
+            found[account.name] = keys
+        return found
+
+    def clients(self, config: Config, default_url: str | BaseUrl) -> Clients:
+        """The accounts of ``config`` (the default one at ``default_url``) and their keys.
+        Raises ConfigError (datadog.ca_file) or CredentialsError (an account's keys)."""
+        accounts = resolve_accounts(config, default_url, load_trust(config))
+        return Clients(accounts, self.credentials(accounts))
+
+    def pool(
+        self,
+        config: Config,
+        default_url: str | BaseUrl,
+        on_response: ResponseCounter,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> ClientPool:
+        """A client for every account of ``config``; raises as :meth:`proxies` and
+        :meth:`clients` do."""
+        pool = ClientPool(self.redactor, self.proxies(), on_response, clock=clock)
+        clients = self.clients(config, default_url)
+        pool.apply(clients.accounts, clients.credentials)
+        return pool
+
+
+def default_account(
+    config: Config, redactor: Redactor, environ: Mapping[str, str]
+) -> tuple[BaseUrl, Credentials]:
+    """The default account's base URL and keys, from ``environ`` as the exporter reads it
+    (DD_API_URL, DD_SITE, DD_API_KEY, DD_APP_KEY; the keys are checked when the pool is
+    built). Raises ConfigError for an unknown site."""
+    url = resolve_base_url(config.datadog, Environment.from_environ(environ))
+    return url, Credentials.from_environment(redactor, environ)
 
 
 def build_pool(
@@ -175,15 +242,14 @@ def build_pool(
     redactor: Redactor,
     on_response: ResponseCounter,
     *,
-    environ: Mapping[str, str] | None = None,
+    environ: Mapping[str, str],
     clock: Clock = SYSTEM_CLOCK,
 ) -> ClientPool:
     """A client for every account of ``config``: the one way the exporter and the backfill
-    build theirs. ``default_url`` and ``default_credentials`` are the default account's (the
-    datadog: block and DD_* variables, or the demo's simulator); ``environ`` as for
-    :class:`ClientPool`. Raises ConfigError (a proxy variable, datadog.ca_file) or
-    CredentialsError (an account's keys missing), naming what to fix."""
-    pool = ClientPool(redactor, default_credentials, on_response, environ, clock=clock)
-    accounts = resolve_accounts(config, default_url)
-    pool.apply(accounts, pool.credentials(accounts))
-    return pool
+    build theirs (through :class:`PoolBuilder`). ``default_url`` and ``default_credentials``
+    are the default account's (the datadog: block and DD_* variables, or the demo's
+    simulator); ``environ`` is the command line's snapshot of the environment. Raises
+    ConfigError (a proxy variable, datadog.ca_file) or CredentialsError (an account's keys
+    missing), naming what to fix."""
+    builder = PoolBuilder(redactor, default_credentials, environ)
+    return builder.pool(config, default_url, on_response, clock=clock)

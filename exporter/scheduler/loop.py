@@ -49,7 +49,6 @@ class PollLoop:
 
     def start(self) -> None:
         key = self.poller.key
-        self.metrics.show_query(*key)
         task = asyncio.create_task(self._run(), name=f"poll {key[0]}/{key[1]}")
         self.task = task
         task.add_done_callback(self._ended)

@@ -9,7 +9,9 @@ next poll) or a capped, jittered backoff; after a 429 the next slot waits out it
 poll — for any reason, an unexpected exception included — marks the query down and keeps its
 last good series until they are older than its staleness bound; the first good poll after
 failures says how long the query was down. What the clock decides without a poll (late,
-stale) is decided here too, when the sweeper asks.
+stale) is decided here too, when the sweeper asks. Each change of what /metrics shows of the
+query (the end of a poll, a transition the clock decides) is told to the self-metrics, which
+render the query's samples then, not at scrape time.
 """
 
 from __future__ import annotations
@@ -146,6 +148,7 @@ class QueryPoller:
             state.last_duration = self.clock.monotonic() - started
         state.last_completed = self.clock.monotonic()
         state.late = False
+        self.metrics.query_changed(self.key)
         if not state.up:
             await self.enforce_staleness()
 
@@ -312,6 +315,7 @@ class QueryPoller:
             return
         state.late = True
         state.up = False
+        self.metrics.query_changed(self.key)
         log.warning(
             "poll overdue: no poll finished for over two intervals",
             extra={
@@ -333,12 +337,15 @@ class QueryPoller:
         # Monotonic: set back by hours, the wall clock would keep dead series for those hours.
         age = self.clock.monotonic() - published
         if age <= self.job.effective_stale_after:
-            state.serving_stale = True
+            if not state.serving_stale:
+                state.serving_stale = True
+                self.metrics.query_changed(self.key)
             return
         if not await self.writer.drop_if_current(snapshot):
             return  # a newer poll was published meanwhile, or the query went
         state.series = 0
         state.serving_stale = False
+        self.metrics.query_changed(self.key)
         log.warning(
             "dropped stale series",
             extra={"collector": self.key[0], "query": self.key[1], "age_seconds": round(age)},

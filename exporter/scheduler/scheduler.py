@@ -24,7 +24,7 @@ from ..snapshot import QueryKey, SnapshotStore
 from .fetch import ClientLookup
 from .loop import PollLoop
 from .policy import PollPolicy
-from .poll import ERROR_REASONS, QueryPoller, truncate
+from .poll import QueryPoller, truncate
 from .state import QueryState
 from .writer import StoreWriter
 
@@ -117,6 +117,7 @@ class Scheduler:
             poller, self.metrics, clock=self.clock, restart=self.policy.restart, first_due=first_due
         )
         self._loops[poller.key] = loop
+        self.metrics.show_query(poller.state)  # its samples from now on, loss counters at 0
         if self._started:
             loop.start()
 
@@ -166,7 +167,7 @@ class Scheduler:
         await self._loops[key].stop()  # forgotten first: its end is not a restart
         await self._writer.drop(key)
         del self._loops[key]
-        self.metrics.forget_query(key[0], key[1], ERROR_REASONS)
+        self.metrics.forget_query(key)
 
     # -- polls and views ---------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from ..gzipjoin import Piece, combine, compress_piece, gzip_member, inflate
+from ..gzipjoin import NOTHING, Compressed, Piece, combine, compress_piece, gzip_member, inflate
 from .tuning import DEFAULT_TUNING, SnapshotTuning
 
 Chunk = tuple[bytes, bytes | None]  # one query's raw-deflated piece of a family, its text if kept
@@ -72,16 +72,20 @@ class Body:
     deflated_size: int = 0
     tuning: SnapshotTuning = DEFAULT_TUNING
 
-    def plain(self, tail: bytes) -> Payload:
-        """The text, then ``tail`` (the self-metrics)."""
-        return Payload(self.total.size + len(tail), self._plain_parts(tail))
+    def plain(self, tail: bytes, prerendered: Compressed = NOTHING) -> Payload:
+        """The text, then ``prerendered``'s text, then ``tail`` (the self-metrics: the part
+        kept rendered between scrapes, and the part rendered for this one)."""
+        size = self.total.size + prerendered.total.size + len(tail)
+        return Payload(size, self._plain_parts(tail, prerendered))
 
-    def _plain_parts(self, tail: bytes) -> Iterator[bytes]:
+    def _plain_parts(self, tail: bytes, prerendered: Compressed) -> Iterator[bytes]:
         tuning = self.tuning
-        runs = self._plain_runs(tail)
+        runs = self._plain_runs(tail, prerendered)
         yield from _writes(runs, tuning.inflate_batch_bytes, tuning.direct_write_bytes)
 
-    def _plain_runs(self, tail: bytes) -> Iterator[tuple[tuple[bytes, ...], int]]:
+    def _plain_runs(
+        self, tail: bytes, prerendered: Compressed
+    ) -> Iterator[tuple[tuple[bytes, ...], int]]:
         for section in self.sections:
             header = section.header[1]
             assert header is not None  # headers are always kept
@@ -93,23 +97,29 @@ class Body:
                 for deflated, kept in block.chunks:
                     text = inflate(deflated) if kept is None else kept
                     yield (text,), len(text)
+        yield prerendered.texts, prerendered.total.size
         yield (tail,), len(tail)
 
-    def gzip(self, tail: bytes) -> Payload:
-        """A single gzip member: the compressed chunks as they are, then ``tail`` compressed."""
+    def gzip(self, tail: bytes, prerendered: Compressed = NOTHING) -> Payload:
+        """A single gzip member: the compressed chunks as they are, then ``prerendered``'s
+        pieces as they are, then ``tail`` compressed (the only compression of a scrape)."""
         last = compress_piece(tail)
-        ends = gzip_member([last.deflated], combine(self.total, last))
-        size = self.deflated_size + sum(map(len, ends))
+        ends = gzip_member([last.deflated], combine(combine(self.total, prerendered.total), last))
+        size = self.deflated_size + prerendered.deflated_size + sum(map(len, ends))
         tuning = self.tuning
-        parts = _writes(self._gzip_runs(ends), tuning.write_batch_bytes, tuning.direct_write_bytes)
+        runs = self._gzip_runs(ends, prerendered)
+        parts = _writes(runs, tuning.write_batch_bytes, tuning.direct_write_bytes)
         return Payload(size, parts)
 
-    def _gzip_runs(self, ends: list[bytes]) -> Iterator[tuple[tuple[bytes, ...], int]]:
+    def _gzip_runs(
+        self, ends: list[bytes], prerendered: Compressed
+    ) -> Iterator[tuple[tuple[bytes, ...], int]]:
         yield (ends[0],), len(ends[0])
         for section in self.sections:
             yield (section.header[0],), len(section.header[0])
             for block in section.blocks:
                 yield block.deflated, block.deflated_size
+        yield prerendered.deflated, prerendered.deflated_size
         rest = tuple(ends[1:])
         yield rest, sum(map(len, rest))
 
@@ -123,6 +133,8 @@ def _writes(
     pending: list[bytes] = []
     size = 0
     for parts, total in runs:
+        if not parts:
+            continue
         if total >= direct * len(parts):
             if pending:
                 yield b"".join(pending)

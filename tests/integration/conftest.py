@@ -91,7 +91,7 @@ async def scheduler_against(
     scheduler = Scheduler(
         lambda _account: client, redactor, SnapshotStore(), metrics, clock=clock, policy=policy
     )
-    metrics.watch(scheduler.query_states, client.rate_limits.views)
+    metrics.watch(client.rate_limits.views)
     try:
         yield scheduler
     finally:

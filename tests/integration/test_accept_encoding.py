@@ -10,7 +10,7 @@ from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
 
 from exporter.selfmetrics import SelfMetrics
-from exporter.server import ServerContext, create_app
+from exporter.server import ServerParts, create_app
 from exporter.snapshot import SnapshotStore
 
 Client = TestClient[web.Request, web.Application]
@@ -18,7 +18,8 @@ Client = TestClient[web.Request, web.Application]
 
 @pytest.fixture
 async def client(aiohttp_client: AiohttpClient) -> Client:
-    context = ServerContext(SnapshotStore(), SelfMetrics(), lambda: [], ready=True)
+    context = ServerParts(SnapshotStore(), SelfMetrics(), lambda: [])
+    context.ready.set()
     return await aiohttp_client(create_app(context))
 
 

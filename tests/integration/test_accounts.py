@@ -11,7 +11,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from exporter.app import Exporter, RunOptions
+from exporter.app import Exporter, RunOptions, build_exporter
 from exporter.config.schema import parse_config
 from exporter.datadog.credentials import CredentialsError
 from exporter.logs import Redactor
@@ -67,7 +67,7 @@ def build(
     (tmp_path / "app-key").write_text(US_KEYS[1] + "\n")
     text = config_text(eu.url, us.url, interval).replace("{us_dir}", str(tmp_path))
     redactor = Redactor()
-    return Exporter(
+    return build_exporter(
         parse_config(text),
         "http://127.0.0.1:9",  # the default account's URL: no query uses it
         credentials(redactor, "unused-default-api-key", "unused-default-app-key"),
@@ -173,7 +173,7 @@ async def test_missing_keys_of_an_account_are_refused_at_start(
     text = config_text(eu.url, us.url).replace("{us_dir}", str(tmp_path / "absent"))
     redactor = Redactor()
     with pytest.raises(CredentialsError, match=r"accounts\[us\]\.api_key_file"):
-        Exporter(
+        build_exporter(
             parse_config(text),
             "http://127.0.0.1:9",
             credentials(redactor),

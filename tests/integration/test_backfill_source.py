@@ -15,15 +15,10 @@ KEYS = {"DD_API_KEY": "sim-api-key", "DD_APP_KEY": "sim-app-key"}
 CONFIG = parse_config("connections: [{name: total, interval: 5m, window: 5m}]")
 
 
-async def fetch_windows(
-    monkeypatch: pytest.MonkeyPatch, options: SimulatorOptions, windows: int
-) -> WindowSource:
+async def fetch_windows(options: SimulatorOptions, windows: int) -> WindowSource:
     simulator = Simulator(options)
     await simulator.start(host="127.0.0.1", port=0)
-    for name, value in {**KEYS, "DD_API_URL": simulator.url}.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("DD_SITE", raising=False)
-    source = WindowSource(CONFIG, Redactor())
+    source = WindowSource(CONFIG, Redactor(), environ={**KEYS, "DD_API_URL": simulator.url})
     (query,) = select_queries(CONFIG, []).queries
     end = int(time.time()) // 300 * 300 - 4 * 3600
     try:
@@ -35,19 +30,17 @@ async def fetch_windows(
     return source
 
 
-async def test_calls_that_go_at_once_are_not_counted_as_waits(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    source = await fetch_windows(monkeypatch, SimulatorOptions(rate_limit=1000), 20)
+async def test_calls_that_go_at_once_are_not_counted_as_waits() -> None:
+    source = await fetch_windows(SimulatorOptions(rate_limit=1000), 20)
     assert source.stats.calls == 20
     assert (source.stats.pauses, source.stats.paused_seconds) == (0, 0.0)
 
 
 @pytest.mark.timeout(60)
-async def test_calls_paced_by_a_low_budget_are_counted(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_calls_paced_by_a_low_budget_are_counted() -> None:
     # 6 calls per 2s: once the headers show the budget running low, calls are spread out.
     options = SimulatorOptions(rate_limit=6, rate_limit_period=2)
-    source = await fetch_windows(monkeypatch, options, 10)
+    source = await fetch_windows(options, 10)
     assert source.stats.calls == 10 and source.stats.rate_limited == 0
     assert 1 <= source.stats.pauses < 10
     assert source.stats.paused_seconds > 0

@@ -11,7 +11,7 @@ from exporter.collectors.dns import DnsJob
 from exporter.collectors.network_health import NetworkHealthJob
 from exporter.config.schema import CasesQuery, ConnectionsQuery, DnsQuery, NetworkHealthQuery
 from exporter.scheduler import Scheduler
-from exporter.server import ServerContext, landing_page
+from exporter.server import ServerParts, landing_page
 from simulator import Fault, Simulator
 
 from .conftest import deadline, served
@@ -22,7 +22,7 @@ def key(name: str, collector: str = "connections") -> frozenset[tuple[str, str]]
 
 
 def page(polling: Scheduler) -> str:
-    return landing_page(ServerContext(polling.store, polling.metrics, polling.query_states))
+    return landing_page(ServerParts(polling.store, polling.metrics, polling.query_states))
 
 
 async def test_a_query_matching_nothing_is_up_with_0_rows_logged_once(

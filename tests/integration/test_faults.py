@@ -10,7 +10,7 @@ import socket
 import aiohttp
 import pytest
 
-from exporter.app import Exporter, RunOptions
+from exporter.app import RunOptions, build_exporter
 from exporter.config.schema import parse_config
 from exporter.logs import Redactor
 from exporter.scheduler import PollPolicy, Scheduler
@@ -109,13 +109,14 @@ async def test_connection_refused_counts_as_connection_refused(
 async def test_metrics_answer_promptly_while_datadog_hangs(simulator: Simulator) -> None:
     simulator.set_fault("connections", Fault(kind="hang"))
     redactor = Redactor()
-    exporter = Exporter(
+    exporter = build_exporter(
         parse_config("datadog: {timeout: 5s}\nconnections: [{name: a, interval: 10s}]\n"),
         simulator.url,
         credentials(redactor),
         redactor,
         RunOptions("127.0.0.1:0", "/metrics"),
         poll_policy=PollPolicy(startup_spread=0.0),
+        environ={},
     )
     await exporter.start()
     try:

@@ -37,7 +37,7 @@ from exporter.datadog.client import DatadogClient
 from exporter.logs import Redactor
 from exporter.scheduler import Scheduler
 from exporter.selfmetrics import SelfMetrics
-from exporter.server import ServerContext, create_app
+from exporter.server import ServerParts, create_app
 from exporter.snapshot import SnapshotStore
 from simulator import Simulator
 from tests.helpers import SampleKey, parse_metrics, require_tool
@@ -354,8 +354,9 @@ async def running_stack(simulator: Simulator, aiohttp_client: Any) -> AsyncItera
         on_response=metrics.count_response,
     )
     scheduler = Scheduler(lambda _account: client, redactor, SnapshotStore(), metrics)
-    metrics.watch(scheduler.query_states, client.rate_limits.views)
-    context = ServerContext(scheduler.store, metrics, scheduler.query_states, ready=True)
+    metrics.watch(client.rate_limits.views)
+    context = ServerParts(scheduler.store, metrics, scheduler.query_states)
+    context.ready.set()
     server = await aiohttp_client(create_app(context))
     try:
         async with aiohttp.ClientSession(base_url=simulator.url) as control:

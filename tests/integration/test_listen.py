@@ -7,8 +7,9 @@ import socket
 
 import pytest
 
-from exporter.app import Exporter, ListenError, RunOptions, serve_until_signalled
+from exporter.app import RunOptions, build_exporter, serve_until_signalled
 from exporter.config.schema import parse_config
+from exporter.listen import ListenError
 from exporter.logs import Redactor
 from simulator import Simulator
 
@@ -40,16 +41,17 @@ async def test_a_failing_second_address_closes_the_first_and_polls_nothing(
         holder.listen()
         busy = holder.getsockname()[1]
         redactor = Redactor()
-        exporter = Exporter(
+        exporter = build_exporter(
             parse_config("connections: [{name: a, interval: 1h}]"),
             simulator.url,
             credentials(redactor),
             redactor,
             RunOptions([f"127.0.0.1:{first}", f"127.0.0.1:{busy}"], "/metrics"),
+            environ={},
         )
         with pytest.raises(ListenError, match=f"127.0.0.1:{busy}: cannot listen: Address already"):
             await asyncio.wait_for(serve_until_signalled(exporter), timeout=10)
     assert can_bind(first), "the first address is closed again"
     assert exporter.scheduler.query_states() == [], "no query was started"
-    assert not exporter.context.ready
+    assert not exporter.ready.is_set()
     assert simulator.request_log == []

@@ -19,7 +19,7 @@ from aiohttp import web
 from exporter.collectors.connections import ConnectionsJob
 from exporter.config.schema import ConnectionsQuery
 from exporter.selfmetrics import SelfMetrics
-from exporter.server import ServerContext, create_app
+from exporter.server import ServerParts, create_app
 from exporter.snapshot import QuerySnapshot, SnapshotStore, prepare_snapshot
 from tests.helpers import parse_metrics, render_body
 
@@ -60,7 +60,8 @@ async def serve(big_snapshot: QuerySnapshot) -> AsyncIterator[Serve]:
         store = SnapshotStore()
         store.publish(big_snapshot)
         metrics = SelfMetrics()
-        context = ServerContext(store, metrics, lambda: [], ready=True, max_requests=max_requests)
+        context = ServerParts(store, metrics, lambda: [], max_requests=max_requests)
+        context.ready.set()
         runner = web.AppRunner(create_app(context))
         await runner.setup()
         runners.append(runner)

@@ -12,7 +12,7 @@ from pytest_aiohttp import AiohttpClient
 from exporter.collectors.connections import ConnectionsJob
 from exporter.config.schema import ConnectionsQuery
 from exporter.selfmetrics import SelfMetrics
-from exporter.server import ServerContext, create_app
+from exporter.server import ServerParts, create_app
 from exporter.snapshot import SnapshotStore, SnapshotTuning, prepare_snapshot
 from tests.helpers import Samples, parse_metrics, render_body
 
@@ -49,7 +49,8 @@ async def test_plain_and_gzip_scrapes_carry_identical_series(
     snapshots = [store.get(("connections", name)) for name in ("a", "b")]
     kept = [snapshot is not None and snapshot.texts is not None for snapshot in snapshots]
     assert kept == {0: [False, False], 100_000: [True, False], 10**9: [True, True]}[plain_budget]
-    context = ServerContext(store, SelfMetrics(), lambda: [], ready=True)
+    context = ServerParts(store, SelfMetrics(), lambda: [])
+    context.ready.set()
     client = await aiohttp_client(create_app(context))
 
     plain = await client.get("/metrics", headers={"Accept-Encoding": "identity"})
@@ -89,7 +90,8 @@ async def test_two_thousand_small_queries_all_appear_on_metrics_with_bounded_pub
         spent += time.thread_time() - started
         # 1 ms per publish on average; rebuilding the body each time needs several seconds.
         assert spent < 2.0, f"{spent:.1f} s of CPU after publishing {name}"
-    context = ServerContext(store, SelfMetrics(), lambda: [], ready=True)
+    context = ServerParts(store, SelfMetrics(), lambda: [])
+    context.ready.set()
     client = await aiohttp_client(create_app(context))
     packed = await client.get("/metrics", headers={"Accept-Encoding": "gzip"})
     plain = await client.get("/metrics", headers={"Accept-Encoding": "identity"})

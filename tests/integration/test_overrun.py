@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 
-from exporter.app import Exporter, RunOptions
+from exporter.app import RunOptions, build_exporter
 from exporter.config.schema import parse_config
 from exporter.logs import Redactor
 from simulator import Fault, Simulator
@@ -22,12 +22,13 @@ POLLS = 5
 async def test_an_overrunning_poll_skips_the_missed_ticks(simulator: Simulator) -> None:
     simulator.set_fault("connections", Fault(kind="latency", seconds=SLOW_ANSWER, count=1))
     redactor = Redactor()
-    exporter = Exporter(
+    exporter = build_exporter(
         parse_config("datadog: {timeout: 10s}\nconnections: [{name: q, interval: 1s}]\n"),
         simulator.url,
         credentials(redactor),
         redactor,
         RunOptions("127.0.0.1:0", "/metrics"),
+        environ={},
     )
     await exporter.start()
     try:

@@ -20,7 +20,7 @@ from exporter.collectors.protocol import ApiRequest
 from exporter.exposition import Rendered
 from exporter.logs import LogfmtFormatter, Redactor
 from exporter.scheduler import Backoff, PollPolicy, Scheduler
-from exporter.server import ServerContext, create_app
+from exporter.server import ServerParts, create_app
 from simulator import Fault, Simulator, SimulatorOptions
 from tests.clocks import HandClock, SteppedClock
 
@@ -251,7 +251,7 @@ async def test_stop_and_reload_are_not_restarts(simulator: Simulator) -> None:
 
 
 async def landing(scheduler: Scheduler) -> str:
-    context = ServerContext(
+    context = ServerParts(
         scheduler.store, scheduler.metrics, scheduler.query_states, clock=scheduler.clock
     )
     async with TestClient(TestServer(create_app(context), host="127.0.0.1")) as client:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from exporter.app import Exporter, RunOptions, build_jobs
+from exporter.app import Exporter, RunOptions, build_exporter, build_jobs
 from exporter.config.schema import Config, parse_config
 from exporter.logs import Redactor
 from simulator import Simulator, SimulatorOptions
@@ -45,8 +45,13 @@ async def trusted_name(private_ca: PrivateCA) -> AsyncIterator[Simulator]:
 
 async def exporter_for(config: Config, url: str) -> Exporter:
     redactor = Redactor()
-    exporter = Exporter(
-        config, url, credentials(redactor), redactor, RunOptions("127.0.0.1:0", "/metrics")
+    exporter = build_exporter(
+        config,
+        url,
+        credentials(redactor),
+        redactor,
+        RunOptions("127.0.0.1:0", "/metrics"),
+        environ={},
     )
     await exporter.scheduler.add(*build_jobs(config))  # polled by hand, not started
     return exporter
@@ -117,13 +122,14 @@ async def test_a_reload_that_adds_ca_file_makes_the_next_poll_trusted(
     trusted_name: Simulator, private_ca: PrivateCA
 ) -> None:
     redactor = Redactor()
-    exporter = Exporter(
+    exporter = build_exporter(
         parse_config(QUERY),
         trusted_name.url,
         credentials(redactor),
         redactor,
         RunOptions("127.0.0.1:0", "/metrics"),
         config_source=lambda: (with_ca(private_ca.ca_file), trusted_name.url),
+        environ={},
     )
     await exporter.scheduler.add(*build_jobs(exporter.config))
     try:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from exporter.app import Exporter, RunOptions, build_jobs
+from exporter.app import RunOptions, build_exporter, build_jobs
 from exporter.collectors.connections import ConnectionsJob
 from exporter.config.errors import ConfigError
 from exporter.config.schema import ConnectionsQuery, load_ca_bundle, parse_config
@@ -220,7 +220,7 @@ async def test_the_exporter_reads_proxies_from_its_environment(
     simulator: Simulator, proxy: ForwardProxy
 ) -> None:
     redactor = Redactor()
-    exporter = Exporter(
+    exporter = build_exporter(
         parse_config("connections: [{name: a, group_by: [client_service], interval: 1h}]"),
         by_name(simulator),
         credentials(redactor),
@@ -247,7 +247,7 @@ async def test_the_exporter_reads_proxies_from_its_environment(
 def test_an_unusable_proxy_variable_stops_the_start_naming_it(value: str, message: str) -> None:
     redactor = Redactor()
     with pytest.raises(ConfigError) as caught:
-        Exporter(
+        build_exporter(
             parse_config("connections: [{name: q}]"),
             "https://api.datadoghq.com",
             credentials(redactor),

@@ -12,11 +12,11 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from exporter.app import Exporter, RunOptions
+from exporter.app import RunOptions, build_exporter
 from exporter.config.schema import parse_config
 from exporter.logs import Redactor
 from exporter.selfmetrics import SelfMetrics
-from exporter.server import ServerContext, create_app
+from exporter.server import ServerParts, create_app
 from exporter.snapshot import SnapshotStore
 from tests.helpers import parse_metrics
 
@@ -29,9 +29,9 @@ async def get(url: str) -> tuple[int, str]:
 
 
 @pytest.fixture
-async def starting() -> AsyncIterator[tuple[ServerContext, str]]:
+async def starting() -> AsyncIterator[tuple[ServerParts, str]]:
     """The server as the exporter builds it, before it is told that polling has started."""
-    context = ServerContext(SnapshotStore(), SelfMetrics(), lambda: [])
+    context = ServerParts(SnapshotStore(), SelfMetrics(), lambda: [])
     runner = web.AppRunner(create_app(context))
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
@@ -42,13 +42,13 @@ async def starting() -> AsyncIterator[tuple[ServerContext, str]]:
 
 
 async def test_ready_is_503_until_polling_has_started_then_200(
-    starting: tuple[ServerContext, str],
+    starting: tuple[ServerParts, str],
 ) -> None:
     context, base = starting
     status, text = await get(base + "/-/ready")
     assert (status, text) == (503, "Not ready: still starting.\n")
     assert await get(base + "/-/healthy") == (200, "Healthy.\n")  # liveness is not readiness
-    context.ready = True  # what the exporter sets once its polls are started
+    context.ready.set()  # what the exporter does once its polls are started
     assert await get(base + "/-/ready") == (200, "Ready.\n")
 
 
@@ -62,12 +62,13 @@ def closed_port() -> int:
 async def test_ready_once_started_even_while_datadog_is_unreachable() -> None:
     """A Datadog outage must not make Kubernetes restart the pod."""
     redactor = Redactor()
-    exporter = Exporter(
+    exporter = build_exporter(
         parse_config("datadog: {timeout: 1s}\nconnections: [{name: q, interval: 1s}]\n"),
         f"http://127.0.0.1:{closed_port()}",
         credentials(redactor),
         redactor,
         RunOptions("127.0.0.1:0", "/metrics"),
+        environ={},
     )
     await exporter.start()
     base = f"http://127.0.0.1:{exporter.port}"

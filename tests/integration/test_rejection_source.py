@@ -9,6 +9,7 @@ from exporter.config.accounts import BaseUrl, resolve_accounts
 from exporter.config.schema import parse_config
 from exporter.datadog.client import Forbidden
 from exporter.datadog.pool import ClientPool
+from exporter.datadog.proxies import ProxyRules
 from exporter.logs import Redactor
 from simulator import Simulator, SimulatorOptions
 
@@ -22,9 +23,9 @@ from .conftest import API_KEY, APP_KEY, credentials
 async def test_a_403_names_where_the_base_url_came_from(simulator: Simulator) -> None:
     config = parse_config("cases: [{name: c, group_by: [status]}]")
     redactor = Redactor()
-    pool = ClientPool(redactor, credentials(redactor), lambda *_: None, environ={})
+    pool = ClientPool(redactor, ProxyRules.from_environ({}), lambda *_: None)
     accounts = resolve_accounts(config, BaseUrl(simulator.url, "DD_API_URL"))
-    pool.apply(accounts, pool.credentials(accounts))
+    pool.apply(accounts, {"default": credentials(redactor)})
     job = CasesJob(config.cases[0], "default", False)
     try:
         with pytest.raises(Forbidden) as caught:

@@ -10,7 +10,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from exporter.app import Exporter, RunOptions
+from exporter.app import Exporter, RunOptions, build_exporter
 from exporter.config.schema import Config, load_config, parse_config
 from exporter.logs import Redactor
 from exporter.scheduler import PollPolicy
@@ -43,7 +43,7 @@ async def exporter(simulator: Simulator, tmp_path: Path) -> AsyncIterator[Export
     def source() -> tuple[Config, str]:
         return load_config(path), simulator.url
 
-    running = Exporter(
+    running = build_exporter(
         load_config(path),
         simulator.url,
         credentials(redactor),
@@ -51,6 +51,7 @@ async def exporter(simulator: Simulator, tmp_path: Path) -> AsyncIterator[Export
         RunOptions("127.0.0.1:0", "/metrics"),
         config_source=source,
         poll_policy=PollPolicy(startup_spread=0.0),
+        environ={},
     )
     await running.start()
     try:
@@ -187,12 +188,13 @@ async def test_invalid_configuration_is_rejected_and_the_old_one_keeps_running(
 
 async def test_reload_is_unavailable_without_a_configuration_file(simulator: Simulator) -> None:
     redactor = Redactor()
-    running = Exporter(
+    running = build_exporter(
         parse_config("connections: [{name: q, interval: 1h}]"),
         simulator.url,
         credentials(redactor),
         redactor,
         RunOptions("127.0.0.1:0", "/metrics"),
+        environ={},
     )
     await running.start()
     try:

@@ -52,7 +52,7 @@ async def storm_scheduler(
         rng=random.Random(7),
         max_attempts=max_attempts,
     )
-    metrics.watch(scheduler.query_states, client.rate_limits.views)
+    metrics.watch(client.rate_limits.views)
     try:
         yield scheduler
     finally:

@@ -10,11 +10,11 @@ import pytest
 
 from exporter.collectors.connections import ConnectionsJob
 from exporter.config.schema import ConnectionsQuery
-from exporter.scheduler import ERROR_REASONS, Backoff, PollPolicy, Scheduler
+from exporter.scheduler import Backoff, PollPolicy, QueryState, Scheduler
 from exporter.selfmetrics import SelfMetrics
 from simulator import Fault, Simulator, SimulatorOptions
 from tests.clocks import HandClock, SteppedClock, run_stepped
-from tests.helpers import SampleKey, Samples
+from tests.helpers import SampleKey, Samples, parse_metrics
 
 from .conftest import deadline, scheduler_against, served
 
@@ -243,10 +243,14 @@ async def test_unreadable_numbers_are_left_out_counted_and_logged_once_per_poll(
 
 def test_a_removed_query_takes_its_loss_counters_with_it() -> None:
     metrics = SelfMetrics()
-    for counter in (metrics.dropped_rows, metrics.invalid_values):
-        counter.labels("connections", "gone").inc(3)
-        counter.labels("connections", "kept").inc(1)
-    metrics.forget_query("connections", "gone", ERROR_REASONS)
-    text = metrics.render().decode()
-    assert 'query="gone"' not in text
-    assert text.count('query="kept"') == 2
+    for name in ("gone", "kept"):
+        metrics.show_query(QueryState("connections", name, "connections", 60.0, 300.0))
+    for name, count in (("gone", 3), ("kept", 1)):
+        metrics.rows_dropped(("connections", name), count)
+        metrics.values_left_out(("connections", name), count)
+    metrics.forget_query(("connections", "gone"))
+    samples = parse_metrics(metrics.render().decode())
+    assert not [key for key in samples if ("query", "gone") in key[1]]
+    kept = frozenset({("collector", "connections"), ("query", "kept")})
+    assert samples[("datadog_exporter_dropped_rows_total", kept)] == 1
+    assert samples[("datadog_exporter_invalid_values_total", kept)] == 1

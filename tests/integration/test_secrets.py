@@ -12,7 +12,7 @@ from pathlib import Path
 
 import aiohttp
 
-from exporter.app import Exporter, RunOptions
+from exporter.app import RunOptions, build_exporter
 from exporter.collectors.connections import ConnectionsJob
 from exporter.config.schema import ConnectionsQuery, parse_config
 from exporter.datadog.client import DatadogClient, RequestFailed
@@ -34,12 +34,13 @@ async def test_no_fault_path_shows_a_key_anywhere(
     simulator: Simulator, debug_log: tuple[io.StringIO, Redactor]
 ) -> None:
     stream, redactor = debug_log
-    exporter = Exporter(
+    exporter = build_exporter(
         parse_config("datadog: {timeout: 1s}\nconnections: [{name: q, interval: 1h}]\n"),
         simulator.url,
         credentials(redactor),
         redactor,
         RunOptions("127.0.0.1:0", "/metrics"),
+        environ={},
     )
     await exporter.start()
     key = ("connections", "q")
@@ -116,12 +117,13 @@ async def test_a_rotated_key_file_is_picked_up_without_restart(
     creds = Credentials(
         KeySource("DD_API_KEY", path=api_file), KeySource("DD_APP_KEY", path=app_file), redactor
     )
-    exporter = Exporter(
+    exporter = build_exporter(
         parse_config("connections: [{name: q, interval: 1h}]\n"),
         simulator.url,
         creds,
         redactor,
         RunOptions("127.0.0.1:0", "/metrics"),
+        environ={},
     )
     await exporter.start()
     key = ("connections", "q")

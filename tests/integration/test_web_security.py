@@ -12,7 +12,7 @@ import bcrypt
 import pytest
 import trustme
 
-from exporter.app import Exporter, RunOptions
+from exporter.app import Exporter, RunOptions, build_exporter
 from exporter.config.schema import parse_config
 from exporter.config.web import WebSecurity, load_web_config
 from exporter.logs import Redactor
@@ -46,12 +46,13 @@ async def start(tmp_path: Path) -> AsyncIterator[Start]:
         path.write_text(text)
         security: WebSecurity = load_web_config(path)
         redactor = Redactor()
-        exporter = Exporter(
+        exporter = build_exporter(
             parse_config("connections: [{name: q, interval: 1h}]"),
             "http://127.0.0.1:9",
             credentials(redactor),
             redactor,
             RunOptions("127.0.0.1:0", "/metrics", security),
+            environ={},
         )
         await exporter.start()
         running.append(exporter)

@@ -8,7 +8,7 @@ from exporter.config.schema import parse_config
 from exporter.datadog.pool import Route
 from exporter.scheduler.state import QueryState
 from exporter.selfmetrics import SelfMetrics
-from exporter.server import ServerContext, describe_queries, landing_page
+from exporter.server import Catalog, ServerParts, describe_queries, landing_page
 from exporter.snapshot import SnapshotStore
 from tests.clocks import HandClock, SteppedClock
 
@@ -18,7 +18,7 @@ def test_the_age_of_the_last_success_is_read_from_the_injected_clock() -> None:
     state = QueryState("connections", "pairs", "connections", 60.0, 300.0, up=True)
     state.last_success = clock.now - 90
     state.last_success_monotonic = clock.monotonic() - 90
-    context = ServerContext(SnapshotStore(), SelfMetrics(), lambda: [state], clock=clock)
+    context = ServerParts(SnapshotStore(), SelfMetrics(), lambda: [state], clock=clock)
     assert "<td>1m30s ago</td>" in landing_page(context)
     clock.advance(3600)
     assert "<td>1h1m30s ago</td>" in landing_page(context)
@@ -36,12 +36,11 @@ def test_the_page_shows_where_requests_go_and_what_each_query_asks() -> None:
         QueryState("cases", "open", "cases", 60.0, None),
     ]
     route = Route("default", "https://api.datadoghq.eu", "DD_SITE", "via proxy http://p:3128")
-    context = ServerContext(
+    context = ServerParts(
         SnapshotStore(),
         SelfMetrics(),
         lambda: states,
-        routes=[route],
-        details=describe_queries(config),
+        catalog=lambda: Catalog(routes=(route,), details=describe_queries(config)),
         docs_url="docs/index.md",
     )
     page = landing_page(context)
@@ -59,7 +58,7 @@ def test_the_page_shows_where_requests_go_and_what_each_query_asks() -> None:
 
 
 def test_demo_mode_marks_the_page_as_demo_data() -> None:
-    context = ServerContext(SnapshotStore(), SelfMetrics(), list, demo=True)
+    context = ServerParts(SnapshotStore(), SelfMetrics(), list, demo=True)
     assert "<strong>Demo data</strong>" in landing_page(context)
 
 
@@ -68,7 +67,7 @@ def test_a_wall_clock_step_either_way_changes_no_age() -> None:
     state = QueryState("connections", "pairs", "connections", 60.0, 300.0, up=True)
     state.last_success = clock.wall()
     state.last_success_monotonic = clock.monotonic()
-    context = ServerContext(SnapshotStore(), SelfMetrics(), lambda: [state], clock=clock)
+    context = ServerParts(SnapshotStore(), SelfMetrics(), lambda: [state], clock=clock)
     clock.advance(90)
     for step in (2 * 3600, -4 * 3600):
         clock.step_wall(step)

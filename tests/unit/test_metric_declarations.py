@@ -204,13 +204,13 @@ def served_self_metrics() -> dict[str, tuple[str, str, set[str]]]:
     """name -> (help, type, label names) of every self-metric, each label set touched."""
     metrics = SelfMetrics()
     view = RateLimitView("default", "connections", 100, 50, 3600.0, None)
-    metrics.watch(lambda: [State()], lambda: [view])
+    metrics.watch(lambda: [view])
     loop = asyncio.new_event_loop()
     try:
         metrics.watch_loop(loop)
         metrics.count_response("connections", "200")
+        metrics.show_query(State())
         metrics.poll_failed(("connections", "q"), "timeout")
-        metrics.show_query("connections", "q")
         metrics.set_shard(0, 1, 1, 1)
         metrics.config_loaded(True, 1.0)
         metrics.scrape_rejected()

@@ -49,7 +49,7 @@ def test_accounts_resolve_to_urls_timeouts_and_key_sources() -> None:
 
 def test_without_accounts_the_datadog_block_is_the_default_account() -> None:
     config = parse_config("datadog: {site: datadoghq.eu}\nconnections: [{name: a}]")
-    (account,) = resolve_accounts(config, base_url(config.datadog, Environment(_env_file=None)))
+    (account,) = resolve_accounts(config, base_url(config.datadog, Environment()))
     assert (account.name, account.base_url) == (DEFAULT_ACCOUNT, "https://api.datadoghq.eu")
     assert [shard_key(job) for job in build_jobs(config)] == [(DEFAULT_ACCOUNT, "connections", "a")]
     assert not config.account_label

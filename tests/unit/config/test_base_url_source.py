@@ -20,8 +20,7 @@ QUERY = "connections: [{name: q}]\n"
 
 
 def env(site: str | None = None, api_url: str | None = None) -> Environment:
-    # Given explicitly (None too), so the test's own environment cannot leak in.
-    return Environment(_env_file=None, site=site, api_url=api_url)
+    return Environment(site=site, api_url=api_url)
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ import trustme
 from exporter.config.accounts import resolve_accounts
 from exporter.config.errors import ConfigError
 from exporter.config.schema import parse_config
+from exporter.datadog.pool import load_trust
 
 
 def problems(ca_file: Path, accounts: bool = False) -> list[tuple[str, str]]:
@@ -67,7 +68,7 @@ def test_a_good_bundle_is_shared_by_every_account(tmp_path: Path) -> None:
         "connections: [{name: q, account: eu}]\n"
     )
     assert config.datadog.ca_file == path
-    eu, us = resolve_accounts(config, "https://unused.example")
+    eu, us = resolve_accounts(config, "https://unused.example", load_trust(config))
     assert eu.ssl_context is not None and eu.ssl_context is us.ssl_context
     assert eu.ssl_context.check_hostname is True
     assert len(eu.ssl_context.get_ca_certs()) >= 2  # the system's CAs are kept as well
@@ -79,7 +80,7 @@ def test_a_bundle_that_vanishes_before_use_is_still_a_named_config_error(tmp_pat
     config = parse_config(f"datadog: {{ca_file: '{path}'}}\nconnections: [{{name: q}}]\n")
     path.unlink()
     with pytest.raises(ConfigError) as caught:
-        resolve_accounts(config, "https://api.datadoghq.com")
+        load_trust(config)
     assert caught.value.problems[0][0] == "datadog.ca_file"
 
 

@@ -145,11 +145,9 @@ def test_fast_interval_is_accepted_with_a_warning() -> None:
     assert "'fast'" in warning and "1s" in warning
 
 
-def test_base_url_precedence_env_then_file_then_site(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("DD_API_URL", "DD_SITE"):
-        monkeypatch.delenv(name, raising=False)
+def test_base_url_precedence_env_then_file_then_site() -> None:
     config = parse_config("datadog: {site: datadoghq.eu}\nconnections: [{name: q}]").datadog
-    assert base_url(config, Environment(_env_file=None)) == "https://api.datadoghq.eu"
+    assert base_url(config, Environment()) == "https://api.datadoghq.eu"
     assert base_url(config, Environment(api_url="http://127.0.0.1:1/")) == "http://127.0.0.1:1"
     plain = parse_config("connections: [{name: q}]").datadog
     assert base_url(plain, Environment(site="us5.datadoghq.com")) == "https://api.us5.datadoghq.com"
