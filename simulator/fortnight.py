@@ -28,6 +28,7 @@ It must not import the exporter: it names alerts and labels as plain strings.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -264,5 +265,85 @@ def build(seed: int, start: int) -> Fortnight:
                     scenario,
                 )
             )
+    incidents.extend(_network_health(seed, start, when))
     incidents.sort(key=lambda i: i.start)
     return Fortnight(seed, start, options, landscape, tuple(incidents))
+
+
+def _network_health(
+    seed: int, start: int, when: Callable[[int], tuple[int, int]]
+) -> list[Incident]:
+    """Network Health Insights: certificates running out, failure bursts and a denial
+    (one slot each), and noise no alert should page for: three-minute blips on busy
+    pairs (over a threshold for less than the alerts' ``for``) and failure bursts on
+    pairs under the alerts' volume floor. The pairs are the simulator's
+    (simulator/network_health.py); labels as the exporter names them."""
+    incidents: list[Incident] = []
+
+    def failures(category: str, client: str, server: str) -> dict[str, str]:
+        return {"category": category, "client_service": client, "server_service": server}
+
+    # A certificate whose renewal failed: 14 days left for a day (no alert), then 13
+    # (DatadogNetworkHealthCertificateExpiringSoon) until it is renewed three hours later.
+    begin, end = when(180)
+    incidents.append(
+        Incident(
+            "certificate crosses 14 days to expiry", "data", begin, end,
+            {"domain": "api.example.com"}, ("DatadogNetworkHealthCertificateExpiringSoon",),
+            Scenario("nhi_certificate_expiry", {"domain_name": "api.example.com"}, 14,
+                     start=begin - DAY, end=end, blend=True),
+        )
+    )  # fmt: skip
+    # A certificate on its expiry day (less than a day left: 0 whole days, which Datadog
+    # reports as expired) for three hours until it is replaced. The fortnight has no room
+    # for the countdown before it (14 days of DatadogNetworkHealthCertificateExpiringSoon):
+    # the certificate jumps from its renewal cycle to its last day.
+    begin, end = when(180)
+    incidents.append(
+        Incident(
+            "certificate expired", "data", begin, end, {"domain": "shop.example.com"},
+            ("DatadogNetworkHealthCertificateExpired",),
+            Scenario("nhi_certificate_expiry", {"domain_name": "shop.example.com"}, 0.5,
+                     start=begin, end=end, blend=True),
+        )
+    )  # fmt: skip
+    bursts: tuple[tuple[str, ScenarioKind, dict[str, str], dict[str, str], float, str], ...] = (
+        # name, scenario kind, match (Datadog's names), labels, factor, alert
+        ("DNS failure burst", "nhi_dns_failure_burst",
+         {"client_service": "frontend", "dns_query": "api.stripe.com"},
+         failures("dns", "frontend", "coredns"), 50, "DatadogNetworkHealthDNSFailures"),
+        ("TCP failure burst", "nhi_tcp_failure_burst",
+         {"client_service": "api-gateway", "server_service": "inventory"},
+         failures("tcp", "api-gateway", "inventory"), 30, "DatadogNetworkHealthTCPFailures"),
+        ("security-group denial", "nhi_security_group_denial",
+         {"client_service": "shipping", "server_service": "redis-cache"},
+         failures("security-group", "shipping", "redis-cache"), 30,
+         "DatadogNetworkHealthSecurityGroupDenials"),
+    )  # fmt: skip
+    for name, kind, match, labels, factor, alert in bursts:
+        begin, end = when(45)
+        scenario = Scenario(kind, match, factor, start=begin, end=end, blend=True)
+        incidents.append(Incident(name, "data", begin, end, labels, (alert,), scenario))
+
+    noise: tuple[tuple[str, ScenarioKind, dict[str, str], dict[str, str], float, int], ...] = (
+        # name, scenario kind, match, labels, factor, minutes
+        ("three-minute DNS failure blip", "nhi_dns_failure_burst",
+         {"client_service": "checkout"}, failures("dns", "checkout", "coredns"), 50, 3),
+        ("three-minute TCP failure blip", "nhi_tcp_failure_burst",
+         {"server_service": "postgres-main"}, failures("tcp", 'legacy "quoted" svc',
+                                                       "postgres-main"), 150, 3),
+        ("three-minute security-group denial blip", "nhi_security_group_denial",
+         {"client_service": "shipping"}, failures("security-group", "shipping", "redis-cache"),
+         100, 3),
+        ("DNS failure burst under the volume floor", "nhi_dns_failure_burst",
+         {"client_service": "nightly-reports"}, failures("dns", "nightly-reports", "coredns"),
+         50, 45),
+        ("TCP failure burst under the volume floor", "nhi_tcp_failure_burst",
+         {"client_service": "cron"}, failures("tcp", "cron", "smtp-relay"), 50, 45),
+    )  # fmt: skip
+    # Each kind twice, in slots of their own (so they never overlap an incident).
+    for name, kind, match, labels, factor, minutes in (*noise, *noise):
+        begin, end = when(minutes)
+        scenario = Scenario(kind, match, factor, start=begin, end=end, blend=True)
+        incidents.append(Incident(f"noise: {name}", "noise", begin, end, labels, (), scenario))
+    return incidents

@@ -6,17 +6,25 @@ model (``datadog_api_client.v2.model.network_health_insight*``). What it cannot 
 simulator picks and docs/simulator.md states: which insights exist, the tcp failure type
 (``timeout``), that every certificate is listed (``expiring_soon`` while days remain).
 
-Answers depend only on ``[from, to]`` and the scenarios active at ``to``, so past windows
+Answers depend only on ``[from, to]`` and the scenarios that cover it, so past windows
 (the backfill) get the same answer as a live poll of that window did:
 
 - a few DNS, TCP and security-group insights whose requests follow the CNM data's
-  five-minute pattern and daily rhythm (see ``data.time_factor``), with low failure rates;
+  five-minute pattern and daily rhythm (see ``data.time_factor``), with low failure rates
+  (two of them, one DNS and one TCP, under a request a second: below the alerts' volume
+  floors);
 - certificates whose days until expiry run down one a day and renew at 30 days left;
-- scenarios: ``nhi_dns_failure_burst`` and ``nhi_security_group_denial`` multiply the failures of
-  the matching insights of their category by ``factor`` (adding an insight for the matched
-  service pair when none exists); ``nhi_certificate_expiry`` makes the matching certificates
-  (by ``domain_name``; all when ``match`` is empty) have ``factor`` days left at the
-  scenario's ``start``, one fewer each day after, ``expired`` from 0 on.
+- scenarios: ``nhi_dns_failure_burst``, ``nhi_tcp_failure_burst`` and
+  ``nhi_security_group_denial`` multiply the failures of the matching insights of their
+  category by ``factor`` (adding an insight for the matched service pair when none
+  exists); with ``blend`` a window only partly covered gets the time-weighted mix of the
+  failures with and without them (the requests are the window's either way), the largest
+  share among the partly covering ones, as the CNM endpoints mix their rows.
+  ``nhi_certificate_expiry`` makes the matching certificates (by ``domain_name``; all when
+  ``match`` is empty) have ``factor`` days left at the scenario's ``start``, one fewer each
+  day after, ``expired`` from 0 on: days left are a state at ``to``, not a total over the
+  window, so a certificate scenario shapes the windows whose ``to`` it covers, blended or
+  not.
 """
 
 from __future__ import annotations
@@ -74,13 +82,22 @@ FAILURES: tuple[Failure, ...] = (
     Failure("tcp", "timeout", "api-gateway", "inventory", 60.0, 0.003),
     Failure("tcp", "timeout", 'legacy "quoted" svc', "postgres-main", 5.0, 0.002),
     Failure("security-group", "denied", "shipping", "redis-cache", 3.0, 0.001),
+    # Quiet pairs: their failure ratios swing on a handful of requests (volume floors).
+    Failure(
+        "dns", "nxdomain", "nightly-reports", "coredns", 0.2, 0.01, "old-db.internal", "10.2.0.1"
+    ),
+    Failure("tcp", "timeout", "cron", "smtp-relay", 0.2, 0.01),
 )
 CERTIFICATES: tuple[Certificate, ...] = (
     Certificate("shop.example.com", "frontend", "api-gateway", "cert-0001", 0),
     Certificate("api.example.com", "api-gateway", "checkout", "cert-0002", 11),
     Certificate("東京.example.jp", "search", "recommendations", "cert-0003", 23),
 )
-FAILURE_KINDS = {"nhi_dns_failure_burst": "dns", "nhi_security_group_denial": "security-group"}
+FAILURE_KINDS = {
+    "nhi_dns_failure_burst": "dns",
+    "nhi_tcp_failure_burst": "tcp",
+    "nhi_security_group_denial": "security-group",
+}
 
 
 def parse_window(params: Mapping[str, str], now: int) -> tuple[int, int]:
@@ -110,13 +127,29 @@ def _matches(scenario: Scenario, attributes: Mapping[str, Any]) -> bool:
     return all(attributes.get(key) == value for key, value in scenario.match.items())
 
 
-def _failure(item: Failure, window: int, bucket: int, factor: float) -> dict[str, Any]:
+def _failure(
+    item: Failure,
+    window: int,
+    bucket: int,
+    factor: float,
+    *,
+    shaped: float = 1.0,
+    weight: float = 0.0,
+) -> dict[str, Any]:
+    """The insight's attributes: failures multiplied by ``factor``, and a ``weight`` share
+    of the window by ``shaped`` on top (the part a blending scenario covers)."""
     phase = (sum(map(ord, item.client_service + item.category)) % 6283) / 1000.0
     requests = max(
         1,
         int(item.requests_per_second * window * time_factor(bucket, phase) * daily_factor(bucket)),
     )
-    failures = min(requests, math.ceil(requests * item.failure_share * factor))
+
+    def failed(multiplier: float) -> int:
+        return min(requests, math.ceil(requests * item.failure_share * multiplier))
+
+    failures = failed(factor)
+    if weight > 0.0:
+        failures = round(failures * (1 - weight) + failed(factor * shaped) * weight)
     attributes: dict[str, Any] = {
         "type": item.category,
         "failure_type": item.failure_type,
@@ -177,26 +210,35 @@ def _certificate(
 
 def insights(start: int, end: int, scenarios: Sequence[Scenario] = ()) -> list[dict[str, Any]]:
     """The insights of window ``[start, end]`` (attributes only, in answer order)."""
-    active = [s for s in scenarios if s.active_at(end)]
     window, bucket = end - start, end // BUCKET_SECONDS
+    # The failure scenarios that shape the window, with the share of it they cover.
+    shaping = [
+        (scenario, share)
+        for scenario in scenarios
+        if scenario.kind in FAILURE_KINDS and (share := scenario.share_of(start, end)) > 0.0
+    ]
     out = []
     matched: set[int] = set()
     for item in FAILURES:
-        factor = 1.0
-        for index, scenario in enumerate(active):
-            kind = FAILURE_KINDS.get(scenario.kind)
-            if kind == item.category and _matches(scenario, vars_of(item)):
-                factor *= scenario.factor
+        factor, shaped, weight = 1.0, 1.0, 0.0
+        for index, (scenario, share) in enumerate(shaping):
+            if FAILURE_KINDS[scenario.kind] == item.category and _matches(scenario, vars_of(item)):
                 matched.add(index)
-        out.append(_failure(item, window, bucket, factor))
-    for index, scenario in enumerate(active):
-        kind = FAILURE_KINDS.get(scenario.kind)
-        if kind is None or index in matched:
+                if share >= 1.0:
+                    factor *= scenario.factor
+                else:
+                    shaped *= scenario.factor
+                    weight = max(weight, share)
+        out.append(_failure(item, window, bucket, factor, shaped=shaped, weight=weight))
+    for index, (scenario, share) in enumerate(shaping):
+        if index in matched:
             continue
-        # A burst or denial between services that had no such insight: one appears.
+        kind = FAILURE_KINDS[scenario.kind]
+        # A burst or denial between services that had no such insight: one appears (with
+        # the pair's requests over the whole window, its failures where the scenario is).
         added = Failure(
             kind,
-            "general_failure" if kind == "dns" else "denied",
+            {"dns": "general_failure", "tcp": "timeout"}.get(kind, "denied"),
             scenario.match.get("client_service", "batch-jobs"),
             scenario.match.get("server_service", "postgres-main"),
             10.0,
@@ -204,8 +246,12 @@ def insights(start: int, end: int, scenarios: Sequence[Scenario] = ()) -> list[d
             scenario.match.get("dns_query") if kind == "dns" else None,
             "10.2.0.1" if kind == "dns" else None,
         )
-        out.append(_failure(added, window, bucket, scenario.factor))
-    out.extend(_certificate(certificate, end, active) for certificate in CERTIFICATES)
+        if share >= 1.0:
+            out.append(_failure(added, window, bucket, scenario.factor))
+        else:
+            out.append(_failure(added, window, bucket, 1.0, shaped=scenario.factor, weight=share))
+    current = [s for s in scenarios if s.active_at(end)]
+    out.extend(_certificate(certificate, end, current) for certificate in CERTIFICATES)
     return out
 
 

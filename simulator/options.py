@@ -49,6 +49,7 @@ ScenarioKind = Literal[
     "dns_nxdomain_spike",
     # Network Health Insights (see simulator/network_health.py for what each does).
     "nhi_dns_failure_burst",
+    "nhi_tcp_failure_burst",
     "nhi_security_group_denial",
     "nhi_certificate_expiry",
 ]
@@ -195,8 +196,8 @@ class Scenario:
     matching connections (their traffic stops). The `dns_` kinds shape the DNS endpoint, the
     others the connections endpoint, but for the Network Health Insights kinds: their
     `factor` multiplies the failures of matching insights (nhi_dns_failure_burst,
-    nhi_security_group_denial), or is the days a matching certificate has left at `start`
-    (nhi_certificate_expiry).
+    nhi_tcp_failure_burst, nhi_security_group_denial), or is the days a matching
+    certificate has left at `start` (nhi_certificate_expiry).
 
     `start`/`end` (Unix seconds) bound it in time: it shapes the answers of windows whose
     `to` lies in [start, end), so history can hold an incident at a known time (None:

@@ -5,16 +5,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import yaml
+
 from simulator.fortnight import DAY, Incident, build
 from tests.alerting.harness import (
-    ROW_FAMILY,
+    CONFIG,
+    HISTORY_QUERIES,
+    ROW_FAMILIES,
     RULES_DIR,
     SEED,
     START,
     Episode,
     Rule,
     apply_for,
+    exporter_view,
+    harness_config,
     needed_recording_rules,
+    remove_fault_spans,
     rule_families,
     score,
 )
@@ -93,10 +100,51 @@ def test_only_the_recording_rules_and_families_the_alerts_read_are_built(tmp_pat
             "datadog_cnm_tcp_resets",
             "datadog_cnm_tcp_rtt_seconds",
             "datadog_exporter_window_seconds",
-            *ROW_FAMILY.values(),
+            *(name for names in ROW_FAMILIES.values() for name in names),
         }
     )
     # The shipped rules: every family a kept rule reads is written.
     shipped = rule_families(RULES_DIR)
     assert "datadog_exporter_window_seconds" in shipped
     assert "datadog_cnm_server_sent_bytes" not in shipped
+
+
+def test_the_harness_backfills_a_network_health_query_beside_the_shipped_ones(
+    tmp_path: Path,
+) -> None:
+    """The shipped configuration has no network_health query (opt-in): the harness's own
+    has the shipped queries and one more, shaped as the shipped CNM queries."""
+    config = yaml.safe_load(harness_config(tmp_path).read_text())
+    shipped = yaml.safe_load(CONFIG.read_text())
+    assert "network_health" not in shipped
+    assert {k: v for k, v in config.items() if k != "network_health"} == shipped
+    [query] = config["network_health"]
+    assert (query["interval"], query["window"], query["delay"]) == (
+        shipped["connections"][0]["interval"],
+        shipped["connections"][0]["window"],
+        shipped["connections"][0]["delay"],
+    )
+    assert ("network_health", query["name"]) in HISTORY_QUERIES
+    assert {"datadog_network_health_failure_ratio", "datadog_network_health_requests"} <= set(
+        rule_families(RULES_DIR)
+    )
+
+
+def test_network_health_polls_fail_during_the_datadog_faults_too(tmp_path: Path) -> None:
+    fortnight = build(SEED, START)
+    [fault] = [i for i in fortnight.incidents if i.name == "Datadog answers 5xx"]
+    path = tmp_path / "network_health-insights-2026-11-02.om"
+    t = fault.start + 60
+    path.write_text(
+        f'datadog_network_health_requests{{category="dns"}} 5 {t - 120}\n'
+        f'datadog_network_health_certificate_expiry_seconds{{domain="a"}} 5 {t - 120}\n'
+        f'datadog_network_health_failure_ratio{{category="dns"}} 0.1 {t - 120}\n'
+        f'datadog_network_health_requests{{category="dns"}} 5 {t}\n'
+    )
+    assert remove_fault_spans(path, [(fault.start, fault.end)]) == {t - 120: 2}
+    view = exporter_view(fortnight, {query: {} for query in HISTORY_QUERIES})
+    up = 'datadog_exporter_up{job="datadog-cnm-exporter",instance="10.0.3.17:10173",'
+    up += 'collector="network_health",query="insights"}'
+    assert f"{up} 0 {t - t % 60}\n" in view
+    assert f"{up} 1 {fault.start - 3600 - fault.start % 60}\n" in view
+    assert 'endpoint="network_health",code="500"' in view

@@ -1,6 +1,7 @@
-"""A bounded soak: the installed CLI polls six queries every second for about two minutes
-while the simulator cycles through every fault. Memory, tasks and connections stay flat, no
-traceback appears, no key leaks, and every query is healthy once the faults stop.
+"""A bounded soak: the installed CLI polls seven queries (of every collector) every second
+for about two minutes while the simulator cycles through every fault. Memory, tasks and
+connections stay flat, no traceback appears, no key leaks, and every query is healthy once
+the faults stop.
 
 Bounds (after a 15 s warm-up): resident memory grows by less than 20 MB; the asyncio task
 count is back to its warm-up value after recovery; open sockets never exceed one per query
@@ -45,8 +46,10 @@ cases:
   - {name: by_status, group_by: [status], interval: 1s, stale_after: 1h}
 audience:
   - {name: users, entity: users, interval: 1s, stale_after: 1h}
+network_health:
+  - {name: insights, interval: 1s, stale_after: 1h}
 """
-QUERIES = 6
+QUERIES = 7
 FAULTS: list[dict[str, object]] = [
     {"kind": "truncated"},
     {"kind": "malformed"},

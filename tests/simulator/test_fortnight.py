@@ -14,6 +14,7 @@ import pytest
 
 from simulator import Scenario, Simulator, SimulatorOptions
 from simulator.fortnight import DAY, Fortnight, Incident, build
+from simulator.network_health import insights
 from simulator.options import OptionError
 
 START = 1_793_577_600  # 2026-11-02T00:00:00Z, a Monday
@@ -86,7 +87,12 @@ def test_every_pair_incident_shows_in_its_groups_answer_while_it_runs(
     fortnight: Fortnight, sim: Simulator
 ) -> None:
     pair_incidents = [
-        i for i in fortnight.incidents if i.side == "data" and i.scenario and i.scenario.match
+        i
+        for i in fortnight.incidents
+        if i.side == "data"
+        and i.scenario
+        and i.scenario.match
+        and i.scenario.endpoint != "network_health"  # below
     ]
     kinds = {i.scenario.kind for i in pair_incidents if i.scenario}
     assert kinds == {
@@ -188,3 +194,66 @@ def test_blend_is_a_scenario_option_and_weekly_swing_is_bounded() -> None:
     assert Scenario(kind="dark", start=100, end=400).share_of(0, 50) == 0.0
     with pytest.raises(OptionError):
         SimulatorOptions(weekly_swing=1.0)
+
+
+def _insight(fortnight: Fortnight, incident: Incident, to: int) -> dict[str, Any]:
+    """The attributes of the incident's insight in the window ending at ``to``."""
+    rows = insights(to - WINDOW, to, fortnight.scenarios)
+    if "domain" in incident.labels:
+        [row] = [r for r in rows if r.get("domain_name") == incident.labels["domain"]]
+    else:
+        names = {"category": "type", "client_service": "client_service"}
+        names["server_service"] = "server_service"
+        [row] = [r for r in rows if all(r.get(names[k]) == v for k, v in incident.labels.items())]
+    return row
+
+
+def test_network_health_incidents_show_in_the_insights_while_they_run(
+    fortnight: Fortnight,
+) -> None:
+    """A certificate crossing 14 days to expiry and one expiring, a DNS and a TCP failure
+    burst and a security-group denial, each meant for its alert."""
+    shaped = [
+        i for i in fortnight.incidents if i.scenario and i.scenario.endpoint == "network_health"
+    ]
+    labelled = {i.alerts[0]: i for i in shaped if i.side == "data"}
+    assert sorted(labelled) == [
+        "DatadogNetworkHealthCertificateExpired",
+        "DatadogNetworkHealthCertificateExpiringSoon",
+        "DatadogNetworkHealthDNSFailures",
+        "DatadogNetworkHealthSecurityGroupDenials",
+        "DatadogNetworkHealthTCPFailures",
+    ]
+    for alert, incident in labelled.items():
+        before = _insight(fortnight, incident, incident.start - 60)
+        during = _insight(fortnight, incident, incident.start + 10 * 60)
+        after = _insight(fortnight, incident, incident.end + 10 * 60)
+        if "Certificate" in alert:
+            days = [row["days_until_expiration"] for row in (before, during, after)]
+            if alert.endswith("Expired"):
+                assert days[0] > 14 and days[1] <= 0 < days[2], days
+            else:  # 14 days left the day before: it crosses the threshold at the start
+                assert days == [14, 13, days[2]] and days[2] >= 30, days
+        else:
+            rates = [row["failure_rate"] for row in (before, during, after)]
+            assert rates[1] >= 10 * max(rates[0], rates[2]), (incident.name, rates)
+            assert during["total_requests"] >= WINDOW, incident.name  # a request a second
+
+
+def test_network_health_noise_is_short_or_quiet(fortnight: Fortnight) -> None:
+    """Noise no alert may page for: blips on busy pairs shorter than the alerts' 10
+    minutes, and failure bursts on pairs under a request a second; each kind twice."""
+    noise = [
+        i
+        for i in fortnight.incidents
+        if i.side == "noise" and i.scenario and i.scenario.endpoint == "network_health"
+    ]
+    assert len(noise) == 10 and len({i.name for i in noise}) == 5
+    for incident in noise:
+        during = _insight(fortnight, incident, incident.end)
+        if incident.end - incident.start < 10 * 60:
+            assert during["total_requests"] >= WINDOW, incident.name
+        else:
+            assert during["total_requests"] < WINDOW, incident.name
+        before = _insight(fortnight, incident, incident.start - 60)
+        assert during["failure_rate"] >= 10 * before["failure_rate"], incident.name

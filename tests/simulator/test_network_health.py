@@ -136,3 +136,81 @@ def test_scenarios_parse_from_the_command_line() -> None:
     )
     with pytest.raises(OptionError):
         scenario_from_cli("nhi_certificate_expiry::0")
+
+
+def test_a_tcp_failure_burst_multiplies_the_matching_tcp_failures_only() -> None:
+    burst = Scenario("nhi_tcp_failure_burst", {"server_service": "inventory"}, 30.0)
+    calm = insights(MIDNIGHT - 900, MIDNIGHT)
+    loud = insights(MIDNIGHT - 900, MIDNIGHT, burst)
+    before = one(calm, type="tcp", server_service="inventory")
+    after = one(loud, type="tcp", server_service="inventory")
+    assert after["total_requests"] == before["total_requests"]
+    assert after["failure_rate"] >= 25 * before["failure_rate"]
+    assert one(loud, type="tcp", server_service="postgres-main") == one(
+        calm, type="tcp", server_service="postgres-main"
+    )
+    assert [r for r in loud if r["type"] != "tcp"] == [r for r in calm if r["type"] != "tcp"]
+
+
+def test_a_blending_burst_shows_gradually_as_the_window_fills_with_it() -> None:
+    """With ``blend`` a window partly covered mixes the failures with and without the
+    burst by the share it covers; requests are the window's either way."""
+    start = MIDNIGHT + 3600
+    burst = Scenario(
+        "nhi_dns_failure_burst", {"client_service": "frontend"}, 50.0, start, start + 3600, True
+    )
+    rows = [
+        one(insights(to - 300, to, burst), type="dns", client_service="frontend")
+        for to in (start, start + 75, start + 150, start + 300, start + 3600 + 150)
+    ]
+    rates = [row["failure_rate"] for row in rows]
+    assert rates[0] < 1 and rates[3] > 8
+    assert rates[0] < rates[1] < rates[2] < rates[3]
+    assert 0.35 * rates[3] < rates[2] < 0.65 * rates[3]  # half the window: about half
+    assert 0.35 * rates[3] < rates[4] < 0.65 * rates[3]  # and half again as it leaves
+    plain = [
+        one(insights(to - 300, to), type="dns", client_service="frontend")
+        for to in (start, start + 75, start + 150, start + 300, start + 3600 + 150)
+    ]
+    assert [r["total_requests"] for r in rows] == [r["total_requests"] for r in plain]
+    # Without blend a window is shaped all or nothing, by its end.
+    sharp = Scenario("nhi_dns_failure_burst", {"client_service": "frontend"}, 50.0, start)
+    half = one(insights(start - 150, start + 150, sharp), type="dns", client_service="frontend")
+    assert half["failure_rate"] > 8
+
+
+def test_a_denial_that_appears_blends_in_with_the_pairs_requests_over_the_window() -> None:
+    start = MIDNIGHT + 3600
+    denial = Scenario(
+        "nhi_security_group_denial",
+        {"client_service": "batch-jobs", "server_service": "kafka"},
+        100.0,
+        start,
+        start + 3600,
+        True,
+    )
+    half = one(insights(start - 150, start + 150, denial), client_service="batch-jobs")
+    full = one(insights(start, start + 300, denial), client_service="batch-jobs")
+    assert half["total_requests"] > 0.6 * full["total_requests"]
+    assert 0.35 * full["failure_rate"] < half["failure_rate"] < 0.65 * full["failure_rate"]
+    assert not [
+        r
+        for r in insights(start - 600, start - 300, denial)
+        if r.get("client_service") == "batch-jobs"
+    ]
+
+
+def test_a_certificate_is_read_at_the_end_of_the_window_blended_or_not() -> None:
+    expiry = Scenario(
+        "nhi_certificate_expiry", {"domain_name": "shop.example.com"}, 0.5, MIDNIGHT, None, True
+    )
+    row = one(insights(MIDNIGHT - 150, MIDNIGHT + 150, expiry), domain_name="shop.example.com")
+    assert (row["days_until_expiration"], row["failure_type"]) == (0, "expired")
+    before = one(insights(MIDNIGHT - 300, MIDNIGHT - 1, expiry), domain_name="shop.example.com")
+    assert before["days_until_expiration"] >= 30
+
+
+def test_quiet_pairs_have_failure_insights_under_a_request_a_second() -> None:
+    rows = [r for r in insights(MIDNIGHT - 300, MIDNIGHT) if r["type"] in ("dns", "tcp")]
+    quiet = {r["client_service"] for r in rows if r["total_requests"] < 300}
+    assert quiet == {"nightly-reports", "cron"}
