@@ -433,9 +433,11 @@ class NetworkHealthQuery(TimeWindowQuery):
     endpoint = "network_health"
 
     window: PositiveDuration = Field(
-        default=900.0,
-        description="The time the insights cover, [now - delay - window, now - delay] "
-        "(Datadog's own default is 15m); failures, requests and traffic are totals over it.",
+        default=300.0,
+        description="The time the insights cover, [now - delay - window, now - delay]; "
+        "failures, requests and traffic are totals over it. 5m as the CNM collectors' and as "
+        "the shipped alerts are measured with (Datadog's own default, 15m, keeps a 3-minute "
+        "blip in the window longer than their `for: 10m`).",
     )
     categories: list[CategoryName] = Field(
         default_factory=list,

@@ -245,7 +245,7 @@ def test_the_request_asks_for_the_window_before_the_delay_as_strings() -> None:
 
 def test_the_window_is_reported_for_the_window_family() -> None:
     assert job(window="10m").window == 600.0
-    assert JOB.window == 900.0  # Datadog's own default window
+    assert JOB.window == 300.0  # the CNM collectors' default, not Datadog's 15m
 
 
 @pytest.mark.parametrize("body", [*UNPARSABLE_BODIES, b'{"data":{}}', b'{"data":"x"}', b"{}"])
