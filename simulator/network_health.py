@@ -39,6 +39,7 @@ import msgspec
 from simulator.data import BUCKET_SECONDS, DAY_SECONDS, NA, daily_factor, time_factor
 from simulator.errors import ErrorAnswer
 from simulator.options import Scenario
+from simulator.params import int_param
 
 PATH = "/api/v2/network-health-insights"
 DEFAULT_WINDOW = 15 * 60
@@ -104,15 +105,7 @@ def parse_window(params: Mapping[str, str], now: int) -> tuple[int, int]:
     """``from`` and ``to`` as the endpoint reads them (strings of Unix seconds; 400 if not)."""
 
     def read(name: str) -> int | None:
-        raw = params.get(name)
-        if raw is None:
-            return None
-        try:
-            return int(raw.strip(), 10)
-        except ValueError:
-            raise ErrorAnswer(
-                400, "Bad Request", f"{name} must be Unix seconds, got {raw!r}"
-            ) from None
+        return int_param(params, name, title="Bad Request", must_be="Unix seconds")
 
     end = read("to")
     end = now if end is None else end

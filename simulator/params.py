@@ -40,14 +40,18 @@ def _bad(title: str, detail: str) -> ErrorAnswer:
     return ErrorAnswer(400, title, detail)
 
 
-def _int_param(params: Mapping[str, str], name: str) -> int | None:
+def int_param(
+    params: Mapping[str, str], name: str, *, title: str = "", must_be: str = "an integer"
+) -> int | None:
+    """A whole-number parameter (None when absent); a 400 with ``title`` (default
+    ``Invalid <name>``) saying what it ``must_be`` when it is not one."""
     raw = params.get(name)
     if raw is None:
         return None
     try:
         return int(raw.strip(), 10)
     except ValueError:
-        raise _bad(f"Invalid {name}", f"{name} must be an integer, got {raw!r}") from None
+        raise _bad(title or f"Invalid {name}", f"{name} must be {must_be}, got {raw!r}") from None
 
 
 def _filter(params: Mapping[str, str]) -> tuple[tuple[str, str], Predicate]:
@@ -63,13 +67,13 @@ def _filter(params: Mapping[str, str]) -> tuple[tuple[str, str], Predicate]:
 
 def parse_network_params(params: Mapping[str, str], *, now: int, dns: bool) -> NetworkQuery:
     """Validate the query string shared by the connections and DNS endpoints."""
-    end = _int_param(params, "to")
+    end = int_param(params, "to")
     end = now if end is None else end
-    start = _int_param(params, "from")
+    start = int_param(params, "from")
     start = end - DEFAULT_WINDOW if start is None else start
     if start >= end:
         raise _bad("Invalid time range", f"from ({start}) must be before to ({end})")
-    limit = _int_param(params, "limit")
+    limit = int_param(params, "limit")
     limit = DEFAULT_LIMIT if limit is None else limit
     if not 1 <= limit <= MAX_LIMIT:
         raise _bad("Invalid limit", f"limit must be between 1 and {MAX_LIMIT}, got {limit}")
