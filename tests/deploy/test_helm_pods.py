@@ -18,7 +18,6 @@ values, so a web-config.yml and its certificates from a Secret cannot be read as
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,8 +104,9 @@ class Played:
 def short_intervals() -> dict[str, Any]:
     """The chart's default configuration, every poll every 5 s (the image's baked-in
     config polls every 60 s: 5 s shows the ConfigMap is what the exporter reads)."""
-    config: dict[str, Any] = copy.deepcopy(load_values(CHART / "values.yaml")["config"])
-    for section in ("connections", "dns", "cases", "audience"):
+    config: dict[str, Any] = load_values(CHART / "files" / "config.yml")
+    del config["datadog"]["site"]  # as the chart leaves it to datadog.site
+    for section in config.keys() - {"datadog"}:
         for query in config[section]:
             query["interval"] = "5s"
     return config
