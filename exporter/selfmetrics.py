@@ -108,10 +108,10 @@ STALE = Family(
 )
 ANSWER_ROWS = Family(
     "datadog_exporter_answer_rows",
-    "Rows (connections, DNS rows, case groups, audience connections) in the query's last "
-    "successful Datadog answer, counted before max_series drops any. 0: the query succeeds "
-    "but matches nothing (check its filters, tags and group_by); up stays 1. No sample "
-    "before the first successful poll.",
+    "Rows (connections, DNS rows, case groups, audience connections, health insights) in "
+    "the query's last successful Datadog answer, counted before max_series drops any. 0: "
+    "the query succeeds but matches nothing (check its filters, tags and group_by); up "
+    "stays 1. No sample before the first successful poll.",
     labels=_PER_QUERY,
     note="A query that succeeds and matches nothing: datadog_exporter_up == 1 and on "
     "(collector, query) datadog_exporter_answer_rows == 0.",

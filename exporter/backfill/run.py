@@ -19,6 +19,7 @@ from typing import Any, BinaryIO
 
 from ..config.report import limit_per_hour
 from ..durations import format_duration
+from ..scheduler.poll import DECODE_ERROR
 from .grid import day_bounds, day_of, format_hours
 from .journal import Journal, QueryRef
 from .progress import Console, Progress
@@ -203,7 +204,7 @@ class Runner:
             try:
                 await loop.run_in_executor(self._thread, self._store, target, t, body)
             except DecodeError as exc:
-                self._failed(target, t, "decode_error", str(exc))
+                self._failed(target, t, DECODE_ERROR, str(exc))
                 continue
             self.outcome.done += 1
             self._progress.advance()
