@@ -460,6 +460,13 @@ def test_your_queries_replace_the_shipped_ones_whole(tmp_path: Path) -> None:
     ]
 
 
+def test_a_config_left_empty_is_the_shipped_one(tmp_path: Path) -> None:
+    """`config:` with nothing under it is YAML's null, which Helm reads as no value at all."""
+    values = tmp_path / "empty.yaml"
+    values.write_text("config:\n")
+    assert rendered_config(values) == shipped_config()
+
+
 def test_settings_alone_keep_the_shipped_queries() -> None:
     """`--set config.datadog.timeout=20s` tunes the shipped configuration, and a config
     naming a section with no query is refused rather than polling nothing."""

@@ -74,8 +74,9 @@ app.kubernetes.io/part-of: datadog-cnm-exporter
 {{/* The exporter's configuration as YAML; datadog.site and config.datadog.site must agree. */}}
 {{- define "dce.config" -}}
 {{- $site := "" -}}
-{{- if and (hasKey .Values.config "datadog") (kindIs "map" .Values.config.datadog) -}}
-{{- $site = get .Values.config.datadog "site" | default "" -}}
+{{- $given := .Values.config | default dict -}}
+{{- if and (hasKey $given "datadog") (kindIs "map" $given.datadog) -}}
+{{- $site = get $given.datadog "site" | default "" -}}
 {{- end -}}
 {{- if and $site .Values.datadog.site (ne (toString $site) .Values.datadog.site) -}}
 {{- fail (printf "datadog.site (%s) and config.datadog.site (%s) differ: set one" .Values.datadog.site $site) -}}
@@ -85,9 +86,9 @@ app.kubernetes.io/part-of: datadog-cnm-exporter
 
 {{/* .Values.config, or the shipped queries (files/config.yml, its site left to datadog.site)
 under .Values.config's settings when it names no query section: every key but datadog is
-one, the schema allows no other. */}}
+one, the schema allows no other. A `config:` left empty in YAML is null: the same. */}}
 {{- define "dce.effectiveConfig" -}}
-{{- $config := deepCopy .Values.config -}}
+{{- $config := deepCopy (.Values.config | default dict) -}}
 {{- if not (omit $config "datadog") -}}
 {{- $shipped := .Files.Get "files/config.yml" | fromYaml -}}
 {{- $_ := unset (get $shipped "datadog" | default dict) "site" -}}
